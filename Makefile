@@ -1,0 +1,53 @@
+# kafkaguard — the two commands of the README are `make demo` and `make test`.
+# Each installs what it needs (system packages, a virtualenv from pinned versions, Kafka's jars)
+# and is safe to run again.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
+export KAFKAGUARD_RUN_DIR ?= $(CURDIR)/.run
+
+.PHONY: demo test lint format system-deps venv jars unit integration clean down
+
+demo: system-deps venv jars
+	$(BIN)/python examples/roundtrip.py
+
+test: system-deps venv jars lint
+	$(BIN)/python -m pytest -ra -p no:cacheprovider $(PYTEST_ARGS)
+
+unit: venv
+	$(BIN)/python -m pytest -ra tests/unit $(PYTEST_ARGS)
+
+integration: system-deps venv jars
+	$(BIN)/python -m pytest -ra tests/integration $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff format --check src tests examples
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff format src tests examples
+	$(BIN)/ruff check --fix src tests examples
+
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+venv: $(STAMP)
+
+$(STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+jars: venv
+	$(BIN)/python -c "from kafkaguard.devstack.jars import ensure_kafka_jars; from kafkaguard.devstack.stack import default_run_dir; print('Kafka jars:', ensure_kafka_jars(default_run_dir()))"
+
+down: venv
+	$(BIN)/kafkaguard dev down
+
+clean: down
+	rm -rf .run $(VENV)

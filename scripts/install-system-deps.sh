@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the system packages kafkaguard's dev stack and tests need, from Debian's archive, when
+# missing: a JDK and Maven (to fetch and run Kafka's published jars), PostgreSQL 15, and kcat (a
+# plain Kafka client the tests use as a witness). Idempotent: installs nothing when all are there.
+set -euo pipefail
+
+need=()
+command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || need+=(maven)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
+command -v kcat >/dev/null 2>&1 || need+=(kcat)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "error: missing ${need[*]} and apt-get is not available; install them with your package manager" >&2
+  exit 1
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    echo "error: missing ${need[*]}; run as root: apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+fi
+echo "installing from Debian's packages: ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq "${need[@]}" >/dev/null

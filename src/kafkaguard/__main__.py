@@ -1,0 +1,5 @@
+"""``python -m kafkaguard`` runs the CLI."""
+
+from kafkaguard.cli import main
+
+main()

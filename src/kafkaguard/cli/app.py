@@ -1,0 +1,40 @@
+"""The ``kafkaguard`` command: one Typer app with a sub-app per area."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from kafkaguard.cli.dev import dev_app
+from kafkaguard.errors import KafkaguardError
+
+app = typer.Typer(
+    name="kafkaguard",
+    help="Carry domain events from a database through Kafka into other databases, losing none.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(dev_app, name="dev")
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning kafkaguard errors into one red line."""
+    try:
+        app(standalone_mode=False)
+    except KafkaguardError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except (typer.Abort, KeyboardInterrupt):
+        Console(stderr=True).print("aborted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

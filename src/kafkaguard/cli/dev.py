@@ -1,0 +1,147 @@
+"""``kafkaguard dev``: start, inspect, fault and stop the local Kafka + PostgreSQL stack."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kafkaguard.devstack.stack import DevStack, StackPorts, default_run_dir
+from kafkaguard.errors import ConfigurationError
+
+dev_app = typer.Typer(help="Local Kafka (KRaft, from Maven Central) and PostgreSQL 15 for development.")
+_out = Console(soft_wrap=True)
+_err = Console(stderr=True)
+
+RunDir = Annotated[
+    Path | None,
+    typer.Option("--run-dir", help="Folder for data, logs and state [env KAFKAGUARD_RUN_DIR; default ./.run]."),
+]
+
+
+def _stack(run_dir: Path | None) -> DevStack | None:
+    return DevStack.load((run_dir or default_run_dir()).resolve())
+
+
+def _require_stack(run_dir: Path | None) -> DevStack:
+    stack = _stack(run_dir)
+    if stack is None:
+        raise ConfigurationError("no dev stack has been started here; run `kafkaguard dev up` first")
+    return stack
+
+
+@dev_app.command("up")
+def up(
+    brokers: Annotated[int, typer.Option(help="1 broker, or a 3-broker KRaft cluster (RF 3, min ISR 2).")] = 1,
+    kafka_port: Annotated[
+        int, typer.Option(help="First broker port; broker i uses +2i, its controller +2i+1.")
+    ] = 29092,
+    postgres_port: Annotated[int, typer.Option(help="PostgreSQL port.")] = 25432,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each service to answer.")] = 120.0,
+    run_dir: RunDir = None,
+) -> None:
+    """Start Kafka and PostgreSQL (installing what is missing) and wait until both answer. Idempotent."""
+    where = (run_dir or default_run_dir()).resolve()
+    with _err.status("fetching Kafka's jars and starting the stack..."):
+        stack = DevStack.create(where, brokers=brokers, ports=StackPorts(kafka=kafka_port, postgres=postgres_port))
+        stack.up(timeout=timeout)
+    _print_status(stack, as_json=False)
+
+
+@dev_app.command("status")
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    run_dir: RunDir = None,
+) -> None:
+    """Print the bootstrap servers, the database URL and which processes run."""
+    stack = _stack(run_dir)
+    if stack is None:
+        if as_json:
+            _out.print_json(json.dumps({"running": False}))
+        else:
+            _out.print("no dev stack here; start one with `kafkaguard dev up`")
+        raise typer.Exit(1)
+    _print_status(stack, as_json=as_json)
+
+
+@dev_app.command("down")
+def down(
+    wipe: Annotated[bool, typer.Option(help="Also delete the data and the saved state.")] = False,
+    run_dir: RunDir = None,
+) -> None:
+    """Stop Kafka and PostgreSQL. Succeeds when nothing runs."""
+    stack = _stack(run_dir)
+    if stack is None:
+        _out.print("nothing to stop")
+        return
+    stack.down(wipe=wipe)
+    _out.print("stopped" + (" and wiped" if wipe else ""))
+
+
+class Fault(StrEnum):
+    stop = "stop"
+    kill = "kill"
+    pause = "pause"
+    resume = "resume"
+    restart = "restart"
+
+
+@dev_app.command("kafka")
+def kafka_fault(
+    action: Annotated[Fault, typer.Argument(help="stop | kill (-9) | pause (SIGSTOP) | resume | restart")],
+    node: Annotated[int, typer.Option(help="Node id (1-based).")] = 1,
+    run_dir: RunDir = None,
+) -> None:
+    """Inject a fault into one broker; its data is kept."""
+    stack = _require_stack(run_dir)
+    broker = stack.kafka.node(node)
+    if action is Fault.restart:
+        stack.kafka.restart(node)
+    else:
+        actions: dict[Fault, Callable[[], None]] = {
+            Fault.stop: broker.stop,
+            Fault.kill: broker.kill,
+            Fault.pause: broker.pause,
+            Fault.resume: broker.resume,
+        }
+        actions[action]()
+    stack.save()
+    _out.print(f"kafka node {node}: {action.value}")
+
+
+@dev_app.command("postgres")
+def postgres_fault(
+    action: Annotated[Fault, typer.Argument(help="stop | kill (-9) | restart")],
+    run_dir: RunDir = None,
+) -> None:
+    """Inject a fault into PostgreSQL; its data is kept."""
+    stack = _require_stack(run_dir)
+    pg = stack.postgres
+    actions: dict[Fault, Callable[[], None]] = {Fault.stop: pg.stop, Fault.kill: pg.kill, Fault.restart: pg.restart}
+    if action not in actions:
+        raise ConfigurationError("PostgreSQL supports stop, kill and restart")
+    actions[action]()
+    stack.save()
+    _out.print(f"postgres: {action.value}")
+
+
+def _print_status(stack: DevStack, *, as_json: bool) -> None:
+    info = stack.status()
+    if as_json:
+        _out.print_json(json.dumps(info))
+        return
+    _out.print(f"bootstrap servers: [bold]{info['bootstrap_servers']}[/]")
+    _out.print(f"database URL:      [bold]{info['database_url']}[/]", highlight=False)
+    table = Table("service", "address", "pid", "state", "log")
+    for b in info["brokers"]:
+        state = "paused" if b["paused"] else ("running" if b["running"] else "down")
+        table.add_row(f"kafka node {b['node_id']}", b["address"], str(b["pid"]), state, b["log"])
+    pg = info["postgres"]
+    table.add_row("postgres", pg["address"], str(pg["pid"]), "running" if pg["running"] else "down", pg["log"])
+    _out.print(table)

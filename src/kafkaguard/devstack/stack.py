@@ -1,0 +1,152 @@
+"""The dev stack: a Kafka cluster and a PostgreSQL server sharing one run folder.
+
+Its state (ports, pids, cluster id) is kept in ``<run dir>/stack.json`` so that ``kafkaguard dev``
+commands run one after another act on the same processes. ``up`` is idempotent: running
+processes are left alone and dead ones are started again with their data kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kafkaguard.devstack.kafka import KafkaCluster, new_cluster_id
+from kafkaguard.devstack.postgres import PostgresServer
+from kafkaguard.errors import ConfigurationError
+
+RUN_DIR_ENV = "KAFKAGUARD_RUN_DIR"
+
+
+def default_run_dir() -> Path:
+    """``$KAFKAGUARD_RUN_DIR``, else ``.run`` in the current directory (git-ignored)."""
+    return Path(os.environ.get(RUN_DIR_ENV, ".run")).resolve()
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    """Loopback ports of a stack; broker ``i`` uses ``kafka + 2i`` and its controller ``kafka + 2i + 1``."""
+
+    kafka: int = 29092
+    postgres: int = 25432
+
+    def broker_ports(self, brokers: int) -> tuple[list[int], list[int]]:
+        return (
+            [self.kafka + 2 * i for i in range(brokers)],
+            [self.kafka + 2 * i + 1 for i in range(brokers)],
+        )
+
+
+class DevStack:
+    """Kafka (1 or 3 KRaft nodes) and PostgreSQL 15 under ``run_dir``."""
+
+    def __init__(self, run_dir: Path, kafka: KafkaCluster, postgres: PostgresServer) -> None:
+        self.run_dir = run_dir
+        self.kafka = kafka
+        self.postgres = postgres
+
+    @property
+    def state_file(self) -> Path:
+        return self.run_dir / "stack.json"
+
+    @classmethod
+    def create(cls, run_dir: Path, *, brokers: int = 1, ports: StackPorts | None = None) -> DevStack:
+        """Describe a new stack (nothing is started); reuses the saved one when it exists."""
+        if brokers not in (1, 3):
+            raise ConfigurationError(f"--brokers must be 1 or 3, not {brokers}")
+        existing = cls.load(run_dir)
+        if existing is not None:
+            if existing.kafka.size != brokers:
+                raise ConfigurationError(
+                    f"a {existing.kafka.size}-broker stack already lives in {run_dir}; "
+                    "run `kafkaguard dev down --wipe` first to change the number of brokers"
+                )
+            return existing
+        ports = ports or StackPorts()
+        kafka_ports, controller_ports = ports.broker_ports(brokers)
+        kafka = KafkaCluster(
+            home=run_dir / "kafka", ports=kafka_ports, controller_ports=controller_ports, cluster_id=new_cluster_id()
+        )
+        kafka.build(run_dir)
+        postgres = PostgresServer(home=run_dir / "postgres", port=ports.postgres)
+        return cls(run_dir, kafka, postgres)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> DevStack | None:
+        """Return the stack saved in ``run_dir``, or None when there is none."""
+        path = run_dir / "stack.json"
+        if not path.exists():
+            return None
+        state: dict[str, Any] = json.loads(path.read_text())
+        kafka = KafkaCluster(
+            home=run_dir / "kafka",
+            ports=list(state["kafka_ports"]),
+            controller_ports=list(state["controller_ports"]),
+            cluster_id=str(state["cluster_id"]),
+        )
+        kafka.build(run_dir, pids=list(state["kafka_pids"]))
+        postgres = PostgresServer(
+            home=run_dir / "postgres", port=int(state["postgres_port"]), pid=state["postgres_pid"]
+        )
+        return cls(run_dir, kafka, postgres)
+
+    def save(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        state = {
+            "cluster_id": self.kafka.cluster_id,
+            "kafka_ports": self.kafka.ports,
+            "controller_ports": self.kafka.controller_ports,
+            "kafka_pids": [n.pid for n in self.kafka.nodes],
+            "postgres_port": self.postgres.port,
+            "postgres_pid": self.postgres.pid,
+        }
+        self.state_file.write_text(json.dumps(state, indent=2) + "\n")
+
+    def up(self, *, timeout: float = 120.0) -> None:
+        """Start whatever is not running and wait until Kafka and PostgreSQL answer."""
+        try:
+            self.postgres.start(timeout=timeout)
+            for node in self.kafka.nodes:
+                node.launch()
+                self.save()  # record pids as soon as they exist, so `down` can always stop them
+            self.kafka.start(timeout=timeout)
+        finally:
+            self.save()
+
+    def down(self, *, wipe: bool = False) -> None:
+        """Stop Kafka and PostgreSQL; with ``wipe`` also delete their data and the saved state."""
+        self.kafka.stop()
+        self.postgres.stop()
+        self.save()
+        if wipe:
+            for sub in ("kafka", "postgres"):
+                shutil.rmtree(self.run_dir / sub, ignore_errors=True)
+            self.state_file.unlink(missing_ok=True)
+
+    def status(self) -> dict[str, Any]:
+        """Return what a client needs (bootstrap servers, database URL) and what is running."""
+        return {
+            "bootstrap_servers": self.kafka.bootstrap,
+            "database_url": self.postgres.url() if self.postgres.password_file.exists() else None,
+            "brokers": [
+                {
+                    "node_id": n.node_id,
+                    "address": n.bootstrap,
+                    "pid": n.pid,
+                    "running": n.is_running(),
+                    "paused": n.is_paused(),
+                    "log": str(n.log_file),
+                }
+                for n in self.kafka.nodes
+            ],
+            "postgres": {
+                "address": f"127.0.0.1:{self.postgres.port}",
+                "pid": self.postgres.pid,
+                "running": self.postgres.is_running(),
+                "log": str(self.postgres.log_file),
+            },
+            "run_dir": str(self.run_dir),
+        }

@@ -1,0 +1,67 @@
+"""kafkaguard's exception tree.
+
+Every error a user can meet derives from :class:`KafkaguardError` and says what happened and
+what to do. Client-library errors (confluent-kafka, psycopg, httpx) are converted at the adapter
+boundary, so callers never need to import those libraries to handle a failure.
+
+    KafkaguardError
+    ├── ConfigurationError        bad settings or arguments; fix the input
+    ├── DevStackError             local Kafka/PostgreSQL tooling failed
+    │   ├── ToolMissingError      java, mvn or apt-get not found
+    │   ├── PortInUseError        a loopback port we need is taken
+    │   └── StartTimeoutError     a process did not become ready in time (names its log)
+    └── PublishError              an event could not be handed to Kafka
+        └── DeliveryTimeoutError  the broker did not acknowledge within the time budget
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class KafkaguardError(Exception):
+    """Root of every error raised by kafkaguard."""
+
+
+class ConfigurationError(KafkaguardError):
+    """Settings or arguments are invalid; the message names the field and the fix."""
+
+
+class DevStackError(KafkaguardError):
+    """The local development stack (Kafka, PostgreSQL) could not be set up or controlled."""
+
+
+class ToolMissingError(DevStackError):
+    """A program the dev stack needs is not installed."""
+
+    def __init__(self, tool: str, hint: str) -> None:
+        super().__init__(f"'{tool}' was not found on PATH. {hint}")
+        self.tool = tool
+
+
+class PortInUseError(DevStackError):
+    """A loopback port the dev stack wants is already taken by another process."""
+
+    def __init__(self, port: int, what: str) -> None:
+        super().__init__(
+            f"port {port} on 127.0.0.1 (for {what}) is taken by another process; "
+            "stop that process or choose other ports (see `kafkaguard dev up --help`)"
+        )
+        self.port = port
+
+
+class StartTimeoutError(DevStackError):
+    """A process did not become ready within its deadline."""
+
+    def __init__(self, what: str, seconds: float, log: Path | None) -> None:
+        where = f"; read its log: {log}" if log is not None else ""
+        super().__init__(f"{what} did not become ready within {seconds:.0f} s{where}")
+        self.log = log
+
+
+class PublishError(KafkaguardError):
+    """An event could not be handed to Kafka."""
+
+
+class DeliveryTimeoutError(PublishError):
+    """The broker did not acknowledge the event within the time budget."""

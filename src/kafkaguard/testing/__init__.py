@@ -1,0 +1,1 @@
+"""Test support: pytest fixtures that start the real Kafka and PostgreSQL (see ``fixtures``)."""

@@ -1,0 +1,118 @@
+"""pytest fixtures on the real Kafka and PostgreSQL.
+
+Load with ``pytest_plugins = ["kafkaguard.testing.fixtures"]`` in a ``conftest.py``.
+
+- ``kafka_bootstrap`` / ``postgres`` (session): one broker and one PostgreSQL for the session.
+- ``topics`` (function): a factory of fresh topics, named uniquely for the test and deleted after.
+- ``database`` (function): a fresh schema; its ``url`` sets ``search_path`` to it.
+- ``kafka_cluster3`` (module): a dedicated 3-node cluster (RF 3, min ISR 2) that tests may break.
+- ``dedicated_kafka`` / ``dedicated_postgres`` (function): servers that a test may stop or kill.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import psycopg
+import pytest
+
+from kafkaguard.devstack.kafka import KafkaCluster
+from kafkaguard.devstack.postgres import PostgresServer
+from kafkaguard.testing import stacks
+from kafkaguard.transports.kafka_admin import delete_topics, ensure_topics
+
+
+@pytest.fixture(scope="session")
+def _session_stack() -> Iterator[tuple[str, PostgresServer]]:
+    with stacks.session_stack() as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(_session_stack: tuple[str, PostgresServer]) -> str:
+    """Bootstrap servers of the session's broker."""
+    return _session_stack[0]
+
+
+@pytest.fixture(scope="session")
+def postgres(_session_stack: tuple[str, PostgresServer]) -> PostgresServer:
+    """The session's PostgreSQL server."""
+    return _session_stack[1]
+
+
+@dataclass
+class TopicFactory:
+    """Creates topics named ``<prefix>.<name>`` on a bootstrap; remembers them for cleanup."""
+
+    bootstrap: str
+    prefix: str
+    replication: int = 1
+    created: list[str] = field(default_factory=list)
+
+    def __call__(self, name: str = "events", *, partitions: int = 3) -> str:
+        topic = f"{self.prefix}.{name}"
+        ensure_topics(self.bootstrap, [topic], partitions=partitions, replication=self.replication)
+        self.created.append(topic)
+        return topic
+
+
+@pytest.fixture
+def topics(kafka_bootstrap: str) -> Iterator[TopicFactory]:
+    """Factory of fresh topics for this test on the session broker."""
+    factory = TopicFactory(kafka_bootstrap, f"t{uuid.uuid4().hex[:10]}")
+    yield factory
+    delete_topics(kafka_bootstrap, factory.created)
+
+
+@dataclass(frozen=True)
+class TestDatabase:
+    """A schema of the session database reserved for one test."""
+
+    __test__ = False  # not a test class, despite the name
+
+    server: PostgresServer
+    schema: str
+
+    @property
+    def url(self) -> str:
+        """SQLAlchemy URL whose connections use this schema first."""
+        return f"{self.server.url()}?options=-csearch_path%3D{self.schema}"
+
+    @property
+    def conninfo(self) -> str:
+        """libpq connection string whose connections use this schema first."""
+        return f"{self.server.conninfo()} options=-csearch_path={self.schema}"
+
+
+@pytest.fixture
+def database(postgres: PostgresServer) -> Iterator[TestDatabase]:
+    """A fresh schema in the session database, dropped after the test."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    yield TestDatabase(postgres, schema)
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="module")
+def kafka_cluster3() -> Iterator[KafkaCluster]:
+    """A dedicated 3-node KRaft cluster (RF 3, min.insync.replicas 2) for fault tests."""
+    with stacks.kafka_cluster(3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def dedicated_kafka() -> Iterator[KafkaCluster]:
+    """A single broker of this test's own, free to be stopped, killed or paused."""
+    with stacks.kafka_cluster(1) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def dedicated_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test's own, free to be stopped or killed."""
+    with stacks.postgres_server() as server:
+        yield server

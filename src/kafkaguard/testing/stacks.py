@@ -1,0 +1,81 @@
+"""Start throw-away stacks for tests: free loopback ports, a run folder of their own, wiped after."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from kafkaguard.devstack import process
+from kafkaguard.devstack.kafka import KafkaCluster
+from kafkaguard.devstack.postgres import PostgresServer
+from kafkaguard.devstack.stack import DevStack, default_run_dir
+
+REUSE_ENV = "KAFKAGUARD_TEST_REUSE_STACK"
+
+
+def test_run_root() -> Path:
+    """Folder for test stacks: ``<run dir>/test`` (PostgreSQL's user must be able to enter it)."""
+    root = default_run_dir() / "test"
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o755)  # noqa: S103 - PostgreSQL's service user must enter it
+    return root
+
+
+def _fresh_dir(prefix: str) -> Path:
+    path = test_run_root() / f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    path.mkdir(parents=True)
+    return path
+
+
+@contextmanager
+def kafka_cluster(brokers: int = 1) -> Iterator[KafkaCluster]:
+    """A dedicated Kafka cluster (1 or 3 nodes) on free ports; stopped and deleted afterwards."""
+    home = _fresh_dir(f"kafka{brokers}")
+    ports = process.free_ports(2 * brokers)
+    cluster = KafkaCluster(home=home, ports=ports[:brokers], controller_ports=ports[brokers:])
+    cluster.build(default_run_dir())
+    failed = True
+    try:
+        cluster.start()
+        yield cluster
+        failed = False
+    finally:
+        for node in cluster.nodes:
+            node.resume()
+            node.kill()  # data is thrown away, so a clean shutdown buys nothing
+        if not failed:  # keep the logs of a failed start or test for reading
+            shutil.rmtree(home, ignore_errors=True)
+
+
+@contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    """A dedicated PostgreSQL server on a free port; stopped and deleted afterwards."""
+    home = _fresh_dir("pg")
+    server = PostgresServer(home=home, port=process.free_ports(1)[0])
+    try:
+        server.start()
+        yield server
+    finally:
+        server.kill()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@contextmanager
+def session_stack() -> Iterator[tuple[str, PostgresServer]]:
+    """Yield (bootstrap servers, PostgreSQL) for a test session.
+
+    With ``KAFKAGUARD_TEST_REUSE_STACK=1`` and a running ``kafkaguard dev up`` stack, that stack is
+    used (fast local iterations); otherwise a dedicated single-broker stack is started and removed.
+    Tests isolate themselves with their own topics and schema either way.
+    """
+    if os.environ.get(REUSE_ENV) == "1":
+        stack = DevStack.load(default_run_dir())
+        if stack is not None and stack.kafka.running() and stack.postgres.is_running():
+            yield stack.kafka.bootstrap, stack.postgres
+            return
+    with postgres_server() as pg, kafka_cluster(1) as kafka:
+        yield kafka.bootstrap, pg

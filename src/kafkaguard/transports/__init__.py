@@ -1,0 +1,1 @@
+"""Adapters to Kafka (confluent-kafka) and HTTP; client errors are translated here."""

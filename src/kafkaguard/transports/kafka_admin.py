@@ -1,0 +1,46 @@
+"""Create topics on demand, idempotently."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from kafkaguard.errors import PublishError
+
+
+def ensure_topics(
+    bootstrap: str,
+    topics: Iterable[str],
+    *,
+    partitions: int = 3,
+    replication: int = 1,
+    timeout: float = 30.0,
+) -> None:
+    """Create each missing topic with ``partitions`` and ``replication``; existing topics are left as they are."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    wanted = [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in topics]
+    if not wanted:
+        return
+    futures = admin.create_topics(wanted, operation_timeout=timeout, request_timeout=timeout)
+    for topic, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise PublishError(f"could not create topic {topic!r}: {exc}") from exc
+
+
+def delete_topics(bootstrap: str, topics: Iterable[str], *, timeout: float = 30.0) -> None:
+    """Delete ``topics``; topics that do not exist are ignored."""
+    names = list(topics)
+    if not names:
+        return
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.delete_topics(names, operation_timeout=timeout).values():
+        with contextlib.suppress(KafkaException):  # already gone is fine
+            future.result(timeout=timeout)

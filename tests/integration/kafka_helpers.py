@@ -1,0 +1,32 @@
+"""Small plain-client helpers for integration tests (deliberately not kafkaguard's own code paths)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from confluent_kafka import Consumer, Message
+
+
+def consume_all(bootstrap: str, topic: str, expected: int, *, timeout: float = 60.0) -> list[Message]:
+    """Read ``topic`` from the beginning until ``expected`` messages arrived or the deadline passed."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    got: list[Message] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(got) < expected and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            got.append(msg)
+    finally:
+        consumer.close()
+    return got

@@ -1,0 +1,26 @@
+"""The public API is exactly kafkaguard.__all__; this locks it so a change is deliberate."""
+
+import kafkaguard
+
+
+def test_public_api_is_locked() -> None:
+    assert sorted(kafkaguard.__all__) == sorted(
+        [
+            "ConfigurationError",
+            "DeliveryTimeoutError",
+            "DevStackError",
+            "KafkaguardError",
+            "PortInUseError",
+            "PublishError",
+            "StartTimeoutError",
+            "ToolMissingError",
+            "__version__",
+        ]
+    )
+
+
+def test_every_error_derives_from_the_root() -> None:
+    for name in kafkaguard.__all__:
+        obj = getattr(kafkaguard, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, kafkaguard.KafkaguardError), name
