@@ -52,7 +52,8 @@ def main() -> int:
     delivered = SyncProducer(bootstrap, timeout=30).send(
         topic, row[1].encode(), key=row[0].encode(), headers=[("event_id", event_id.encode())]
     )
-    console.print(f"2. produced it (acks=all, idempotent) to {delivered.topic}[{delivered.partition}]@{delivered.offset}")
+    where = f"{delivered.topic}[{delivered.partition}]@{delivered.offset}"
+    console.print(f"2. produced it (acks=all, idempotent) to {where}")
 
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": f"demo-{event_id}", "auto.offset.reset": "earliest"}
@@ -72,7 +73,8 @@ def main() -> int:
         return 1
     back = json.loads(found.value() or b"null")
     ok = back == payload and found.key() == b"post-1"
-    console.print(f"3. consumed it back: key={found.key()!r} value={back} → {'[green]match[/]' if ok else '[red]MISMATCH[/]'}")
+    verdict = "[green]match[/]" if ok else "[red]MISMATCH[/]"
+    console.print(f"3. consumed it back: key={found.key()!r} value={back} → {verdict}")
     console.print("\nnext: `kafkaguard dev status`, `kafkaguard dev down`; the reference services come later.")
     return 0 if ok else 1
 
