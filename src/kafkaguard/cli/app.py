@@ -7,6 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
+from kafkaguard.cli.db import db_app
 from kafkaguard.cli.dev import dev_app
 from kafkaguard.errors import KafkaguardError
 
@@ -17,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(dev_app, name="dev")
+app.add_typer(db_app, name="db")
 
 
 def main() -> None:

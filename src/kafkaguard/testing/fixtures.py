@@ -5,6 +5,7 @@ Load with ``pytest_plugins = ["kafkaguard.testing.fixtures"]`` in a ``conftest.p
 - ``kafka_bootstrap`` / ``postgres`` (session): one broker and one PostgreSQL for the session.
 - ``topics`` (function): a factory of fresh topics, named uniquely for the test and deleted after.
 - ``database`` (function): a fresh schema; its ``url`` sets ``search_path`` to it.
+- ``migrated_database`` (function): the same with kafkaguard's tables created.
 - ``kafka_cluster3`` (module): a dedicated 3-node cluster (RF 3, min ISR 2) that tests may break.
 - ``dedicated_kafka`` / ``dedicated_postgres`` (function): servers that a test may stop or kill.
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 import psycopg
 import pytest
 
+from kafkaguard.db import migrate
 from kafkaguard.devstack.kafka import KafkaCluster
 from kafkaguard.devstack.postgres import PostgresServer
 from kafkaguard.testing import stacks
@@ -95,6 +97,13 @@ def database(postgres: PostgresServer) -> Iterator[TestDatabase]:
     yield TestDatabase(postgres, schema)
     with psycopg.connect(postgres.conninfo(), autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def migrated_database(database: TestDatabase) -> TestDatabase:
+    """A fresh schema with kafkaguard's migrations applied (outbox, dead letters, inbox)."""
+    migrate.upgrade(database.server.url(), schema=database.schema)
+    return database
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,1 @@
+"""The consumer: at-least-once delivery from Kafka with exactly-once effects in the database."""

@@ -1,0 +1,25 @@
+"""Settings of a consumer worker; times in seconds."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_BYTES
+from kafkaguard.policies.classify import ErrorClassifier
+from kafkaguard.policies.retry import RetryPolicy, in_process_policy
+
+
+class ConsumerSettings(BaseModel):
+    """How a consumer group reads, applies, retries and dead-letters."""
+
+    model_config = ConfigDict(frozen=True)
+
+    group_id: str = "kafkaguard"
+    topics: tuple[str, ...] = ()
+    retry: RetryPolicy = Field(default_factory=in_process_policy, description="in-process retries before a dead letter")
+    classifier: ErrorClassifier = Field(default_factory=ErrorClassifier)
+    dlq_topic: bool = Field(default=False, description="also copy dead letters to <topic>.dlq")
+    max_payload_bytes: int = Field(default=DEFAULT_MAX_PAYLOAD_BYTES, gt=0)
+    batch_size: int = Field(default=1, ge=1, le=10_000, description="1 = a transaction per event; >1 = batch mode")
+    poll_timeout: float = Field(default=0.5, gt=0)
+    store_backoff_max: float = Field(default=10.0, gt=0, description="longest pause while PostgreSQL is down")

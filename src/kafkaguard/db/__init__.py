@@ -1,0 +1,1 @@
+"""kafkaguard's tables (SQLAlchemy Core), migrations runner and database locks."""

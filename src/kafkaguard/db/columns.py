@@ -1,0 +1,38 @@
+"""Table and status names, defined once (SQL in every module refers to these)."""
+
+from enum import StrEnum
+
+OUTBOX = "outbox"
+PUBLISHER_DEAD_LETTERS = "kafka_publisher_dead_letters"
+LISTENER_DEAD_LETTERS = "kafka_listener_dead_letters"
+INBOX = "kafka_inbox"
+OUTBOX_NOTIFY_CHANNEL = "kafkaguard_outbox"
+OUTBOX_SHARDS = 64  # virtual shards of the outbox, by hash of the key; relays own shards
+
+
+class DeadLetterStatus(StrEnum):
+    """Life of a dead letter: ``pending`` → ``restored`` | ``failed`` (parked for an operator).
+
+    ``parked`` (listener store only): a later event of a key that has an open dead letter, stored
+    behind it so that the key's order holds; released when the head is restored.
+    ``discarded``: removed from processing by an operator, kept for audit.
+    """
+
+    PENDING = "pending"
+    PARKED = "parked"
+    RESTORED = "restored"
+    FAILED = "failed"
+    DISCARDED = "discarded"
+
+
+OPEN_STATUSES = (DeadLetterStatus.PENDING.value, DeadLetterStatus.PARKED.value, DeadLetterStatus.FAILED.value)
+"""Statuses that block later events of the same key (order holds until an operator decides)."""
+
+
+class PublishSource(StrEnum):
+    """Which path produced a publisher dead letter."""
+
+    OUTBOX = "outbox"
+    DIRECT = "direct"
+    BACKGROUND = "background"
+    HTTP = "http"

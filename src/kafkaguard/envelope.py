@@ -1,0 +1,207 @@
+"""The event envelope of DESIGN.md and its form on Kafka.
+
+On Kafka an event is: message key = ``key`` (UTF-8), value = ``payload`` as compact JSON, headers
+``event_id``, ``type``, ``aggregate_type``, ``occurred_at`` (ISO 8601), ``schema_version`` and any
+extra headers such as W3C ``traceparent``. A plain Kafka client, and Debezium's Outbox Event Router
+configured by kafkaguard, produce and read exactly this.
+
+:func:`decode` never raises anything but :class:`DecodeError`, whose ``reason`` says what is wrong
+with the bytes, so a consumer can dead-letter bad input instead of crashing.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from kafkaguard import headers as H
+from kafkaguard.errors import KafkaguardError
+from kafkaguard.ids import uuid7
+
+JsonObject = dict[str, Any]
+KafkaHeaders = list[tuple[str, bytes]]
+
+DEFAULT_MAX_PAYLOAD_BYTES = 1_000_000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One domain event.
+
+    ``event_id`` is the dedupe identity (UUIDv7); ``key`` orders events (the aggregate id, Kafka's
+    message key); ``aggregate_type`` routes to a topic; ``payload`` is a JSON object.
+    """
+
+    type: str
+    key: str
+    payload: JsonObject
+    aggregate_type: str = ""
+    event_id: uuid.UUID = field(default_factory=uuid7)
+    occurred_at: datetime = field(default_factory=_now)
+    schema_version: int = 1
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.type:
+            raise EnvelopeError("an event needs a non-empty type, e.g. 'post.created'")
+        if not self.key:
+            raise EnvelopeError(f"event {self.type!r} needs a non-empty key (its aggregate id)")
+        if not isinstance(self.payload, dict):
+            raise EnvelopeError(
+                f"event {self.type!r}: payload must be a JSON object, not {type(self.payload).__name__}"
+            )
+        if not self.aggregate_type:
+            # 'post.created' -> 'post': the aggregate type defaults to the type's first part.
+            object.__setattr__(self, "aggregate_type", self.type.split(".", 1)[0])
+        if self.occurred_at.tzinfo is None:
+            raise EnvelopeError("occurred_at must be timezone-aware")
+
+    def payload_bytes(self) -> bytes:
+        """The payload as compact UTF-8 JSON (the Kafka value)."""
+        return json.dumps(self.payload, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+    def kafka_headers(self) -> KafkaHeaders:
+        """Envelope fields and extra headers as Kafka headers (extras never override envelope fields)."""
+        base = {
+            H.EVENT_ID: str(self.event_id),
+            H.TYPE: self.type,
+            H.AGGREGATE_TYPE: self.aggregate_type,
+            H.OCCURRED_AT: self.occurred_at.isoformat(),
+            H.SCHEMA_VERSION: str(self.schema_version),
+        }
+        extra = [(k, v.encode()) for k, v in self.headers.items() if k not in base]
+        return [(k, v.encode()) for k, v in base.items()] + extra
+
+    def to_json(self) -> JsonObject:
+        """The whole envelope as a JSON object (``http`` mode's body, dead-letter records)."""
+        return {
+            "event_id": str(self.event_id),
+            "key": self.key,
+            "type": self.type,
+            "aggregate_type": self.aggregate_type,
+            "payload": self.payload,
+            "headers": dict(self.headers),
+            "occurred_at": self.occurred_at.isoformat(),
+            "schema_version": self.schema_version,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Event:
+        """Parse :meth:`to_json`'s form; raise :class:`DecodeError` (reason ``wrong_shape``) on bad input."""
+        if not isinstance(data, dict):
+            raise DecodeError(DecodeReason.WRONG_SHAPE, "the envelope must be a JSON object")
+        try:
+            hdrs = data.get("headers") or {}
+            if not isinstance(hdrs, dict):
+                raise TypeError("headers must be an object")
+            return cls(
+                type=str(data["type"]),
+                key=str(data["key"]),
+                payload=data["payload"],
+                aggregate_type=str(data.get("aggregate_type") or ""),
+                event_id=uuid.UUID(str(data["event_id"])),
+                occurred_at=_parse_time(data.get("occurred_at")),
+                schema_version=int(data.get("schema_version", 1)),
+                headers={str(k): str(v) for k, v in hdrs.items()},
+            )
+        except (KeyError, TypeError, ValueError, EnvelopeError) as exc:
+            raise DecodeError(DecodeReason.WRONG_SHAPE, f"envelope field problem: {exc}") from exc
+
+
+class EnvelopeError(KafkaguardError, ValueError):
+    """An event was built with invalid fields."""
+
+
+class DecodeReason(StrEnum):
+    """Why bytes from Kafka are not an event (stored as the listener dead letter's reason)."""
+
+    MISSING_HEADER = "missing_header"
+    UNDECODABLE = "undecodable"
+    NOT_JSON = "not_json"
+    WRONG_SHAPE = "wrong_shape"
+    OVERSIZED = "oversized"
+    MISSING_KEY = "missing_key"
+
+
+class DecodeError(KafkaguardError):
+    """A Kafka message is not a valid kafkaguard event; ``reason`` says why."""
+
+    def __init__(self, reason: DecodeReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def _parse_time(raw: Any) -> datetime:
+    if raw is None or raw == "":
+        return _now()
+    parsed = datetime.fromisoformat(str(raw))
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def decode(
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes | None]] | None,
+    *,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+) -> Event:
+    """Turn a Kafka message into an :class:`Event` or raise :class:`DecodeError` with a reason.
+
+    ``event_id`` and ``type`` headers are required; ``aggregate_type``, ``occurred_at`` and
+    ``schema_version`` default sensibly (messages from other producers may lack them).
+    """
+    hdrs: dict[str, str] = {}
+    for name, raw in headers or []:
+        if raw is None:
+            continue
+        try:
+            hdrs[name] = raw.decode()
+        except UnicodeDecodeError as exc:
+            raise DecodeError(DecodeReason.UNDECODABLE, f"header {name!r} is not UTF-8") from exc
+    for required in (H.EVENT_ID, H.TYPE):
+        if not hdrs.get(required):
+            raise DecodeError(DecodeReason.MISSING_HEADER, f"header {required!r} is missing")
+    if key is None or key == b"":
+        raise DecodeError(DecodeReason.MISSING_KEY, "the message has no key (the event's ordering key)")
+    if value is None:
+        raise DecodeError(DecodeReason.WRONG_SHAPE, "the message has no value (a tombstone is not an event)")
+    if len(value) > max_payload_bytes:
+        raise DecodeError(DecodeReason.OVERSIZED, f"payload of {len(value)} bytes exceeds {max_payload_bytes}")
+    try:
+        text = value.decode()
+        key_text = key.decode()
+    except UnicodeDecodeError as exc:
+        raise DecodeError(DecodeReason.UNDECODABLE, "key or value is not UTF-8") from exc
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DecodeError(DecodeReason.NOT_JSON, f"value is not JSON ({exc.msg} at {exc.pos})") from exc
+    if not isinstance(payload, dict):
+        raise DecodeError(DecodeReason.WRONG_SHAPE, f"value is JSON {type(payload).__name__}, not an object")
+    try:
+        event_id = uuid.UUID(hdrs[H.EVENT_ID])
+        occurred_at = _parse_time(hdrs.get(H.OCCURRED_AT))
+        schema_version = int(hdrs.get(H.SCHEMA_VERSION, "1"))
+    except ValueError as exc:
+        raise DecodeError(DecodeReason.WRONG_SHAPE, f"bad envelope header: {exc}") from exc
+    known = {H.EVENT_ID, H.TYPE, H.AGGREGATE_TYPE, H.OCCURRED_AT, H.SCHEMA_VERSION}
+    return Event(
+        type=hdrs[H.TYPE],
+        key=key_text,
+        payload=payload,
+        aggregate_type=hdrs.get(H.AGGREGATE_TYPE, ""),
+        event_id=event_id,
+        occurred_at=occurred_at,
+        schema_version=schema_version,
+        headers={k: v for k, v in hdrs.items() if k not in known},
+    )

@@ -1,0 +1,1 @@
+"""Alembic migrations of kafkaguard's tables (run with ``kafkaguard db upgrade``)."""

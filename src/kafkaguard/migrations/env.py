@@ -1,0 +1,43 @@
+"""Alembic environment: runs kafkaguard's migrations in the schema named by ``-x schema=`` or the URL's search_path."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine, text
+
+from kafkaguard.db.tables import metadata
+
+config = context.config
+schema = config.attributes.get("schema") or context.get_x_argument(as_dictionary=True).get("schema")
+url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=url, target_metadata=metadata, literal_binds=True, version_table_schema=schema)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    engine = create_engine(str(url))
+    with engine.connect() as connection:
+        if schema:
+            connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            connection.execute(text(f'SET search_path TO "{schema}"'))
+            connection.commit()
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            version_table_schema=schema,
+            include_schemas=False,
+            include_name=lambda name, type_, parent: not (type_ == "table" and name == "alembic_version"),
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,1 @@
+"""Pure decisions: backoff schedules, retry-or-dead-letter, error classification. No I/O here."""

@@ -1,0 +1,1 @@
+"""Publishing events: the four publish modes and the publisher dead-letter store."""

@@ -1,0 +1,55 @@
+"""Settings of the publishing side: which mode each event uses, and each mode's budget.
+
+Mode lookup (most specific wins): ``modes_by_type['post.created']``, then
+``modes_by_aggregate['post']``, then ``default_mode``. This is dailyfeed's
+``publish-type.post-service: kafka | feign`` generalised per event type.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kafkaguard.policies.backoff import Exponential
+from kafkaguard.policies.retry import RetryPolicy
+
+
+class PublishMode(StrEnum):
+    """How an event leaves the writing service (see DESIGN.md for each mode's guarantee)."""
+
+    OUTBOX = "outbox"
+    DIRECT = "direct"
+    BACKGROUND = "background"
+    HTTP = "http"
+
+
+class PublishSettings(BaseModel):
+    """Publishing settings; times in seconds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    default_mode: PublishMode = PublishMode.OUTBOX
+    modes_by_type: dict[str, PublishMode] = Field(default_factory=dict)
+    modes_by_aggregate: dict[str, PublishMode] = Field(default_factory=dict)
+
+    direct_timeout: float = Field(default=5.0, gt=0, description="time budget for the broker's ack in direct mode")
+
+    background_retry: RetryPolicy = Field(
+        default_factory=lambda: RetryPolicy(
+            max_attempts=3, backoff=Exponential(base=0.5, factor=2, max_seconds=10, jitter=0.2)
+        ),
+        description="attempts before the DLQ topic, then the dead-letter table",
+    )
+    background_timeout: float = Field(default=10.0, gt=0, description="per-attempt delivery timeout")
+
+    http_endpoints: dict[str, str] = Field(
+        default_factory=dict, description="aggregate type (or event type) -> receiving URL for http mode"
+    )
+    http_default_endpoint: str | None = None
+    http_timeout: float = Field(default=5.0, gt=0)
+    http_retries: int = Field(default=2, ge=0, description="retries after the first attempt, on 5xx and I/O errors")
+
+    def mode_for(self, event_type: str, aggregate_type: str) -> PublishMode:
+        """The mode for an event: by type, then by aggregate type, then the default."""
+        return self.modes_by_type.get(event_type) or self.modes_by_aggregate.get(aggregate_type) or self.default_mode

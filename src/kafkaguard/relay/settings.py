@@ -1,0 +1,22 @@
+"""Settings of the outbox relay; times in seconds."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RelaySettings(BaseModel):
+    """How the relay claims, publishes and removes outbox rows."""
+
+    model_config = ConfigDict(frozen=True)
+
+    batch_size: int = Field(default=500, ge=1, le=50_000, description="rows claimed per round")
+    poll_interval: float = Field(default=1.0, gt=0, description="fallback poll when no NOTIFY arrives")
+    delivery_timeout: float = Field(default=30.0, gt=0, description="broker ack budget per batch")
+    max_backoff: float = Field(default=10.0, gt=0, description="longest pause while Kafka or the DB is down")
+    delete_published: bool = Field(
+        default=True, description="delete rows once acknowledged; False marks published_at (cleanup deletes later)"
+    )
+    block_key_on_dead_letter: bool = Field(
+        default=True, description="later events of a key wait while it has an open publisher dead letter"
+    )
