@@ -1,0 +1,39 @@
+"""Outbox rows commit and roll back with the caller's transaction (sync and asyncio sessions)."""
+
+import psycopg
+import pytest
+from sqlalchemy.orm import Session
+
+from kafkaguard.db.engine import async_engine, sync_engine
+from kafkaguard.envelope import Event
+from kafkaguard.publisher.outbox import add_event, add_event_async
+from kafkaguard.testing.fixtures import TestDatabase
+
+
+def count(db: TestDatabase) -> int:
+    with psycopg.connect(db.conninfo) as conn:
+        row = conn.execute("SELECT count(*) FROM outbox").fetchone()
+    return int(row[0]) if row else -1
+
+
+def test_sync_session_commit_and_rollback(migrated_database: TestDatabase) -> None:
+    engine = sync_engine(migrated_database.server.url(), schema=migrated_database.schema)
+    with Session(engine) as session, session.begin():
+        add_event(session, Event(type="post.created", key="p1", payload={"n": 1}))
+    with pytest.raises(RuntimeError), Session(engine) as session, session.begin():
+        add_event(session, Event(type="post.created", key="p2", payload={"n": 2}))
+        raise RuntimeError("business write failed")
+    assert count(migrated_database) == 1
+    engine.dispose()
+
+
+async def test_async_session_commit(migrated_database: TestDatabase) -> None:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    engine = async_engine(migrated_database.server.url(), schema=migrated_database.schema)
+    async with AsyncSession(engine) as session, session.begin():
+        await add_event_async(session, Event(type="post.created", key="p1", payload={"n": 1}))
+    await engine.dispose()
+    with psycopg.connect(migrated_database.conninfo) as conn:
+        row = conn.execute("SELECT aggregatetype, aggregateid, type, payload FROM outbox").fetchone()
+    assert row == ("post", "p1", "post.created", {"n": 1})
