@@ -8,7 +8,9 @@ import typer
 from rich.console import Console
 
 from kafkaguard.cli.db import db_app
+from kafkaguard.cli.dead_letters import dead_letters_app
 from kafkaguard.cli.dev import dev_app
+from kafkaguard.cli.restore import restore_app
 from kafkaguard.errors import KafkaguardError
 
 app = typer.Typer(
@@ -19,6 +21,8 @@ app = typer.Typer(
 )
 app.add_typer(dev_app, name="dev")
 app.add_typer(db_app, name="db")
+app.add_typer(restore_app, name="restore")
+app.add_typer(dead_letters_app, name="dead-letters")
 
 
 def main() -> None:

@@ -1,0 +1,215 @@
+"""The publisher restore job: due publisher dead letters back to Kafka, or handed to the listener store.
+
+Guarantees:
+- Per-key order: for each key, records are processed in id order, and a key's later records wait
+  while an earlier one is not restored (a failure ends that key's turn for this run).
+- Two runs at the same time never process the same key: each key is processed in its own
+  transaction holding ``pg_try_advisory_xact_lock`` on (publisher scope, key); a run that cannot
+  take it skips the key.
+- A run killed mid-way loses nothing: a record is marked ``restored`` only in the transaction
+  that commits after the broker acknowledged it (a kill in between republishes it next time;
+  consumers dedupe by event id), and ``handoff`` writes the listener dead letter and the
+  ``restored`` mark in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from kafkaguard.db import columns as C
+from kafkaguard.db.locks import PUBLISHER_SCOPE
+from kafkaguard.envelope import Event
+from kafkaguard.errors import ConfigurationError
+from kafkaguard.restore.outcome import Outcome, after_failure, after_success
+from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
+from kafkaguard.transports.kafka_producer import SyncProducer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunReport:
+    """What one run did."""
+
+    restored: int = 0
+    retried: int = 0
+    failed: int = 0
+    skipped_keys: int = 0
+    restored_ids: list[int] = field(default_factory=list)
+
+    def add(self, other: RunReport) -> None:
+        self.restored += other.restored
+        self.retried += other.retried
+        self.failed += other.failed
+        self.skipped_keys += other.skipped_keys
+        self.restored_ids += other.restored_ids
+
+
+def record_event(row: dict[str, Any]) -> Event:
+    """The event stored in a publisher dead-letter row."""
+    return Event(
+        type=row["type"],
+        key=row["key"],
+        payload=row["payload"],
+        aggregate_type=row["aggregate_type"],
+        event_id=row["event_id"],
+        occurred_at=row["occurred_at"],
+        schema_version=row["schema_version"],
+        headers=row["headers"] or {},
+    )
+
+
+def apply_outcome(conn: Connection, table: str, record_id: int, outcome: Outcome, error: BaseException | None) -> None:
+    """Write ``outcome`` to record ``record_id`` of ``table`` (both dead-letter tables share these columns)."""
+    restored = outcome.status is C.DeadLetterStatus.RESTORED
+    err_cls = "last_error_class" if table == C.PUBLISHER_DEAD_LETTERS else "error_class"
+    err_msg = "last_error_message" if table == C.PUBLISHER_DEAD_LETTERS else "error_message"
+    conn.execute(
+        text(
+            f"UPDATE {table} SET status = :status, attempts = :attempts, next_attempt_at = :next, "  # noqa: S608
+            "updated_at = now(), history = history || CAST(:entry AS jsonb), "
+            "restored_at = CASE WHEN :restored THEN now() ELSE restored_at END, "
+            "restored_by = CASE WHEN :restored THEN :by ELSE restored_by END"
+            + (f", {err_cls} = :err_cls, {err_msg} = :err_msg" if error is not None else "")
+            + " WHERE id = :id"
+        ),
+        {
+            "status": outcome.status.value,
+            "attempts": outcome.attempts,
+            "next": outcome.next_attempt_at,
+            "entry": json.dumps([outcome.history_entry], default=str),
+            "restored": restored,
+            "by": outcome.history_entry.get("by"),
+            "err_cls": type(error).__name__ if error is not None else None,
+            "err_msg": str(error)[:2000] if error is not None else None,
+            "id": record_id,
+        },
+    )
+
+
+DUE_KEYS_SQL = f"""
+SELECT key FROM {C.PUBLISHER_DEAD_LETTERS} d
+WHERE status = 'pending' AND next_attempt_at <= now()
+  AND NOT EXISTS (SELECT 1 FROM {C.PUBLISHER_DEAD_LETTERS} e
+                  WHERE e.key = d.key AND e.id < d.id AND e.status IN ('pending', 'failed'))
+ORDER BY id LIMIT :limit
+"""  # noqa: S608 - table names are constants
+"""Keys whose head record (oldest open one) is due."""
+
+KEY_RECORDS_SQL = f"""
+SELECT * FROM {C.PUBLISHER_DEAD_LETTERS}
+WHERE key = :key AND status IN ('pending', 'failed') ORDER BY id FOR UPDATE
+"""  # noqa: S608
+
+
+class PublisherRestoreJob:
+    """Processes due publisher dead letters by the configured strategy."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: RestoreSettings,
+        *,
+        producer: SyncProducer | None = None,
+        topic_for: Callable[[dict[str, Any]], str] | None = None,
+    ) -> None:
+        if settings.publisher_strategy is PublisherStrategy.REPUBLISH and producer is None:
+            raise ConfigurationError("the republish strategy needs a Kafka producer")
+        if settings.publisher_strategy is PublisherStrategy.HANDOFF and not settings.handoff_group:
+            raise ConfigurationError("the handoff strategy needs restore.handoff_group (the consumer group to hand to)")
+        self.engine = engine
+        self.settings = settings
+        self.producer = producer
+        self.topic_for = topic_for or (lambda row: str(row["topic"]))
+
+    def run_once(self, *, limit: int | None = None) -> RunReport:
+        """Process every key whose head is due (at most ``limit`` keys); return what happened."""
+        report = RunReport()
+        with self.engine.connect() as conn:
+            keys = [r[0] for r in conn.execute(text(DUE_KEYS_SQL), {"limit": limit or self.settings.batch_size})]
+        for key in dict.fromkeys(keys):
+            report.add(self.process_key(key))
+        return report
+
+    def process_key(self, key: str) -> RunReport:
+        """Process the due records of ``key`` in id order, stopping at the first failure."""
+        report = RunReport()
+        with self.engine.begin() as conn:
+            locked = conn.execute(
+                text("SELECT pg_try_advisory_xact_lock(hashtext(:scope), hashtext(:key))"),
+                {"scope": PUBLISHER_SCOPE, "key": key},
+            ).scalar_one()
+            if not locked:
+                report.skipped_keys += 1
+                return report
+            now = datetime.now(UTC)
+            for row in conn.execute(text(KEY_RECORDS_SQL), {"key": key}).mappings().all():
+                if row["status"] != "pending" or row["next_attempt_at"] > now:
+                    break  # the head is not due, or needs an operator: the rest of the key waits
+                try:
+                    how = self._restore(conn, dict(row))
+                except Exception as exc:  # noqa: BLE001 - any failure is recorded on the record
+                    outcome = after_failure(row["attempts"], exc, self.settings.policy, now, self._how())
+                    apply_outcome(conn, C.PUBLISHER_DEAD_LETTERS, row["id"], outcome, exc)
+                    log.warning(
+                        "restore of publisher dead letter %s (event %s, key %s) failed: %s",
+                        row["id"], row["event_id"], key, exc,
+                    )  # fmt: skip
+                    if outcome.status is C.DeadLetterStatus.FAILED:
+                        report.failed += 1
+                    else:
+                        report.retried += 1
+                    break
+                apply_outcome(conn, C.PUBLISHER_DEAD_LETTERS, row["id"], after_success(row["attempts"], now, how), None)
+                report.restored += 1
+                report.restored_ids.append(int(row["id"]))
+        return report
+
+    def _how(self) -> str:
+        return self.settings.publisher_strategy.value
+
+    def _restore(self, conn: Connection, row: dict[str, Any]) -> str:
+        event = record_event(row)
+        if self.settings.publisher_strategy is PublisherStrategy.HANDOFF:
+            handoff(conn, row, event, str(self.settings.handoff_group))
+            return "handoff"
+        assert self.producer is not None
+        self.producer.send(
+            self.topic_for(row), event.payload_bytes(), key=event.key.encode(), headers=event.kafka_headers()
+        )
+        return "republish"
+
+
+def handoff(conn: Connection, row: dict[str, Any], event: Event, group: str) -> None:
+    """Turn a publisher dead letter into a pending listener dead letter of ``group`` (dailyfeed's batch).
+
+    The listener row has partition -1 and offset = -(publisher record id): it never came from Kafka.
+    """
+    conn.execute(
+        text(
+            f'INSERT INTO {C.LISTENER_DEAD_LETTERS} (consumer_group, topic, partition, "offset", key, raw_key, '  # noqa: S608
+            "headers, raw_value, event_id, type, reason, status, next_attempt_at, history) VALUES "
+            "(:group, :topic, -1, :offset, :key, :raw_key, CAST(:headers AS jsonb), :raw_value, :event_id, :type, "
+            "'handoff', 'pending', now(), CAST(:history AS jsonb)) "
+            "ON CONFLICT ON CONSTRAINT uq_listener_dl_position DO NOTHING"
+        ),
+        {
+            "group": group,
+            "topic": row["topic"],
+            "offset": -int(row["id"]),
+            "key": event.key,
+            "raw_key": event.key.encode(),
+            "headers": json.dumps({k: v.decode() for k, v in event.kafka_headers()}),
+            "raw_value": event.payload_bytes(),
+            "event_id": event.event_id,
+            "type": event.type,
+            "history": json.dumps([{"at": datetime.now(UTC).isoformat(), "action": "handoff", "from": row["id"]}]),
+        },
+    )

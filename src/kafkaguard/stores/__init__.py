@@ -1,0 +1,1 @@
+"""Database stores: queries over kafkaguard's tables, parameterised, no business decisions."""

@@ -1,0 +1,152 @@
+"""Operator queries over both dead-letter stores: list, show, stats, reset for replay, discard.
+
+Every query is parameterised (values never enter SQL text); the two table names come from a
+closed enum. Changes an operator makes (replay, discard) are appended to the record's history
+so that the audit trail survives.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from kafkaguard.db import columns as C
+
+
+class Store(StrEnum):
+    """Which dead-letter store: ``publisher`` or ``listener``."""
+
+    PUBLISHER = "publisher"
+    LISTENER = "listener"
+
+    @property
+    def table(self) -> str:
+        return C.PUBLISHER_DEAD_LETTERS if self is Store.PUBLISHER else C.LISTENER_DEAD_LETTERS
+
+    @property
+    def error_class_column(self) -> str:
+        return "last_error_class" if self is Store.PUBLISHER else "error_class"
+
+    @property
+    def error_message_column(self) -> str:
+        return "last_error_message" if self is Store.PUBLISHER else "error_message"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which records an operator command acts on; ``None`` means any."""
+
+    status: str | None = None
+    event_type: str | None = None
+    key: str | None = None
+    error_class: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    ids: tuple[int, ...] = ()
+    consumer_group: str | None = None
+
+    def where(self, store: Store) -> tuple[str, dict[str, Any]]:
+        """SQL condition and bind parameters for these filters."""
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        pairs: list[tuple[str, Any]] = [
+            ("status", self.status),
+            ("type", self.event_type),
+            ("key", self.key),
+            (store.error_class_column, self.error_class),
+        ]
+        if store is Store.LISTENER:
+            pairs.append(("consumer_group", self.consumer_group))
+        for column, value in pairs:
+            if value is not None:
+                clauses.append(f"{column} = :{column}")
+                params[column] = value
+        if self.since is not None:
+            clauses.append("created_at >= :since")
+            params["since"] = self.since
+        if self.until is not None:
+            clauses.append("created_at < :until")
+            params["until"] = self.until
+        if self.ids:
+            clauses.append("id = ANY(:ids)")
+            params["ids"] = list(self.ids)
+        return (" AND ".join(clauses) or "TRUE"), params
+
+
+def _summary_columns(store: Store) -> str:
+    extra = 'consumer_group, topic, partition, "offset", reason' if store is Store.LISTENER else "topic, source"
+    return (
+        "id, status, type, key, event_id, attempts, next_attempt_at, created_at, "
+        f"{store.error_class_column} AS error_class, {store.error_message_column} AS error_message, {extra}"
+    )
+
+
+def list_records(conn: Connection, store: Store, filters: Filters, *, limit: int = 100) -> list[dict[str, Any]]:
+    """Records matching ``filters``, oldest first, at most ``limit``."""
+    where, params = filters.where(store)
+    sql = f"SELECT {_summary_columns(store)} FROM {store.table} WHERE {where} ORDER BY id LIMIT :limit"  # noqa: S608
+    return [dict(r._mapping) for r in conn.execute(text(sql), {**params, "limit": limit})]
+
+
+def show_record(conn: Connection, store: Store, record_id: int) -> dict[str, Any] | None:
+    """Every column of one record (raw bytes shown as hex), or None."""
+    row = conn.execute(text(f"SELECT * FROM {store.table} WHERE id = :id"), {"id": record_id}).first()  # noqa: S608
+    if row is None:
+        return None
+    out = dict(row._mapping)
+    for name in ("raw_key", "raw_value"):
+        if isinstance(out.get(name), bytes | memoryview):
+            out[name] = bytes(out[name]).hex()
+    return out
+
+
+def stats(conn: Connection, store: Store, filters: Filters) -> list[dict[str, Any]]:
+    """Counts grouped by status and error class (largest first)."""
+    where, params = filters.where(store)
+    sql = (
+        f"SELECT status, coalesce({store.error_class_column}, '-') AS error_class, count(*) AS count, "  # noqa: S608
+        f"min(created_at) AS oldest FROM {store.table} WHERE {where} "
+        "GROUP BY 1, 2 ORDER BY count DESC, 1, 2"
+    )
+    return [dict(r._mapping) for r in conn.execute(text(sql), params)]
+
+
+def history_entry(action: str, **fields: Any) -> str:
+    """One history entry as JSON text (to append with ``history || CAST(:entry AS jsonb)``)."""
+    return json.dumps([{"at": datetime.now(UTC).isoformat(), "action": action, **fields}], default=str)
+
+
+def reset_to_pending(conn: Connection, store: Store, filters: Filters, *, limit: int, by: str) -> list[int]:
+    """Make matching open records due now (``failed`` → ``pending``, attempts kept in history).
+
+    Only records whose status is ``pending`` or ``failed`` are reset; ``parked`` ones follow
+    their key's head. Returns the ids reset, in id order.
+    """
+    where, params = filters.where(store)
+    sql = (
+        f"UPDATE {store.table} SET status = 'pending', attempts = 0, next_attempt_at = now(), "  # noqa: S608
+        "updated_at = now(), history = history || CAST(:entry AS jsonb) "
+        f"WHERE id IN (SELECT id FROM {store.table} WHERE {where} AND status IN ('pending', 'failed') "
+        "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED) RETURNING id"
+    )
+    entry = history_entry("replay", by=by)
+    ids = [int(r[0]) for r in conn.execute(text(sql), {**params, "limit": limit, "entry": entry})]
+    return sorted(ids)
+
+
+def discard(conn: Connection, store: Store, filters: Filters, *, limit: int, by: str) -> list[int]:
+    """Mark matching records ``discarded`` (kept for audit; no longer processed nor blocking)."""
+    where, params = filters.where(store)
+    sql = (
+        f"UPDATE {store.table} SET status = 'discarded', updated_at = now(), "  # noqa: S608
+        "history = history || CAST(:entry AS jsonb) "
+        f"WHERE id IN (SELECT id FROM {store.table} WHERE {where} AND status <> 'discarded' "
+        "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED) RETURNING id"
+    )
+    entry = history_entry("discard", by=by)
+    return sorted(int(r[0]) for r in conn.execute(text(sql), {**params, "limit": limit, "entry": entry}))
