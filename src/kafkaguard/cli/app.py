@@ -7,6 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
+from kafkaguard.cli.cleanup import cleanup
 from kafkaguard.cli.db import db_app
 from kafkaguard.cli.dead_letters import dead_letters_app
 from kafkaguard.cli.dev import dev_app
@@ -23,6 +24,7 @@ app.add_typer(dev_app, name="dev")
 app.add_typer(db_app, name="db")
 app.add_typer(restore_app, name="restore")
 app.add_typer(dead_letters_app, name="dead-letters")
+app.command("cleanup")(cleanup)
 
 
 def main() -> None:

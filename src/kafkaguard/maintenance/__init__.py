@@ -1,0 +1,1 @@
+"""Housekeeping: keep kafkaguard's tables small."""

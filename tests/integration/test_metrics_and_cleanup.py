@@ -1,0 +1,106 @@
+"""Metrics scraped over HTTP match the database; cleanup deletes only what has expired."""
+
+import threading
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
+
+from kafkaguard.db.engine import sync_engine
+from kafkaguard.devstack.process import free_ports
+from kafkaguard.envelope import Event
+from kafkaguard.maintenance.cleanup import CleanupSettings, run_cleanup
+from kafkaguard.metrics import Metrics, serve_metrics
+from kafkaguard.publisher.outbox import add_events
+from kafkaguard.testing.fixtures import TestDatabase
+from tests.integration.dead_letter_rows import insert_publisher_dead_letter
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+    }
+
+
+def test_scraped_metrics_match_the_database(migrated_database: TestDatabase) -> None:
+    engine = sync_engine(migrated_database.server.url(), schema=migrated_database.schema)
+    with engine.begin() as conn:
+        add_events(conn, [Event(type="post.created", key=f"p{i}", payload={}) for i in range(7)])
+        for i in range(3):
+            insert_publisher_dead_letter(conn, Event(type="post.created", key=f"d{i}", payload={}), "t")
+        conn.execute(text("UPDATE kafka_publisher_dead_letters SET status = 'failed' WHERE key = 'd0'"))
+        for i, status in enumerate(["pending", "parked", "parked"]):
+            conn.execute(
+                text(
+                    'INSERT INTO kafka_listener_dead_letters (consumer_group, topic, partition, "offset", key, '
+                    "reason, error_class, status) VALUES ('g', 't', 0, :o, 'k1', 'handler_error', 'ValueError', :s)"
+                ),
+                {"o": i, "s": status},
+            )
+    metrics = Metrics()
+    metrics.restore_outcomes.labels("publisher", "restored").inc(2)
+    port = free_ports(1)[0]
+    server = serve_metrics(metrics, port, engine=engine)
+    try:
+        got = scrape(port)
+    finally:
+        server.shutdown()
+    with engine.connect() as conn:
+        backlog = conn.execute(text("SELECT count(*) FROM outbox WHERE published_at IS NULL")).scalar_one()
+    assert got[("kafkaguard_db_up", ())] == 1
+    assert got[("kafkaguard_outbox_backlog", ())] == backlog == 7
+    assert got[("kafkaguard_outbox_oldest_age_seconds", ())] >= 0
+    dl = {k[1]: v for k, v in got.items() if k[0] == "kafkaguard_dead_letters"}
+    assert dl[(("error_class", "KafkaException"), ("status", "pending"), ("store", "publisher"))] == 2
+    assert dl[(("error_class", "KafkaException"), ("status", "failed"), ("store", "publisher"))] == 1
+    assert dl[(("error_class", "ValueError"), ("status", "parked"), ("store", "listener"))] == 2
+    assert got[("kafkaguard_parked_keys", ())] == 1
+    assert got[("kafkaguard_restore_outcomes_total", (("outcome", "restored"), ("store", "publisher")))] == 2
+
+
+def test_cleanup_deletes_only_expired_rows_in_batches(migrated_database: TestDatabase) -> None:
+    engine = sync_engine(migrated_database.server.url(), schema=migrated_database.schema)
+    with engine.begin() as conn:
+        add_events(conn, [Event(type="post.created", key=f"p{i}", payload={}) for i in range(25)])
+        conn.execute(text("UPDATE outbox SET published_at = now() - interval '2 days' WHERE aggregateid < 'p2'"))
+        conn.execute(text("UPDATE outbox SET published_at = now() WHERE aggregateid >= 'p2' AND aggregateid < 'p3'"))
+        for i in range(4):
+            insert_publisher_dead_letter(conn, Event(type="post.created", key=f"d{i}", payload={}), "t")
+        conn.execute(
+            text(
+                "UPDATE kafka_publisher_dead_letters SET status = 'restored', updated_at = now() - interval '40 days' "
+                "WHERE key IN ('d0', 'd1')"
+            )
+        )
+        conn.execute(text("UPDATE kafka_publisher_dead_letters SET updated_at = now() - interval '40 days'"))
+        conn.execute(
+            text("INSERT INTO kafka_inbox (consumer_group, event_id, processed_at) VALUES "
+                 "('g', gen_random_uuid(), now() - interval '20 days'), ('g', gen_random_uuid(), now())")
+        )  # fmt: skip
+    before = {}
+    with engine.connect() as conn:
+        for t in ("outbox", "kafka_publisher_dead_letters", "kafka_inbox"):
+            before[t] = conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+
+    # A second instance running at the same time skips instead of competing.
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(run_cleanup(engine, CleanupSettings(batch_size=3))))
+        for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done = [r for r in results if not r.skipped]
+    assert len(done) >= 1
+    deleted = {k: sum(r.deleted.get(k, 0) for r in done) for k in before}
+    # p0, p1 and p10..p19 were published two days ago (12 rows), p2 and p20..p24 just now, the rest never.
+    assert deleted == {"outbox": 12, "kafka_publisher_dead_letters": 2, "kafka_inbox": 1}
+    with engine.connect() as conn:
+        open_dl = conn.execute(text("SELECT count(*) FROM kafka_publisher_dead_letters WHERE status='pending'"))
+        assert open_dl.scalar_one() == 2  # open dead letters are never deleted, however old
+        assert conn.execute(text("SELECT count(*) FROM outbox WHERE published_at IS NULL")).scalar_one() == 25 - 12 - 6
