@@ -12,10 +12,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kafkaguard.cli.dev_debezium import debezium_app
 from kafkaguard.devstack.stack import DevStack, StackPorts, default_run_dir
 from kafkaguard.errors import ConfigurationError
 
 dev_app = typer.Typer(help="Local Kafka (KRaft, from Maven Central) and PostgreSQL 15 for development.")
+dev_app.add_typer(debezium_app, name="debezium")
 _out = Console(soft_wrap=True)
 _err = Console(stderr=True)
 

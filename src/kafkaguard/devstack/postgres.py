@@ -145,6 +145,7 @@ class PostgresServer:
                     "wal_level = logical",
                     "max_wal_senders = 10",
                     "max_replication_slots = 10",
+                    "max_slot_wal_keep_size = 1GB",  # a stopped Debezium cannot fill the disk
                     "max_connections = 300",
                     "shared_buffers = 256MB",
                     "fsync = on",

@@ -119,7 +119,12 @@ class PublisherRestoreJob:
         *,
         producer: SyncProducer | None = None,
         topic_for: Callable[[dict[str, Any]], str] | None = None,
+        listener_engine: Engine | None = None,
     ) -> None:
+        """``listener_engine``: where ``handoff`` writes listener dead letters (the consuming service's
+        database or schema); defaults to ``engine``. Across two databases the handoff is idempotent
+        rather than atomic: the listener row is written first (``ON CONFLICT DO NOTHING`` on its
+        position), then the publisher record is marked, so a crash in between repeats harmlessly."""
         if settings.publisher_strategy is PublisherStrategy.REPUBLISH and producer is None:
             raise ConfigurationError("the republish strategy needs a Kafka producer")
         if settings.publisher_strategy is PublisherStrategy.HANDOFF and not settings.handoff_group:
@@ -128,6 +133,7 @@ class PublisherRestoreJob:
         self.settings = settings
         self.producer = producer
         self.topic_for = topic_for or (lambda row: str(row["topic"]))
+        self.listener_engine = listener_engine
 
     def run_once(self, *, limit: int | None = None) -> RunReport:
         """Process every key whose head is due (at most ``limit`` keys); return what happened."""
@@ -178,7 +184,11 @@ class PublisherRestoreJob:
     def _restore(self, conn: Connection, row: dict[str, Any]) -> str:
         event = record_event(row)
         if self.settings.publisher_strategy is PublisherStrategy.HANDOFF:
-            handoff(conn, row, event, str(self.settings.handoff_group))
+            if self.listener_engine is None:
+                handoff(conn, row, event, str(self.settings.handoff_group))
+            else:
+                with self.listener_engine.begin() as target:
+                    handoff(target, row, event, str(self.settings.handoff_group))
             return "handoff"
         assert self.producer is not None
         self.producer.send(

@@ -1,0 +1,1 @@
+"""dailyfeed's activity service: a consumer that records members' activities, and their API."""

@@ -1,0 +1,1 @@
+"""dailyfeed's content service: posts and comments; every write emits an event for its author."""

@@ -1,0 +1,84 @@
+"""``kafkaguard dev debezium``: run Debezium (Kafka Connect standalone) as the outbox relay of one schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import psycopg
+import typer
+
+from kafkaguard.cli.common import out
+from kafkaguard.devstack.connect import ConnectWorker, ensure_connect
+from kafkaguard.devstack.stack import DevStack, default_run_dir
+from kafkaguard.errors import ConfigurationError
+from kafkaguard.relay.debezium import SLOT_LAG_SQL, DebeziumOptions, SlotStatus, connector_config
+
+debezium_app = typer.Typer(help="Debezium's PostgreSQL connector with the Outbox Event Router, as the relay.")
+
+SchemaOpt = Annotated[str, typer.Option("--schema", help="Schema whose outbox Debezium relays.")]
+RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", help="Run folder [env KAFKAGUARD_RUN_DIR].")]
+
+
+def _stack(run_dir: Path | None) -> DevStack:
+    stack = DevStack.load((run_dir or default_run_dir()).resolve())
+    if stack is None:
+        raise ConfigurationError("no dev stack here; run `kafkaguard dev up` first")
+    return stack
+
+
+def _worker(stack: DevStack, rest_port: int) -> ConnectWorker:
+    jars, plugins = ensure_connect(stack.run_dir)
+    home = stack.run_dir / "connect"
+    pid_file = home / "pid"
+    pid = int(pid_file.read_text()) if pid_file.exists() else None
+    return ConnectWorker(home, stack.kafka.bootstrap, rest_port, jars, plugins, pid=pid)
+
+
+def slot_status(conninfo: str, slot: str) -> SlotStatus:
+    """Read the replication slot's state and retained WAL."""
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(SLOT_LAG_SQL, {"slot": slot}).fetchone()
+    if row is None:
+        return SlotStatus(slot, False, False, 0)
+    return SlotStatus(slot, True, bool(row[1]), int(row[2] or 0))
+
+
+@debezium_app.command("start")
+def start(schema: SchemaOpt = "public", rest_port: int = 28083, run_dir: RunDirOpt = None) -> None:
+    """Start Connect with the outbox connector for SCHEMA and wait until its task runs."""
+    stack = _stack(run_dir)
+    worker = _worker(stack, rest_port)
+    opts = DebeziumOptions(database_url=stack.postgres.url(), schema=schema)
+    worker.start(connector_config(opts))
+    (worker.home / "pid").write_text(str(worker.pid))
+    out.print(f"Debezium relays {schema}.outbox (REST {worker.rest}, slot {opts.slot}); log: {worker.log_file}")
+
+
+@debezium_app.command("stop")
+def stop(kill: bool = False, run_dir: RunDirOpt = None) -> None:
+    """Stop Connect (``--kill`` for SIGKILL); the slot keeps what it has not confirmed."""
+    worker = _worker(_stack(run_dir), 28083)
+    worker.kill() if kill else worker.stop()
+    out.print("connect stopped" + (" (killed)" if kill else ""))
+
+
+@debezium_app.command("check")
+def check(
+    schema: SchemaOpt = "public",
+    limit_mb: Annotated[float, typer.Option(help="Warn above this much retained WAL.")] = 256.0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    run_dir: RunDirOpt = None,
+) -> None:
+    """Report the replication slot's retained WAL; exit 1 with a warning when it exceeds the limit."""
+    stack = _stack(run_dir)
+    status = slot_status(stack.postgres.conninfo(), DebeziumOptions(database_url="postgresql://x", schema=schema).slot)
+    warning = status.warning(int(limit_mb * 1e6))
+    if as_json:
+        out.print_json(json.dumps({**status.__dict__, "warning": warning}))
+    else:
+        out.print(warning or f"slot {status.slot}: exists={status.exists} active={status.active} "
+                  f"retained={status.retained_bytes / 1e6:.1f} MB")  # fmt: skip
+    if warning:
+        raise typer.Exit(1)

@@ -1,0 +1,162 @@
+"""Kafka Connect standalone with Debezium's PostgreSQL connector, next to the local broker.
+
+Jars come from ``connect-pom.xml`` (Maven Central); the connector's plugin archive is unpacked
+onto ``plugin.path``. Offsets are kept in a file under the run folder, so a Connect process that
+is killed and started again resumes from its last committed source offset (and the replication
+slot keeps what it has not confirmed) — at-least-once, like kafkaguard's own relay.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from kafkaguard.devstack import process
+from kafkaguard.devstack.jars import ensure_jars
+from kafkaguard.devstack.tools import require
+from kafkaguard.errors import DevStackError
+
+_LOG4J2 = """\
+status = warn
+appender.out.type = Console
+appender.out.name = OUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.out.ref = OUT
+logger.reflections.name = org.reflections
+logger.reflections.level = error
+"""
+
+
+def ensure_connect(run_dir: Path) -> tuple[Path, Path]:
+    """Return (class-path folder, plugin.path folder), fetching and unpacking them when needed."""
+    jars = ensure_jars(run_dir, "connect-pom.xml", "connect-jars", expect="connect-runtime-*.jar")
+    plugins = jars / "plugins"
+    done = plugins / ".unpacked"
+    if not done.exists():
+        archives = list(jars.glob("debezium-connector-postgres-*-plugin.tar.gz"))
+        if not archives:
+            raise DevStackError(f"Debezium's plugin archive is missing from {jars}")
+        plugins.mkdir(exist_ok=True)
+        with tarfile.open(archives[0]) as tar:
+            tar.extractall(plugins, filter="data")
+        done.write_text(archives[0].name)
+    return jars, plugins
+
+
+@dataclass
+class ConnectWorker:
+    """One Connect standalone worker running one connector, with its REST API on ``rest_port``."""
+
+    home: Path
+    bootstrap: str
+    rest_port: int
+    jars: Path
+    plugins: Path
+    heap_mb: int = 512
+    pid: int | None = None
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "connect.log"
+
+    @property
+    def worker_file(self) -> Path:
+        return self.home / "worker.properties"
+
+    @property
+    def connector_file(self) -> Path:
+        return self.home / "connector.json"
+
+    @property
+    def rest(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    def _marker(self) -> str:
+        return str(self.worker_file)
+
+    def _write_worker(self) -> None:
+        props = {
+            "bootstrap.servers": self.bootstrap,
+            "listeners": self.rest,
+            "rest.advertised.host.name": "127.0.0.1",
+            "plugin.path": str(self.plugins),
+            "offset.storage.file.filename": str(self.home / "offsets.dat"),
+            "offset.flush.interval.ms": "1000",
+            # The outbox router emits a string key (aggregateid) and the JSON payload: the same bytes
+            # kafkaguard's relay produces.
+            "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "value.converter.schemas.enable": "false",
+            "header.converter": "org.apache.kafka.connect.storage.SimpleHeaderConverter",
+            # Durable, ordered delivery from Connect's producer too.
+            "producer.enable.idempotence": "true",
+            "producer.acks": "all",
+            "producer.max.in.flight.requests.per.connection": "5",
+        }
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.worker_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        (self.home / "log4j2.properties").write_text(_LOG4J2)
+
+    def is_running(self) -> bool:
+        return self.pid is not None and process.pid_matches(self.pid, self._marker())
+
+    def start(self, connector: dict[str, Any], *, timeout: float = 120.0) -> None:
+        """Start the worker with ``connector`` (name + config) and wait until its task runs."""
+        if self.is_running():
+            return
+        process.require_free_port(self.rest_port, "Kafka Connect REST")
+        self._write_worker()
+        self.connector_file.write_text(json.dumps(connector, indent=2))
+        self.connector_file.chmod(0o600)  # it holds the database password
+        argv = [
+            require("java"),
+            f"-Xmx{self.heap_mb}m",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+            "-cp",
+            f"{self.jars}/*",
+            "org.apache.kafka.connect.cli.ConnectStandalone",
+            str(self.worker_file),
+            str(self.connector_file),
+        ]
+        self.pid = process.spawn(argv, log=self.log_file)
+        name = str(connector["name"])
+        process.wait_until(
+            lambda: self.task_state(name) == "RUNNING",
+            timeout=timeout,
+            what=f"Debezium connector {name!r} on {self.rest}",
+            log=self.log_file,
+            interval=0.5,
+            alive=lambda: self.pid is not None and process.is_alive(self.pid),
+        )
+
+    def task_state(self, name: str) -> str | None:
+        """The state of the connector's first task (``RUNNING``, ``FAILED``...), or None when unknown."""
+        try:
+            resp = httpx.get(f"{self.rest}/connectors/{name}/status", timeout=2)
+        except httpx.HTTPError:
+            return None
+        if resp.status_code != 200:
+            return None
+        tasks = resp.json().get("tasks") or []
+        return str(tasks[0].get("state")) if tasks else None
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            process.terminate(self.pid, self._marker(), timeout=30)
+
+    def kill(self) -> None:
+        if self.pid is not None:
+            process.kill_hard(self.pid, self._marker())
+
+    def pause(self) -> None:
+        if self.pid is not None:
+            process.signal_pid(self.pid, signal.SIGSTOP)
