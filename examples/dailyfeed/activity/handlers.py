@@ -6,11 +6,11 @@ transaction; the upsert by event id is the dailyfeed note's own safety net on to
 
 from __future__ import annotations
 
+from kafkaguard.consumer.registry import HandlerContext, HandlerRegistry
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from examples.dailyfeed.activity.models import MemberActivity
-from kafkaguard.consumer.registry import HandlerContext, HandlerRegistry
 from kafkaguard.envelope import Event
 
 CONTENT_TYPES = (

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from examples.dailyfeed.config import DailyfeedSettings
@@ -168,5 +167,3 @@ def _post(post: Post) -> dict[str, Any]:
 
 def _comment(c: Comment) -> dict[str, Any]:
     return {k: getattr(c, k) for k in ("id", "post_id", "author_id", "body", "created_at", "updated_at")}
-
-

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
+from psycopg import sql
 
 
 @dataclass
@@ -86,33 +87,34 @@ def topic_event_ids(bootstrap: str, topics: list[str], timeout: float = 60.0) ->
 def reconcile(conninfo: str, bootstrap: str, topics: list[str], *, content: str, activity: str) -> Reconciliation:
     """Count everything from the databases (``content``/``activity`` schemas) and the topics."""
     kafka_ids = topic_event_ids(bootstrap, topics)
+    names = {"c": sql.Identifier(content), "a": sql.Identifier(activity)}
     with psycopg.connect(conninfo) as conn:
 
-        def one(sql: str) -> int:
-            row = conn.execute(sql).fetchone()
+        def one(query: str) -> int:
+            # Schema names are quoted identifiers; there are no other inputs.
+            row = conn.execute(sql.SQL(query).format(**names)).fetchone()  # type: ignore[arg-type]
             return int(row[0] or 0) if row else 0
 
-        c, a = content, activity
         return Reconciliation(
-            committed=one(f"SELECT count(*) FROM {c}.content_writes"),
+            committed=one("SELECT count(*) FROM {c}.content_writes"),
             on_kafka=len(set(kafka_ids)),
             kafka_copies=len(kafka_ids),
-            applied=one(f"SELECT count(*) FROM {a}.member_activities"),
-            publisher_dead_letters=one(f"SELECT count(*) FROM {c}.kafka_publisher_dead_letters"),
-            publisher_restored=one(f"SELECT count(*) FROM {c}.kafka_publisher_dead_letters WHERE status='restored'"),
-            listener_dead_letters=one(f"SELECT count(*) FROM {a}.kafka_listener_dead_letters"),
-            listener_restored=one(f"SELECT count(*) FROM {a}.kafka_listener_dead_letters WHERE status='restored'"),
+            applied=one("SELECT count(*) FROM {a}.member_activities"),
+            publisher_dead_letters=one("SELECT count(*) FROM {c}.kafka_publisher_dead_letters"),
+            publisher_restored=one("SELECT count(*) FROM {c}.kafka_publisher_dead_letters WHERE status='restored'"),
+            listener_dead_letters=one("SELECT count(*) FROM {a}.kafka_listener_dead_letters"),
+            listener_restored=one("SELECT count(*) FROM {a}.kafka_listener_dead_letters WHERE status='restored'"),
             open_dead_letters=one(
-                f"SELECT (SELECT count(*) FROM {c}.kafka_publisher_dead_letters WHERE status IN ('pending','failed'))"
-                f" + (SELECT count(*) FROM {a}.kafka_listener_dead_letters WHERE status IN ('pending','parked','failed'))"
+                "SELECT (SELECT count(*) FROM {c}.kafka_publisher_dead_letters WHERE status IN ('pending','failed'))"
+                " + (SELECT count(*) FROM {a}.kafka_listener_dead_letters WHERE status IN ('pending','parked','failed'))"
             ),
             lost=one(
-                f"SELECT count(*) FROM {c}.content_writes w WHERE NOT EXISTS "
-                f"(SELECT 1 FROM {a}.member_activities m WHERE m.event_id = w.event_id)"
+                "SELECT count(*) FROM {c}.content_writes w WHERE NOT EXISTS "
+                "(SELECT 1 FROM {a}.member_activities m WHERE m.event_id = w.event_id)"
             ),
-            duplicates=one(f"SELECT coalesce(sum(apply_count - 1), 0) FROM {a}.member_activities"),
+            duplicates=one("SELECT coalesce(sum(apply_count - 1), 0) FROM {a}.member_activities"),
             phantom=one(
-                f"SELECT count(*) FROM {a}.member_activities m WHERE NOT EXISTS "
-                f"(SELECT 1 FROM {c}.content_writes w WHERE w.event_id = m.event_id)"
+                "SELECT count(*) FROM {a}.member_activities m WHERE NOT EXISTS "
+                "(SELECT 1 FROM {c}.content_writes w WHERE w.event_id = m.event_id)"
             ),
         )

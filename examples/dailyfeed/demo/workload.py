@@ -38,25 +38,32 @@ async def _client(
         while done < writes:
             roll = rng.random()
             if not posts or roll < 0.25:
-                op, req = "post.created", http.post(
-                    "/api/posts", json={"author_id": member, "title": f"t{done}", "body": "hello"}
+                op, req = (
+                    "post.created",
+                    http.post("/api/posts", json={"author_id": member, "title": f"t{done}", "body": "hello"}),
                 )
             elif roll < 0.55:
-                op, req = "comment.created", http.post(
-                    f"/api/posts/{rng.choice(posts)}/comments", json={"author_id": member, "body": "nice"}
+                op, req = (
+                    "comment.created",
+                    http.post(f"/api/posts/{rng.choice(posts)}/comments", json={"author_id": member, "body": "nice"}),
                 )
             elif roll < 0.7:
-                op, req = "post.updated", http.put(
-                    f"/api/posts/{rng.choice(posts)}", json={"author_id": member, "body": f"edit {done}"}
+                op, req = (
+                    "post.updated",
+                    http.put(f"/api/posts/{rng.choice(posts)}", json={"author_id": member, "body": f"edit {done}"}),
                 )
             elif roll < 0.85 and comments:
                 pid, cid = rng.choice(comments)
-                op, req = "comment.updated", http.put(
-                    f"/api/posts/{pid}/comments/{cid}", json={"author_id": member, "body": f"edit {done}"}
+                op, req = (
+                    "comment.updated",
+                    http.put(f"/api/posts/{pid}/comments/{cid}", json={"author_id": member, "body": f"edit {done}"}),
                 )
             elif roll < 0.93 and comments:
                 pid, cid = comments.pop(rng.randrange(len(comments)))
-                op, req = "comment.deleted", http.delete(f"/api/posts/{pid}/comments/{cid}", params={"author_id": member})
+                op, req = (
+                    "comment.deleted",
+                    http.delete(f"/api/posts/{pid}/comments/{cid}", params={"author_id": member}),
+                )
             elif len(posts) > 2:
                 pid = posts.pop(rng.randrange(len(posts)))
                 comments = [c for c in comments if c[0] != pid]
