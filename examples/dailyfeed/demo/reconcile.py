@@ -106,7 +106,8 @@ def reconcile(conninfo: str, bootstrap: str, topics: list[str], *, content: str,
             listener_restored=one("SELECT count(*) FROM {a}.kafka_listener_dead_letters WHERE status='restored'"),
             open_dead_letters=one(
                 "SELECT (SELECT count(*) FROM {c}.kafka_publisher_dead_letters WHERE status IN ('pending','failed'))"
-                " + (SELECT count(*) FROM {a}.kafka_listener_dead_letters WHERE status IN ('pending','parked','failed'))"
+                " + (SELECT count(*) FROM {a}.kafka_listener_dead_letters"
+                " WHERE status IN ('pending','parked','failed'))"
             ),
             lost=one(
                 "SELECT count(*) FROM {c}.content_writes w WHERE NOT EXISTS "
