@@ -9,6 +9,7 @@ from rich.console import Console
 
 from kafkaguard.cli.db import db_app
 from kafkaguard.cli.dev import dev_app
+from kafkaguard.cli.relay import relay
 from kafkaguard.errors import KafkaguardError
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 app.add_typer(dev_app, name="dev")
 app.add_typer(db_app, name="db")
+app.command("relay")(relay)
 
 
 def main() -> None:
