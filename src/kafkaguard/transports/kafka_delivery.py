@@ -62,6 +62,7 @@ class DeliveryProducer:
                 "message.timeout.ms": int(message_timeout * 1000),
                 "request.timeout.ms": max(1000, min(int(message_timeout * 1000), 30_000)),
                 "error_cb": self._on_error,
+                "logger": logging.getLogger("kafkaguard.librdkafka"),  # not stderr: outages are expected
             },
         )
         self._producer = Producer(config)
