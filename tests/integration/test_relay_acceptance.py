@@ -14,7 +14,6 @@ import time
 import uuid
 from pathlib import Path
 
-import psycopg
 from sqlalchemy.orm import Session
 
 from kafkaguard.db.engine import sync_engine

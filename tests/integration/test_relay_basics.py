@@ -34,7 +34,9 @@ def test_debezium_row_and_kafkaguard_row_read_by_plain_clients(
     migrated_database: TestDatabase, kafka_bootstrap: str, aggregate: str
 ) -> None:
     engine = sync_engine(migrated_database.url)
-    event = Event(type=f"{aggregate}.created", key="k-1", payload={"title": "héllo"}, headers={"traceparent": TRACEPARENT})
+    event = Event(
+        type=f"{aggregate}.created", key="k-1", payload={"title": "héllo"}, headers={"traceparent": TRACEPARENT}
+    )
     with Session(engine) as session, session.begin():
         add_event(session, event)
     engine.dispose()

@@ -25,7 +25,9 @@ def _small_topic(bootstrap: str, name: str, max_bytes: int) -> None:
     admin.create_topics([new])[name].result(30)
 
 
-def test_too_large_record_is_dead_lettered_and_its_key_waits(migrated_database: TestDatabase, kafka_bootstrap: str) -> None:
+def test_too_large_record_is_dead_lettered_and_its_key_waits(
+    migrated_database: TestDatabase, kafka_bootstrap: str
+) -> None:
     topic = f"small.{uuid.uuid4().hex[:8]}"
     _small_topic(kafka_bootstrap, topic, 64_000)
     noise = base64.b64encode(os.urandom(200_000)).decode()  # incompressible, far above the topic's limit
@@ -48,7 +50,8 @@ def test_too_large_record_is_dead_lettered_and_its_key_waits(migrated_database: 
             reader.poll_for(1.5)  # a held-back event would have had time to arrive
         with psycopg.connect(migrated_database.conninfo) as conn:
             dl = conn.execute(
-                "SELECT event_id, key, source, status, topic, last_error_class, history FROM kafka_publisher_dead_letters"
+                "SELECT event_id, key, source, status, topic, last_error_class, history"
+                " FROM kafka_publisher_dead_letters"
             ).fetchone()
             left = [r[0] for r in conn.execute("SELECT id FROM outbox ORDER BY seq").fetchall()]
         assert dl is not None
