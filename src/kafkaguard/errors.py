@@ -10,8 +10,13 @@ boundary, so callers never need to import those libraries to handle a failure.
     │   ├── ToolMissingError      java, mvn or apt-get not found
     │   ├── PortInUseError        a loopback port we need is taken
     │   └── StartTimeoutError     a process did not become ready in time (names its log)
-    └── PublishError              an event could not be handed to Kafka
-        └── DeliveryTimeoutError  the broker did not acknowledge within the time budget
+    └── PublishError              an event could not be handed to Kafka (or the receiving endpoint)
+        ├── KafkaUnavailableError Kafka cannot be reached now; retrying later will help
+        │   └── DeliveryTimeoutError  the broker did not acknowledge within the time budget
+        ├── EventRejectedError    this event is refused for good (too large, topic not authorised or
+        │                         unknown, not serialisable, HTTP 4xx); retrying will not help
+        └── PublishUnavailableError neither delivery nor the publisher dead-letter store worked; the
+                                  caller's transaction was rolled back (an HTTP layer answers 503)
 """
 
 from __future__ import annotations
@@ -63,5 +68,27 @@ class PublishError(KafkaguardError):
     """An event could not be handed to Kafka."""
 
 
-class DeliveryTimeoutError(PublishError):
+class KafkaUnavailableError(PublishError):
+    """Kafka (or the receiving endpoint) cannot be reached now; the same event may succeed later."""
+
+
+class DeliveryTimeoutError(KafkaUnavailableError):
     """The broker did not acknowledge the event within the time budget."""
+
+
+class EventRejectedError(PublishError):
+    """The event is refused for good (record too large, topic not authorised or unknown, not
+    serialisable, HTTP 4xx): retrying will not help; it belongs in the publisher dead-letter store."""
+
+
+class PublishUnavailableError(PublishError):
+    """Delivery failed and the publisher dead letter could not be written either.
+
+    The caller's transaction has been rolled back, so nothing of the business write is kept;
+    ask the client to retry later (HTTP 503: see :mod:`kafkaguard.interfaces.http`).
+    """
+
+    def __init__(self, message: str, *, event_id: str, cause: str) -> None:
+        super().__init__(message)
+        self.event_id = event_id
+        self.cause = cause

@@ -11,6 +11,7 @@ from kafkaguard.cli.cleanup import cleanup
 from kafkaguard.cli.db import db_app
 from kafkaguard.cli.dead_letters import dead_letters_app
 from kafkaguard.cli.dev import dev_app
+from kafkaguard.cli.relay import relay
 from kafkaguard.cli.restore import restore_app
 from kafkaguard.errors import KafkaguardError
 
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(dev_app, name="dev")
 app.add_typer(db_app, name="db")
+app.command("relay")(relay)
 app.add_typer(restore_app, name="restore")
 app.add_typer(dead_letters_app, name="dead-letters")
 app.command("cleanup")(cleanup)

@@ -17,6 +17,9 @@ class RelaySettings(BaseModel):
     delete_published: bool = Field(
         default=True, description="delete rows once acknowledged; False marks published_at (cleanup deletes later)"
     )
+    published_retention: float = Field(
+        default=3600.0, ge=0, description="with delete_published=False, marked rows older than this are deleted"
+    )
     block_key_on_dead_letter: bool = Field(
         default=True, description="later events of a key wait while it has an open publisher dead letter"
     )

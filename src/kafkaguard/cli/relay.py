@@ -1,0 +1,75 @@
+"""``kafkaguard relay``: run one outbox relay instance until SIGTERM or Ctrl-C.
+
+Run as many instances as you like (one per pod or process): they share the outbox's 64 shards
+through PostgreSQL advisory locks, and the survivors take a stopped or killed instance's shards.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from kafkaguard.db.engine import libpq_conninfo
+from kafkaguard.errors import ConfigurationError
+from kafkaguard.relay.worker import Relay
+from kafkaguard.settings import KafkaguardSettings
+from kafkaguard.transports.kafka_topics import TopicRegistry
+
+
+def relay(
+    url: Annotated[str | None, typer.Option("--url", help="SQLAlchemy URL [env KAFKAGUARD_DATABASE_URL].")] = None,
+    schema: Annotated[
+        str | None, typer.Option("--schema", help="Schema of the outbox [env KAFKAGUARD_DB_SCHEMA].")
+    ] = None,
+    bootstrap: Annotated[
+        str | None, typer.Option("--bootstrap-servers", help="Kafka [env KAFKAGUARD_BOOTSTRAP_SERVERS].")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Rows per round [env KAFKAGUARD_RELAY__BATCH_SIZE].")] = None,
+    poll_interval: Annotated[
+        float | None, typer.Option(help="Seconds between polls without NOTIFY [env KAFKAGUARD_RELAY__POLL_INTERVAL].")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Instance name for logs (default relay-<pid>).")] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ...")] = "INFO",
+) -> None:
+    """Publish the outbox to Kafka: per-key order, at-least-once, rows removed only after the ack."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = KafkaguardSettings()
+    database_url = url or settings.database_url
+    if not database_url:
+        raise ConfigurationError("a database URL is needed (--url or KAFKAGUARD_DATABASE_URL)")
+    updates: dict[str, object] = {}
+    if batch_size is not None:
+        updates["batch_size"] = batch_size
+    if poll_interval is not None:
+        updates["poll_interval"] = poll_interval
+    relay_settings = settings.relay.model_copy(update=updates)
+    servers = bootstrap or settings.bootstrap_servers
+    topics = TopicRegistry(
+        servers,
+        partitions=settings.topics.partitions,
+        replication=settings.topics.replication,
+        create_missing=settings.topics.create_missing,
+        overrides=settings.producer,
+    )
+    worker = Relay(
+        conninfo=libpq_conninfo(database_url, schema=schema or settings.db_schema),
+        bootstrap=servers,
+        settings=relay_settings,
+        topics=topics,
+        for_aggregate=settings.topics.for_aggregate,
+        producer_overrides=settings.producer,
+        name=name,
+    )
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    worker.run(stop)

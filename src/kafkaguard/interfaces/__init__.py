@@ -1,0 +1,1 @@
+"""Interfaces to the outside: CLI helpers, HTTP (FastAPI) helpers."""

@@ -1,0 +1,114 @@
+"""The publisher dead-letter store (``kafka_publisher_dead_letters``): events that could not be handed on.
+
+Guarantees: an insert is idempotent per event (``ON CONFLICT (event_id) DO NOTHING``), so a path
+that runs twice for one event never stores it twice; the row is written in the transaction it is
+given (the caller's business transaction in ``direct``/``http`` mode, the relay's claim transaction
+in ``outbox`` mode), so it commits exactly when that transaction does. A record holds the event, its
+topic, the path (``source``), the last error's class and message, and a history of attempts; it
+never holds client settings or credentials.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import Session
+
+from kafkaguard.db.columns import DeadLetterStatus, PublishSource
+from kafkaguard.db.tables import publisher_dead_letters
+from kafkaguard.envelope import Event
+from kafkaguard.policies.classify import qualified_name
+
+MAX_ERROR_MESSAGE = 2000  # a broker's error text is short; a stack dump is not worth keeping here
+
+
+def history_entry(error: BaseException, *, attempt: int, source: PublishSource) -> dict[str, Any]:
+    """One JSON entry of a dead letter's history: when, which path, which attempt, which error."""
+    return {
+        "at": datetime.now(UTC).isoformat(),
+        "source": source.value,
+        "attempt": attempt,
+        "error_class": qualified_name(type(error)),
+        "message": str(error)[:MAX_ERROR_MESSAGE],
+    }
+
+
+def dead_letter_values(
+    event: Event, *, topic: str, source: PublishSource, error: BaseException, attempts: int = 1
+) -> dict[str, Any]:
+    """The column values of a new ``pending`` publisher dead letter for ``event``."""
+    return {
+        "event_id": event.event_id,
+        "key": event.key,
+        "type": event.type,
+        "aggregate_type": event.aggregate_type,
+        "topic": topic,
+        "payload": event.payload,
+        "headers": dict(event.headers),
+        "occurred_at": event.occurred_at,
+        "schema_version": event.schema_version,
+        "source": source.value,
+        "status": DeadLetterStatus.PENDING.value,
+        "attempts": attempts,
+        "last_error_class": qualified_name(type(error)),
+        "last_error_message": str(error)[:MAX_ERROR_MESSAGE],
+        "history": [history_entry(error, attempt=attempts, source=source)],
+    }
+
+
+def _statement(values: dict[str, Any]) -> Any:
+    return insert(publisher_dead_letters).values(**values).on_conflict_do_nothing(index_elements=["event_id"])
+
+
+def add_dead_letter(
+    session: Session | Connection,
+    event: Event,
+    *,
+    topic: str,
+    source: PublishSource,
+    error: BaseException,
+    attempts: int = 1,
+) -> None:
+    """Insert a publisher dead letter in the transaction of ``session`` (idempotent per event_id)."""
+    values = dead_letter_values(event, topic=topic, source=source, error=error, attempts=attempts)
+    session.execute(_statement(values))
+
+
+async def add_dead_letter_async(
+    session: AsyncSession | AsyncConnection,
+    event: Event,
+    *,
+    topic: str,
+    source: PublishSource,
+    error: BaseException,
+    attempts: int = 1,
+) -> None:
+    """Asyncio form of :func:`add_dead_letter`."""
+    values = dead_letter_values(event, topic=topic, source=source, error=error, attempts=attempts)
+    await session.execute(_statement(values))
+
+
+INSERT_SQL = """
+INSERT INTO kafka_publisher_dead_letters
+  (event_id, key, type, aggregate_type, topic, payload, headers, occurred_at, schema_version,
+   source, status, attempts, last_error_class, last_error_message, history)
+VALUES
+  (%(event_id)s, %(key)s, %(type)s, %(aggregate_type)s, %(topic)s, %(payload)s::jsonb, %(headers)s::jsonb,
+   %(occurred_at)s, %(schema_version)s, %(source)s, %(status)s, %(attempts)s, %(last_error_class)s,
+   %(last_error_message)s, %(history)s::jsonb)
+ON CONFLICT (event_id) DO NOTHING
+"""
+"""Raw psycopg form of the insert (the relay's connections); fill it with :func:`psycopg_params`."""
+
+
+def psycopg_params(values: dict[str, Any]) -> dict[str, Any]:
+    """:func:`dead_letter_values` with the JSON columns encoded for :data:`INSERT_SQL`."""
+    encoded = dict(values)
+    for column in ("payload", "headers", "history"):
+        encoded[column] = json.dumps(values[column], default=str)
+    return encoded

@@ -1,0 +1,191 @@
+"""One entry point for every publish mode: ``Publisher.publish(session, event)``.
+
+The mode comes from settings (``PublishSettings.mode_for(type, aggregate_type)``), so a service
+switches an event between ``outbox``, ``direct``, ``background`` and ``http`` by configuration only,
+as dailyfeed's ``publish-type`` switch does. Each mode keeps its own guarantee (DESIGN.md):
+
+- ``outbox``: the row is added to the caller's transaction; the relay publishes it;
+- ``direct`` / ``http``: delivered now; on failure a dead letter joins the caller's transaction, or
+  the transaction is rolled back and PublishUnavailableError raised;
+- ``background``: queued on the session and handed to the background publisher only after the
+  session's commit (a rolled-back transaction publishes nothing).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from kafkaguard.db.engine import sync_engine
+from kafkaguard.envelope import Event
+from kafkaguard.publisher.background import BackgroundOutcome, BackgroundPublisher
+from kafkaguard.publisher.direct import DirectPublisher
+from kafkaguard.publisher.http import HttpPublisher
+from kafkaguard.publisher.outbox import add_event, add_event_async
+from kafkaguard.publisher.settings import PublishMode
+from kafkaguard.settings import KafkaguardSettings
+from kafkaguard.transports.kafka_delivery import DeliveryProducer
+from kafkaguard.transports.kafka_topics import TopicRegistry
+
+_PENDING = "kafkaguard.background.pending"
+_FUTURES = "kafkaguard.background.futures"
+
+
+class PublishOutcome(Enum):
+    """What ``publish`` did with an event (before the caller's commit)."""
+
+    OUTBOX = "outbox"  # in the outbox, published by the relay after the commit
+    PUBLISHED = "published"  # acknowledged by Kafka (direct) or accepted by the endpoint (http)
+    DEAD_LETTERED = "dead_lettered"  # delivery failed; the dead letter commits with the transaction
+    SCHEDULED = "scheduled"  # background: published after the commit
+
+
+class Publisher:
+    """Dispatch events to their configured mode. Create one per process and ``close()`` it at shutdown.
+
+    ``engine``: synchronous engine for background mode's dead-letter table (default: from
+    ``settings.database_url``). ``http_transport`` / ``http_async_transport``: httpx transports for tests.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaguardSettings,
+        *,
+        engine: Engine | None = None,
+        http_transport: Any = None,
+        http_async_transport: Any = None,
+    ) -> None:
+        self.settings = settings
+        self._engine = engine
+        self._owns_engine = False
+        self._producer: DeliveryProducer | None = None
+        self._topics: TopicRegistry | None = None
+        self._direct: DirectPublisher | None = None
+        self._background: BackgroundPublisher | None = None
+        self._http = HttpPublisher(
+            settings.publish,
+            for_aggregate=settings.topics.for_aggregate,
+            transport=http_transport,
+            async_transport=http_async_transport,
+        )
+
+    def mode_for(self, event: Event) -> PublishMode:
+        """The configured mode of ``event``."""
+        return self.settings.publish.mode_for(event.type, event.aggregate_type)
+
+    def _kafka(self) -> tuple[DeliveryProducer, TopicRegistry]:
+        if self._producer is None or self._topics is None:
+            s = self.settings
+            self._producer = DeliveryProducer(
+                s.bootstrap_servers,
+                message_timeout=max(s.publish.direct_timeout, s.publish.background_timeout),
+                overrides=s.producer,
+            )
+            self._topics = TopicRegistry(
+                s.bootstrap_servers,
+                partitions=s.topics.partitions,
+                replication=s.topics.replication,
+                create_missing=s.topics.create_missing,
+                overrides=s.producer,
+            )
+        return self._producer, self._topics
+
+    def direct(self) -> DirectPublisher:
+        """The ``direct`` mode publisher (created on first use)."""
+        if self._direct is None:
+            producer, topics = self._kafka()
+            self._direct = DirectPublisher(
+                producer,
+                topics,
+                timeout=self.settings.publish.direct_timeout,
+                for_aggregate=self.settings.topics.for_aggregate,
+            )
+        return self._direct
+
+    def background(self) -> BackgroundPublisher:
+        """The ``background`` mode publisher (created on first use)."""
+        if self._background is None:
+            producer, topics = self._kafka()
+            if self._engine is None and self.settings.database_url:
+                self._engine = sync_engine(self.settings.database_url, schema=self.settings.db_schema)
+                self._owns_engine = True
+            p = self.settings.publish
+            self._background = BackgroundPublisher(
+                producer,
+                topics,
+                policy=p.background_retry,
+                attempt_timeout=p.background_timeout,
+                for_aggregate=self.settings.topics.for_aggregate,
+                engine=self._engine,
+            )
+        return self._background
+
+    def publish(self, session: Session, event: Event) -> PublishOutcome:
+        """Publish ``event`` by its mode as part of ``session``'s transaction (which the caller commits)."""
+        mode = self.mode_for(event)
+        if mode is PublishMode.OUTBOX:
+            add_event(session, event)
+            return PublishOutcome.OUTBOX
+        if mode is PublishMode.DIRECT:
+            ok = self.direct().publish(session, event)
+        elif mode is PublishMode.HTTP:
+            ok = self._http.publish(session, event)
+        else:
+            self._after_commit(session, event)
+            return PublishOutcome.SCHEDULED
+        return PublishOutcome.PUBLISHED if ok else PublishOutcome.DEAD_LETTERED
+
+    async def publish_async(self, session: AsyncSession, event: Event) -> PublishOutcome:
+        """Asyncio form of :meth:`publish`: no step blocks the event loop."""
+        mode = self.mode_for(event)
+        if mode is PublishMode.OUTBOX:
+            await add_event_async(session, event)
+            return PublishOutcome.OUTBOX
+        if mode is PublishMode.DIRECT:
+            ok = await self.direct().publish_async(session, event)
+        elif mode is PublishMode.HTTP:
+            ok = await self._http.publish_async(session, event)
+        else:
+            self._after_commit(session.sync_session, event)
+            return PublishOutcome.SCHEDULED
+        return PublishOutcome.PUBLISHED if ok else PublishOutcome.DEAD_LETTERED
+
+    def _after_commit(self, session: Session, event: Event) -> None:
+        """Queue ``event`` on the session; hand it to the background publisher after the commit."""
+        pending: list[Event] = session.info.setdefault(_PENDING, [])
+        if not session.info.get(_FUTURES):
+            session.info[_FUTURES] = []
+
+            def committed(sess: Session) -> None:
+                events, sess.info[_PENDING] = list(sess.info.get(_PENDING, [])), []
+                sess.info[_FUTURES].extend(self.background().submit(e) for e in events)
+
+            def rolled_back(sess: Session) -> None:
+                sess.info[_PENDING] = []
+
+            sa_event.listen(session, "after_commit", committed)
+            sa_event.listen(session, "after_rollback", rolled_back)
+        pending.append(event)
+
+    @staticmethod
+    def background_futures(session: Session | AsyncSession) -> list[concurrent.futures.Future[BackgroundOutcome]]:
+        """Futures of the background deliveries started by ``session``'s commits (for tests and metrics)."""
+        sync = session.sync_session if isinstance(session, AsyncSession) else session
+        futures: list[concurrent.futures.Future[BackgroundOutcome]] = sync.info.get(_FUTURES, [])
+        return futures
+
+    def close(self) -> None:
+        """Finish background deliveries, flush the producer, close HTTP and owned engines."""
+        if self._background is not None:
+            self._background.close()
+        if self._producer is not None:
+            self._producer.close()
+        self._http.close()
+        if self._owns_engine and self._engine is not None:
+            self._engine.dispose()

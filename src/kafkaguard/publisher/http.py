@@ -1,0 +1,118 @@
+"""``http`` mode (dailyfeed's "feign"): POST the envelope to the consuming service synchronously.
+
+Guarantee: as ``direct`` — an event the endpoint did not accept (4xx at once; 5xx or I/O error
+after ``http_retries`` retries) is written to ``kafka_publisher_dead_letters`` in the caller's
+transaction (source ``http``, topic = the event's Kafka topic, so a restore job can republish it);
+if that write fails, the transaction is rolled back and PublishUnavailableError is raised.
+httpx errors never leave this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from kafkaguard.db.columns import PublishSource
+from kafkaguard.envelope import Event
+from kafkaguard.errors import EventRejectedError, KafkaUnavailableError, PublishError
+from kafkaguard.publisher.fallback import dead_letter_or_raise, dead_letter_or_raise_async
+from kafkaguard.publisher.http_rules import Verdict, endpoint_for, retry_delay, verdict
+from kafkaguard.publisher.settings import PublishSettings
+
+logger = logging.getLogger(__name__)
+
+
+def _failure(url: str, status: int | None, detail: str, attempts: int) -> PublishError:
+    if status is not None and 400 <= status < 500:
+        return EventRejectedError(f"{url} refused the event with HTTP {status}: {detail}")
+    return KafkaUnavailableError(f"{url} did not accept the event after {attempts} attempts: {detail}")
+
+
+class HttpPublisher:
+    """POST events to their endpoints with retries; fall back to a dead letter. Share one per process.
+
+    ``transport`` / ``async_transport``: httpx transports (tests pass in-memory ones).
+    """
+
+    def __init__(
+        self,
+        settings: PublishSettings,
+        *,
+        for_aggregate: Callable[[str], str],
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.for_aggregate = for_aggregate
+        self._client = httpx.Client(timeout=settings.http_timeout, transport=transport)
+        self._async_transport = async_transport
+
+    def deliver(self, event: Event) -> None:
+        """POST ``event`` until the contract says done; raise EventRejectedError or KafkaUnavailableError."""
+        url = endpoint_for(self.settings, event)
+        attempt = 0
+        while True:
+            attempt += 1
+            status, detail = self._attempt(url, event)
+            step = verdict(status, attempt, self.settings.http_retries)
+            if step is Verdict.DONE:
+                return
+            if step is Verdict.REJECTED:
+                raise _failure(url, status, detail, attempt)
+            time.sleep(retry_delay(attempt))
+
+    def _attempt(self, url: str, event: Event) -> tuple[int | None, str]:
+        try:
+            response = self._client.post(url, json=event.to_json())
+            return response.status_code, response.text[:200]
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+
+    async def deliver_async(self, event: Event) -> None:
+        """Asyncio form of :meth:`deliver` (httpx.AsyncClient; the loop is never blocked)."""
+        url = endpoint_for(self.settings, event)
+        async with httpx.AsyncClient(timeout=self.settings.http_timeout, transport=self._async_transport) as client:
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    response = await client.post(url, json=event.to_json())
+                    status, detail = response.status_code, response.text[:200]
+                except httpx.HTTPError as exc:
+                    status, detail = None, f"{type(exc).__name__}: {exc}"
+                step = verdict(status, attempt, self.settings.http_retries)
+                if step is Verdict.DONE:
+                    return
+                if step is Verdict.REJECTED:
+                    raise _failure(url, status, detail, attempt)
+                await asyncio.sleep(retry_delay(attempt))
+
+    def publish(self, session: Session, event: Event) -> bool:
+        """Deliver in the caller's transaction; True if accepted, False if dead-lettered (or raise)."""
+        try:
+            self.deliver(event)
+            return True
+        except PublishError as exc:
+            topic = self.for_aggregate(event.aggregate_type)
+            dead_letter_or_raise(session, event, topic=topic, source=PublishSource.HTTP, error=exc)
+            return False
+
+    async def publish_async(self, session: AsyncSession, event: Event) -> bool:
+        """Asyncio form of :meth:`publish`."""
+        try:
+            await self.deliver_async(event)
+            return True
+        except PublishError as exc:
+            topic = self.for_aggregate(event.aggregate_type)
+            await dead_letter_or_raise_async(session, event, topic=topic, source=PublishSource.HTTP, error=exc)
+            return False
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._client.close()

@@ -1,0 +1,119 @@
+"""The relay's SQL on raw psycopg 3 connections: shard locks, claims, removal, dead letters.
+
+Locks are session-level advisory locks on the relay's work connection, keyed by
+``(hash of 'kafkaguard.relay:<schema>', shard)``: they vanish with the connection, so a relay
+that dies (or loses its connection) frees its shards for the others at once. A second key space,
+``(hash of 'kafkaguard.relay-presence:<schema>', backend pid)``, marks each live instance so that
+instances can count each other in ``pg_locks`` (standbys holding no shard included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from kafkaguard.db.columns import OPEN_STATUSES
+from kafkaguard.publisher.dead_letters import INSERT_SQL
+from kafkaguard.relay.rows import COLUMNS, OutboxRow
+
+Conn = psycopg.Connection[Any]
+
+
+def namespaces(conn: Conn) -> tuple[int, int, str]:
+    """(shard lock space, presence lock space, schema) for the connection's current schema."""
+    row = conn.execute(
+        "SELECT hashtext('kafkaguard.relay:' || current_schema()) & 2147483647,"
+        " hashtext('kafkaguard.relay-presence:' || current_schema()) & 2147483647, current_schema()"
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), str(row[2])
+
+
+def register_presence(conn: Conn, presence_space: int) -> None:
+    """Mark this connection as a live relay instance (released when the connection ends)."""
+    conn.execute("SELECT pg_advisory_lock(%s, pg_backend_pid())", (presence_space,))
+
+
+def live_instances(conn: Conn, presence_space: int) -> int:
+    """How many relay instances of this schema are connected now."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2"
+        " AND classid::bigint = %s AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        (presence_space,),
+    ).fetchone()
+    return int(row[0]) if row else 1
+
+
+def try_lock_shards(conn: Conn, shard_space: int, candidates: Sequence[int], limit: int) -> list[int]:
+    """Take up to ``limit`` of ``candidates`` that no one holds (never waits); return those taken."""
+    if limit <= 0 or not candidates:
+        return []
+    # LIMIT stops the scan once enough locks are taken, so no more shards are locked than asked for.
+    rows = conn.execute(
+        "SELECT s FROM unnest(%s::int[]) AS s WHERE pg_try_advisory_lock(%s, s) LIMIT %s",
+        (list(candidates), shard_space, limit),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def unlock_shards(conn: Conn, shard_space: int, shards: Sequence[int]) -> None:
+    """Give ``shards`` back (between rounds only: none of their rows is in flight)."""
+    if shards:
+        conn.execute("SELECT pg_advisory_unlock(%s, s) FROM unnest(%s::int[]) AS s", (shard_space, list(shards)))
+
+
+def claim(conn: Conn, shards: Sequence[int], limit: int, *, skip_blocked_keys: bool) -> list[OutboxRow]:
+    """Lock and return the oldest visible unpublished rows of ``shards`` in ``seq`` order.
+
+    Visible rows, never "seq above a mark": a transaction that took a lower seq may commit later,
+    and is claimed when it does. ``FOR UPDATE`` (not SKIP LOCKED): shards are owned by one relay,
+    so the lock only guards against a stray second publisher, and skipping would reorder a key.
+    """
+    blocked = (
+        " AND NOT EXISTS (SELECT 1 FROM kafka_publisher_dead_letters d"
+        " WHERE d.key = o.aggregateid AND d.status = ANY(%(open)s))"
+        if skip_blocked_keys
+        else ""
+    )
+    cols = ", ".join(f"o.{c.strip()}" for c in COLUMNS.split(","))
+    sql = (
+        f"SELECT {cols} FROM outbox o WHERE o.shard = ANY(%(shards)s) AND o.published_at IS NULL{blocked}"  # noqa: S608
+        " ORDER BY o.seq LIMIT %(limit)s FOR UPDATE OF o"
+    )
+    rows = conn.execute(sql, {"shards": list(shards), "limit": limit, "open": list(OPEN_STATUSES)}).fetchall()
+    return [OutboxRow(*r) for r in rows]
+
+
+def finish(conn: Conn, ids: Sequence[Any], *, delete: bool) -> None:
+    """Remove (or mark ``published_at`` on) rows whose delivery, or dead letter, is settled."""
+    if not ids:
+        return
+    if delete:
+        conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", (list(ids),))
+    else:
+        conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY(%s)", (list(ids),))
+
+
+def insert_dead_letters(conn: Conn, params: Sequence[dict[str, Any]]) -> None:
+    """Store publisher dead letters (idempotent per event id) in the current transaction."""
+    if params:
+        with conn.cursor() as cur:
+            cur.executemany(INSERT_SQL, params)
+
+
+def cleanup_published(conn: Conn, older_than_seconds: float, limit: int = 1000) -> int:
+    """Delete at most ``limit`` marked rows published more than ``older_than_seconds`` ago (bounded, so quick)."""
+    cur = conn.execute(
+        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE published_at IS NOT NULL"
+        " AND published_at < now() - make_interval(secs => %s) LIMIT %s)",
+        (older_than_seconds, limit),
+    )
+    return cur.rowcount
+
+
+def backlog(conn: Conn) -> int:
+    """Unpublished rows in the outbox (all shards)."""
+    row = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,254 @@
+"""The outbox relay: claim rows of the shards this instance owns, publish them, remove them after the ack.
+
+Guarantees (DESIGN.md, "Relay"):
+
+- no loss: a row leaves the outbox only in the transaction that follows its delivery report (or
+  that stores its publisher dead letter); a crash before that commit republishes it (at-least-once,
+  consumers dedupe by event id);
+- per-key commit order with any number of instances: a key lives in one shard, a shard is owned by
+  one instance through a session advisory lock on the connection that claims its rows, and a shard
+  changes hands only between rounds or when its owner's connection is gone;
+- Kafka down: nothing is dead-lettered; the relay backs off (up to ``max_backoff``) and resumes;
+- a rejected event (too large, topic refused, not an event) goes to ``kafka_publisher_dead_letters``
+  and, with ``block_key_on_dead_letter``, later rows of its key wait behind it.
+
+Shard balancing: each instance counts live instances (presence locks in ``pg_locks``), takes free
+shards up to ``ceil(64 / live)`` and gives back any above that share, at most once per poll interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from kafkaguard.db.columns import OUTBOX_NOTIFY_CHANNEL, OUTBOX_SHARDS, PublishSource
+from kafkaguard.publisher.dead_letters import dead_letter_values, psycopg_params
+from kafkaguard.relay import shards as S
+from kafkaguard.relay import store
+from kafkaguard.relay.deliver import Sent, publish_rows
+from kafkaguard.relay.plan import Outcome, plan_round
+from kafkaguard.relay.settings import RelaySettings
+from kafkaguard.transports.kafka_delivery import DeliveryProducer
+from kafkaguard.transports.kafka_topics import TopicRegistry
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """What one round did."""
+
+    claimed: int = 0
+    published: int = 0
+    dead_lettered: int = 0
+    transient_failures: int = 0
+
+
+class Relay:
+    """One relay instance. ``run(stop)`` loops until ``stop`` is set; safe to run several at once.
+
+    ``conninfo``: libpq string whose search_path starts with kafkaguard's schema
+    (:func:`kafkaguard.db.engine.libpq_conninfo`). ``for_aggregate``: aggregate type → topic.
+    """
+
+    def __init__(
+        self,
+        *,
+        conninfo: str,
+        bootstrap: str,
+        settings: RelaySettings,
+        topics: TopicRegistry,
+        for_aggregate: Any,
+        producer_overrides: Mapping[str, Any] | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.name = name or f"relay-{os.getpid()}"
+        self._conninfo = conninfo
+        self._bootstrap = bootstrap
+        self._overrides = dict(producer_overrides or {})
+        self._topics = topics
+        self._for_aggregate = for_aggregate
+        self._producer: DeliveryProducer | None = None
+        self._work: store.Conn | None = None
+        self._listen: store.Conn | None = None
+        self._spaces = (0, 0)
+        self._held: set[int] = set()
+        self._last_balance = 0.0
+        self._start = random.randrange(OUTBOX_SHARDS)  # noqa: S311 - spreads instances, not security
+        self._last_cleanup = 0.0
+
+    @property
+    def held_shards(self) -> frozenset[int]:
+        """Shards this instance owns now."""
+        return frozenset(self._held)
+
+    def run(self, stop: threading.Event) -> None:
+        """Relay until ``stop`` is set; survive database and Kafka outages by backing off."""
+        failures = 0
+        try:
+            while not stop.is_set():
+                try:
+                    self._ensure_connected()
+                    self._balance()
+                    result = self.run_round()
+                    self._maybe_cleanup()
+                except psycopg.Error as exc:
+                    failures += 1
+                    logger.warning("%s: database problem (%s); reconnecting", self.name, type(exc).__name__)
+                    self._disconnect()
+                    stop.wait(self._backoff(failures))
+                    continue
+                if result.transient_failures:
+                    failures += 1
+                    stop.wait(self._backoff(failures))
+                    continue
+                failures = 0
+                if result.claimed < self.settings.batch_size:
+                    self._wait_for_work(stop)
+        finally:
+            self._disconnect()
+            if self._producer is not None:
+                self._producer.close(5)
+
+    def _backoff(self, failures: int) -> float:
+        return float(min(self.settings.max_backoff, 0.2 * 2 ** min(failures, 10)))
+
+    def _ensure_connected(self) -> None:
+        if self._work is not None and self._listen is not None:
+            return
+        self._work = psycopg.connect(self._conninfo, autocommit=True)
+        shard_space, presence_space, schema = store.namespaces(self._work)
+        self._spaces = (shard_space, presence_space)
+        store.register_presence(self._work, presence_space)
+        self._listen = psycopg.connect(self._conninfo, autocommit=True)
+        self._listen.execute(f"LISTEN {OUTBOX_NOTIFY_CHANNEL}")
+        self._held.clear()
+        self._last_balance = 0.0
+        logger.info("%s: connected (schema %s)", self.name, schema)
+
+    def _disconnect(self) -> None:
+        for conn in (self._work, self._listen):
+            if conn is not None:
+                conn.close()
+        self._work = self._listen = None
+        if self._held:
+            logger.info("%s: released %d shards (disconnected)", self.name, len(self._held))
+        self._held.clear()
+
+    def _balance(self) -> None:
+        now = time.monotonic()
+        if self._held and now - self._last_balance < self.settings.poll_interval:
+            return
+        assert self._work is not None
+        self._last_balance = now
+        shard_space, presence_space = self._spaces
+        share = S.fair_share(OUTBOX_SHARDS, store.live_instances(self._work, presence_space))
+        give_back = S.to_release(self._held, share)
+        if give_back:
+            store.unlock_shards(self._work, shard_space, give_back)
+            self._held.difference_update(give_back)
+        candidates = S.to_try(self._held, OUTBOX_SHARDS, share, self._start)
+        taken = store.try_lock_shards(self._work, shard_space, candidates, share - len(self._held))
+        self._held.update(taken)
+        if give_back or taken:
+            logger.info(
+                "%s: shards now %d (share %d; took %d, gave back %d)",
+                self.name,
+                len(self._held),
+                share,
+                len(taken),
+                len(give_back),
+            )
+
+    def _producer_now(self) -> DeliveryProducer:
+        if self._producer is not None and self._producer.fatal_error:
+            logger.error("%s: producer failed fatally (%s); starting a new one", self.name, self._producer.fatal_error)
+            self._producer.close(1)
+            self._producer = None
+        if self._producer is None:
+            self._producer = DeliveryProducer(
+                self._bootstrap, message_timeout=self.settings.delivery_timeout, overrides=self._overrides
+            )
+        return self._producer
+
+    def run_round(self) -> RoundResult:
+        """Claim, publish and settle one batch of the owned shards in one transaction."""
+        if not self._held:
+            return RoundResult()
+        assert self._work is not None
+        block = self.settings.block_key_on_dead_letter
+        with self._work.transaction():
+            rows = store.claim(self._work, sorted(self._held), self.settings.batch_size, skip_blocked_keys=block)
+            if not rows:
+                return RoundResult()
+            sent = publish_rows(
+                rows,
+                producer=self._producer_now(),
+                topics=self._topics,
+                for_aggregate=self._for_aggregate,
+                timeout=self.settings.delivery_timeout,
+                block_key=block,
+            )
+            plan = plan_round([(s.row.aggregateid, s, s.outcome) for s in sent], block_key=block)
+            store.insert_dead_letters(self._work, [self._dead_letter(s) for s in plan.dead_letter])
+            store.finish(
+                self._work, [s.row.id for s in plan.remove + plan.dead_letter], delete=self.settings.delete_published
+            )
+        transient = sum(1 for s in sent if s.outcome is Outcome.TRANSIENT)
+        if transient:
+            first = next(s for s in sent if s.outcome is Outcome.TRANSIENT and s.error is not None)
+            logger.warning(
+                "%s: %d of %d events not delivered now (%s); they stay in the outbox and are retried",
+                self.name,
+                transient,
+                len(rows),
+                first.error,
+            )
+        if plan.kept_after_failure:
+            logger.warning(
+                "%s: %d acknowledged events kept behind a failed event of their key; they will be sent again",
+                self.name,
+                len(plan.kept_after_failure),
+            )
+        return RoundResult(len(rows), len(plan.remove), len(plan.dead_letter), transient)
+
+    def _dead_letter(self, item: Sent) -> dict[str, Any]:
+        assert item.error is not None
+        logger.error(
+            "event %s (type %s, key %s) to %s rejected, stored as a publisher dead letter: %s",
+            item.event.event_id,
+            item.event.type,
+            item.event.key,
+            item.topic,
+            item.error,
+        )
+        values = dead_letter_values(item.event, topic=item.topic, source=PublishSource.OUTBOX, error=item.error)
+        return psycopg_params(values)
+
+    def _maybe_cleanup(self) -> None:
+        if self.settings.delete_published or self._work is None:
+            return
+        now = time.monotonic()
+        if now - self._last_cleanup >= 60:
+            self._last_cleanup = now
+            store.cleanup_published(self._work, self.settings.published_retention)
+
+    def _wait_for_work(self, stop: threading.Event) -> None:
+        """Sleep until a NOTIFY arrives on the outbox channel, the poll interval passes, or ``stop``."""
+        assert self._listen is not None
+        deadline = time.monotonic() + self.settings.poll_interval
+        while not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            for _ in self._listen.notifies(timeout=min(left, 0.5), stop_after=1):
+                return

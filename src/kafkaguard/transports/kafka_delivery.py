@@ -1,0 +1,161 @@
+"""A confluent-kafka producer whose deliveries complete futures, for threads and asyncio alike.
+
+One producer per process, shared: a daemon thread polls librdkafka, and each delivery report
+completes the :class:`concurrent.futures.Future` returned by :meth:`DeliveryProducer.submit`. The
+synchronous :meth:`~DeliveryProducer.send` waits on that future; :meth:`~DeliveryProducer.send_async`
+awaits it through :func:`asyncio.wrap_future`, so an event loop is never blocked by librdkafka.
+
+Guarantees: settings are kafkaguard's idempotent ``acks=all`` ones (:mod:`.kafka_config`); a future
+completes with :class:`Delivered` only after the broker's ack, else with a kafkaguard
+:class:`~kafkaguard.errors.PublishError` (transient or rejected, see :mod:`.kafka_errors`).
+Thread-safe. Producer settings are never logged (they may hold SASL passwords).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from kafkaguard.errors import DeliveryTimeoutError, PublishError
+from kafkaguard.transports.kafka_config import producer_config
+from kafkaguard.transports.kafka_errors import translate_kafka_error
+
+logger = logging.getLogger(__name__)
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """Where the broker stored a message."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class DeliveryProducer:
+    """Produce messages; each ``submit`` returns a future completed by its delivery report.
+
+    ``message_timeout`` (seconds, default 30): librdkafka's ``message.timeout.ms``, the longest a
+    message waits for an ack (retries included) before its future fails with DeliveryTimeoutError.
+    ``overrides``: raw librdkafka settings, applied last.
+    """
+
+    def __init__(
+        self, bootstrap: str, *, message_timeout: float = 30.0, overrides: Mapping[str, Any] | None = None
+    ) -> None:
+        self.message_timeout = message_timeout
+        self.fatal_error: str | None = None
+        config = producer_config(
+            bootstrap,
+            overrides,
+            **{
+                "message.timeout.ms": int(message_timeout * 1000),
+                "request.timeout.ms": max(1000, min(int(message_timeout * 1000), 30_000)),
+                "error_cb": self._on_error,
+                "logger": logging.getLogger("kafkaguard.librdkafka"),  # not stderr: outages are expected
+            },
+        )
+        self._producer = Producer(config)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll_loop, name="kafkaguard-producer-poll", daemon=True)
+        self._thread.start()
+
+    def _on_error(self, error: KafkaError) -> None:
+        # Broker-down noise (ALL_BROKERS_DOWN, transport) is expected during outages: debug only.
+        if error.fatal():
+            self.fatal_error = f"{error.name()}: {error.str()}"
+            logger.error("kafka producer fatal error: %s", self.fatal_error)
+        else:
+            logger.debug("kafka producer error: %s: %s", error.name(), error.str())
+
+    def _poll_loop(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+
+    def submit(
+        self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()
+    ) -> concurrent.futures.Future[Delivered]:
+        """Hand one message to librdkafka; the future completes with its delivery report."""
+        future: concurrent.futures.Future[Delivered] = concurrent.futures.Future()
+
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                future.set_exception(translate_kafka_error(err, topic))
+            else:
+                future.set_result(Delivered(str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0)))
+
+        deadline = time.monotonic() + self.message_timeout
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, headers=list(headers), on_delivery=on_delivery)
+                return future
+            except BufferError:
+                # The local queue is full (Kafka down for a while): wait for room, within the budget.
+                if time.monotonic() > deadline:
+                    future.set_exception(
+                        DeliveryTimeoutError(f"librdkafka's queue stayed full; nothing could be sent to {topic!r}")
+                    )
+                    return future
+                self._stop.wait(0.05)
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                future.set_exception(
+                    translate_kafka_error(err, topic)
+                    if isinstance(err, KafkaError)
+                    else PublishError(f"producing to {topic!r} failed: {exc}")
+                )
+                return future
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Headers = (),
+        timeout: float | None = None,
+    ) -> Delivered:
+        """Produce and block until the broker's ack (at most ``timeout`` s, default message_timeout)."""
+        future = self.submit(topic, value, key=key, headers=headers)
+        budget = self.message_timeout if timeout is None else timeout
+        try:
+            return future.result(timeout=budget + 0.5)
+        except concurrent.futures.TimeoutError as exc:
+            raise DeliveryTimeoutError(
+                f"the broker did not acknowledge a message to {topic!r} within {budget:.1f} s"
+            ) from exc
+
+    async def send_async(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Headers = (),
+        timeout: float | None = None,
+    ) -> Delivered:
+        """Produce and await the broker's ack without blocking the event loop."""
+        future = self.submit(topic, value, key=key, headers=headers)
+        budget = self.message_timeout if timeout is None else timeout
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), budget + 0.5)
+        except TimeoutError as exc:
+            raise DeliveryTimeoutError(
+                f"the broker did not acknowledge a message to {topic!r} within {budget:.1f} s"
+            ) from exc
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Wait up to ``timeout`` s for outstanding deliveries, then stop the poll thread."""
+        self._producer.flush(timeout)
+        self._stop.set()
+        self._thread.join(timeout=5)

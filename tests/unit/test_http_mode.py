@@ -1,0 +1,42 @@
+"""http mode's contract against an in-memory endpoint (httpx.MockTransport): 2xx done, 4xx at once, 5xx retried."""
+
+import httpx
+import pytest
+
+from kafkaguard.envelope import Event
+from kafkaguard.errors import EventRejectedError, KafkaUnavailableError
+from kafkaguard.publisher.http import HttpPublisher
+from kafkaguard.publisher.settings import PublishSettings
+from kafkaguard.topics import topic_for
+
+
+def _publisher(statuses: list[int], seen: list[dict[str, object]]) -> HttpPublisher:
+    def handler(request: httpx.Request) -> httpx.Response:
+        import json
+
+        seen.append(json.loads(request.content))
+        return httpx.Response(statuses.pop(0))
+
+    settings = PublishSettings(http_default_endpoint="http://consumer/events", http_retries=2)
+    return HttpPublisher(settings, for_aggregate=topic_for, transport=httpx.MockTransport(handler))
+
+
+def test_5xx_then_2xx_is_delivered_with_the_envelope() -> None:
+    seen: list[dict[str, object]] = []
+    event = Event(type="post.created", key="p1", payload={"n": 1})
+    _publisher([503, 200], seen).deliver(event)
+    assert len(seen) == 2 and seen[-1] == event.to_json()
+
+
+def test_4xx_is_rejected_at_once() -> None:
+    seen: list[dict[str, object]] = []
+    with pytest.raises(EventRejectedError, match="HTTP 422"):
+        _publisher([422, 200], seen).deliver(Event(type="post.created", key="p1", payload={}))
+    assert len(seen) == 1
+
+
+def test_5xx_retries_are_bounded() -> None:
+    seen: list[dict[str, object]] = []
+    with pytest.raises(KafkaUnavailableError, match="after 3 attempts"):
+        _publisher([500, 502, 503, 200], seen).deliver(Event(type="post.created", key="p1", payload={}))
+    assert len(seen) == 3
