@@ -7,6 +7,7 @@ transaction; the upsert by event id is the dailyfeed note's own safety net on to
 from __future__ import annotations
 
 from kafkaguard.consumer.registry import HandlerContext, HandlerRegistry
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -25,10 +26,21 @@ CONTENT_TYPES = (
 registry = HandlerRegistry()
 
 
+class MemberOnHoldError(RuntimeError):
+    """The member's activities are on hold (e.g. during a data migration): retry later."""
+
+
+def on_hold(session: Session, member_id: int) -> bool:
+    """Whether ``activity.members_on_hold`` lists the member (the demo's way to make a handler fail)."""
+    return session.execute(text("SELECT 1 FROM members_on_hold WHERE member_id = :m"), {"m": member_id}).first() is not None
+
+
 def record_activity(event: Event, ctx: HandlerContext[Session]) -> None:
     """Upsert the member's activity for ``event`` (keyed by its event id)."""
     payload = event.payload
     member_id = int(payload["member_id"])  # a payload without it is a permanent error (KeyError)
+    if on_hold(ctx.session, member_id):
+        raise MemberOnHoldError(f"activities of member {member_id} are on hold")
     stmt = insert(MemberActivity).values(
         event_id=event.event_id,
         member_id=member_id,

@@ -29,3 +29,10 @@ class MemberActivity(Base):
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     apply_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+
+class MemberOnHold(Base):
+    """Members whose activities must not be recorded right now; the handler fails for them (retriable)."""
+
+    __tablename__ = "members_on_hold"
+    member_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -83,7 +83,6 @@ def create_app(settings: DailyfeedSettings | None = None) -> FastAPI:
             await db.flush()
             event = events.post_event("post.created", post, body.author_id)
             await write(db, event, publisher.mode_name(event))
-        await publisher.after_commit(event)
         return PostOut(**_post(post), event_id=str(event.event_id))
 
     @app.get("/api/posts/{post_id}")
@@ -104,7 +103,6 @@ def create_app(settings: DailyfeedSettings | None = None) -> FastAPI:
             await db.flush()
             event = events.post_event("post.updated", post, body.author_id)
             await write(db, event, publisher.mode_name(event))
-        await publisher.after_commit(event)
         return PostOut(**_post(post), event_id=str(event.event_id))
 
     @app.delete("/api/posts/{post_id}")
@@ -114,7 +112,6 @@ def create_app(settings: DailyfeedSettings | None = None) -> FastAPI:
             event = events.post_event("post.deleted", post, author_id)
             await db.delete(post)
             await write(db, event, publisher.mode_name(event))
-        await publisher.after_commit(event)
         return {"deleted": post_id, "event_id": str(event.event_id)}
 
     @app.post("/api/posts/{post_id}/comments", status_code=201)
@@ -126,7 +123,6 @@ def create_app(settings: DailyfeedSettings | None = None) -> FastAPI:
             await db.flush()
             event = events.comment_event("comment.created", comment, body.author_id)
             await write(db, event, publisher.mode_name(event))
-        await publisher.after_commit(event)
         return CommentOut(**_comment(comment), event_id=str(event.event_id))
 
     @app.put("/api/posts/{post_id}/comments/{comment_id}")
@@ -137,7 +133,6 @@ def create_app(settings: DailyfeedSettings | None = None) -> FastAPI:
             await db.flush()
             event = events.comment_event("comment.updated", comment, body.author_id)
             await write(db, event, publisher.mode_name(event))
-        await publisher.after_commit(event)
         return CommentOut(**_comment(comment), event_id=str(event.event_id))
 
     @app.delete("/api/posts/{post_id}/comments/{comment_id}")
@@ -149,7 +144,6 @@ def create_app(settings: DailyfeedSettings | None = None) -> FastAPI:
             event = events.comment_event("comment.deleted", comment, author_id)
             await db.delete(comment)
             await write(db, event, publisher.mode_name(event))
-        await publisher.after_commit(event)
         return {"deleted": comment_id, "event_id": str(event.event_id)}
 
     @app.exception_handler(ValueError)

@@ -1,0 +1,81 @@
+"""The activity service's HTTP API: members' activities, and the receiving endpoint for ``http`` mode."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from examples.dailyfeed.activity.handlers import registry
+from examples.dailyfeed.activity.models import MemberActivity
+from examples.dailyfeed.config import DailyfeedSettings
+from kafkaguard.db.engine import async_engine, sync_engine
+
+RECEIVE_PATH = "/kafkaguard/events"
+
+
+def create_app(settings: DailyfeedSettings | None = None) -> FastAPI:
+    settings = settings or DailyfeedSettings()
+    engine = async_engine(settings.database_url, schema=settings.activity_schema, pool_size=10)
+    apply_engine = sync_engine(settings.database_url, schema=settings.activity_schema, pool_size=10)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+        apply_engine.dispose()
+
+    app = FastAPI(title="dailyfeed activity service", lifespan=lifespan)
+    app.include_router(receiving_router(settings, apply_engine), prefix="")
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/members/{member_id}/activities")
+    async def activities(
+        member_id: int,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        before: Annotated[str | None, Query(description="ISO time: only activities before it")] = None,
+    ) -> dict[str, Any]:
+        if member_id <= 0:
+            raise HTTPException(422, detail={"error": "bad_member_id", "member_id": member_id})
+        async with sessions() as db:
+            query = select(MemberActivity).where(MemberActivity.member_id == member_id)
+            if before:
+                from datetime import datetime
+
+                try:
+                    query = query.where(MemberActivity.occurred_at < datetime.fromisoformat(before))
+                except ValueError as exc:
+                    raise HTTPException(422, detail={"error": "bad_before", "detail": str(exc)}) from exc
+            rows = (await db.scalars(query.order_by(MemberActivity.occurred_at.desc()).limit(limit))).all()
+            total = await db.scalar(select(func.count()).where(MemberActivity.member_id == member_id))
+        return {
+            "member_id": member_id,
+            "total": total,
+            "activities": [
+                {
+                    "event_id": str(r.event_id),
+                    "type": r.activity_type,
+                    "post_id": r.post_id,
+                    "comment_id": r.comment_id,
+                    "occurred_at": r.occurred_at.isoformat(),
+                }
+                for r in rows
+            ],
+        }
+
+    return app
+
+
+def receiving_router(settings: DailyfeedSettings, engine: Any) -> Any:
+    """kafkaguard's receiving endpoint for ``http`` mode, applying through the same handlers + inbox."""
+    from kafkaguard.consumer.http import receiving_router as kg_router
+
+    return kg_router(registry, engine, settings.activity_group, path=RECEIVE_PATH)
