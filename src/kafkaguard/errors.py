@@ -10,8 +10,12 @@ boundary, so callers never need to import those libraries to handle a failure.
     │   ├── ToolMissingError      java, mvn or apt-get not found
     │   ├── PortInUseError        a loopback port we need is taken
     │   └── StartTimeoutError     a process did not become ready in time (names its log)
-    └── PublishError              an event could not be handed to Kafka
-        └── DeliveryTimeoutError  the broker did not acknowledge within the time budget
+    ├── PublishError              an event could not be handed to Kafka
+    │   └── DeliveryTimeoutError  the broker did not acknowledge within the time budget
+    └── ConsumerError             the consumer could not read, apply or commit
+        ├── StoreUnavailableError PostgreSQL (inbox / dead-letter store) is unreachable; retried
+        ├── UnknownEventTypeError no handler is registered for an event's type
+        └── DeadLetterNotFoundError a restore named a dead letter that does not exist
 """
 
 from __future__ import annotations
@@ -65,3 +69,19 @@ class PublishError(KafkaguardError):
 
 class DeliveryTimeoutError(PublishError):
     """The broker did not acknowledge the event within the time budget."""
+
+
+class ConsumerError(KafkaguardError):
+    """The consumer could not read, apply or commit a message."""
+
+
+class StoreUnavailableError(ConsumerError):
+    """PostgreSQL (inbox and dead-letter store) is unreachable; the consumer pauses and retries."""
+
+
+class UnknownEventTypeError(ConsumerError):
+    """No handler is registered for the event's type; register one or set ``ignore_unknown``."""
+
+
+class DeadLetterNotFoundError(ConsumerError):
+    """A restore named a listener dead letter that does not exist; list them with the operator CLI."""

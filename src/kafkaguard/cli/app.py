@@ -7,6 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
+from kafkaguard.cli.consume import consume
 from kafkaguard.cli.db import db_app
 from kafkaguard.cli.dev import dev_app
 from kafkaguard.errors import KafkaguardError
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 app.add_typer(dev_app, name="dev")
 app.add_typer(db_app, name="db")
+app.command("consume")(consume)
 
 
 def main() -> None:
