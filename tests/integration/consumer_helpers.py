@@ -55,10 +55,16 @@ class RunningWorker:
 
 
 def start_worker(
-    bootstrap: str, url: str, schema: str | None, registry: HandlerRegistry, settings: ConsumerSettings
+    bootstrap: str,
+    url: str,
+    schema: str | None,
+    registry: HandlerRegistry,
+    settings: ConsumerSettings,
+    *,
+    on_dead_letter: Callable[[Any, Any], None] | None = None,
 ) -> RunningWorker:
     engine = sync_engine(url, schema=schema, pool_size=2)
-    applier = Applier(engine, registry, settings, stop=threading.Event())
+    applier = Applier(engine, registry, settings, stop=threading.Event(), on_dead_letter=on_dead_letter)
     source = KafkaSource(bootstrap, settings.group_id, settings.topics, overrides={"session.timeout.ms": 10000})
     worker = Worker(source, applier)
     thread = threading.Thread(target=worker.run, name=f"worker-{settings.group_id}", daemon=True)
