@@ -69,7 +69,9 @@ def test_kill_9_ten_times_still_exactly_once(
         before = effects()
         proc = spawn_cli_consumer(kafka_bootstrap, db.server.url(), db.schema, group, topic, log)
         target = before + rng.randint(20, 150)
-        wait_until(lambda: effects() >= target or proc.poll() is not None, 60, "progress before the kill", 0.02)
+        wait_until(
+            lambda p=proc, t=target: effects() >= t or p.poll() is not None, 60, "progress before the kill", 0.02
+        )
         assert proc.poll() is None, log.read_text()[-3000:]
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)

@@ -82,6 +82,7 @@ def test_each_bad_input_is_dead_lettered_and_the_partition_moves(
         "status FROM kafka_listener_dead_letters WHERE reason = 'handler_error'",
     )
     t, p, off, raw, err, stack, attempts, g, created, status = full[0]
+    assert created is not None
     assert (t, p, off, g, status) == (topic, 0, 7, group, "pending")
     assert raw == good("always-fails").payload_bytes()
     assert err == "tests.integration.consumer_app.BrokenKeyError" and "BrokenKeyError" in stack

@@ -7,14 +7,27 @@ def test_public_api_is_locked() -> None:
     assert sorted(kafkaguard.__all__) == sorted(
         [
             "ConfigurationError",
+            "ConsumerError",
+            "DeadLetterNotFoundError",
             "DeliveryTimeoutError",
             "DevStackError",
+            "HandlerContext",
+            "HandlerRegistry",
             "KafkaguardError",
+            "Outcome",
             "PortInUseError",
             "PublishError",
+            "RestoreResult",
             "StartTimeoutError",
+            "StoreUnavailableError",
             "ToolMissingError",
+            "UnknownEventTypeError",
+            "Worker",
             "__version__",
+            "due_keys",
+            "receiving_router",
+            "restore_key",
+            "retry_dead_letter",
         ]
     )
 
