@@ -116,3 +116,30 @@ def test_second_consumer_joins_and_leaves_keeps_order(
     assert_exactly_once_in_order(db, group, len(events))
     per_key = rows(db.conninfo, "SELECT key, array_agg(seq ORDER BY id) FROM effects GROUP BY key")
     assert all(seqs == sorted(seqs) for _, seqs in per_key)
+
+
+def test_batch_mode_dedupes_in_bulk_and_a_failing_event_does_not_poison_the_batch(
+    kafka_bootstrap: str, topics: TopicFactory, migrated_database: TestDatabase
+) -> None:
+    import psycopg
+
+    db = migrated_database
+    app.create_tables(db.conninfo)
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        conn.execute("INSERT INTO broken_keys VALUES ('k3')")
+    topic = topics("batch", partitions=2)
+    events = app.make_events(2000, keys=20)
+    sent = app.produce(kafka_bootstrap, topic, events, twice=set(range(0, 2000, 20)))
+    group = app.new_group()
+    settings = ConsumerSettings(group_id=group, topics=(topic,), batch_size=200)
+    w = start_worker(kafka_bootstrap, db.server.url(), db.schema, app.registry, settings)
+    try:
+        wait_until(lambda: sum(w.worker.stats.values()) >= sent, 90, "every message has an outcome")
+    finally:
+        w.stop()
+    k3 = [e for e in events if e.key == "k3"]
+    assert w.worker.stats["applied"] == 2000 - len(k3)
+    assert w.worker.stats["duplicate"] == 100 - 0  # i % 20 == 0 are all key k0, never broken
+    assert w.worker.stats["dead_lettered"] == 1 and w.worker.stats["parked"] == len(k3) - 1
+    assert scalar(db.conninfo, "SELECT count(*) FROM effects") == 2000 - len(k3)
+    assert scalar(db.conninfo, "SELECT count(DISTINCT event_id) FROM effects") == 2000 - len(k3)
