@@ -4,9 +4,22 @@ without losing one and without applying one twice.
 The public API is exactly ``__all__``; everything else is internal and may change.
 """
 
+from kafkaguard.consumer import (
+    HandlerContext,
+    HandlerRegistry,
+    Outcome,
+    RestoreResult,
+    Worker,
+    due_keys,
+    restore_key,
+    retry_dead_letter,
+)
+from kafkaguard.consumer.http import receiving_router
 from kafkaguard.envelope import Event
 from kafkaguard.errors import (
     ConfigurationError,
+    ConsumerError,
+    DeadLetterNotFoundError,
     DeliveryTimeoutError,
     DevStackError,
     EventRejectedError,
@@ -16,7 +29,9 @@ from kafkaguard.errors import (
     PublishError,
     PublishUnavailableError,
     StartTimeoutError,
+    StoreUnavailableError,
     ToolMissingError,
+    UnknownEventTypeError,
 )
 from kafkaguard.publisher.facade import Publisher, PublishOutcome
 from kafkaguard.publisher.outbox import add_event, add_event_async, add_events, add_events_async
@@ -27,12 +42,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigurationError",
+    "ConsumerError",
+    "DeadLetterNotFoundError",
     "DeliveryTimeoutError",
     "DevStackError",
     "Event",
     "EventRejectedError",
+    "HandlerContext",
+    "HandlerRegistry",
     "KafkaUnavailableError",
     "KafkaguardError",
+    "Outcome",
     "PortInUseError",
     "PublishError",
     "PublishMode",
@@ -40,11 +60,19 @@ __all__ = [
     "PublishUnavailableError",
     "Publisher",
     "Relay",
+    "RestoreResult",
     "StartTimeoutError",
+    "StoreUnavailableError",
     "ToolMissingError",
+    "UnknownEventTypeError",
+    "Worker",
     "__version__",
     "add_event",
     "add_event_async",
     "add_events",
     "add_events_async",
+    "due_keys",
+    "receiving_router",
+    "restore_key",
+    "retry_dead_letter",
 ]

@@ -10,13 +10,17 @@ boundary, so callers never need to import those libraries to handle a failure.
     │   ├── ToolMissingError      java, mvn or apt-get not found
     │   ├── PortInUseError        a loopback port we need is taken
     │   └── StartTimeoutError     a process did not become ready in time (names its log)
-    └── PublishError              an event could not be handed to Kafka (or the receiving endpoint)
-        ├── KafkaUnavailableError Kafka cannot be reached now; retrying later will help
-        │   └── DeliveryTimeoutError  the broker did not acknowledge within the time budget
-        ├── EventRejectedError    this event is refused for good (too large, topic not authorised or
-        │                         unknown, not serialisable, HTTP 4xx); retrying will not help
-        └── PublishUnavailableError neither delivery nor the publisher dead-letter store worked; the
-                                  caller's transaction was rolled back (an HTTP layer answers 503)
+    ├── PublishError              an event could not be handed to Kafka (or the receiving endpoint)
+    │   ├── KafkaUnavailableError Kafka cannot be reached now; retrying later will help
+    │   │   └── DeliveryTimeoutError  the broker did not acknowledge within the time budget
+    │   ├── EventRejectedError    this event is refused for good (too large, topic not authorised or
+    │   │                         unknown, not serialisable, HTTP 4xx); retrying will not help
+    │   └── PublishUnavailableError neither delivery nor the publisher dead-letter store worked; the
+    │                             caller's transaction was rolled back (an HTTP layer answers 503)
+    └── ConsumerError             the consumer could not read, apply or commit
+        ├── StoreUnavailableError PostgreSQL (inbox / dead-letter store) is unreachable; retried
+        ├── UnknownEventTypeError no handler is registered for an event's type
+        └── DeadLetterNotFoundError a restore named a dead letter that does not exist
 """
 
 from __future__ import annotations
@@ -92,3 +96,19 @@ class PublishUnavailableError(PublishError):
         super().__init__(message)
         self.event_id = event_id
         self.cause = cause
+
+
+class ConsumerError(KafkaguardError):
+    """The consumer could not read, apply or commit a message."""
+
+
+class StoreUnavailableError(ConsumerError):
+    """PostgreSQL (inbox and dead-letter store) is unreachable; the consumer pauses and retries."""
+
+
+class UnknownEventTypeError(ConsumerError):
+    """No handler is registered for the event's type; register one or set ``ignore_unknown``."""
+
+
+class DeadLetterNotFoundError(ConsumerError):
+    """A restore named a listener dead letter that does not exist; list them with the operator CLI."""

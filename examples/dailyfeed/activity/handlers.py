@@ -6,12 +6,12 @@ transaction; the upsert by event id is the dailyfeed note's own safety net on to
 
 from __future__ import annotations
 
-from kafkaguard.consumer.registry import HandlerContext, HandlerRegistry
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from examples.dailyfeed.activity.models import MemberActivity
+from kafkaguard.consumer.registry import HandlerContext, HandlerRegistry
 from kafkaguard.envelope import Event
 
 CONTENT_TYPES = (
@@ -32,7 +32,8 @@ class MemberOnHoldError(RuntimeError):
 
 def on_hold(session: Session, member_id: int) -> bool:
     """Whether ``activity.members_on_hold`` lists the member (the demo's way to make a handler fail)."""
-    return session.execute(text("SELECT 1 FROM members_on_hold WHERE member_id = :m"), {"m": member_id}).first() is not None
+    found = session.execute(text("SELECT 1 FROM members_on_hold WHERE member_id = :m"), {"m": member_id}).first()
+    return found is not None
 
 
 def record_activity(event: Event, ctx: HandlerContext[Session]) -> None:

@@ -25,10 +25,10 @@ import uuid
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import text
 
 from examples.dailyfeed.activity.models import Base as ActivityBase
 from examples.dailyfeed.batch import Batch
@@ -38,7 +38,7 @@ from examples.dailyfeed.demo.reconcile import Reconciliation, reconcile
 from examples.dailyfeed.demo.services import Service, python_module, wait_for
 from examples.dailyfeed.demo.workload import run_workload
 from kafkaguard.db import migrate
-from kafkaguard.db.engine import sync_engine
+from kafkaguard.db.engine import libpq_conninfo, sync_engine
 from kafkaguard.devstack.process import free_ports
 from kafkaguard.devstack.stack import DevStack, default_run_dir
 from kafkaguard.transports.kafka_admin import delete_topics, ensure_topics
@@ -109,15 +109,17 @@ def services(stack: DevStack, settings: DailyfeedSettings, logs: Path, ports: li
     }  # fmt: skip
 
 
-def count(settings: DailyfeedSettings, sql: str) -> int:
-    with psycopg.connect(_conninfo(settings)) as conn:
-        row = conn.execute(sql).fetchone()
+def execute(settings: DailyfeedSettings, query: str, params: tuple[object, ...] = ()) -> int:
+    """Run ``query`` with ``{c}``/``{a}`` standing for the content/activity schemas (quoted identifiers);
+    return the first column of the first row (0 when none)."""
+    names = {"c": sql.Identifier(settings.content_schema), "a": sql.Identifier(settings.activity_schema)}
+    with psycopg.connect(_conninfo(settings), autocommit=True) as conn:
+        cur = conn.execute(sql.SQL(query).format(**names), params)  # type: ignore[arg-type]
+        row = cur.fetchone() if cur.description else None
     return int(row[0]) if row else 0
 
 
 def _conninfo(settings: DailyfeedSettings) -> str:
-    from kafkaguard.db.engine import libpq_conninfo
-
     return libpq_conninfo(settings.database_url)
 
 
@@ -172,8 +174,7 @@ def main() -> int:
     console.print(f"modes: posts → {settings.post_publish_mode}, comments → {settings.comment_publish_mode}")
     with console.status("resetting the demo's schemas and topics..."):
         reset(stack, settings)
-    with psycopg.connect(_conninfo(settings), autocommit=True) as conn:
-        conn.execute(f"INSERT INTO {settings.activity_schema}.members_on_hold VALUES (%s)", (HELD_MEMBER,))
+    execute(settings, "INSERT INTO {a}.members_on_hold VALUES (%s)", (HELD_MEMBER,))
 
     logs = default_run_dir() / "demo" / run_id
     ports = free_ports(2)
@@ -216,30 +217,30 @@ def main() -> int:
     with progress:
         fault_thread.start()
         report = asyncio.run(
-            run_workload(f"http://127.0.0.1:{ports[0]}", clients=args.clients, writes=args.writes, seed=args.seed,
-                         progress=tick)  # fmt: skip
+            run_workload(
+                f"http://127.0.0.1:{ports[0]}", clients=args.clients, writes=args.writes, seed=args.seed, progress=tick
+            )
         )
         fault_thread.join(timeout=120)
     for line in events_log:
         console.print(f"  {line}")
     console.print(f"writes accepted: {report.total_ok}, refused or failed: {sum(report.failed.values())}")
 
-    c, a = settings.content_schema, settings.activity_schema
     with console.status("waiting for the relay to drain the outbox..."):
-        wait_for(lambda: count(settings, f"SELECT count(*) FROM {c}.outbox") == 0, 180, "empty outbox")
-    with psycopg.connect(_conninfo(settings), autocommit=True) as conn:
-        conn.execute(f"DELETE FROM {a}.members_on_hold")
+        wait_for(lambda: execute(settings, "SELECT count(*) FROM {c}.outbox") == 0, 180, "empty outbox")
+    execute(settings, "DELETE FROM {a}.members_on_hold")
     console.print(f"member {HELD_MEMBER}'s hold released; running the batch (both restore jobs) until settled")
     batch = Batch(settings, handoff=False)
 
     def settled() -> bool:
         batch.run()
-        applied = count(settings, f"SELECT count(*) FROM {a}.member_activities")
-        committed = count(settings, f"SELECT count(*) FROM {c}.content_writes")
+        applied = execute(settings, "SELECT count(*) FROM {a}.member_activities")
+        committed = execute(settings, "SELECT count(*) FROM {c}.content_writes")
         return applied >= committed
 
     with console.status("restore jobs running..."):
         wait_for(settled, 240, "every committed write applied")
+    c, a = settings.content_schema, settings.activity_schema
     rec = reconcile(_conninfo(settings), stack.kafka.bootstrap, TOPICS, content=c, activity=a)
     for svc in procs.values():
         svc.stop()

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from kafkaguard.cli.cleanup import cleanup
+from kafkaguard.cli.consume import consume
 from kafkaguard.cli.db import db_app
 from kafkaguard.cli.dead_letters import dead_letters_app
 from kafkaguard.cli.dev import dev_app
@@ -27,6 +28,7 @@ app.command("relay")(relay)
 app.add_typer(restore_app, name="restore")
 app.add_typer(dead_letters_app, name="dead-letters")
 app.command("cleanup")(cleanup)
+app.command("consume")(consume)
 
 
 def main() -> None:

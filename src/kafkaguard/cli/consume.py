@@ -1,0 +1,56 @@
+"""``kafkaguard consume``: run a consumer worker for a handler registry."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from kafkaguard.consumer.runner import build_worker, load_registry, run_until_signalled
+from kafkaguard.settings import KafkaguardSettings
+
+
+def consume(
+    target: Annotated[
+        str, typer.Argument(help="module:attribute of a HandlerRegistry (or of an object with .registry)")
+    ],
+    group: Annotated[
+        str | None, typer.Option("--group", help="Consumer group [env KAFKAGUARD_CONSUMER__GROUP_ID].")
+    ] = None,
+    topic: Annotated[list[str] | None, typer.Option("--topic", help="Topic to read; repeatable.")] = None,
+    bootstrap: Annotated[str | None, typer.Option("--bootstrap", help="Kafka bootstrap servers.")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="SQLAlchemy URL (env KAFKAGUARD_DATABASE_URL).")] = None,
+    schema: Annotated[str | None, typer.Option("--schema", help="Schema of kafkaguard's tables.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Messages per transaction (1 = per event).")
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level")] = "INFO",
+) -> None:
+    """Consume events and apply them exactly once; SIGTERM stops gracefully (commit, leave the group)."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    base = KafkaguardSettings()
+    consumer = base.consumer.model_copy(
+        update={
+            k: v
+            for k, v in {
+                "group_id": group,
+                "topics": tuple(topic) if topic else None,
+                "batch_size": batch_size,
+            }.items()
+            if v is not None
+        }
+    )
+    settings = base.model_copy(
+        update={
+            k: v
+            for k, v in {
+                "consumer": consumer,
+                "bootstrap_servers": bootstrap,
+                "database_url": url,
+                "db_schema": schema,
+            }.items()
+            if v is not None
+        }
+    )
+    run_until_signalled(build_worker(settings, load_registry(target)))

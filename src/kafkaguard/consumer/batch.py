@@ -1,0 +1,88 @@
+"""Batch mode (``ConsumerSettings.batch_size > 1``): one transaction for a chunk of messages.
+
+Same guarantees as per-event mode: every key of the chunk is locked (sorted, so two workers never
+deadlock), the chunk is applied only if none of its keys is blocked, the inbox rows are inserted in
+bulk with ``ON CONFLICT DO NOTHING RETURNING event_id`` (rows not returned are duplicates), and the
+handlers run in offset order in the same transaction. Anything unusual — an undecodable message,
+an unknown or async type, a blocked key, a handler error — rolls the chunk back and returns
+``None``: the caller then processes that chunk message by message, so one bad event never poisons
+the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from kafkaguard.consumer import store
+from kafkaguard.consumer.apply import Applier, inbox_row
+from kafkaguard.consumer.decisions import Outcome
+from kafkaguard.consumer.records import Record
+from kafkaguard.consumer.registry import HandlerContext, Registration
+from kafkaguard.envelope import DecodeError, Event, decode
+from kafkaguard.errors import StoreUnavailableError
+
+log = logging.getLogger("kafkaguard.consumer")
+
+
+class _Fallback(Exception):
+    """The chunk cannot be applied as one transaction."""
+
+
+def _decode_all(applier: Applier, records: Sequence[Record]) -> list[tuple[Record, Event, Registration]] | None:
+    out = []
+    for r in records:
+        try:
+            event = decode(r.key, r.value, r.headers, max_payload_bytes=applier.settings.max_payload_bytes)
+        except DecodeError:
+            return None
+        reg = applier.registry.get(event.type)
+        if reg is None or reg.is_async:
+            return None
+        out.append((r, event, reg))
+    return out
+
+
+def apply_batch(applier: Applier, records: Sequence[Record]) -> list[Outcome] | None:
+    """Apply ``records`` in one transaction and return their outcomes, or ``None`` to fall back."""
+    items = _decode_all(applier, records)
+    if items is None:
+        return None
+    group = applier.group
+    keys = sorted({e.key for _, e, _ in items})
+    try:
+        with Session(applier.engine) as s, s.begin():
+            for key in keys:
+                s.execute(store.lock_key(group, key))
+            if s.execute(store.blocked_keys(group, keys)).first() is not None:
+                raise _Fallback
+            rows: dict[uuid.UUID, dict[str, Any]] = {}
+            for r, e, reg in items:
+                if reg.inbox and e.event_id not in rows:
+                    rows[e.event_id] = inbox_row(group, e, r)
+            new_ids = set(s.execute(store.insert_inbox(list(rows.values()))).scalars()) if rows else set()
+            outcomes: list[Outcome] = []
+            for r, e, reg in items:
+                if reg.inbox:
+                    if e.event_id not in new_ids:
+                        outcomes.append(Outcome.DUPLICATE)
+                        continue
+                    new_ids.discard(e.event_id)  # a second copy inside the chunk is a duplicate too
+                ctx = HandlerContext[Session](
+                    session=s, consumer_group=group, topic=r.topic, partition=r.partition, offset=r.offset
+                )
+                reg.func(e, ctx)
+                outcomes.append(Outcome.APPLIED)
+    except _Fallback:
+        return None
+    except StoreUnavailableError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any handler error: retry the chunk per event
+        applier.raise_if_store_down(exc)
+        log.info("batch of %d fell back to per-event processing group=%s: %r", len(records), group, exc)
+        return None
+    return outcomes

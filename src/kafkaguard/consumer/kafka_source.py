@@ -1,0 +1,135 @@
+"""confluent-kafka adapter of :class:`~kafkaguard.consumer.source.MessageSource`.
+
+Settings come from :func:`~kafkaguard.transports.kafka_config.consumer_config`: no auto-commit,
+no auto offset store, ``read_committed``, ``earliest`` for a new group. Offsets are committed only
+through :meth:`KafkaSource.commit`, synchronously. librdkafka errors become
+:class:`~kafkaguard.errors.ConsumerError` here.
+
+Thread-safety: use from one thread (the worker's); callbacks run inside ``poll``/``close``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import TopicPartition as KafkaTP
+
+from kafkaguard.consumer.records import Record
+from kafkaguard.consumer.source import RevokeCallback, TopicPartition
+from kafkaguard.errors import ConsumerError
+from kafkaguard.transports.kafka_config import consumer_config
+
+log = logging.getLogger("kafkaguard.consumer.kafka")
+
+
+def _as_bytes(raw: str | bytes | None) -> bytes | None:
+    return raw.encode() if isinstance(raw, str) else raw
+
+
+def to_record(msg: Message) -> Record:
+    """A confluent ``Message`` as a :class:`Record` (headers and bytes verbatim)."""
+    ts_type, ts_ms = msg.timestamp()
+    ts = datetime.fromtimestamp(ts_ms / 1000, UTC) if ts_type and ts_ms and ts_ms > 0 else None
+    return Record(
+        topic=str(msg.topic()),
+        partition=int(msg.partition() or 0),
+        offset=int(msg.offset() or 0),
+        key=_as_bytes(msg.key()),
+        value=_as_bytes(msg.value()),
+        headers=[(str(h[0]), _as_bytes(h[1])) for h in list(msg.headers() or [])],
+        timestamp=ts,
+    )
+
+
+class KafkaSource:
+    """A subscribed consumer of ``topics`` in ``group_id``; pause state survives rebalances."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        group_id: str,
+        topics: Sequence[str],
+        *,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.group_id = group_id
+        self._consumer = Consumer(consumer_config(bootstrap, group_id, overrides))
+        self._on_revoke: RevokeCallback | None = None
+        self._paused = False
+        self._consumer.subscribe(list(topics), on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost)
+
+    def _assigned(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
+        log.info("assigned group=%s %s", self.group_id, [(p.topic, p.partition) for p in partitions])
+        consumer.assign(partitions)
+        if self._paused and partitions:
+            consumer.pause(partitions)  # still paused for an outage: new partitions wait too
+
+    def _revoked(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
+        log.info("revoked group=%s %s", self.group_id, [(p.topic, p.partition) for p in partitions])
+        if self._on_revoke is not None:
+            self._on_revoke([(p.topic, p.partition) for p in partitions])
+        consumer.unassign()
+
+    def _lost(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
+        # Lost, not revoked: another member may own them already, so a commit would be refused.
+        log.warning("partitions lost group=%s %s", self.group_id, [(p.topic, p.partition) for p in partitions])
+        self._revoked(consumer, partitions)
+
+    def set_on_revoke(self, callback: RevokeCallback) -> None:
+        self._on_revoke = callback
+
+    def poll(self, max_records: int, timeout: float) -> list[Record]:
+        try:
+            msgs = self._consumer.consume(num_messages=max_records, timeout=timeout)
+        except KafkaException as exc:
+            raise ConsumerError(f"reading from Kafka failed: {exc}") from exc
+        out: list[Record] = []
+        for m in msgs:
+            err = m.error()
+            if err is None:
+                out.append(to_record(m))
+            elif err.code() != KafkaError._PARTITION_EOF:
+                # Transient client errors (broker down, rebalancing) are retried by librdkafka.
+                log.warning("consumer error group=%s: %s", self.group_id, err.str())
+        return out
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if not offsets:
+            return
+        tps = [KafkaTP(t, p, o) for (t, p), o in offsets.items()]
+        try:
+            result = self._consumer.commit(offsets=tps, asynchronous=False)
+        except KafkaException as exc:
+            raise ConsumerError(f"committing offsets failed: {exc}") from exc
+        for tp in result or []:
+            if tp.error is not None:
+                raise ConsumerError(f"committing {tp.topic}[{tp.partition}] failed: {tp.error}")
+
+    def seek(self, positions: Mapping[TopicPartition, int]) -> None:
+        for (t, p), o in positions.items():
+            try:
+                self._consumer.seek(KafkaTP(t, p, o))
+            except KafkaException as exc:
+                # Not assigned any more: its new owner starts from the committed offset, which is safe.
+                log.info("seek %s[%d]@%d skipped: %s", t, p, o, exc)
+
+    def pause(self) -> None:
+        self._paused = True
+        self._consumer.pause(self._consumer.assignment())
+
+    def resume(self) -> None:
+        self._paused = False
+        self._consumer.resume(self._consumer.assignment())
+
+    def assignment(self) -> list[TopicPartition]:
+        return [(tp.topic, tp.partition) for tp in self._consumer.assignment()]
+
+    def close(self) -> None:
+        try:
+            self._consumer.close()
+        except KafkaException as exc:
+            raise ConsumerError(f"closing the consumer failed: {exc}") from exc

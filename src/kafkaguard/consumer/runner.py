@@ -1,0 +1,64 @@
+"""Build a running consumer from settings: engines, the Kafka source, the applier and the worker.
+
+``load_registry("module:attr")`` imports a :class:`HandlerRegistry` (or an object with a
+``registry`` attribute, e.g. a service's app object) for the ``kafkaguard consume`` command.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import threading
+from typing import Any
+
+from kafkaguard.consumer.apply import Applier
+from kafkaguard.consumer.dlq import DlqCopier
+from kafkaguard.consumer.kafka_source import KafkaSource
+from kafkaguard.consumer.registry import HandlerRegistry
+from kafkaguard.consumer.worker import Worker
+from kafkaguard.db.engine import async_engine, sync_engine
+from kafkaguard.errors import ConfigurationError
+from kafkaguard.settings import KafkaguardSettings
+
+log = logging.getLogger("kafkaguard.consumer")
+
+
+def load_registry(target: str) -> HandlerRegistry:
+    """Import ``module:attr`` and return the registry it names (or its ``registry`` attribute)."""
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise ConfigurationError(f"expected 'module:attribute', got {target!r} (e.g. 'myapp.handlers:registry')")
+    obj: Any = getattr(importlib.import_module(module_name), attr, None)
+    if obj is not None and not isinstance(obj, HandlerRegistry):
+        obj = getattr(obj, "registry", None)
+    if not isinstance(obj, HandlerRegistry):
+        raise ConfigurationError(f"{target!r} is not a kafkaguard HandlerRegistry (nor has a .registry)")
+    return obj
+
+
+def build_worker(settings: KafkaguardSettings, registry: HandlerRegistry) -> Worker:
+    """A :class:`Worker` for ``settings.consumer`` reading ``settings.consumer.topics``."""
+    cs = settings.consumer
+    if not cs.topics:
+        raise ConfigurationError("no topics to consume: pass --topic or set KAFKAGUARD_CONSUMER__TOPICS")
+    if not settings.database_url:
+        raise ConfigurationError("a database URL is needed (--url or KAFKAGUARD_DATABASE_URL)")
+    engine = sync_engine(settings.database_url, schema=settings.db_schema, pool_size=2)
+    aengine = async_engine(settings.database_url, schema=settings.db_schema) if registry.has_async else None
+    copier = DlqCopier(settings.bootstrap_servers, settings.producer) if cs.dlq_topic else None
+    applier = Applier(engine, registry, cs, async_engine=aengine, stop=threading.Event(), on_dead_letter=copier)
+    source = KafkaSource(settings.bootstrap_servers, cs.group_id, cs.topics, overrides=settings.consumer_client)
+    return Worker(source, applier)
+
+
+def run_until_signalled(worker: Worker) -> None:
+    """Run ``worker`` in this thread; SIGTERM and SIGINT stop it gracefully (commit, leave the group)."""
+
+    def _stop(signum: int, _frame: Any) -> None:
+        log.info("signal %d: stopping consumer", signum)
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    worker.run()

@@ -1,0 +1,76 @@
+"""SQL of the consumer's transaction: key lock, inbox, blocked check, dead-letter insert.
+
+Statements are built once here and executed by the sync path (``Session``) and the asyncio path
+(``AsyncSession``) alike. Connection failures are recognised by :func:`is_connection_error` so the
+caller can tell "PostgreSQL is down" (pause, never dead-letter) from a handler's own failure.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from sqlalchemy import Insert, Select, TextClause, exists, select, text
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from kafkaguard.db.columns import OPEN_STATUSES
+from kafkaguard.db.locks import KEY_LOCK_SQLA
+from kafkaguard.db.tables import inbox, listener_dead_letters
+
+
+def lock_key(group: str, key: str) -> TextClause:
+    """Transaction-scoped advisory lock on ``key`` in ``group`` (the restore job takes the same)."""
+    return text(KEY_LOCK_SQLA).bindparams(scope=group, key=key)
+
+
+def is_duplicate(group: str, event_id: uuid.UUID) -> Select[tuple[bool]]:
+    """``SELECT EXISTS`` inbox row of ``(group, event_id)``."""
+    return select(exists().where(inbox.c.consumer_group == group, inbox.c.event_id == event_id))
+
+
+def is_blocked(group: str, key: str) -> Select[tuple[bool]]:
+    """``SELECT EXISTS`` open listener dead letter of ``key`` in ``group`` (OPEN_STATUSES)."""
+    t = listener_dead_letters
+    return select(exists().where(t.c.consumer_group == group, t.c.key == key, t.c.status.in_(OPEN_STATUSES)))
+
+
+def blocked_keys(group: str, keys: Sequence[str]) -> Select[tuple[str | None]]:
+    """Keys among ``keys`` that have an open listener dead letter in ``group``."""
+    t = listener_dead_letters
+    return (
+        select(t.c.key)
+        .where(t.c.consumer_group == group, t.c.key.in_(list(keys)), t.c.status.in_(OPEN_STATUSES))
+        .distinct()
+    )
+
+
+def insert_inbox(rows: Sequence[dict[str, Any]]) -> Insert:
+    """Insert inbox rows, skipping existing ones; ``RETURNING event_id`` names the new ones."""
+    return pg_insert(inbox).values(list(rows)).on_conflict_do_nothing().returning(inbox.c.event_id)
+
+
+def insert_dead_letter(row: dict[str, Any]) -> Insert:
+    """Insert one listener dead letter unless its position is stored already (a redelivery)."""
+    return (
+        pg_insert(listener_dead_letters)
+        .values(**row)
+        .on_conflict_do_nothing(constraint="uq_listener_dl_position")
+        .returning(listener_dead_letters.c.id)
+    )
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (or its cause) says the database connection failed, not the statement."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, sa_exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+            return True
+        if isinstance(seen, psycopg.OperationalError | psycopg.InterfaceError):
+            return True
+        seen = seen.__cause__
+    return False

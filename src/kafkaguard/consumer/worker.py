@@ -1,0 +1,136 @@
+"""The consumer loop: poll, bring each message to a durable outcome, commit, repeat.
+
+Guarantees (DESIGN.md, "Consumer"):
+- An offset is committed only after the outcome of every earlier message of its partition (effect,
+  duplicate skip, parked or dead letter) is durable in PostgreSQL: at-least-once delivery, and
+  with the inbox, exactly-once effect.
+- Commits are synchronous: after each polled chunk, and in the revoke callback for the revoked
+  partitions (the callback runs inside ``poll``, when no message is half-done).
+- PostgreSQL down: commit what is durable, seek back to the first message without an outcome,
+  pause every partition and keep polling (group membership stays alive) while probing the database
+  with a growing delay up to ``store_backoff_max``; resume when it answers. Nothing is dropped.
+- :meth:`Worker.stop` (SIGTERM) lets the message in progress finish (a retry wait is cut short and
+  that message is redelivered), commits and leaves the group.
+
+Thread-safety: :meth:`run` runs in one thread; :meth:`stop` may be called from any thread or a
+signal handler.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+from kafkaguard.consumer.apply import Applier, Interrupted
+from kafkaguard.consumer.batch import apply_batch
+from kafkaguard.consumer.decisions import OffsetTracker, Outcome, rewind_positions
+from kafkaguard.consumer.records import Record
+from kafkaguard.consumer.source import MessageSource, TopicPartition
+from kafkaguard.errors import ConsumerError, StoreUnavailableError
+
+log = logging.getLogger("kafkaguard.consumer")
+
+FETCH_MAX = 500  # records per poll when not batching; bounds the work redone after a crash
+
+
+class Worker:
+    """Runs :class:`Applier` over a :class:`MessageSource` until stopped."""
+
+    def __init__(
+        self,
+        source: MessageSource,
+        applier: Applier,
+        *,
+        on_outcome: Callable[[Record, Outcome], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.applier = applier
+        self.settings = applier.settings
+        self.stopping = applier.stop
+        self.stats: Counter[str] = Counter()
+        self.tracker = OffsetTracker()
+        self.on_outcome = on_outcome
+        self.source.set_on_revoke(self._revoked)
+
+    def stop(self) -> None:
+        """Ask the loop to finish the message in progress, commit and return."""
+        self.stopping.set()
+
+    def run(self) -> None:
+        """Poll and apply until :meth:`stop`; then commit and close the source."""
+        fetch = max(FETCH_MAX, self.settings.batch_size)
+        try:
+            while not self.stopping.is_set():
+                records = self.source.poll(fetch, self.settings.poll_timeout)
+                if records:
+                    self._process(records)
+                self._commit()
+        finally:
+            self._commit()
+            self.source.close()
+            self.applier.close()
+            log.info("consumer stopped group=%s stats=%s", self.applier.group, dict(self.stats))
+
+    # -- one polled chunk -------------------------------------------------------------------------
+    def _process(self, records: Sequence[Record]) -> None:
+        size = self.settings.batch_size
+        done = 0  # records[:done] have a durable outcome; processing is in order
+        try:
+            while done < len(records):
+                chunk = records[done : done + size]
+                outcomes = apply_batch(self.applier, chunk) if size > 1 else None
+                if outcomes is None:  # per-event mode, or the batch fell back to it
+                    for r in chunk:
+                        self._done(r, self.applier.process(r))
+                        done += 1
+                else:
+                    for r, o in zip(chunk, outcomes, strict=True):
+                        self._done(r, o)
+                    done += len(chunk)
+        except StoreUnavailableError as exc:
+            self._outage(records[done:], exc)
+        except Interrupted:
+            pass  # stopping; the message in progress is redelivered to the partition's next owner
+
+    def _done(self, record: Record, outcome: Outcome) -> None:
+        self.tracker.done(record)
+        self.stats[outcome.value] += 1
+        if self.on_outcome is not None:
+            self.on_outcome(record, outcome)
+
+    # -- commits ----------------------------------------------------------------------------------
+    def _commit(self, only: Sequence[TopicPartition] | None = None) -> None:
+        offsets = self.tracker.pending(only)
+        if not offsets:
+            return
+        try:
+            self.source.commit(offsets)
+        except ConsumerError as exc:
+            # Kafka trouble: keep the offsets and try again; redelivery is deduplicated by the inbox.
+            log.warning("commit failed group=%s: %s", self.applier.group, exc)
+            return
+        self.tracker.committed(offsets)
+
+    def _revoked(self, partitions: list[TopicPartition]) -> None:
+        self._commit(partitions)
+        self.tracker.forget(partitions)
+
+    # -- PostgreSQL outage ------------------------------------------------------------------------
+    def _outage(self, undone: Sequence[Record], exc: StoreUnavailableError) -> None:
+        self._commit()
+        self.source.seek(rewind_positions(undone))
+        self.source.pause()
+        delay = 0.2
+        log.error("store unavailable group=%s, paused: %s", self.applier.group, exc)
+        while not self.stopping.is_set():
+            stray = self.source.poll(FETCH_MAX, delay)  # keeps the membership alive; nothing arrives
+            if stray:  # a partition assigned before the pause took effect: read it again later
+                self.source.seek(rewind_positions(stray))
+                self.source.pause()
+            if self.applier.store_alive():
+                break
+            delay = min(self.settings.store_backoff_max, delay * 2)
+        self.stats["store_outages"] += 1
+        self.source.resume()
+        log.warning("store back group=%s, resumed", self.applier.group)
