@@ -78,4 +78,4 @@ def receiving_router(settings: DailyfeedSettings, engine: Any) -> Any:
     """kafkaguard's receiving endpoint for ``http`` mode, applying through the same handlers + inbox."""
     from kafkaguard.consumer.http import receiving_router as kg_router
 
-    return kg_router(registry, engine, settings.activity_group, path=RECEIVE_PATH)
+    return kg_router(registry, engine, settings.activity_group)

@@ -31,6 +31,14 @@ from examples.dailyfeed.content.schemas import (
 from kafkaguard.envelope import Event
 
 
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessions() as s:
+        yield s
+
+
+Db = Annotated[AsyncSession, Depends(_session)]
+
+
 def create_app(settings: DailyfeedSettings | None = None) -> FastAPI:
     settings = settings or DailyfeedSettings()
     publisher = ContentPublisher(settings)
@@ -43,13 +51,8 @@ def create_app(settings: DailyfeedSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="dailyfeed content service", lifespan=lifespan)
     sessions = async_sessionmaker(publisher.engine, expire_on_commit=False)
+    app.state.sessions = sessions
     publisher.install_error_handlers(app)
-
-    async def session() -> AsyncIterator[AsyncSession]:
-        async with sessions() as s:
-            yield s
-
-    Db = Annotated[AsyncSession, Depends(session)]
 
     async def write(db: AsyncSession, event: Event, mode_of: str) -> None:
         """Journal and publish ``event`` inside the open transaction of ``db``."""

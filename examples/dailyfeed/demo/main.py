@@ -254,6 +254,10 @@ def main() -> int:
         "  run by hand:     see README, 'Reference services'\n"
         "  stop the stack:  .venv/bin/kafkaguard dev down"
     )
+    if report.total_ok == 0 or rec.committed != report.total_ok:
+        console.print(f"[bold red]the workload's accepted writes ({report.total_ok}) do not match the committed "
+                      f"writes ({rec.committed})[/]")  # fmt: skip
+        return 1
     if not rec.ok:
         console.print("[bold red]reconciliation FAILED[/]")
         return 1

@@ -137,7 +137,13 @@ class KafkaBroker:
             raise DevStackError(f"formatting KRaft storage for node {self.node_id} failed; read {self.log_file}")
 
     def is_running(self) -> bool:
-        return self.pid is not None and process.pid_matches(self.pid, self._marker())
+        """Whether the node's JVM runs (adopting it when another process restarted it)."""
+        if self.pid is not None and process.pid_matches(self.pid, self._marker()):
+            return True
+        adopted = process.find_pid(self._marker())
+        if adopted is not None:
+            self.pid = adopted
+        return adopted is not None
 
     def is_paused(self) -> bool:
         return self.pid is not None and process.process_state(self.pid) in ("T", "t")

@@ -160,7 +160,13 @@ class PostgresServer:
         _chown_tree(self.data_dir, account)
 
     def is_running(self) -> bool:
-        return self.pid is not None and process.pid_matches(self.pid, self._marker())
+        """Whether the postmaster runs (adopting it when another process restarted it)."""
+        if self.pid is not None and process.pid_matches(self.pid, self._marker()):
+            return True
+        adopted = process.find_pid(f"postgres -D {self.data_dir}")
+        if adopted is not None:
+            self.pid = adopted
+        return adopted is not None
 
     def answers(self) -> bool:
         """Return True when the kafkaguard database (or, before it exists, the server) accepts a query."""

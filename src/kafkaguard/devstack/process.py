@@ -181,6 +181,18 @@ def kill_hard(pid: int, marker: str) -> None:
         time.sleep(0.05)
 
 
+def find_pid(marker: str) -> int | None:
+    """Return the pid of a live process whose command line contains ``marker`` (the oldest), if any.
+
+    Lets a stack adopt a server that another process restarted (its saved pid is then stale).
+    """
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and pid_matches(int(entry.name), marker):
+            found.append(int(entry.name))
+    return min(found) if found else None
+
+
 def children_of(pid: int) -> list[int]:
     """Return the pids whose parent is ``pid``."""
     found: list[int] = []

@@ -128,6 +128,9 @@ class DevStack:
 
     def status(self) -> dict[str, Any]:
         """Return what a client needs (bootstrap servers, database URL) and what is running."""
+        for node in self.kafka.nodes:
+            node.is_running()  # refreshes a stale pid (a node restarted by another process)
+        self.postgres.is_running()
         return {
             "bootstrap_servers": self.kafka.bootstrap,
             "database_url": self.postgres.url() if self.postgres.password_file.exists() else None,
