@@ -11,7 +11,7 @@ export KAFKAGUARD_RUN_DIR ?= $(CURDIR)/.run
 .PHONY: demo test lint format system-deps venv jars unit integration clean down
 
 demo: system-deps venv jars
-	$(BIN)/python examples/roundtrip.py
+	$(BIN)/python -m examples.dailyfeed.demo.main $(DEMO_ARGS)
 
 test: system-deps venv jars lint
 	$(BIN)/python -m pytest -ra -p no:cacheprovider $(PYTEST_ARGS)
