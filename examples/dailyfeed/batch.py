@@ -23,6 +23,7 @@ from kafkaguard.restore.schedule import parse_interval, run_every
 from kafkaguard.restore.settings import PublisherStrategy
 from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.transports.kafka_producer import SyncProducer
+from kafkaguard.transports.kafka_topics import TopicRegistry
 
 log = logging.getLogger("dailyfeed.batch")
 HANDLERS = "examples.dailyfeed.activity.handlers:registry"
@@ -46,8 +47,9 @@ class Batch:
         self.content = sync_engine(settings.database_url, schema=settings.content_schema)
         self.activity = sync_engine(settings.database_url, schema=settings.activity_schema)
         producer = None if handoff else SyncProducer(settings.bootstrap_servers, timeout=15)
+        topics = TopicRegistry(settings.bootstrap_servers, partitions=settings.topic_partitions)
         self.publisher_job = PublisherRestoreJob(
-            self.content, restore, producer=producer, listener_engine=self.activity
+            self.content, restore, producer=producer, listener_engine=self.activity, ensure_topic=topics.ensure
         )
 
     def run(self) -> tuple[RunReport, RunReport]:

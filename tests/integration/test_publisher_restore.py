@@ -83,7 +83,7 @@ def test_keeps_failing_then_failed_with_full_history_and_replay(
         ).one()
     assert (status, attempts) == ("failed", 3)
     assert [h["attempt"] for h in history] == [1, 2, 3]
-    assert all(h["outcome"] == "failed" for h in history)
+    assert all(h["what"] == "restore_failed" for h in history)
     assert err == "DeliveryTimeoutError"
 
     env = {**os.environ, "KAFKAGUARD_DATABASE_URL": migrated_database.server.url()}
@@ -97,7 +97,7 @@ def test_keeps_failing_then_failed_with_full_history_and_replay(
             text("SELECT status, attempts, history FROM kafka_publisher_dead_letters")
         ).one()
     assert (status, attempts) == ("pending", 0)
-    assert history[-1]["action"] == "replay"
+    assert history[-1]["what"] == "replay"
 
 
 def test_handoff_turns_publisher_dead_letters_into_listener_ones(migrated_database: TestDatabase) -> None:

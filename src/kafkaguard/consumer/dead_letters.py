@@ -7,11 +7,11 @@ headers, decoded identity when known, error class, message and stack, attempts a
 from __future__ import annotations
 
 import traceback
-from datetime import UTC, datetime
 from typing import Any
 
 from kafkaguard.consumer.records import Record
 from kafkaguard.db.columns import DeadLetterStatus
+from kafkaguard.db.history import history_entry
 from kafkaguard.envelope import Event
 from kafkaguard.policies.classify import qualified_name
 
@@ -31,15 +31,6 @@ def key_text(record: Record, event: Event | None) -> str | None:
 def headers_json(record: Record) -> dict[str, str]:
     """Headers as a JSON object; non-UTF-8 bytes are kept backslash-escaped (raw_value is verbatim)."""
     return {name: (raw.decode("utf-8", "backslashreplace") if raw is not None else "") for name, raw in record.headers}
-
-
-def history_entry(what: str, exc: BaseException | None = None, **extra: Any) -> dict[str, Any]:
-    """One entry of a dead letter's ``history``: what happened, when, and the error if any."""
-    entry: dict[str, Any] = {"at": datetime.now(UTC).isoformat(), "what": what, **extra}
-    if exc is not None:
-        entry["error_class"] = qualified_name(type(exc))
-        entry["error_message"] = str(exc)[:2000]
-    return entry
 
 
 def dead_letter_row(

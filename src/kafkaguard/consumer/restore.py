@@ -33,12 +33,12 @@ from sqlalchemy.orm import Session
 
 from kafkaguard.consumer import store
 from kafkaguard.consumer.apply import Applier
-from kafkaguard.consumer.dead_letters import history_entry
 from kafkaguard.consumer.decisions import Outcome
 from kafkaguard.consumer.records import RawHeaders, Record
 from kafkaguard.consumer.registry import HandlerRegistry
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.db.columns import OPEN_STATUSES, DeadLetterStatus
+from kafkaguard.db.history import history_entry
 from kafkaguard.db.tables import listener_dead_letters as DL
 from kafkaguard.envelope import decode
 from kafkaguard.errors import (

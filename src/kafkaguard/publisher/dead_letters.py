@@ -11,7 +11,6 @@ never holds client settings or credentials.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
 from kafkaguard.db.columns import DeadLetterStatus, PublishSource
+from kafkaguard.db.history import history_entry as shared_history_entry
 from kafkaguard.db.tables import publisher_dead_letters
 from kafkaguard.envelope import Event
 from kafkaguard.policies.classify import qualified_name
@@ -29,13 +29,7 @@ MAX_ERROR_MESSAGE = 2000  # a broker's error text is short; a stack dump is not 
 
 def history_entry(error: BaseException, *, attempt: int, source: PublishSource) -> dict[str, Any]:
     """One JSON entry of a dead letter's history: when, which path, which attempt, which error."""
-    return {
-        "at": datetime.now(UTC).isoformat(),
-        "source": source.value,
-        "attempt": attempt,
-        "error_class": qualified_name(type(error)),
-        "message": str(error)[:MAX_ERROR_MESSAGE],
-    }
+    return shared_history_entry("dead_lettered", error, attempt=attempt, source=source.value)
 
 
 def dead_letter_values(

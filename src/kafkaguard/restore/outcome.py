@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kafkaguard.db.columns import DeadLetterStatus
+from kafkaguard.db.history import history_entry
 from kafkaguard.policies.retry import GiveUp, RetryPolicy, next_step
 
 
@@ -27,7 +28,7 @@ class Outcome:
 
 def after_success(attempts: int, now: datetime, how: str) -> Outcome:
     """The record was restored by ``how`` (``republish``, ``handoff``, ``handler``)."""
-    entry = {"at": now.isoformat(), "attempt": attempts + 1, "outcome": "restored", "by": how}
+    entry = history_entry("restored", attempt=attempts + 1, by=how)
     return Outcome(DeadLetterStatus.RESTORED, attempts + 1, now, entry)
 
 
@@ -35,14 +36,7 @@ def after_failure(attempts: int, error: BaseException, policy: RetryPolicy, now:
     """The attempt number ``attempts + 1`` failed with ``error``."""
     attempt = attempts + 1
     step = next_step(attempt, True, policy)
-    entry = {
-        "at": now.isoformat(),
-        "attempt": attempt,
-        "outcome": "failed",
-        "by": how,
-        "error_class": type(error).__name__,
-        "error_message": str(error)[:2000],
-    }
+    entry = history_entry("restore_failed", error, attempt=attempt, by=how)
     if isinstance(step, GiveUp):
         return Outcome(DeadLetterStatus.FAILED, attempt, now, entry)
     return Outcome(DeadLetterStatus.PENDING, attempt, now + timedelta(seconds=step.delay), entry)

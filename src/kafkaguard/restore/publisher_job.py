@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from kafkaguard.db import columns as C
+from kafkaguard.db.history import history_entry
 from kafkaguard.db.locks import PUBLISHER_SCOPE
 from kafkaguard.envelope import Event
 from kafkaguard.errors import ConfigurationError
@@ -120,6 +121,7 @@ class PublisherRestoreJob:
         producer: SyncProducer | None = None,
         topic_for: Callable[[dict[str, Any]], str] | None = None,
         listener_engine: Engine | None = None,
+        ensure_topic: Callable[[str], None] | None = None,
     ) -> None:
         """``listener_engine``: where ``handoff`` writes listener dead letters (the consuming service's
         database or schema); defaults to ``engine``. Across two databases the handoff is idempotent
@@ -134,6 +136,7 @@ class PublisherRestoreJob:
         self.producer = producer
         self.topic_for = topic_for or (lambda row: str(row["topic"]))
         self.listener_engine = listener_engine
+        self.ensure_topic = ensure_topic
 
     def run_once(self, *, limit: int | None = None) -> RunReport:
         """Process every key whose head is due (at most ``limit`` keys); return what happened."""
@@ -191,9 +194,10 @@ class PublisherRestoreJob:
                     handoff(target, row, event, str(self.settings.handoff_group))
             return "handoff"
         assert self.producer is not None
-        self.producer.send(
-            self.topic_for(row), event.payload_bytes(), key=event.key.encode(), headers=event.kafka_headers()
-        )
+        topic = self.topic_for(row)
+        if self.ensure_topic is not None:
+            self.ensure_topic(topic)
+        self.producer.send(topic, event.payload_bytes(), key=event.key.encode(), headers=event.kafka_headers())
         return "republish"
 
 
@@ -220,6 +224,6 @@ def handoff(conn: Connection, row: dict[str, Any], event: Event, group: str) -> 
             "raw_value": event.payload_bytes(),
             "event_id": event.event_id,
             "type": event.type,
-            "history": json.dumps([{"at": datetime.now(UTC).isoformat(), "action": "handoff", "from": row["id"]}]),
+            "history": json.dumps([history_entry("handoff", by="handoff", publisher_dead_letter=row["id"])]),
         },
     )

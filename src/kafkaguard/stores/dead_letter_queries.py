@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, text
 
 from kafkaguard.db import columns as C
+from kafkaguard.db.history import history_entry
 
 
 class Store(StrEnum):
@@ -116,9 +117,9 @@ def stats(conn: Connection, store: Store, filters: Filters) -> list[dict[str, An
     return [dict(r._mapping) for r in conn.execute(text(sql), params)]
 
 
-def history_entry(action: str, **fields: Any) -> str:
-    """One history entry as JSON text (to append with ``history || CAST(:entry AS jsonb)``)."""
-    return json.dumps([{"at": datetime.now(UTC).isoformat(), "action": action, **fields}], default=str)
+def history_json(what: str, **fields: Any) -> str:
+    """One history entry as a JSON list (to append with ``history || CAST(:entry AS jsonb)``)."""
+    return json.dumps([history_entry(what, **fields)], default=str)
 
 
 def reset_to_pending(conn: Connection, store: Store, filters: Filters, *, limit: int, by: str) -> list[int]:
@@ -134,7 +135,7 @@ def reset_to_pending(conn: Connection, store: Store, filters: Filters, *, limit:
         f"WHERE id IN (SELECT id FROM {store.table} WHERE {where} AND status IN ('pending', 'failed') "
         "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED) RETURNING id"
     )
-    entry = history_entry("replay", by=by)
+    entry = history_json("replay", by=by)
     ids = [int(r[0]) for r in conn.execute(text(sql), {**params, "limit": limit, "entry": entry})]
     return sorted(ids)
 
@@ -148,5 +149,5 @@ def discard(conn: Connection, store: Store, filters: Filters, *, limit: int, by:
         f"WHERE id IN (SELECT id FROM {store.table} WHERE {where} AND status <> 'discarded' "
         "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED) RETURNING id"
     )
-    entry = history_entry("discard", by=by)
+    entry = history_json("discard", by=by)
     return sorted(int(r[0]) for r in conn.execute(text(sql), {**params, "limit": limit, "entry": entry}))
