@@ -104,3 +104,66 @@ def test_cleanup_deletes_only_expired_rows_in_batches(migrated_database: TestDat
         open_dl = conn.execute(text("SELECT count(*) FROM kafka_publisher_dead_letters WHERE status='pending'"))
         assert open_dl.scalar_one() == 2  # open dead letters are never deleted, however old
         assert conn.execute(text("SELECT count(*) FROM outbox WHERE published_at IS NULL")).scalar_one() == 25 - 12 - 6
+
+
+def test_relay_and_consumer_workers_serve_metrics_matching_the_database(
+    migrated_database: TestDatabase, kafka_bootstrap: str
+) -> None:
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    from tests.integration import consumer_app
+    from tests.integration.consumer_helpers import REPO, scalar, wait_until
+
+    db = migrated_database
+    consumer_app.create_tables(db.conninfo)
+    agg = f"m{uuid.uuid4().hex[:6]}"
+    topic = f"outbox.event.{agg}"
+    relay_port, consumer_port = free_ports(2)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "KAFKAGUARD_DATABASE_URL": db.server.url(),
+        "KAFKAGUARD_DB_SCHEMA": db.schema,
+        "KAFKAGUARD_BOOTSTRAP_SERVERS": kafka_bootstrap,
+    }
+    engine = sync_engine(db.server.url(), schema=db.schema)
+    with engine.begin() as conn:  # relayed as test.applied: the consumer app's handler applies them
+        add_events(conn, [Event(type="test.applied", key=f"k{i % 5}", payload={"seq": i // 5}, aggregate_type=agg)
+                          for i in range(40)])  # fmt: skip
+    group = consumer_app.new_group()
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "kafkaguard", "relay", "--metrics-port", str(relay_port)],
+                         env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([sys.executable, "-m", "kafkaguard", "consume", "tests.integration.consumer_app:registry",
+                          "--group", group, "--topic", topic, "--metrics-port", str(consumer_port)],
+                         env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    ]  # fmt: skip
+
+    def published() -> float:
+        try:
+            return scrape(relay_port).get(("kafkaguard_relay_published_total", (("topic", topic),)), 0.0)
+        except httpx.HTTPError:
+            return 0.0
+
+    def applied() -> float:
+        try:
+            key = ("kafkaguard_consumer_applied_total", (("group", group), ("type", "test.applied")))
+            return scrape(consumer_port).get(key, 0.0)
+        except httpx.HTTPError:
+            return 0.0
+
+    try:
+        wait_until(lambda: published() == 40, 90, "the relay's counter to reach 40")
+        wait_until(lambda: applied() == 40, 90, "the consumer's counter to reach 40")
+        relay_view = scrape(relay_port)
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(30)
+    assert scalar(db.conninfo, "SELECT count(*) FROM effects") == 40
+    assert scalar(db.conninfo, "SELECT count(*) FROM kafka_inbox") == 40
+    assert relay_view[("kafkaguard_outbox_backlog", ())] == scalar(db.conninfo, "SELECT count(*) FROM outbox") == 0
+    assert relay_view[("kafkaguard_relay_event_age_seconds_count", ())] == 40

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
+import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
 
 from kafkaguard.db.engine import sync_engine
 from kafkaguard.errors import ConfigurationError
+from kafkaguard.metrics import Metrics, serve_metrics
 from kafkaguard.settings import KafkaguardSettings
 
 out = Console(soft_wrap=True)
@@ -57,3 +59,20 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, title
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(_jsonable(row.get(c))) for c in columns))
     out.print(table)
+
+
+def start_metrics(port: int | None, addr: str, database_url: str, schema: str | None) -> Metrics | None:
+    """Serve ``/metrics`` on ``addr:port`` (worker counters + database gauges); None when no port."""
+    if port is None:
+        return None
+    metrics = Metrics()
+    serve_metrics(metrics, port, addr=addr, engine=sync_engine(database_url, schema=schema, pool_size=1))
+    err.print(f"metrics on http://{addr}:{port}/metrics")
+    return metrics
+
+
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option("--metrics-port", help="Serve Prometheus /metrics on this port [env KAFKAGUARD_METRICS_PORT]."),
+]
+MetricsAddrOpt = Annotated[str, typer.Option("--metrics-addr", help="Address for /metrics (loopback by default).")]

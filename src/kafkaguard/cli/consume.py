@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
+from kafkaguard.cli.common import MetricsAddrOpt, MetricsPortOpt, start_metrics
 from kafkaguard.consumer.runner import build_worker, load_registry, run_until_signalled
+from kafkaguard.metrics.consumer_hook import outcome_counter
 from kafkaguard.settings import KafkaguardSettings
 
 
@@ -26,6 +28,8 @@ def consume(
         int | None, typer.Option("--batch-size", help="Messages per transaction (1 = per event).")
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "INFO",
+    metrics_port: MetricsPortOpt = None,
+    metrics_addr: MetricsAddrOpt = "127.0.0.1",
 ) -> None:
     """Consume events and apply them exactly once; SIGTERM stops gracefully (commit, leave the group)."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -53,4 +57,9 @@ def consume(
             if v is not None
         }
     )
-    run_until_signalled(build_worker(settings, load_registry(target)))
+    registry = load_registry(target)
+    metrics = start_metrics(
+        metrics_port or settings.metrics_port, metrics_addr, settings.database_url, settings.db_schema
+    )
+    hook = outcome_counter(metrics, settings.consumer.group_id) if metrics is not None else None
+    run_until_signalled(build_worker(settings, registry, on_outcome=hook))

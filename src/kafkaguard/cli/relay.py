@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from kafkaguard.cli.common import MetricsAddrOpt, MetricsPortOpt, start_metrics
 from kafkaguard.db.engine import libpq_conninfo
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.relay.worker import Relay
@@ -35,6 +36,8 @@ def relay(
     ] = None,
     name: Annotated[str | None, typer.Option(help="Instance name for logs (default relay-<pid>).")] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ...")] = "INFO",
+    metrics_port: MetricsPortOpt = None,
+    metrics_addr: MetricsAddrOpt = "127.0.0.1",
 ) -> None:
     """Publish the outbox to Kafka: per-key order, at-least-once, rows removed only after the ack."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -64,6 +67,9 @@ def relay(
         for_aggregate=settings.topics.for_aggregate,
         producer_overrides=settings.producer,
         name=name,
+        metrics=start_metrics(
+            metrics_port or settings.metrics_port, metrics_addr, database_url, schema or settings.db_schema
+        ),
     )
     stop = threading.Event()
 

@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from kafkaguard.cli.common import engine_for, load_settings, out
+from kafkaguard.cli.common import MetricsAddrOpt, MetricsPortOpt, engine_for, load_settings, out, start_metrics
 from kafkaguard.cli.restore_runners import publisher_job
+from kafkaguard.metrics import Metrics
 from kafkaguard.restore.publisher_job import RunReport
 from kafkaguard.restore.schedule import parse_interval, run_every
 from kafkaguard.restore.settings import PublisherStrategy
@@ -22,7 +23,10 @@ OnceOpt = Annotated[bool, typer.Option("--once", help="One run, then exit (a Kub
 EveryOpt = Annotated[str | None, typer.Option("--every", help="Run on a schedule, e.g. 60s (until SIGTERM).")]
 
 
-def _report(store: str, report: RunReport) -> None:
+def _report(store: str, report: RunReport, metrics: Metrics | None = None) -> None:
+    if metrics is not None:
+        for outcome in ("restored", "retried", "failed"):
+            metrics.restore_outcomes.labels(store, outcome).inc(getattr(report, outcome))
     out.print(
         f"restore {store}: restored={report.restored} retried={report.retried} "
         f"failed={report.failed} skipped_keys={report.skipped_keys}"
@@ -45,6 +49,7 @@ def publisher(
     strategy: Annotated[PublisherStrategy | None, typer.Option(help="republish | handoff.")] = None,
     handoff_group: Annotated[str | None, typer.Option(help="Consumer group receiving handed-off events.")] = None,
     url: UrlOpt = None, schema: SchemaOpt = None,
+    metrics_port: MetricsPortOpt = None, metrics_addr: MetricsAddrOpt = "127.0.0.1",
 ) -> None:  # fmt: skip
     """Republish due publisher dead letters to Kafka (or hand them to the listener store), per-key order."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -56,9 +61,10 @@ def publisher(
         settings = settings.model_copy(update={"restore": restore})
     engine = engine_for(settings)
     job = publisher_job(settings, engine)
+    metrics = start_metrics(metrics_port, metrics_addr, settings.database_url, settings.db_schema)
 
     def run() -> None:
-        _report("publisher", job.run_once())
+        _report("publisher", job.run_once(), metrics)
 
     _schedule(once, every, run)
 
@@ -69,6 +75,7 @@ def listener(
     once: OnceOpt = False, every: EveryOpt = None,
     group: Annotated[str | None, typer.Option(help="Consumer group [env KAFKAGUARD_CONSUMER__GROUP_ID].")] = None,
     url: UrlOpt = None, schema: SchemaOpt = None,
+    metrics_port: MetricsPortOpt = None, metrics_addr: MetricsAddrOpt = "127.0.0.1",
 ) -> None:  # fmt: skip
     """Re-run the handlers for due listener dead letters through the inbox path, per-key order."""
     from kafkaguard.cli.listener_restore import listener_run_once
@@ -78,8 +85,9 @@ def listener(
     if group:
         settings = settings.model_copy(update={"consumer": settings.consumer.model_copy(update={"group_id": group})})
     engine = engine_for(settings)
+    metrics = start_metrics(metrics_port, metrics_addr, settings.database_url, settings.db_schema)
 
     def run() -> None:
-        _report("listener", listener_run_once(settings, engine, app=app))
+        _report("listener", listener_run_once(settings, engine, app=app), metrics)
 
     _schedule(once, every, run)

@@ -10,11 +10,14 @@ import importlib
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from kafkaguard.consumer.apply import Applier
+from kafkaguard.consumer.decisions import Outcome
 from kafkaguard.consumer.dlq import DlqCopier
 from kafkaguard.consumer.kafka_source import KafkaSource
+from kafkaguard.consumer.records import Record
 from kafkaguard.consumer.registry import HandlerRegistry
 from kafkaguard.consumer.worker import Worker
 from kafkaguard.db.engine import async_engine, sync_engine
@@ -37,8 +40,16 @@ def load_registry(target: str) -> HandlerRegistry:
     return obj
 
 
-def build_worker(settings: KafkaguardSettings, registry: HandlerRegistry) -> Worker:
-    """A :class:`Worker` for ``settings.consumer`` reading ``settings.consumer.topics``."""
+def build_worker(
+    settings: KafkaguardSettings,
+    registry: HandlerRegistry,
+    *,
+    on_outcome: Callable[[Record, Outcome], None] | None = None,
+) -> Worker:
+    """A :class:`Worker` for ``settings.consumer`` reading ``settings.consumer.topics``.
+
+    ``on_outcome`` is called after each message's outcome is durable (metrics, tests).
+    """
     cs = settings.consumer
     if not cs.topics:
         raise ConfigurationError("no topics to consume: pass --topic or set KAFKAGUARD_CONSUMER__TOPICS")
@@ -49,7 +60,7 @@ def build_worker(settings: KafkaguardSettings, registry: HandlerRegistry) -> Wor
     copier = DlqCopier(settings.bootstrap_servers, settings.producer) if cs.dlq_topic else None
     applier = Applier(engine, registry, cs, async_engine=aengine, stop=threading.Event(), on_dead_letter=copier)
     source = KafkaSource(settings.bootstrap_servers, cs.group_id, cs.topics, overrides=settings.consumer_client)
-    return Worker(source, applier)
+    return Worker(source, applier, on_outcome=on_outcome)
 
 
 def run_until_signalled(worker: Worker) -> None:

@@ -23,13 +23,15 @@ import os
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
 from kafkaguard.db.columns import OUTBOX_NOTIFY_CHANNEL, OUTBOX_SHARDS, PublishSource
+from kafkaguard.metrics.registry import Metrics
 from kafkaguard.publisher.dead_letters import dead_letter_values, psycopg_params
 from kafkaguard.relay import shards as S
 from kafkaguard.relay import store
@@ -69,8 +71,10 @@ class Relay:
         for_aggregate: Any,
         producer_overrides: Mapping[str, Any] | None = None,
         name: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.name = name or f"relay-{os.getpid()}"
         self._conninfo = conninfo
         self._bootstrap = bootstrap
@@ -103,12 +107,16 @@ class Relay:
                     self._maybe_cleanup()
                 except psycopg.Error as exc:
                     failures += 1
+                    if self.metrics is not None:
+                        self.metrics.relay_errors.labels("database").inc()
                     logger.warning("%s: database problem (%s); reconnecting", self.name, type(exc).__name__)
                     self._disconnect()
                     stop.wait(self._backoff(failures))
                     continue
                 if result.transient_failures:
                     failures += 1
+                    if self.metrics is not None:
+                        self.metrics.relay_errors.labels("kafka").inc()
                     stop.wait(self._backoff(failures))
                     continue
                 failures = 0
@@ -185,6 +193,7 @@ class Relay:
         if not self._held:
             return RoundResult()
         assert self._work is not None
+        started = time.monotonic()
         block = self.settings.block_key_on_dead_letter
         with self._work.transaction():
             rows = store.claim(self._work, sorted(self._held), self.settings.batch_size, skip_blocked_keys=block)
@@ -203,6 +212,8 @@ class Relay:
             store.finish(
                 self._work, [s.row.id for s in plan.remove + plan.dead_letter], delete=self.settings.delete_published
             )
+        if self.metrics is not None:
+            self._record(plan.remove, plan.dead_letter, time.monotonic() - started)
         transient = sum(1 for s in sent if s.outcome is Outcome.TRANSIENT)
         if transient:
             first = next(s for s in sent if s.outcome is Outcome.TRANSIENT and s.error is not None)
@@ -220,6 +231,18 @@ class Relay:
                 len(plan.kept_after_failure),
             )
         return RoundResult(len(rows), len(plan.remove), len(plan.dead_letter), transient)
+
+    def _record(self, published: Sequence[Sent], dead: Sequence[Sent], seconds: float) -> None:
+        """Count what a round published (after its transaction committed) and how long it took."""
+        assert self.metrics is not None
+        now = datetime.now(UTC)
+        self.metrics.relay_publish_seconds.observe(seconds)
+        for item in published:
+            self.metrics.relay_published.labels(item.topic).inc()
+            self.metrics.relay_event_age_seconds.observe(max(0.0, (now - item.row.occurred_at).total_seconds()))
+        for item in dead:
+            error = type(item.error).__name__ if item.error is not None else "-"
+            self.metrics.publisher_dead_letters.labels(PublishSource.OUTBOX.value, error).inc()
 
     def _dead_letter(self, item: Sent) -> dict[str, Any]:
         assert item.error is not None

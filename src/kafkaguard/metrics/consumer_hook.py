@@ -1,0 +1,39 @@
+"""Count a consumer worker's outcomes into :class:`~kafkaguard.metrics.registry.Metrics`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kafkaguard import headers as H
+from kafkaguard.consumer.decisions import Outcome
+from kafkaguard.consumer.records import Record
+from kafkaguard.metrics.registry import Metrics
+
+
+def _event_type(record: Record) -> str:
+    for name, value in record.headers:
+        if name == H.TYPE and value is not None:
+            try:
+                return value.decode()
+            except UnicodeDecodeError:
+                return "-"
+    return "-"
+
+
+def outcome_counter(metrics: Metrics, group: str) -> Callable[[Record, Outcome], None]:
+    """A ``Worker(on_outcome=...)`` hook: applied / duplicate / parked / dead-lettered counters.
+
+    Called after the outcome is durable, so a counted event is never rolled back.
+    """
+
+    def count(record: Record, outcome: Outcome) -> None:
+        if outcome is Outcome.APPLIED:
+            metrics.consumer_applied.labels(group, _event_type(record)).inc()
+        elif outcome is Outcome.DUPLICATE:
+            metrics.consumer_duplicates.labels(group).inc()
+        elif outcome is Outcome.PARKED:
+            metrics.consumer_parked.labels(group).inc()
+        elif outcome is Outcome.DEAD_LETTERED:
+            metrics.consumer_dead_letters.labels(group, "dead_lettered").inc()
+
+    return count
