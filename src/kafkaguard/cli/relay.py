@@ -17,6 +17,7 @@ import typer
 from kafkaguard.cli.common import MetricsAddrOpt, MetricsPortOpt, start_metrics
 from kafkaguard.db.engine import libpq_conninfo
 from kafkaguard.errors import ConfigurationError
+from kafkaguard.relay.settings import RelayKind
 from kafkaguard.relay.worker import Relay
 from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.transports.kafka_topics import TopicRegistry
@@ -42,6 +43,11 @@ def relay(
     """Publish the outbox to Kafka: per-key order, at-least-once, rows removed only after the ack."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = KafkaguardSettings()
+    if settings.relay.kind is RelayKind.DEBEZIUM:
+        raise ConfigurationError(
+            "relay.kind is 'debezium': Debezium relays this outbox (rows are deleted as they are written), "
+            "so kafkaguard's relay must not run; set KAFKAGUARD_RELAY__KIND=kafkaguard to switch back"
+        )
     database_url = url or settings.database_url
     if not database_url:
         raise ConfigurationError("a database URL is needed (--url or KAFKAGUARD_DATABASE_URL)")

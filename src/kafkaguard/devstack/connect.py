@@ -154,8 +154,12 @@ class ConnectWorker:
             process.terminate(self.pid, self._marker(), timeout=30)
 
     def kill(self) -> None:
+        """SIGKILL the worker (a crash) and wait until its REST port is released."""
         if self.pid is not None:
             process.kill_hard(self.pid, self._marker())
+            process.wait_until(
+                lambda: process.port_is_free(self.rest_port), timeout=30, what="Connect's REST port to be released"
+            )
 
     def pause(self) -> None:
         if self.pid is not None:

@@ -27,8 +27,9 @@ from kafkaguard.envelope import Event
 from kafkaguard.publisher.background import BackgroundOutcome, BackgroundPublisher
 from kafkaguard.publisher.direct import DirectPublisher
 from kafkaguard.publisher.http import HttpPublisher
-from kafkaguard.publisher.outbox import add_event, add_event_async
+from kafkaguard.publisher.outbox import add_events, add_events_async
 from kafkaguard.publisher.settings import PublishMode
+from kafkaguard.relay.settings import RelayKind
 from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.transports.kafka_delivery import DeliveryProducer
 from kafkaguard.transports.kafka_topics import TopicRegistry
@@ -62,6 +63,8 @@ class Publisher:
         http_async_transport: Any = None,
     ) -> None:
         self.settings = settings
+        # With Debezium as the relay the outbox is written insert-then-delete (relay.debezium).
+        self._debezium = settings.relay.kind is RelayKind.DEBEZIUM
         self._engine = engine
         self._owns_engine = False
         self._producer: DeliveryProducer | None = None
@@ -130,7 +133,7 @@ class Publisher:
         """Publish ``event`` by its mode as part of ``session``'s transaction (which the caller commits)."""
         mode = self.mode_for(event)
         if mode is PublishMode.OUTBOX:
-            add_event(session, event)
+            add_events(session, [event], delete_after_insert=self._debezium)
             return PublishOutcome.OUTBOX
         if mode is PublishMode.DIRECT:
             ok = self.direct().publish(session, event)
@@ -145,7 +148,7 @@ class Publisher:
         """Asyncio form of :meth:`publish`: no step blocks the event loop."""
         mode = self.mode_for(event)
         if mode is PublishMode.OUTBOX:
-            await add_event_async(session, event)
+            await add_events_async(session, [event], delete_after_insert=self._debezium)
             return PublishOutcome.OUTBOX
         if mode is PublishMode.DIRECT:
             ok = await self.direct().publish_async(session, event)

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class RelayKind(StrEnum):
+    """Who relays the outbox: kafkaguard's relay worker, or Debezium's connector (see relay.debezium)."""
+
+    KAFKAGUARD = "kafkaguard"
+    DEBEZIUM = "debezium"
 
 
 class RelaySettings(BaseModel):
@@ -10,6 +19,10 @@ class RelaySettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    kind: RelayKind = Field(
+        default=RelayKind.KAFKAGUARD,
+        description="debezium: outbox writes insert-then-delete and `kafkaguard relay` refuses to run",
+    )
     batch_size: int = Field(default=500, ge=1, le=50_000, description="rows claimed per round")
     poll_interval: float = Field(default=1.0, gt=0, description="fallback poll when no NOTIFY arrives")
     delivery_timeout: float = Field(default=30.0, gt=0, description="broker ack budget per batch")

@@ -9,10 +9,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
+
 from kafkaguard.devstack import process
+from kafkaguard.devstack.connect import ConnectWorker, ensure_connect
 from kafkaguard.devstack.kafka import KafkaCluster
 from kafkaguard.devstack.postgres import PostgresServer
 from kafkaguard.devstack.stack import DevStack, default_run_dir
+from kafkaguard.relay.debezium import DebeziumOptions, connector_config
 
 REUSE_ENV = "KAFKAGUARD_TEST_REUSE_STACK"
 
@@ -62,6 +66,38 @@ def postgres_server() -> Iterator[PostgresServer]:
     finally:
         server.kill()
         shutil.rmtree(home, ignore_errors=True)
+
+
+@contextmanager
+def debezium_relay(
+    bootstrap: str, database_url: str, schema: str, conninfo: str, *, partitions: int = 3
+) -> Iterator[ConnectWorker]:
+    """Kafka Connect + Debezium relaying ``schema``'s outbox; its slot and publication are dropped after."""
+    jars, plugins = ensure_connect(default_run_dir())
+    home = _fresh_dir("connect")
+    worker = ConnectWorker(home, bootstrap, process.free_ports(1)[0], jars, plugins)
+    opts = DebeziumOptions(database_url=database_url, schema=schema, partitions=partitions)
+    failed = True
+    try:
+        worker.start(connector_config(opts))
+        yield worker
+        failed = False
+    finally:
+        worker.kill()
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            active = conn.execute(
+                "SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (opts.slot,)
+            ).fetchone()
+            if active and active[0]:
+                conn.execute("SELECT pg_terminate_backend(%s)", (active[0],))
+            conn.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                "WHERE slot_name = %s AND NOT active",
+                (opts.slot,),
+            )
+            conn.execute(f'DROP PUBLICATION IF EXISTS "{opts.slot}_outbox"')
+        if not failed:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 @contextmanager
