@@ -98,7 +98,6 @@ def test_http_dead_letters_are_handed_to_the_activity_service_by_the_batch(daily
     assert column(dailyfeed.activity, "SELECT DISTINCT status FROM kafka_listener_dead_letters") == ["restored"]
 
 
-@pytest.mark.integration
 def test_http_dead_letters_are_republished_to_kafka_for_the_running_consumer(
     dailyfeed: Dailyfeed, topics: TopicFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
