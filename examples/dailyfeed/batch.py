@@ -64,6 +64,13 @@ class Batch:
         )  # fmt: skip
         return publisher, listener
 
+    def close(self) -> None:
+        """Flush the producer (republish) and close the database pools."""
+        if self.publisher_job.producer is not None:
+            self.publisher_job.producer.close()
+        self.content.dispose()
+        self.activity.dispose()
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -74,10 +81,13 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     batch = Batch(DailyfeedSettings(), handoff=args.handoff)
-    if args.once:
-        batch.run()
-    else:
-        run_every(parse_interval(args.every), batch.run)
+    try:
+        if args.once:
+            batch.run()
+        else:
+            run_every(parse_interval(args.every), batch.run)
+    finally:
+        batch.close()
 
 
 if __name__ == "__main__":

@@ -45,3 +45,10 @@ def test_brokers_must_be_one_or_three(tmp_path: Path) -> None:
 
 def test_broker_ports_are_laid_out_in_pairs() -> None:
     assert StackPorts(kafka=100).broker_ports(3) == ([100, 102, 104], [101, 103, 105])
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    """``kafka-storage format -t -abc`` reads a leading dash as an option; Kafka's own ids avoid it."""
+    from kafkaguard.devstack.kafka import new_cluster_id
+
+    assert not any(new_cluster_id().startswith("-") for _ in range(2000))

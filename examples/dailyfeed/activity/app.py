@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Path, Query
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -16,6 +17,7 @@ from examples.dailyfeed.config import DailyfeedSettings
 from kafkaguard.db.engine import async_engine, sync_engine
 
 RECEIVE_PATH = "/kafkaguard/events"
+BIGINT_MAX = 2**63 - 1
 
 
 def create_app(settings: DailyfeedSettings | None = None) -> FastAPI:
@@ -39,21 +41,14 @@ def create_app(settings: DailyfeedSettings | None = None) -> FastAPI:
 
     @app.get("/api/members/{member_id}/activities")
     async def activities(
-        member_id: int,
+        member_id: Annotated[int, Path(gt=0, le=BIGINT_MAX)],
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         before: Annotated[str | None, Query(description="ISO time: only activities before it")] = None,
     ) -> dict[str, Any]:
-        if member_id <= 0:
-            raise HTTPException(422, detail={"error": "bad_member_id", "member_id": member_id})
+        query = select(MemberActivity).where(MemberActivity.member_id == member_id)
+        if before:
+            query = query.where(MemberActivity.occurred_at < parse_before(before))
         async with sessions() as db:
-            query = select(MemberActivity).where(MemberActivity.member_id == member_id)
-            if before:
-                from datetime import datetime
-
-                try:
-                    query = query.where(MemberActivity.occurred_at < datetime.fromisoformat(before))
-                except ValueError as exc:
-                    raise HTTPException(422, detail={"error": "bad_before", "detail": str(exc)}) from exc
             rows = (await db.scalars(query.order_by(MemberActivity.occurred_at.desc()).limit(limit))).all()
             total = await db.scalar(select(func.count()).where(MemberActivity.member_id == member_id))
         return {
@@ -72,6 +67,15 @@ def create_app(settings: DailyfeedSettings | None = None) -> FastAPI:
         }
 
     return app
+
+
+def parse_before(value: str) -> datetime:
+    """``before`` as an aware time (a time without an offset is UTC); 422 if it is not ISO 8601."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise HTTPException(422, detail={"error": "bad_before", "detail": str(exc)}) from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def receiving_router(settings: DailyfeedSettings, engine: Any) -> Any:

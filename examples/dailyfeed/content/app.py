@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -21,6 +21,7 @@ from examples.dailyfeed.content import events
 from examples.dailyfeed.content.models import Comment, ContentWrite, Post
 from examples.dailyfeed.content.publishing import ContentPublisher
 from examples.dailyfeed.content.schemas import (
+    BIGINT_MAX,
     CommentCreate,
     CommentOut,
     CommentUpdate,
@@ -37,6 +38,10 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 Db = Annotated[AsyncSession, Depends(_session)]
+# Ids in paths and queries are bigint: a larger number is a 422, not a database error (500).
+PostId = Annotated[int, Path(gt=0, le=BIGINT_MAX)]
+CommentId = Annotated[int, Path(gt=0, le=BIGINT_MAX)]
+AuthorId = Annotated[int, Query(gt=0, le=BIGINT_MAX, description="the member who deletes")]
 
 
 def create_app(settings: DailyfeedSettings | None = None) -> FastAPI:
@@ -89,14 +94,14 @@ def create_app(settings: DailyfeedSettings | None = None) -> FastAPI:
         return PostOut(**_post(post), event_id=str(event.event_id))
 
     @app.get("/api/posts/{post_id}")
-    async def read_post(post_id: int, db: Db) -> PostOut:
+    async def read_post(post_id: PostId, db: Db) -> PostOut:
         post = await db.get(Post, post_id)
         if post is None:
             raise HTTPException(404, detail={"error": "post_not_found", "post_id": post_id})
         return PostOut(**_post(post))
 
     @app.put("/api/posts/{post_id}")
-    async def update_post(post_id: int, body: PostUpdate, db: Db) -> PostOut:
+    async def update_post(post_id: PostId, body: PostUpdate, db: Db) -> PostOut:
         if body.title is None and body.body is None:
             raise HTTPException(422, detail={"error": "nothing_to_update", "fields": ["title", "body"]})
         async with db.begin():
@@ -109,7 +114,7 @@ def create_app(settings: DailyfeedSettings | None = None) -> FastAPI:
         return PostOut(**_post(post), event_id=str(event.event_id))
 
     @app.delete("/api/posts/{post_id}")
-    async def delete_post(post_id: int, author_id: Annotated[int, Query(gt=0)], db: Db) -> dict[str, Any]:
+    async def delete_post(post_id: PostId, author_id: AuthorId, db: Db) -> dict[str, Any]:
         async with db.begin():
             post = await get_post(db, post_id)
             event = events.post_event("post.deleted", post, author_id)
@@ -118,7 +123,7 @@ def create_app(settings: DailyfeedSettings | None = None) -> FastAPI:
         return {"deleted": post_id, "event_id": str(event.event_id)}
 
     @app.post("/api/posts/{post_id}/comments", status_code=201)
-    async def create_comment(post_id: int, body: CommentCreate, db: Db) -> CommentOut:
+    async def create_comment(post_id: PostId, body: CommentCreate, db: Db) -> CommentOut:
         async with db.begin():
             await get_post(db, post_id)
             comment = Comment(post_id=post_id, author_id=body.author_id, body=body.body)
@@ -129,7 +134,7 @@ def create_app(settings: DailyfeedSettings | None = None) -> FastAPI:
         return CommentOut(**_comment(comment), event_id=str(event.event_id))
 
     @app.put("/api/posts/{post_id}/comments/{comment_id}")
-    async def update_comment(post_id: int, comment_id: int, body: CommentUpdate, db: Db) -> CommentOut:
+    async def update_comment(post_id: PostId, comment_id: CommentId, body: CommentUpdate, db: Db) -> CommentOut:
         async with db.begin():
             comment = await get_comment(db, post_id, comment_id)
             comment.body = body.body
@@ -139,9 +144,7 @@ def create_app(settings: DailyfeedSettings | None = None) -> FastAPI:
         return CommentOut(**_comment(comment), event_id=str(event.event_id))
 
     @app.delete("/api/posts/{post_id}/comments/{comment_id}")
-    async def delete_comment(
-        post_id: int, comment_id: int, author_id: Annotated[int, Query(gt=0)], db: Db
-    ) -> dict[str, Any]:
+    async def delete_comment(post_id: PostId, comment_id: CommentId, author_id: AuthorId, db: Db) -> dict[str, Any]:
         async with db.begin():
             comment = await get_comment(db, post_id, comment_id)
             event = events.comment_event("comment.deleted", comment, author_id)

@@ -38,8 +38,15 @@ logger.kafkaclients.level = warn
 
 
 def new_cluster_id() -> str:
-    """Return a random KRaft cluster id (a base64url-encoded UUID, as ``kafka-storage random-uuid``)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """Return a random KRaft cluster id (a base64url-encoded UUID, as ``kafka-storage random-uuid``).
+
+    Like Kafka's ``Uuid.randomUuid``, never one starting with ``-``: ``kafka-storage format -t -x...``
+    would read it as an option and fail (1 start in 64).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 @dataclass

@@ -1,0 +1,3 @@
+from tests.examples.dailyfeed_env import dailyfeed
+
+__all__ = ["dailyfeed"]
