@@ -12,6 +12,7 @@ from kafkaguard.cli.consume import consume
 from kafkaguard.cli.db import db_app
 from kafkaguard.cli.dead_letters import dead_letters_app
 from kafkaguard.cli.dev import dev_app
+from kafkaguard.cli.forward import forward
 from kafkaguard.cli.relay import relay
 from kafkaguard.cli.restore import restore_app
 from kafkaguard.errors import KafkaguardError
@@ -29,6 +30,7 @@ app.add_typer(restore_app, name="restore")
 app.add_typer(dead_letters_app, name="dead-letters")
 app.command("cleanup")(cleanup)
 app.command("consume")(consume)
+app.command("forward")(forward)
 
 
 def main() -> None:

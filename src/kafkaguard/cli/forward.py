@@ -1,0 +1,57 @@
+"""``kafkaguard forward``: a Kafka-to-Kafka transform with a transactional producer (exactly-once in Kafka)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import threading
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from kafkaguard.cli.common import err
+from kafkaguard.consumer.transactional import TransactionalForwarder, Transform
+from kafkaguard.errors import ConfigurationError
+from kafkaguard.settings import KafkaguardSettings
+
+
+def _load(spec: str) -> Transform:
+    module, _, attr = spec.partition(":")
+    try:
+        func = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigurationError(f"cannot load transform {spec!r} (module:function): {exc}") from exc
+    if not callable(func):
+        raise ConfigurationError(f"{spec!r} is not callable")
+    transform: Transform = func
+    return transform
+
+
+def forward(
+    transform: Annotated[str, typer.Argument(help="module:function taking an Event, returning [(topic, Event)].")],
+    group: Annotated[str, typer.Option("--group", help="Consumer group.")],
+    topic: Annotated[list[str], typer.Option("--topic", help="Input topic; repeatable.")],
+    transactional_id: Annotated[str, typer.Option("--transactional-id", help="Stable per instance.")],
+    bootstrap: Annotated[str | None, typer.Option("--bootstrap", help="Kafka bootstrap servers.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Inputs per transaction.")] = 200,
+    log_level: Annotated[str, typer.Option("--log-level")] = "INFO",
+) -> None:
+    """Consume, transform and produce with offsets in the same Kafka transaction, until SIGTERM."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = KafkaguardSettings()
+    forwarder = TransactionalForwarder(
+        bootstrap or settings.bootstrap_servers, group, topic, transactional_id, _load(transform),
+        batch_size=batch_size, classifier=settings.consumer.classifier,
+        consumer_overrides=settings.consumer_client, producer_overrides=settings.producer,
+    )  # fmt: skip
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    forwarder.run(stop)
+    err.print(f"forwarder stopped: {forwarder.stats}")
