@@ -37,3 +37,34 @@ async def test_async_session_commit(migrated_database: TestDatabase) -> None:
     with psycopg.connect(migrated_database.conninfo) as conn:
         row = conn.execute("SELECT aggregatetype, aggregateid, type, payload FROM outbox").fetchone()
     assert row == ("post", "p1", "post.created", {"n": 1})
+
+
+def test_publisher_facade_outbox_mode_and_debezium_insert_then_delete(migrated_database: TestDatabase) -> None:
+    from sqlalchemy import text
+
+    from kafkaguard import Publisher, PublishOutcome
+    from kafkaguard.settings import KafkaguardSettings
+
+    engine = sync_engine(migrated_database.server.url(), schema=migrated_database.schema)
+    plain = Publisher(KafkaguardSettings(database_url=migrated_database.url))
+    debezium = Publisher(KafkaguardSettings(database_url=migrated_database.url, relay={"kind": "debezium"}))
+    event = Event(type="post.created", key="p1", payload={"n": 1})
+    with Session(engine) as session, session.begin():
+        assert plain.publish(session, event) is PublishOutcome.OUTBOX
+    assert count(migrated_database) == 1
+    with psycopg.connect(migrated_database.conninfo, autocommit=True) as conn:
+        conn.execute("CREATE TABLE seen (id uuid)")
+        conn.execute(
+            "CREATE FUNCTION remember() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN INSERT INTO seen VALUES (NEW.id); RETURN NULL; END $$"
+        )
+        conn.execute("CREATE TRIGGER remember AFTER INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION remember()")
+    second = Event(type="post.created", key="p1", payload={"n": 2})
+    with Session(engine) as session, session.begin():
+        assert debezium.publish(session, second) is PublishOutcome.OUTBOX
+    assert count(migrated_database) == 1  # inserted (the trigger saw it, as the WAL does), then deleted
+    with Session(engine) as session:
+        assert session.execute(text("SELECT count(*) FROM seen")).scalar_one() == 1
+    plain.close()
+    debezium.close()
+    engine.dispose()
