@@ -13,6 +13,7 @@ boundary, so callers never need to import those libraries to handle a failure.
     ├── PublishError              an event could not be handed to Kafka (or the receiving endpoint)
     │   ├── KafkaUnavailableError Kafka cannot be reached now; retrying later will help
     │   │   └── DeliveryTimeoutError  the broker did not acknowledge within the time budget
+    │   ├── KeyHeldError          the key has an open publisher dead letter; this event waits behind it
     │   ├── EventRejectedError    this event is refused for good (too large, topic not authorised or
     │   │                         unknown, not serialisable, HTTP 4xx); retrying will not help
     │   └── PublishUnavailableError neither delivery nor the publisher dead-letter store worked; the
@@ -78,6 +79,11 @@ class KafkaUnavailableError(PublishError):
 
 class DeliveryTimeoutError(KafkaUnavailableError):
     """The broker did not acknowledge the event within the time budget."""
+
+
+class KeyHeldError(PublishError):
+    """The event's key has an open publisher dead letter: the event is stored behind it (direct/http modes)
+    so that the restore job delivers the key's events in order instead of this one overtaking them."""
 
 
 class EventRejectedError(PublishError):

@@ -163,3 +163,35 @@ def test_handoff_applies_while_kafka_is_still_down(
         expected.setdefault(e.key, []).append(str(e.event_id))
     assert by_key == expected
     assert not dedicated_kafka.node(1).is_running()
+
+
+def test_direct_events_of_a_held_key_wait_behind_its_dead_letter_and_keep_order(
+    migrated_database: TestDatabase, dedicated_kafka: KafkaCluster
+) -> None:
+    db = migrated_database
+    agg = f"q{uuid.uuid4().hex[:6]}"
+    first = _publish_while_down(db, dedicated_kafka, agg, keys=1, per_key=2)  # key k0 now has dead letters
+    dedicated_kafka.restart(1)
+    settings = KafkaguardSettings(
+        bootstrap_servers=dedicated_kafka.bootstrap, database_url=db.url,
+        publish={"direct_timeout": 5.0, "default_mode": "direct"},
+    )  # fmt: skip
+    publisher = Publisher(settings)
+    engine = sync_engine(db.url)
+    later = [Event(type=f"{agg}.applied", key="k0", payload={"seq": 10}),
+             Event(type=f"{agg}.applied", key="k1", payload={"seq": 0})]  # fmt: skip
+    outcomes = []
+    for event in later:
+        with Session(engine) as session, session.begin():
+            outcomes.append(publisher.publish(session, event))
+    publisher.close()
+    engine.dispose()
+    # k0 waits behind its dead letters (Kafka is up, but delivering now would overtake them); k1 flows.
+    assert outcomes == [PublishOutcome.DEAD_LETTERED, PublishOutcome.PUBLISHED]
+    errors = rows(db.conninfo, "SELECT last_error_class FROM kafka_publisher_dead_letters ORDER BY id")
+    assert errors[-1] == ("kafkaguard.errors.KeyHeldError",)
+    out = finish(cli(db, dedicated_kafka.bootstrap, "restore", "publisher", "--once"))
+    assert "restored=3" in out, out
+    messages = consume_all(dedicated_kafka.bootstrap, f"outbox.event.{agg}", 4, timeout=60)
+    k0 = list(dict.fromkeys(dict(m.headers())["event_id"].decode() for m in messages if m.key() == b"k0"))
+    assert k0 == [str(e.event_id) for e in [*first, later[0]]]

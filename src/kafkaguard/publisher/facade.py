@@ -17,15 +17,19 @@ import concurrent.futures
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy import event as sa_event
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from kafkaguard.db.columns import PUBLISHER_DEAD_LETTERS, PublishSource
 from kafkaguard.db.engine import sync_engine
 from kafkaguard.envelope import Event
+from kafkaguard.errors import KeyHeldError
 from kafkaguard.publisher.background import BackgroundOutcome, BackgroundPublisher
 from kafkaguard.publisher.direct import DirectPublisher
+from kafkaguard.publisher.fallback import dead_letter_or_raise, dead_letter_or_raise_async
 from kafkaguard.publisher.http import HttpPublisher
 from kafkaguard.publisher.outbox import add_events, add_events_async
 from kafkaguard.publisher.settings import PublishMode
@@ -36,6 +40,16 @@ from kafkaguard.transports.kafka_topics import TopicRegistry
 
 _PENDING = "kafkaguard.background.pending"
 _FUTURES = "kafkaguard.background.futures"
+
+
+KEY_HELD = text(
+    f"SELECT 1 FROM {PUBLISHER_DEAD_LETTERS} WHERE key = :key AND status IN ('pending', 'failed') LIMIT 1"  # noqa: S608
+)
+"""Does the key have an open publisher dead letter? (index ix_publisher_dl_key)"""
+
+
+def _held(event: Event) -> KeyHeldError:
+    return KeyHeldError(f"key {event.key!r} has an open publisher dead letter; event {event.event_id} waits behind it")
 
 
 class PublishOutcome(Enum):
@@ -65,6 +79,7 @@ class Publisher:
         self.settings = settings
         # With Debezium as the relay the outbox is written insert-then-delete (relay.debezium).
         self._debezium = settings.relay.kind is RelayKind.DEBEZIUM
+        self._hold = settings.publish.hold_key_behind_dead_letters
         self._engine = engine
         self._owns_engine = False
         self._producer: DeliveryProducer | None = None
@@ -135,13 +150,15 @@ class Publisher:
         if mode is PublishMode.OUTBOX:
             add_events(session, [event], delete_after_insert=self._debezium)
             return PublishOutcome.OUTBOX
-        if mode is PublishMode.DIRECT:
-            ok = self.direct().publish(session, event)
-        elif mode is PublishMode.HTTP:
-            ok = self._http.publish(session, event)
-        else:
+        if mode is PublishMode.BACKGROUND:
             self._after_commit(session, event)
             return PublishOutcome.SCHEDULED
+        source = PublishSource.DIRECT if mode is PublishMode.DIRECT else PublishSource.HTTP
+        if self._hold and self._key_held(session, event):
+            dead_letter_or_raise(session, event, topic=self._topic(event), source=source, error=_held(event))
+            return PublishOutcome.DEAD_LETTERED
+        publish = self.direct().publish if mode is PublishMode.DIRECT else self._http.publish
+        ok = publish(session, event)
         return PublishOutcome.PUBLISHED if ok else PublishOutcome.DEAD_LETTERED
 
     async def publish_async(self, session: AsyncSession, event: Event) -> PublishOutcome:
@@ -150,14 +167,41 @@ class Publisher:
         if mode is PublishMode.OUTBOX:
             await add_events_async(session, [event], delete_after_insert=self._debezium)
             return PublishOutcome.OUTBOX
-        if mode is PublishMode.DIRECT:
-            ok = await self.direct().publish_async(session, event)
-        elif mode is PublishMode.HTTP:
-            ok = await self._http.publish_async(session, event)
-        else:
+        if mode is PublishMode.BACKGROUND:
             self._after_commit(session.sync_session, event)
             return PublishOutcome.SCHEDULED
+        source = PublishSource.DIRECT if mode is PublishMode.DIRECT else PublishSource.HTTP
+        if self._hold and await self._key_held_async(session, event):
+            await dead_letter_or_raise_async(
+                session, event, topic=self._topic(event), source=source, error=_held(event)
+            )
+            return PublishOutcome.DEAD_LETTERED
+        if mode is PublishMode.DIRECT:
+            ok = await self.direct().publish_async(session, event)
+        else:
+            ok = await self._http.publish_async(session, event)
         return PublishOutcome.PUBLISHED if ok else PublishOutcome.DEAD_LETTERED
+
+    @staticmethod
+    def _key_held(session: Session, event: Event) -> bool:
+        """Whether ``event.key`` has an open publisher dead letter. A store that cannot be read does not
+        hold the event back (in a savepoint, so the caller's transaction survives): delivery decides."""
+        try:
+            with session.begin_nested():
+                return session.execute(KEY_HELD, {"key": event.key}).first() is not None
+        except SQLAlchemyError:
+            return False
+
+    @staticmethod
+    async def _key_held_async(session: AsyncSession, event: Event) -> bool:
+        try:
+            async with session.begin_nested():
+                return (await session.execute(KEY_HELD, {"key": event.key})).first() is not None
+        except SQLAlchemyError:
+            return False
+
+    def _topic(self, event: Event) -> str:
+        return self.settings.topics.for_aggregate(event.aggregate_type)
 
     def _after_commit(self, session: Session, event: Event) -> None:
         """Queue ``event`` on the session; hand it to the background publisher after the commit."""

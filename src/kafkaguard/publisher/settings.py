@@ -34,6 +34,11 @@ class PublishSettings(BaseModel):
     modes_by_aggregate: dict[str, PublishMode] = Field(default_factory=dict)
 
     direct_timeout: float = Field(default=5.0, gt=0, description="time budget for the broker's ack in direct mode")
+    hold_key_behind_dead_letters: bool = Field(
+        default=True,
+        description="direct/http: an event whose key has an open publisher dead letter is stored behind it "
+        "(the restore job delivers them in order) instead of overtaking it",
+    )
 
     background_retry: RetryPolicy = Field(
         default_factory=lambda: RetryPolicy(
