@@ -41,6 +41,18 @@ def _unavailable(event: Event, source: PublishSource, error: BaseException, stor
     )
 
 
+def _log_stored(event: Event, topic: str, source: PublishSource, error: BaseException) -> None:
+    logger.warning(
+        "event %s (type %s, key %s) to %s: %s delivery failed (%s); stored as a publisher dead letter",
+        event.event_id,
+        event.type,
+        event.key,
+        topic,
+        source.value,
+        error,
+    )
+
+
 def dead_letter_or_raise(
     session: Session, event: Event, *, topic: str, source: PublishSource, error: BaseException, attempts: int = 1
 ) -> None:
@@ -51,15 +63,7 @@ def dead_letter_or_raise(
     except SQLAlchemyError as exc:
         session.rollback()
         raise _unavailable(event, source, error, exc) from exc
-    logger.warning(
-        "event %s (type %s, key %s) to %s: %s delivery failed (%s); stored as a publisher dead letter",
-        event.event_id,
-        event.type,
-        event.key,
-        topic,
-        source.value,
-        error,
-    )
+    _log_stored(event, topic, source, error)
 
 
 async def dead_letter_or_raise_async(
@@ -78,12 +82,4 @@ async def dead_letter_or_raise_async(
     except SQLAlchemyError as exc:
         await session.rollback()
         raise _unavailable(event, source, error, exc) from exc
-    logger.warning(
-        "event %s (type %s, key %s) to %s: %s delivery failed (%s); stored as a publisher dead letter",
-        event.event_id,
-        event.type,
-        event.key,
-        topic,
-        source.value,
-        error,
-    )
+    _log_stored(event, topic, source, error)

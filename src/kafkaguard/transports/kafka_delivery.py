@@ -131,9 +131,7 @@ class DeliveryProducer:
         try:
             return future.result(timeout=budget + 0.5)
         except concurrent.futures.TimeoutError as exc:
-            raise DeliveryTimeoutError(
-                f"the broker did not acknowledge a message to {topic!r} within {budget:.1f} s"
-            ) from exc
+            raise _no_ack(topic, budget) from exc
 
     async def send_async(
         self,
@@ -150,12 +148,14 @@ class DeliveryProducer:
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), budget + 0.5)
         except TimeoutError as exc:
-            raise DeliveryTimeoutError(
-                f"the broker did not acknowledge a message to {topic!r} within {budget:.1f} s"
-            ) from exc
+            raise _no_ack(topic, budget) from exc
 
     def close(self, timeout: float = 10.0) -> None:
         """Wait up to ``timeout`` s for outstanding deliveries, then stop the poll thread."""
         self._producer.flush(timeout)
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+def _no_ack(topic: str, budget: float) -> DeliveryTimeoutError:
+    return DeliveryTimeoutError(f"the broker did not acknowledge a message to {topic!r} within {budget:.1f} s")
