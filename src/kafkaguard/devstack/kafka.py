@@ -131,7 +131,9 @@ class KafkaBroker:
         if (self.data_dir / "meta.properties").exists():
             return
         # "--cluster-id=<id>": a base64url id starting with "-" (1 in 64) would be read as an option.
-        argv = self._java("kafka.tools.StorageTool", "format", f"--cluster-id={self.cluster_id}", "-c", str(self.properties_file))
+        argv = self._java(
+            "kafka.tools.StorageTool", "format", f"--cluster-id={self.cluster_id}", "-c", str(self.properties_file)
+        )
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             self.log_file.write_text(result.stdout + result.stderr)
