@@ -103,7 +103,9 @@ def payload_sql(size: int = PAYLOAD_BYTES) -> str:
     return f"jsonb_build_object('n', lpad(i::text, 7, '0')::int, 'data', repeat('x', {filler}))"
 
 
-def prefill(db: BenchDb, rows: int, *, aggregate: str, keys: int = 1000, chunk: int = 200_000) -> float:
+def prefill(
+    db: BenchDb, rows: int, *, aggregate: str, keys: int = 1000, chunk: int = 200_000, event_type: str | None = None
+) -> float:
     """Insert ``rows`` outbox rows (``keys`` keys, 200-byte payloads) in one transaction; return seconds.
 
     One transaction, so every row becomes visible at the same instant (the commit) and relays that
@@ -118,7 +120,7 @@ def prefill(db: BenchDb, rows: int, *, aggregate: str, keys: int = 1000, chunk: 
                 "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload)"  # noqa: S608
                 f" SELECT gen_random_uuid(), %s, 'key-' || lpad((i %% %s)::text, 4, '0'), %s, {payload_sql()}"
                 " FROM generate_series(%s::bigint, %s::bigint) AS i",
-                (aggregate, keys, f"{aggregate}.changed", 1_000_000 + start, 1_000_000 + start + n - 1),
+                (aggregate, keys, event_type or f"{aggregate}.changed", 1_000_000 + start, 1_000_000 + start + n - 1),
             )
         conn.commit()
     return time.monotonic() - started

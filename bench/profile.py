@@ -14,10 +14,12 @@ import argparse
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from bench import consumer_throughput as ct
 from bench.common import (
@@ -36,6 +38,13 @@ from bench.common import (
     stop,
     wait_until,
 )
+from kafkaguard.db.columns import OPEN_STATUSES
+from kafkaguard.relay import store as relay_store
+from kafkaguard.relay.rows import COLUMNS, OutboxRow
+from kafkaguard.relay.settings import RelaySettings
+from kafkaguard.relay.worker import Relay
+from kafkaguard.topics import topic_for
+from kafkaguard.transports.kafka_topics import TopicRegistry
 
 
 def py_spy() -> str:
@@ -52,7 +61,7 @@ def record(pid: int, out: Path, seconds: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def summarise(collapsed: Path, top: int = 15) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+def summarise(collapsed: Path, top: int = 20) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
     """(own-time, inclusive-time) top frames as shares of all samples of the busiest thread set."""
     own: Counter[str] = Counter()
     incl: Counter[str] = Counter()
@@ -70,7 +79,7 @@ def summarise(collapsed: Path, top: int = 15) -> tuple[list[tuple[str, float]], 
             continue
         total += count
         own[_short(frames[-1])] += count
-        for name in {_short(f) for f in frames}:
+        for name in {_short(f) for f in frames if _ours(f)}:
             incl[name] += count
     if not total:
         return [], []
@@ -78,6 +87,11 @@ def summarise(collapsed: Path, top: int = 15) -> tuple[list[tuple[str, float]], 
         [(k, v / total) for k, v in own.most_common(top)],
         [(k, v / total) for k, v in incl.most_common(top)],
     )
+
+
+def _ours(frame: str) -> bool:
+    """A frame of kafkaguard's library code or the bench's (not the CLI wrappers around them)."""
+    return ("kafkaguard/" in frame or "/bench/" in frame) and "/cli/" not in frame
 
 
 def _short(frame: str) -> str:
@@ -143,9 +157,62 @@ def profile_consumer(stack: Stack, events: int, batch_size: int) -> dict[str, li
     return print_summary(f"consumer batch_size={batch_size}", out)
 
 
+def _claim_before_fix(
+    conn: Any, shards: Any, limit: int, *, skip_blocked_keys: bool
+) -> list[OutboxRow]:  # pragma: no cover - the A/B's "before" arm: the claim without SET LOCAL enable_sort
+    blocked = (
+        " AND NOT EXISTS (SELECT 1 FROM kafka_publisher_dead_letters d"
+        " WHERE d.key = o.aggregateid AND d.status = ANY(%(open)s))"
+        if skip_blocked_keys
+        else ""
+    )
+    cols = ", ".join(f"o.{c.strip()}" for c in COLUMNS.split(","))
+    sql = (
+        f"SELECT {cols} FROM outbox o WHERE o.shard = ANY(%(shards)s) AND o.published_at IS NULL{blocked}"  # noqa: S608
+        " ORDER BY o.seq LIMIT %(limit)s FOR UPDATE OF o"
+    )
+    rows = conn.execute(sql, {"shards": list(shards), "limit": limit, "open": list(OPEN_STATUSES)}).fetchall()
+    return [OutboxRow(*r) for r in rows]
+
+
+def claim_ab(stack: Stack, rows: int, rounds: int) -> dict[str, list[float]]:
+    """In-process relay draining ``rows``, the claim with and without the fix, interleaved ``rounds`` times."""
+    fixed = relay_store.claim
+    samples: dict[str, list[float]] = {"before": [], "after": []}
+    for _ in range(rounds):
+        for arm in ("before", "after"):
+            relay_store.claim = _claim_before_fix if arm == "before" else fixed  # type: ignore[assignment]
+            try:
+                db = new_schema(stack, "ab")
+                aggregate = f"ab{uuid.uuid4().hex[:8]}"
+                new_topic(stack, aggregate)
+                relay = Relay(
+                    conninfo=db.conninfo,
+                    bootstrap=stack.bootstrap,
+                    settings=RelaySettings(),
+                    topics=TopicRegistry(stack.bootstrap),
+                    for_aggregate=topic_for,
+                )
+                halt = threading.Event()
+                thread = threading.Thread(target=relay.run, args=(halt,))
+                thread.start()
+                wait_until(lambda r=relay: len(r.held_shards) == 64, 60, "the relay owning its shards")
+                prefill(db, rows, aggregate=aggregate)
+                started = time.perf_counter()
+                wait_until(outbox_empty(db), 900, "the relay to drain the outbox")
+                samples[arm].append(rows / (time.perf_counter() - started))
+                halt.set()
+                thread.join(60)
+            finally:
+                relay_store.claim = fixed
+            console.print(f"  {arm}: {samples[arm][-1]:,.0f} events/s")
+    return samples
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("what", choices=["relay", "consumer"])
+    parser.add_argument("what", choices=["relay", "consumer", "claim-ab"])
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch-size", type=int, default=1)
@@ -154,6 +221,9 @@ def main(argv: list[str] | None = None) -> None:
     with bench_stack() as stack:
         if args.what == "relay":
             profile_relay(stack, args.rows)
+        elif args.what == "claim-ab":
+            samples = claim_ab(stack, args.rows, args.rounds)
+            console.print({k: [round(x) for x in v] for k, v in samples.items()})
         else:
             profile_consumer(stack, args.events, args.batch_size)
 

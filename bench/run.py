@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import consumer_throughput, relay_throughput
+from bench import consumer_throughput, latency, relay_throughput, rss
 from bench.common import Report, Stack, bench_stack, console
 
 
@@ -63,6 +63,8 @@ def parts(sizes: Sizes, profile: str) -> dict[str, Callable[[Stack], Report]]:
         "consumer": lambda s: consumer_throughput.run(
             s, events=sizes.consumer_events, rounds=sizes.consumer_rounds, profile=profile
         ),
+        "latency": lambda s: latency.run(s, rates=sizes.latency_rates, seconds=sizes.latency_seconds, profile=profile),
+        "rss": lambda s: rss.run(s, backlogs=sizes.rss_backlogs, profile=profile),
     }
 
 
