@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import consumer_throughput, latency, relay_throughput, rss
+from bench import consumer_throughput, latency, relay_throughput, rss, write_path
 from bench.common import Report, Stack, bench_stack, console
 
 
@@ -31,6 +31,7 @@ class Sizes:
     rss_backlogs: tuple[int, ...]
     write_seconds: float
     write_connections: int
+    write_rounds: int
 
 
 FULL = Sizes(
@@ -43,6 +44,7 @@ FULL = Sizes(
     rss_backlogs=(10_000, 100_000, 1_000_000),
     write_seconds=15.0,
     write_connections=32,
+    write_rounds=2,
 )
 QUICK = Sizes(
     relay_rows=3_000,
@@ -54,6 +56,7 @@ QUICK = Sizes(
     rss_backlogs=(1_000, 5_000),
     write_seconds=3.0,
     write_connections=8,
+    write_rounds=1,
 )
 
 
@@ -65,6 +68,13 @@ def parts(sizes: Sizes, profile: str) -> dict[str, Callable[[Stack], Report]]:
         ),
         "latency": lambda s: latency.run(s, rates=sizes.latency_rates, seconds=sizes.latency_seconds, profile=profile),
         "rss": lambda s: rss.run(s, backlogs=sizes.rss_backlogs, profile=profile),
+        "write_path": lambda s: write_path.run(
+            s,
+            seconds=sizes.write_seconds,
+            connections=sizes.write_connections,
+            rounds=sizes.write_rounds,
+            profile=profile,
+        ),
     }
 
 
