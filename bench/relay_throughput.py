@@ -134,7 +134,7 @@ def relay_rate(stack: Stack, rows: int, instances: int, logs: Path) -> float:
     return rows / elapsed
 
 
-def run(stack: Stack, *, rows: int, rounds: int, profile: str) -> Report:
+def run(stack: Stack, *, rows: int, rounds: int, profile: str, peer_rows: int) -> Report:
     logs = REPORT_DIR / "logs"
     ceiling_db = new_schema(stack, "c")
     samples: dict[str, list[float]] = {"producer": [], "database": [], "relay1": [], "relay2": [], "peer": []}
@@ -145,7 +145,7 @@ def run(stack: Stack, *, rows: int, rounds: int, profile: str) -> Report:
         samples["relay1"].append(relay_rate(stack, rows, 1, logs))
         samples["relay2"].append(relay_rate(stack, rows, 2, logs))
         if peer_status is None:
-            samples["peer"].append(peer_faststream.relay_rate(stack, rows, logs))
+            samples["peer"].append(peer_faststream.relay_rate(stack, peer_rows, logs))
     med = {k: median(v) for k, v in samples.items()}
     limit = min(med["producer"], med["database"])
     bound = "producer" if med["producer"] <= med["database"] else "database"
@@ -164,7 +164,7 @@ def run(stack: Stack, *, rows: int, rounds: int, profile: str) -> Report:
     row("kafkaguard relay, 1 instance", "relay1")
     row("kafkaguard relay, 2 instances", "relay2")
     if peer_status is None:
-        row(f"faststream-outbox {peer_faststream.version()} relay (its defaults)", "peer")
+        row(f"faststream-outbox {peer_faststream.version()} relay (its defaults; {peer_rows:,} rows)", "peer")
     else:
         report.add("faststream-outbox relay", "-", "-", f"not run: {peer_status}")
     report.notes.append(
@@ -180,5 +180,6 @@ def run(stack: Stack, *, rows: int, rounds: int, profile: str) -> Report:
         "relay1_ratio": med["relay1"] / limit,
         "relay2_ratio": med["relay2"] / limit,
         "peer_status": peer_status or "ran",
+        "peer_rows": peer_rows,
     }
     return report

@@ -22,6 +22,7 @@ from bench.common import (
     REPORT_DIR,
     Report,
     Stack,
+    console,
     new_schema,
     new_topic,
     prefill,
@@ -97,6 +98,10 @@ def run(stack: Stack, *, backlogs: tuple[int, ...], profile: str) -> Report:
             for p in (relay, consumer):
                 if p.poll() is not None:
                     raise RuntimeError(f"a worker exited with {p.returncode}; see {logs}")
+            console.print(
+                f"  backlog {backlog:,}: relay peak {relay_peak / 1024:.0f} MB ({backlog / relay_s:,.0f}/s), "
+                f"consumer peak {consumer_peak / 1024:.0f} MB ({backlog / consumer_s:,.0f}/s)"
+            )
             stages.append(
                 {
                     "backlog": backlog,

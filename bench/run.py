@@ -24,6 +24,7 @@ class Sizes:
 
     relay_rows: int
     relay_rounds: int
+    peer_rows: int
     consumer_events: int
     consumer_rounds: int
     latency_rates: tuple[int, ...]
@@ -37,7 +38,8 @@ class Sizes:
 FULL = Sizes(
     relay_rows=100_000,
     relay_rounds=2,
-    consumer_events=50_000,
+    peer_rows=5_000,
+    consumer_events=20_000,
     consumer_rounds=2,
     latency_rates=(500, 2000, 5000),
     latency_seconds=15.0,
@@ -49,6 +51,7 @@ FULL = Sizes(
 QUICK = Sizes(
     relay_rows=3_000,
     relay_rounds=1,
+    peer_rows=300,
     consumer_events=2_000,
     consumer_rounds=1,
     latency_rates=(200, 500),
@@ -62,7 +65,9 @@ QUICK = Sizes(
 
 def parts(sizes: Sizes, profile: str) -> dict[str, Callable[[Stack], Report]]:
     return {
-        "relay": lambda s: relay_throughput.run(s, rows=sizes.relay_rows, rounds=sizes.relay_rounds, profile=profile),
+        "relay": lambda s: relay_throughput.run(
+            s, rows=sizes.relay_rows, rounds=sizes.relay_rounds, profile=profile, peer_rows=sizes.peer_rows
+        ),
         "consumer": lambda s: consumer_throughput.run(
             s, events=sizes.consumer_events, rounds=sizes.consumer_rounds, profile=profile
         ),

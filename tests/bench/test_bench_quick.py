@@ -33,7 +33,21 @@ def test_every_part_runs_at_quick_sizes(tmp_path: Path) -> None:
     for key in ("producer", "database", "relay1", "relay2"):
         assert _positive(relay["median"][key]), (key, relay["median"])
     assert 0 < relay["relay1_ratio"] < 20
+    assert relay["peer_status"] == "ran", relay["peer_status"]  # the bench extra is part of the venv
+    assert _positive(relay["median"]["peer"])
 
     consumer = results["consumer"].data
     for key in ("raw_single", "kg_single", "raw_batch", "kg_batch"):
         assert _positive(consumer["median"][key]), (key, consumer["median"])
+
+    for rate in results["latency"].data["rates"]:
+        assert rate["achieved"] > 0.8 * rate["offered"], rate
+        assert 0 < rate["applied_p50"] <= rate["applied_p99"] < 60_000, rate
+        assert rate["kafka_p50"] <= rate["applied_p50"], rate
+
+    for stage in results["rss"].data["stages"]:
+        assert 20 < stage["relay_peak_mb"] < 2000, stage
+        assert 20 < stage["consumer_peak_mb"] < 2000, stage
+
+    write = results["write_path"].data["median_rps"]
+    assert _positive(write["with_outbox"]) and _positive(write["without_outbox"]), write
