@@ -31,7 +31,7 @@ async def main(url: str, schema: str, bootstrap: str, topic: str) -> None:
 
     @publisher
     @broker_outbox.subscriber(QUEUE)
-    async def relay(body: dict[str, Any], message: Any = Context()) -> KafkaResponse:
+    async def relay(body: dict[str, Any], message: Any = Context()) -> KafkaResponse:  # noqa: B008 - FastStream DI
         return KafkaResponse(body, key=str(message.headers["key"]).encode())
 
     app = FastStream(broker_outbox, on_startup=[broker_kafka.connect])
