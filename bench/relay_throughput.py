@@ -3,7 +3,8 @@
 - producer ceiling: raw confluent-kafka producing the same messages (value, key, headers of the
   pre-filled rows) with the relay's producer settings (``acks=all``, idempotence, lz4, linger 5 ms);
 - database ceiling: a raw psycopg loop claiming the same pre-filled rows 500 at a time with the
-  relay's claim query (``FOR UPDATE``, in ``seq`` order) and deleting them, one transaction per batch;
+  relay's claim query and plan (``FOR UPDATE``, in ``seq`` order, ``enable_sort=off``) and deleting
+  them, one transaction per batch (all 64 shards, no dead-letter check: a ceiling);
 - relay: ``python -m kafkaguard relay`` processes (1 and 2), default settings, started on an empty
   outbox and owning their shards before the backlog commits in one transaction; timed from that
   commit until the outbox is empty (every row's ack seen, since rows leave only after the ack);
@@ -96,6 +97,7 @@ def database_ceiling(db: BenchDb, rows: int) -> float:
         started = time.perf_counter()
         while True:
             with conn.transaction():
+                conn.execute("SET LOCAL enable_sort = off")  # the relay's plan: walk the seq index (relay/store.py)
                 batch = conn.execute(claim, (shards, BATCH)).fetchall()
                 if not batch:
                     break
