@@ -23,10 +23,6 @@ SAFE_CONSUMER: Mapping[str, Any] = {
     "enable.auto.offset.store": False,
     "auto.offset.reset": "earliest",
     "isolation.level": "read_committed",
-    # Bound librdkafka's prefetch queue (default 64 MiB of payload, several times that in memory
-    # with per-message overhead): a consumer facing a lag of a million events grew past 200 MB.
-    # 8 MiB still holds thousands of events, far more than one poll takes.
-    "queued.max.messages.kbytes": 8192,
 }
 
 
