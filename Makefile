@@ -8,13 +8,20 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 export KAFKAGUARD_RUN_DIR ?= $(CURDIR)/.run
 
-.PHONY: demo test lint format system-deps venv jars unit integration clean down
+.PHONY: demo test bench bench-quick lint format system-deps venv jars unit integration clean down
 
 demo: system-deps venv jars
 	$(BIN)/python -m examples.dailyfeed.demo.main $(DEMO_ARGS)
 
 test: system-deps venv jars lint
 	$(BIN)/python -m pytest -ra -p no:cacheprovider $(PYTEST_ARGS)
+
+# Benchmarks (issue 9): tables on stdout, JSON in reports/bench/, summary in bench/RESULTS.md.
+bench: system-deps venv jars
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-quick: system-deps venv jars
+	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
 
 unit: venv
 	$(BIN)/python -m pytest -ra tests/unit $(PYTEST_ARGS)
@@ -23,13 +30,13 @@ integration: system-deps venv jars
 	$(BIN)/python -m pytest -ra tests/integration $(PYTEST_ARGS)
 
 lint: venv
-	$(BIN)/ruff check src tests examples
-	$(BIN)/ruff format --check src tests examples
+	$(BIN)/ruff check src tests examples bench
+	$(BIN)/ruff format --check src tests examples bench
 	$(BIN)/mypy
 
 format: venv
-	$(BIN)/ruff format src tests examples
-	$(BIN)/ruff check --fix src tests examples
+	$(BIN)/ruff format src tests examples bench
+	$(BIN)/ruff check --fix src tests examples bench
 
 system-deps:
 	@bash scripts/install-system-deps.sh
@@ -39,7 +46,7 @@ venv: $(STAMP)
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,bench]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 

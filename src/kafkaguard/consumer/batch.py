@@ -56,15 +56,14 @@ def apply_batch(applier: Applier, records: Sequence[Record]) -> list[Outcome] | 
     keys = sorted({e.key for _, e, _ in items})
     try:
         with Session(applier.engine) as s, s.begin():
-            for key in keys:
-                s.execute(store.lock_key(group, key))
+            s.execute(store.lock_keys(group, keys))  # one round trip, not one per key
             if s.execute(store.blocked_keys(group, keys)).first() is not None:
                 raise _Fallback
             rows: dict[uuid.UUID, dict[str, Any]] = {}
             for r, e, reg in items:
                 if reg.inbox and e.event_id not in rows:
                     rows[e.event_id] = inbox_row(group, e, r)
-            new_ids = set(s.execute(store.insert_inbox(list(rows.values()))).scalars()) if rows else set()
+            new_ids = set(s.execute(store.insert_inbox_many(), list(rows.values())).scalars()) if rows else set()
             outcomes: list[Outcome] = []
             for r, e, reg in items:
                 if reg.inbox:

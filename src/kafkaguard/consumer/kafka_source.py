@@ -84,7 +84,15 @@ class KafkaSource:
 
     def poll(self, max_records: int, timeout: float) -> list[Record]:
         try:
-            msgs = self._consumer.consume(num_messages=max_records, timeout=timeout)
+            # Return as soon as anything is there: take what is already fetched, else wait up to
+            # ``timeout`` for one message and add whatever arrived with it. consume(n, timeout)
+            # alone waits until n messages or the timeout, which held a lightly loaded batch-mode
+            # consumer back by up to ``timeout`` per batch (p50 commit→applied 0.4 s at 200 events/s).
+            msgs = self._consumer.consume(num_messages=max_records, timeout=0)
+            if not msgs:
+                msgs = self._consumer.consume(num_messages=1, timeout=timeout)
+                if msgs and max_records > 1:
+                    msgs += self._consumer.consume(num_messages=max_records - 1, timeout=0)
         except KafkaException as exc:
             raise ConsumerError(f"reading from Kafka failed: {exc}") from exc
         out: list[Record] = []

@@ -26,6 +26,18 @@ def lock_key(group: str, key: str) -> TextClause:
     return text(KEY_LOCK_SQLA).bindparams(scope=group, key=key)
 
 
+def lock_keys(group: str, keys: Sequence[str]) -> TextClause:
+    """The locks of :func:`lock_key` on every key of ``keys`` in one statement, taken in the order given.
+
+    Pass ``keys`` sorted, so that two transactions locking overlapping keys never deadlock. A
+    function scan over the array yields its elements in order, one lock call per row.
+    """
+    return text(
+        "SELECT count(pg_advisory_xact_lock(hashtext(:scope), hashtext(u.k)))"
+        " FROM unnest(CAST(:keys AS text[])) AS u(k)"
+    ).bindparams(scope=group, keys=list(keys))
+
+
 def is_duplicate(group: str, event_id: uuid.UUID) -> Select[tuple[bool]]:
     """``SELECT EXISTS`` inbox row of ``(group, event_id)``."""
     return select(exists().where(inbox.c.consumer_group == group, inbox.c.event_id == event_id))
@@ -50,6 +62,12 @@ def blocked_keys(group: str, keys: Sequence[str]) -> Select[tuple[str | None]]:
 def insert_inbox(rows: Sequence[dict[str, Any]]) -> Insert:
     """Insert inbox rows, skipping existing ones; ``RETURNING event_id`` names the new ones."""
     return pg_insert(inbox).values(list(rows)).on_conflict_do_nothing().returning(inbox.c.event_id)
+
+
+def insert_inbox_many() -> Insert:
+    """:func:`insert_inbox` for an executemany (a list of rows as the parameters): compiled once,
+    sent as multi-row inserts by SQLAlchemy's insertmanyvalues; ``RETURNING event_id`` names the new ones."""
+    return pg_insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
 
 
 def insert_dead_letter(row: dict[str, Any]) -> Insert:

@@ -137,7 +137,10 @@ class KafkaBroker:
     def _format_if_new(self) -> None:
         if (self.data_dir / "meta.properties").exists():
             return
-        argv = self._java("kafka.tools.StorageTool", "format", "-t", self.cluster_id, "-c", str(self.properties_file))
+        # "--cluster-id=<id>": a base64url id starting with "-" (1 in 64) would be read as an option.
+        argv = self._java(
+            "kafka.tools.StorageTool", "format", f"--cluster-id={self.cluster_id}", "-c", str(self.properties_file)
+        )
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             self.log_file.write_text(result.stdout + result.stderr)

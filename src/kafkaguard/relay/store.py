@@ -82,6 +82,12 @@ def claim(conn: Conn, shards: Sequence[int], limit: int, *, skip_blocked_keys: b
         f"SELECT {cols} FROM outbox o WHERE o.shard = ANY(%(shards)s) AND o.published_at IS NULL{blocked}"  # noqa: S608
         " ORDER BY o.seq LIMIT %(limit)s FOR UPDATE OF o"
     )
+    # Walk the seq index in order instead of sorting every owned row: without fresh statistics (a
+    # backlog that grew faster than autovacuum analyses it, e.g. during a Kafka outage) the planner
+    # otherwise reads the whole backlog and sorts it on disk in each round, which made draining
+    # quadratic (180 ms per claim at 100,000 rows, 0.6 ms this way). Planner costs only: the rows
+    # and their order are the same. SET LOCAL ends with the claim's transaction.
+    conn.execute("SET LOCAL enable_sort = off")
     rows = conn.execute(sql, {"shards": list(shards), "limit": limit, "open": list(OPEN_STATUSES)}).fetchall()
     return [OutboxRow(*r) for r in rows]
 

@@ -1,0 +1,187 @@
+"""Parts 1–3: the two limits of a relay on this box, kafkaguard's relay against them, and a peer.
+
+- producer ceiling: raw confluent-kafka producing the same messages (value, key, headers of the
+  pre-filled rows) with the relay's producer settings (``acks=all``, idempotence, lz4, linger 5 ms);
+- database ceiling: a raw psycopg loop claiming the same pre-filled rows 500 at a time with the
+  relay's claim query and plan (``FOR UPDATE``, in ``seq`` order, ``enable_sort=off``) and deleting
+  them, one transaction per batch (all 64 shards, no dead-letter check: a ceiling);
+- relay: ``python -m kafkaguard relay`` processes (1 and 2), default settings, started on an empty
+  outbox and owning their shards before the backlog commits in one transaction; timed from that
+  commit until the outbox is empty (every row's ack seen, since rows leave only after the ack);
+- peer: ``faststream-outbox``'s relay (see :mod:`bench.peer_faststream`), when installed.
+
+The variants run interleaved, ``rounds`` times; the table shows the median of the rounds.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+
+from bench import peer_faststream
+from bench.common import (
+    REPORT_DIR,
+    BenchDb,
+    Report,
+    Stack,
+    median,
+    new_schema,
+    new_topic,
+    outbox_empty,
+    prefill,
+    shard_owners,
+    start_relay,
+    stop,
+    wait_until,
+)
+from kafkaguard.relay.rows import COLUMNS, OutboxRow, to_event
+from kafkaguard.transports.kafka_config import producer_config
+
+BATCH = 500  # the relay's default batch_size, used by the database ceiling too
+
+
+def producer_ceiling(stack: Stack, db: BenchDb, rows: int) -> float:
+    """Events/s of raw confluent-kafka producing the pre-filled rows' messages, all acknowledged."""
+    aggregate = f"p{uuid.uuid4().hex[:8]}"
+    prefill(db, rows, aggregate=aggregate)
+    with db.connect() as conn:
+        fetched = conn.execute(f"SELECT {COLUMNS} FROM outbox ORDER BY seq").fetchall()  # noqa: S608
+        conn.execute("DELETE FROM outbox")
+    messages = []
+    for r in fetched:
+        ev = to_event(OutboxRow(*r))
+        messages.append((ev.payload_bytes(), ev.key.encode(), ev.kafka_headers()))
+    topic = new_topic(stack, aggregate)
+    producer = Producer(producer_config(stack.bootstrap))
+    acked = [0]
+    failed = [0]
+
+    def on_delivery(err: Any, _msg: Any) -> None:
+        if err is None:
+            acked[0] += 1
+        else:
+            failed[0] += 1
+
+    producer.produce(topic, value=b"{}", key=b"warm-up")  # connect and get a producer id first
+    producer.flush(30)
+    started = time.perf_counter()
+    for value, key, headers in messages:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+    producer.flush(60)
+    elapsed = time.perf_counter() - started
+    if acked[0] != rows or failed[0]:
+        raise RuntimeError(f"producer ceiling: {acked[0]} acked, {failed[0]} failed of {rows}")
+    return rows / elapsed
+
+
+def database_ceiling(db: BenchDb, rows: int) -> float:
+    """Rows/s of a raw psycopg loop that claims and deletes the pre-filled rows in batches of 500."""
+    prefill(db, rows, aggregate=f"d{uuid.uuid4().hex[:8]}")
+    shards = list(range(64))
+    claim = (
+        f"SELECT {', '.join('o.' + c.strip() for c in COLUMNS.split(','))} FROM outbox o"  # noqa: S608
+        " WHERE o.shard = ANY(%s) AND o.published_at IS NULL ORDER BY o.seq LIMIT %s FOR UPDATE OF o"
+    )
+    done = 0
+    with db.connect(autocommit=True) as conn:
+        started = time.perf_counter()
+        while True:
+            with conn.transaction():
+                conn.execute("SET LOCAL enable_sort = off")  # the relay's plan: walk the seq index (relay/store.py)
+                batch = conn.execute(claim, (shards, BATCH)).fetchall()
+                if not batch:
+                    break
+                conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", ([r[0] for r in batch],))
+            done += len(batch)
+        elapsed = time.perf_counter() - started
+    if done != rows:
+        raise RuntimeError(f"database ceiling: {done} of {rows} rows claimed")
+    return rows / elapsed
+
+
+def relay_rate(stack: Stack, rows: int, instances: int, logs: Path) -> float:
+    """Events/s of ``instances`` relay processes draining a backlog of ``rows`` (commit → empty outbox)."""
+    db = new_schema(stack, "r")
+    aggregate = f"r{uuid.uuid4().hex[:8]}"
+    new_topic(stack, aggregate)
+    procs = [
+        start_relay(db, stack.bootstrap, logs / f"relay-{db.schema}-{i}.log", name=f"bench-{i}")
+        for i in range(instances)
+    ]
+    try:
+        share = 64 // instances
+        wait_until(
+            lambda: shard_owners(db) == [share] * instances, 60, f"{instances} relays owning {share} shards each"
+        )
+        prefill(db, rows, aggregate=aggregate)  # visible to the relays at this commit
+        committed = time.perf_counter()
+        wait_until(outbox_empty(db), 600, "the relays to drain the outbox")
+        elapsed = time.perf_counter() - committed
+        for p in procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"a relay exited with {p.returncode}; see {logs}")
+    finally:
+        for p in procs:
+            stop(p)
+    return rows / elapsed
+
+
+def run(stack: Stack, *, rows: int, rounds: int, profile: str, peer_rows: int) -> Report:
+    logs = REPORT_DIR / "logs"
+    ceiling_db = new_schema(stack, "c")
+    samples: dict[str, list[float]] = {"producer": [], "database": [], "relay1": [], "relay2": [], "peer": []}
+    peer_status = peer_faststream.available()
+    for _ in range(rounds):
+        samples["producer"].append(producer_ceiling(stack, ceiling_db, rows))
+        samples["database"].append(database_ceiling(ceiling_db, rows))
+        samples["relay1"].append(relay_rate(stack, rows, 1, logs))
+        samples["relay2"].append(relay_rate(stack, rows, 2, logs))
+        if peer_status is None:
+            samples["peer"].append(peer_faststream.relay_rate(stack, peer_rows, logs))
+    med = {k: median(v) for k, v in samples.items()}
+    limit = min(med["producer"], med["database"])
+    bound = "producer" if med["producer"] <= med["database"] else "database"
+    report = Report(
+        "relay",
+        f"Relay throughput — {rows:,} events of 200 B over 1,000 keys, acks=all + idempotence, "
+        f"synchronous_commit=on (median of {rounds} interleaved rounds)",
+        ["variant", "events/s", "× lower limit", "rounds (events/s)"],
+    )
+
+    def row(label: str, key: str) -> None:
+        report.add(label, med[key], med[key] / limit, ", ".join(f"{x:,.0f}" for x in samples[key]))
+
+    row("producer ceiling (raw confluent-kafka)", "producer")
+    row("database ceiling (raw psycopg claim+delete, 500/batch)", "database")
+    row("kafkaguard relay, 1 instance", "relay1")
+    row("kafkaguard relay, 2 instances", "relay2")
+    if peer_status is None:
+        row(f"faststream-outbox {peer_faststream.version()} relay (its defaults; {peer_rows:,} rows)", "peer")
+    else:
+        report.add("faststream-outbox relay", "-", "-", f"not run: {peer_status}")
+    report.notes.append(
+        f"lower limit = {bound} ceiling, {limit:,.0f} events/s; target: relay ≥ 0.7 × that and ahead of the peer"
+    )
+    report.data = {
+        "rows": rows,
+        "rounds": rounds,
+        "samples": samples,
+        "median": med,
+        "lower_limit": limit,
+        "lower_limit_is": bound,
+        "relay1_ratio": med["relay1"] / limit,
+        "relay2_ratio": med["relay2"] / limit,
+        "peer_status": peer_status or "ran",
+        "peer_rows": peer_rows,
+    }
+    return report
