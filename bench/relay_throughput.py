@@ -8,6 +8,8 @@
 - relay: ``python -m kafkaguard relay`` processes (1 and 2), default settings, started on an empty
   outbox and owning their shards before the backlog commits in one transaction; timed from that
   commit until the outbox is empty (every row's ack seen, since rows leave only after the ack);
+- Debezium: Kafka Connect with Debezium's connector and kafkaguard's generated configuration, the
+  same backlog, measured in the same rounds (see :mod:`bench.debezium_relay`);
 - peer: ``faststream-outbox``'s relay (see :mod:`bench.peer_faststream`), when installed.
 
 The variants run interleaved, ``rounds`` times; the table shows the median of the rounds.
@@ -22,7 +24,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from bench import peer_faststream
+from bench import debezium_relay, peer_faststream
 from bench.common import (
     REPORT_DIR,
     BenchDb,
@@ -139,13 +141,16 @@ def relay_rate(stack: Stack, rows: int, instances: int, logs: Path) -> float:
 def run(stack: Stack, *, rows: int, rounds: int, profile: str, peer_rows: int) -> Report:
     logs = REPORT_DIR / "logs"
     ceiling_db = new_schema(stack, "c")
-    samples: dict[str, list[float]] = {"producer": [], "database": [], "relay1": [], "relay2": [], "peer": []}
+    samples: dict[str, list[float]] = {
+        "producer": [], "database": [], "relay1": [], "relay2": [], "debezium": [], "peer": []
+    }  # fmt: skip
     peer_status = peer_faststream.available()
     for _ in range(rounds):
         samples["producer"].append(producer_ceiling(stack, ceiling_db, rows))
         samples["database"].append(database_ceiling(ceiling_db, rows))
         samples["relay1"].append(relay_rate(stack, rows, 1, logs))
         samples["relay2"].append(relay_rate(stack, rows, 2, logs))
+        samples["debezium"].append(debezium_relay.relay_rate(stack, rows, logs))
         if peer_status is None:
             samples["peer"].append(peer_faststream.relay_rate(stack, peer_rows, logs))
     med = {k: median(v) for k, v in samples.items()}
@@ -165,6 +170,7 @@ def run(stack: Stack, *, rows: int, rounds: int, profile: str, peer_rows: int) -
     row("database ceiling (raw psycopg claim+delete, 500/batch)", "database")
     row("kafkaguard relay, 1 instance", "relay1")
     row("kafkaguard relay, 2 instances", "relay2")
+    row("Debezium 3.4 PostgreSQL connector + Outbox Event Router (Connect standalone)", "debezium")
     if peer_status is None:
         row(f"faststream-outbox {peer_faststream.version()} relay (its defaults; {peer_rows:,} rows)", "peer")
     else:
@@ -181,6 +187,7 @@ def run(stack: Stack, *, rows: int, rounds: int, profile: str, peer_rows: int) -
         "lower_limit_is": bound,
         "relay1_ratio": med["relay1"] / limit,
         "relay2_ratio": med["relay2"] / limit,
+        "debezium_ratio": med["debezium"] / limit,
         "peer_status": peer_status or "ran",
         "peer_rows": peer_rows,
     }

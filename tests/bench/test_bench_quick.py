@@ -30,7 +30,7 @@ def test_every_part_runs_at_quick_sizes(tmp_path: Path) -> None:
         assert doc["machine"]["cores"]
 
     relay = results["relay"].data
-    for key in ("producer", "database", "relay1", "relay2"):
+    for key in ("producer", "database", "relay1", "relay2", "debezium"):
         assert _positive(relay["median"][key]), (key, relay["median"])
     assert 0 < relay["relay1_ratio"] < 20
     assert relay["peer_status"] == "ran", relay["peer_status"]  # the bench extra is part of the venv
