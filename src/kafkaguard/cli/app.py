@@ -7,6 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
+from kafkaguard.cli.chaos import chaos
 from kafkaguard.cli.cleanup import cleanup
 from kafkaguard.cli.consume import consume
 from kafkaguard.cli.db import db_app
@@ -29,6 +30,7 @@ app.add_typer(restore_app, name="restore")
 app.add_typer(dead_letters_app, name="dead-letters")
 app.command("cleanup")(cleanup)
 app.command("consume")(consume)
+app.command("chaos")(chaos)
 
 
 def main() -> None:
