@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from sqlalchemy import Engine
 
 from kafkaguard.chaos import projection
@@ -69,7 +70,17 @@ class Outcome:
 class RunContext:
     """Everything one run owns. Scenarios act through it: ``kafka``, ``pg_publisher``, ``procs``."""
 
-    def __init__(self, stack: ChaosStack, mode: PublishMode, profile: Profile, seed: int, brokers: int, logs: Path):
+    def __init__(
+        self,
+        stack: ChaosStack,
+        mode: PublishMode,
+        profile: Profile,
+        seed: int,
+        brokers: int,
+        logs: Path,
+        *,
+        proxied: bool = False,
+    ):
         self.stack, self.mode, self.profile, self.seed, self.brokers = stack, mode, profile, seed, brokers
         self.run_id = uuid.uuid4().hex[:8]
         self.aggregate = f"chaos{self.run_id}"
@@ -77,7 +88,8 @@ class RunContext:
         self.group = f"chaos-{self.run_id}"
         self.pub_schema, self.con_schema = f"cp_{self.run_id}", f"cc_{self.run_id}"
         self.logs = logs
-        self.kafka: KafkaCluster = stack.kafka(brokers)
+        self.kafka: KafkaCluster = stack.kafka(brokers, proxied=proxied)
+        self.bootstrap = stack.bootstrap(self.kafka)
         assert stack.pg_publisher is not None and stack.pg_consumer is not None
         self.pg_publisher: PostgresServer = stack.pg_publisher
         self.pg_consumer: PostgresServer = stack.pg_consumer
@@ -106,16 +118,19 @@ class RunContext:
                 for statement in ddl:
                     conn.execute(statement)
         if self.mode is not PublishMode.HTTP:
-            ensure_topics(self.kafka.bootstrap, self.topics, partitions=3, replication=self.brokers)
+            ensure_topics(self.bootstrap, self.topics, partitions=3, replication=self.brokers)
 
     def _env(self, server: PostgresServer, schema: str) -> dict[str, str]:
         return {
-            "KAFKAGUARD_BOOTSTRAP_SERVERS": self.kafka.bootstrap,
+            "KAFKAGUARD_BOOTSTRAP_SERVERS": self.bootstrap,
             "KAFKAGUARD_DATABASE_URL": server.url(),
             "KAFKAGUARD_DB_SCHEMA": schema,
             "KAFKAGUARD_TOPICS__REPLICATION": str(self.brokers),
             "KAFKAGUARD_CONSUMER__GROUP_ID": self.group,
             "KAFKAGUARD_CONSUMER__STORE_BACKOFF_MAX": "2",
+            # A SIGKILLed member holds its partitions until its session expires (45 s by default);
+            # the broker's minimum (6 s) keeps the kill scenarios short without changing what they test.
+            "KAFKAGUARD_CONSUMER_CLIENT": '{"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}',
             "KAFKAGUARD_RELAY__MAX_BACKOFF": "2",
             "KAFKAGUARD_RELAY__DELIVERY_TIMEOUT": "10",
             "KAFKAGUARD_PUBLISH__DEFAULT_MODE": self.mode.value,
@@ -227,8 +242,30 @@ class RunContext:
             row = conn.execute(sql).fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
+    def lag(self) -> int:
+        """Messages of the run's topics not yet committed by its consumer group (0 for http)."""
+        if self.mode is PublishMode.HTTP:
+            return 0
+        client = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.group})
+        try:
+            meta = client.list_topics(timeout=10)
+            parts = [
+                TopicPartition(t, p)
+                for t in self.topics
+                for p in (meta.topics[t].partitions if t in meta.topics else {})
+            ]
+            total = 0
+            for tp in client.committed(parts, timeout=10):
+                high = client.get_watermark_offsets(tp, timeout=10)[1]
+                total += high - max(tp.offset, 0) if tp.offset >= 0 else high
+            return total
+        except KafkaException:
+            return 1  # cannot tell: count as owed
+        finally:
+            client.close()
+
     def pending_work(self) -> int:
-        """Outbox rows and open dead letters not yet given up on (work the system still owes)."""
+        """Outbox rows, open dead letters not yet given up on and consumer lag (work the system owes)."""
         outbox = self._count(self._conninfo_pub(), "SELECT count(*) FROM outbox")
         pub = self._count(
             self._conninfo_pub(), "SELECT count(*) FROM kafka_publisher_dead_letters WHERE status = 'pending'"
@@ -237,7 +274,7 @@ class RunContext:
             self._conninfo_con(),
             "SELECT count(*) FROM kafka_listener_dead_letters WHERE status = 'pending' AND key LIKE 'k%'",
         )
-        return outbox + pub + con
+        return outbox + pub + con + self.lag()
 
     def run_restore_jobs(self, pub: Engine, con: Engine) -> None:
         """One run of the publisher and the listener restore jobs (as their CronJobs would)."""
@@ -246,7 +283,7 @@ class RunContext:
                                        handoff_group=self.group)  # fmt: skip
             job = PublisherRestoreJob(pub, settings, listener_engine=con)
         else:
-            producer = SyncProducer(self.kafka.bootstrap, timeout=10)
+            producer = SyncProducer(self.bootstrap, timeout=10)
             job = PublisherRestoreJob(pub, RestoreSettings(policy=RESTORE_POLICY), producer=producer)
         job.run_once(limit=10_000)
         for group, key in due_keys(con, limit=10_000):

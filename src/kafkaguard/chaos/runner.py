@@ -75,7 +75,9 @@ def run_one(
 ) -> RunResult:
     """Set up, run, inject, recover and measure one scenario for one mode."""
     started = time.monotonic()
-    ctx = RunContext(stack, mode, profile, seed, scenario.brokers, logs / f"{scenario.name}-{mode.value}")
+    ctx = RunContext(
+        stack, mode, profile, seed, scenario.brokers, logs / f"{scenario.name}-{mode.value}", proxied=scenario.proxied
+    )
     ok = False
     try:
         ctx.setup()
@@ -91,7 +93,7 @@ def run_one(
         return RunResult(scenario.name, mode, time.monotonic() - started, None, f"{error} (logs in {ctx.logs})")
     finally:
         ctx.teardown(keep=not ok)
-        stack.kafka(scenario.brokers)  # every node up again for the next run
+        stack.kafka(scenario.brokers, proxied=scenario.proxied)  # every node up again for the next run
         stack.heal_postgres()
 
 

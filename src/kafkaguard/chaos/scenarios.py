@@ -31,6 +31,7 @@ class Scenario:
     inject: Callable[[RunContext], None]
     modes: tuple[M, ...] = KAFKA
     brokers: int = 1
+    proxied: bool = False  # runs on the single broker behind the suite's TCP proxy
 
 
 def broker_kill(ctx: RunContext) -> None:
@@ -136,15 +137,26 @@ def rebalance_storm(ctx: RunContext) -> None:
 
 def duplicates(ctx: RunContext) -> None:
     ctx.wait_progress(0.6)
-    copies = duplicate_messages(ctx.kafka.bootstrap, ctx.topic)
+    copies = duplicate_messages(ctx.bootstrap, ctx.topic)
     ctx.notes.append(f"{copies} duplicate messages injected")
     ctx.mark_healed()
 
 
 def poison(ctx: RunContext) -> None:
     ctx.wait_progress(0.5)
-    sent = poison_messages(ctx.kafka.bootstrap, ctx.topic)
+    sent = poison_messages(ctx.bootstrap, ctx.topic)
     ctx.notes.append(f"{sent} poison messages injected (expected as listener dead letters)")
+    ctx.mark_healed()
+
+
+def network_cut(ctx: RunContext) -> None:
+    """Reset every connection between the services and the broker, refuse new ones, then heal."""
+    proxy = ctx.stack.proxy
+    assert proxy is not None, "network-cut runs on the proxied cluster"
+    ctx.wait_progress(0.3)
+    proxy.cut()
+    ctx.fault(ctx.profile.fault_seconds)
+    proxy.heal()
     ctx.mark_healed()
 
 
@@ -164,6 +176,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("broker-pause", "broker frozen with SIGSTOP, then SIGCONT", broker_pause),
     Scenario("one-of-three-down", "1 of 3 brokers killed (acks=all, min ISR 2)", one_of_three_down, brokers=3),
     Scenario("two-of-three-down", "2 of 3 brokers killed (below min ISR)", two_of_three_down, brokers=3),
+    Scenario("network-cut", "services <-> broker connections reset and refused", network_cut, proxied=True),
     Scenario("pg-down-publisher", "publisher's PostgreSQL kill -9, restart", pg_down_publisher, ALL),
     Scenario("pg-down-consumer", "consumer's PostgreSQL kill -9, restart", pg_down_consumer, ALL),
     Scenario("relay-kill", "relay SIGKILLed 3 times mid-batch", relay_kill, (M.OUTBOX,)),

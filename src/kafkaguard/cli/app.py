@@ -36,7 +36,10 @@ app.command("chaos")(chaos)
 def main() -> None:
     """Console-script entry point: run the app, turning kafkaguard errors into one red line."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, click returns (not raises) the code of a `typer.Exit(n)`.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except KafkaguardError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(1)
