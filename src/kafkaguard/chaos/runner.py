@@ -32,6 +32,8 @@ QUICK_MATRIX: tuple[tuple[str, PublishMode], ...] = (
     ("consumer-kill", PublishMode.OUTBOX),
     ("pg-down-publisher", PublishMode.OUTBOX),
     ("pg-down-consumer", PublishMode.HTTP),
+    ("network-cut", PublishMode.OUTBOX),
+    ("rebalance-storm", PublishMode.OUTBOX),
     ("duplicates", PublishMode.OUTBOX),
     ("poison", PublishMode.OUTBOX),
 )
