@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Callable
 
 
 class TcpProxy:
@@ -67,18 +68,31 @@ class TcpProxy:
         for w in list(self._writers):
             w.transport.abort()
 
+    def _call(self, fn: Callable[[], None]) -> None:
+        async def run() -> None:
+            fn()
+
+        asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)  # done when this returns
+
     def cut(self) -> None:
-        """Reset every connection through the proxy and refuse new ones."""
-        self._loop.call_soon_threadsafe(self._abort_all)
+        """Reset every connection through the proxy and refuse new ones (done when it returns)."""
+        self._call(self._abort_all)
 
     def heal(self) -> None:
         """Accept and forward connections again."""
-        self._loop.call_soon_threadsafe(setattr, self, "_cut", False)
+        self._call(lambda: setattr(self, "_cut", False))
+
+    async def _shutdown(self) -> None:
+        self._abort_all()
+        if self._server is not None:
+            self._server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def close(self) -> None:
         """Stop the proxy and its thread."""
-        self.cut()
-        if self._server is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from kafkaguard.chaos.injections import duplicate_messages, poison_messages
 from kafkaguard.chaos.procs import Proc
-from kafkaguard.chaos.run import RunContext
+from kafkaguard.chaos.run import RunContext, poll
 from kafkaguard.devstack.process import wait_until
 from kafkaguard.publisher.settings import PublishMode as M
 
@@ -121,17 +121,18 @@ def publisher_kill(ctx: RunContext) -> None:
 
 
 def rebalance_storm(ctx: RunContext) -> None:
-    """Consumers join and leave the group (graceful stops and SIGKILLs alternating) for a while."""
-    ctx.wait_progress(0.2)
+    """Consumers join the group, take partitions, and leave (graceful stops and SIGKILLs alternating)."""
+    ctx.wait_progress(0.1)
     for n in range(6):
         extra = ctx.consumer_proc(f"consumer-extra-{n}")
         ctx.extra_consumers.append(extra)
         extra.start()
-        ctx.wait_progress(0.2 + 0.08 * (n + 1))
+        poll(lambda e=extra: e.log.exists() and "assigned" in e.log.read_text(errors="replace"), 8)  # type: ignore[misc]
         if n % 2:
             extra.kill()
         else:
             extra.stop()
+    ctx.notes.append("6 extra consumers joined and left (3 SIGKILLed)")
     ctx.mark_healed()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -34,7 +35,7 @@ def chaos(
         raise typer.BadParameter(f"profile must be one of {sorted(PROFILES)}")
     chosen = PROFILES[profile]
     if events is not None:
-        chosen = chosen.__class__(**{**chosen.__dict__, "events": events})
+        chosen = dataclasses.replace(chosen, events=events)
     console = Console()
 
     def show(r: RunResult) -> None:
