@@ -276,15 +276,17 @@ class RunContext:
         )
         return outbox + pub + con + self.lag()
 
-    def run_restore_jobs(self, pub: Engine, con: Engine) -> None:
-        """One run of the publisher and the listener restore jobs (as their CronJobs would)."""
+    def publisher_restore_job(self, pub: Engine, con: Engine) -> tuple[PublisherRestoreJob, SyncProducer | None]:
+        """The publisher restore job of this mode: republish to Kafka, or (http) hand off to the listener store."""
         if self.mode is PublishMode.HTTP:
             settings = RestoreSettings(policy=RESTORE_POLICY, publisher_strategy=PublisherStrategy.HANDOFF,
                                        handoff_group=self.group)  # fmt: skip
-            job = PublisherRestoreJob(pub, settings, listener_engine=con)
-        else:
-            producer = SyncProducer(self.bootstrap, timeout=10)
-            job = PublisherRestoreJob(pub, RestoreSettings(policy=RESTORE_POLICY), producer=producer)
+            return PublisherRestoreJob(pub, settings, listener_engine=con), None
+        producer = SyncProducer(self.bootstrap, timeout=10)
+        return PublisherRestoreJob(pub, RestoreSettings(policy=RESTORE_POLICY), producer=producer), producer
+
+    def run_restore_jobs(self, job: PublisherRestoreJob, con: Engine) -> None:
+        """One run of the publisher and the listener restore jobs (as their CronJobs would)."""
         job.run_once(limit=10_000)
         for group, key in due_keys(con, limit=10_000):
             if group == self.group:
@@ -297,13 +299,14 @@ class RunContext:
             self.healed_at = time.monotonic()
         pub = sync_engine(self.pg_publisher.url(), schema=self.pub_schema)
         con = sync_engine(self.pg_consumer.url(), schema=self.con_schema)
+        job, producer = self.publisher_restore_job(pub, con)
         wanted = {c.event_id for c in self.committed()}
         deadline = time.monotonic() + self.profile.recovery_timeout
         last_count, last_change = -1, time.monotonic()
         try:
             while time.monotonic() < deadline:
                 try:
-                    self.run_restore_jobs(pub, con)
+                    self.run_restore_jobs(job, con)
                 except Exception as exc:  # noqa: BLE001 - a restore failure is retried next round
                     log.warning("restore jobs failed: %s", exc)
                 have = {a.event_id for a in self.applied()}
@@ -315,6 +318,8 @@ class RunContext:
                     return None
                 time.sleep(0.5)  # the restore jobs' schedule (dailyfeed runs them every minute)
         finally:
+            if producer is not None:
+                producer.close()
             pub.dispose()
             con.dispose()
         self.notes.append(f"recovery timed out after {self.profile.recovery_timeout:.0f} s")
