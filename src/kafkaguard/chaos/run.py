@@ -2,8 +2,8 @@
 
 Lifecycle (driven by :func:`kafkaguard.chaos.runner.run_one`): ``setup`` → ``start`` (consumer or
 http endpoint, relay for outbox, the writer) → the scenario injects its fault and heals it →
-``wait_writer`` → ``recover`` (restore jobs until every committed write is applied or nothing
-moves) → ``measure`` (the invariants, from both databases) → ``teardown``.
+``wait_writer`` → :func:`~kafkaguard.chaos.recovery.recover` (restore jobs until every committed
+write is applied or nothing moves) → ``measure`` (the invariants, from both databases) → ``teardown``.
 """
 
 from __future__ import annotations
@@ -16,31 +16,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-from sqlalchemy import Engine
 
 from kafkaguard.chaos import projection
 from kafkaguard.chaos.invariants import Applied, Committed, Verdict, verdict
 from kafkaguard.chaos.procs import Proc, python
 from kafkaguard.chaos.profiles import Profile
+from kafkaguard.chaos.recovery import RESTORE_POLICY, lag
 from kafkaguard.chaos.stack import ChaosStack
-from kafkaguard.consumer.restore import due_keys, restore_key
 from kafkaguard.db import migrate
-from kafkaguard.db.engine import sync_engine
 from kafkaguard.devstack.kafka import KafkaCluster
 from kafkaguard.devstack.postgres import PostgresServer
 from kafkaguard.devstack.process import free_ports
-from kafkaguard.policies.backoff import Fixed
-from kafkaguard.policies.retry import RetryPolicy
 from kafkaguard.publisher.settings import PublishMode
-from kafkaguard.restore.publisher_job import PublisherRestoreJob
-from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
 from kafkaguard.transports.kafka_admin import ensure_topics
-from kafkaguard.transports.kafka_producer import SyncProducer
 
 log = logging.getLogger("kafkaguard.chaos")
-
-RESTORE_POLICY = RetryPolicy(max_attempts=50, backoff=Fixed(seconds=1.0))
 
 
 def poll(condition: Callable[[], bool], timeout: float, interval: float = 0.25) -> bool:
@@ -242,28 +232,6 @@ class RunContext:
             row = conn.execute(sql).fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
-    def lag(self) -> int:
-        """Messages of the run's topics not yet committed by its consumer group (0 for http)."""
-        if self.mode is PublishMode.HTTP:
-            return 0
-        client = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.group})
-        try:
-            meta = client.list_topics(timeout=10)
-            parts = [
-                TopicPartition(t, p)
-                for t in self.topics
-                for p in (meta.topics[t].partitions if t in meta.topics else {})
-            ]
-            total = 0
-            for tp in client.committed(parts, timeout=10):
-                high = client.get_watermark_offsets(tp, timeout=10)[1]
-                total += high - max(tp.offset, 0) if tp.offset >= 0 else high
-            return total
-        except KafkaException:
-            return 1  # cannot tell: count as owed
-        finally:
-            client.close()
-
     def pending_work(self) -> int:
         """Outbox rows, open dead letters not yet given up on and consumer lag (work the system owes)."""
         outbox = self._count(self._conninfo_pub(), "SELECT count(*) FROM outbox")
@@ -274,56 +242,7 @@ class RunContext:
             self._conninfo_con(),
             "SELECT count(*) FROM kafka_listener_dead_letters WHERE status = 'pending' AND key LIKE 'k%'",
         )
-        return outbox + pub + con + self.lag()
-
-    def publisher_restore_job(self, pub: Engine, con: Engine) -> tuple[PublisherRestoreJob, SyncProducer | None]:
-        """The publisher restore job of this mode: republish to Kafka, or (http) hand off to the listener store."""
-        if self.mode is PublishMode.HTTP:
-            settings = RestoreSettings(policy=RESTORE_POLICY, publisher_strategy=PublisherStrategy.HANDOFF,
-                                       handoff_group=self.group)  # fmt: skip
-            return PublisherRestoreJob(pub, settings, listener_engine=con), None
-        producer = SyncProducer(self.bootstrap, timeout=10)
-        return PublisherRestoreJob(pub, RestoreSettings(policy=RESTORE_POLICY), producer=producer), producer
-
-    def run_restore_jobs(self, job: PublisherRestoreJob, con: Engine) -> None:
-        """One run of the publisher and the listener restore jobs (as their CronJobs would)."""
-        job.run_once(limit=10_000)
-        for group, key in due_keys(con, limit=10_000):
-            if group == self.group:
-                restore_key(con, projection.registry, group, key, restored_by="chaos", policy=RESTORE_POLICY)
-
-    def recover(self) -> float | None:
-        """Run the restore jobs until every committed write is applied, or nothing moved for
-        ``quiet_seconds`` with no work pending; return seconds from the heal to completeness."""
-        if self.healed_at is None:
-            self.healed_at = time.monotonic()
-        pub = sync_engine(self.pg_publisher.url(), schema=self.pub_schema)
-        con = sync_engine(self.pg_consumer.url(), schema=self.con_schema)
-        job, producer = self.publisher_restore_job(pub, con)
-        wanted = {c.event_id for c in self.committed()}
-        deadline = time.monotonic() + self.profile.recovery_timeout
-        last_count, last_change = -1, time.monotonic()
-        try:
-            while time.monotonic() < deadline:
-                try:
-                    self.run_restore_jobs(job, con)
-                except Exception as exc:  # noqa: BLE001 - a restore failure is retried next round
-                    log.warning("restore jobs failed: %s", exc)
-                have = {a.event_id for a in self.applied()}
-                if wanted <= have:
-                    return time.monotonic() - self.healed_at
-                if len(have) != last_count:
-                    last_count, last_change = len(have), time.monotonic()
-                elif time.monotonic() - last_change > self.profile.quiet_seconds and self.pending_work() == 0:
-                    return None
-                time.sleep(0.5)  # the restore jobs' schedule (dailyfeed runs them every minute)
-        finally:
-            if producer is not None:
-                producer.close()
-            pub.dispose()
-            con.dispose()
-        self.notes.append(f"recovery timed out after {self.profile.recovery_timeout:.0f} s")
-        return None
+        return outbox + pub + con + lag(self)
 
     def measure(self, recover_seconds: float | None) -> Outcome:
         """The invariants and the context counts of this run."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kafkaguard.chaos.profiles import Profile
+from kafkaguard.chaos.recovery import recover
 from kafkaguard.chaos.run import Outcome, RunContext
 from kafkaguard.chaos.scenarios import SCENARIOS, Scenario
 from kafkaguard.chaos.stack import ChaosStack
@@ -86,7 +87,7 @@ def run_one(
         ctx.start()
         scenario.inject(ctx)
         ctx.wait_writer()
-        outcome = ctx.measure(ctx.recover())
+        outcome = ctx.measure(recover(ctx))
         ok = True
         return RunResult(scenario.name, mode, time.monotonic() - started, outcome)
     except Exception as exc:
