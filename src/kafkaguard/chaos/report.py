@@ -23,7 +23,8 @@ from kafkaguard.publisher.settings import PublishMode as M
 MODE_NOTES = {
     M.OUTBOX: "event row in the business transaction, relay publishes: every count must be 0.",
     M.DIRECT: "phantom = events acknowledged by Kafka whose transaction then rolled back (the workload "
-    "rolls back ~5% on purpose after publishing; a commit failing after the ack does the same). "
+    "rolls back ~5% on purpose after publishing, shown in brackets; the rest are commits that failed "
+    "after the ack, e.g. the publisher's PostgreSQL killed). "
     "reordered: an event dead-lettered during an outage is republished by the restore job after later "
     "events of its key went out directly.",
     M.HTTP: "as direct: phantom = events the endpoint applied whose transaction rolled back or failed to "
@@ -51,6 +52,7 @@ def row(r: RunResult) -> dict[str, Any]:
         "rolled_back": o.rolled_back,
         "publisher_dead_letters": o.publisher_dead_letters,
         "listener_dead_letters": o.listener_dead_letters,
+        "phantom_on_purpose": o.phantom_on_purpose,
         "notes": o.notes,
     }
 
@@ -110,7 +112,10 @@ def markdown(results: list[RunResult], profile: Profile, seed: int) -> str:
             lines.append(f"| {r.scenario} | {r.mode.value} | error | | | | |")
             continue
         rec = "—" if d["recover_seconds"] is None else d["recover_seconds"]
-        lines.append(f"| {r.scenario} | {r.mode.value} | " + " | ".join(str(d[c]) for c in COLUMNS) + f" | {rec} |")
+        cells = [str(d[c]) for c in COLUMNS]
+        if d["phantom"]:
+            cells[3] += f" ({d['phantom_on_purpose']} rolled back on purpose)"
+        lines.append(f"| {r.scenario} | {r.mode.value} | " + " | ".join(cells) + f" | {rec} |")
     lines += ["", "Notes:", ""]
     lines += [f"- `{m.value}`: {MODE_NOTES[m]}" for m in sorted({r.mode for r in results}, key=lambda m: m.value)]
     lines.append(

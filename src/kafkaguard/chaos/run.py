@@ -55,6 +55,7 @@ class Outcome:
     publisher_dead_letters: int
     listener_dead_letters: int
     notes: list[str] = field(default_factory=list)
+    phantom_on_purpose: int = 0  # phantoms whose transaction the workload rolled back on purpose
 
 
 class RunContext:
@@ -246,7 +247,10 @@ class RunContext:
 
     def measure(self, recover_seconds: float | None) -> Outcome:
         """The invariants and the context counts of this run."""
-        result = verdict(self.committed(), self.applied())
+        applied = self.applied()
+        result = verdict(self.committed(), applied)
+        with psycopg.connect(self._conninfo_pub()) as conn:
+            rolled_back = {r[0] for r in conn.execute("SELECT event_id FROM chaos_attempts WHERE rollback")}
         return Outcome(
             verdict=result,
             recover_seconds=recover_seconds,
@@ -257,6 +261,7 @@ class RunContext:
             ),
             listener_dead_letters=self._count(self._conninfo_con(), "SELECT count(*) FROM kafka_listener_dead_letters"),
             notes=list(self.notes),
+            phantom_on_purpose=sum(1 for a in applied if a.event_id in rolled_back),
         )
 
     def teardown(self, *, keep: bool) -> None:
