@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -36,7 +37,7 @@ def chaos(
     chosen = PROFILES[profile]
     if events is not None:
         chosen = dataclasses.replace(chosen, events=events)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
 
     def show(r: RunResult) -> None:
         d = report.row(r)
