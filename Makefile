@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 export KAFKAGUARD_RUN_DIR ?= $(CURDIR)/.run
 
-.PHONY: demo test bench bench-quick lint format system-deps venv jars unit integration clean down
+.PHONY: demo test bench bench-quick chaos lint format system-deps venv jars unit integration clean down
 
 demo: system-deps venv jars
 	$(BIN)/python -m examples.dailyfeed.demo.main $(DEMO_ARGS)
@@ -28,6 +28,11 @@ unit: venv
 
 integration: system-deps venv jars
 	$(BIN)/python -m pytest -ra tests/integration $(PYTEST_ARGS)
+
+# The full chaos suite (every scenario x mode, 10,000 events each; long, not part of CI).
+# CHAOS_ARGS passes options, e.g. CHAOS_ARGS="--scenario broker-kill --mode outbox".
+chaos: system-deps venv jars
+	$(BIN)/kafkaguard chaos --profile full --out reports/chaos $(CHAOS_ARGS)
 
 lint: venv
 	$(BIN)/ruff check src tests examples bench

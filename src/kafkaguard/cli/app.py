@@ -7,6 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
+from kafkaguard.cli.chaos import chaos
 from kafkaguard.cli.cleanup import cleanup
 from kafkaguard.cli.consume import consume
 from kafkaguard.cli.db import db_app
@@ -31,12 +32,16 @@ app.add_typer(dead_letters_app, name="dead-letters")
 app.command("cleanup")(cleanup)
 app.command("consume")(consume)
 app.command("forward")(forward)
+app.command("chaos")(chaos)
 
 
 def main() -> None:
     """Console-script entry point: run the app, turning kafkaguard errors into one red line."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, click returns (not raises) the code of a `typer.Exit(n)`.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except KafkaguardError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(1)

@@ -66,6 +66,7 @@ class KafkaBroker:
     jars: Path
     heap_mb: int = 512
     pid: int | None = None
+    advertised_port: int | None = None  # clients are sent here (e.g. a proxy in front); default ``port``
 
     @property
     def bootstrap(self) -> str:
@@ -94,7 +95,7 @@ class KafkaBroker:
             "node.id": str(self.node_id),
             "controller.quorum.voters": self.voters,
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.advertised_port or self.port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -222,6 +223,7 @@ class KafkaCluster:
     cluster_id: str = field(default_factory=new_cluster_id)
     heap_mb: int = 512
     nodes: list[KafkaBroker] = field(default_factory=list)
+    advertised_ports: list[int] | None = None  # one per node: where clients are sent (a proxy's port)
 
     def __post_init__(self) -> None:
         if len(self.ports) not in (1, 3) or len(self.controller_ports) != len(self.ports):
@@ -251,6 +253,7 @@ class KafkaCluster:
                 jars=jars,
                 heap_mb=self.heap_mb,
                 pid=(pids[i] if pids else None),
+                advertised_port=(self.advertised_ports[i] if self.advertised_ports else None),
             )
             for i, (p, cp) in enumerate(zip(self.ports, self.controller_ports, strict=True))
         ]

@@ -121,7 +121,15 @@ class Relay:
                     continue
                 failures = 0
                 if result.claimed < self.settings.batch_size:
-                    self._wait_for_work(stop)
+                    try:
+                        self._wait_for_work(stop)
+                    except psycopg.Error as exc:
+                        # The LISTEN connection died while idle (PostgreSQL restarted): reconnect next
+                        # round instead of letting the error end the relay.
+                        logger.warning(
+                            "%s: database problem while idle (%s); reconnecting", self.name, type(exc).__name__
+                        )
+                        self._disconnect()
         finally:
             self._disconnect()
             if self._producer is not None:

@@ -36,11 +36,16 @@ def _fresh_dir(prefix: str) -> Path:
 
 
 @contextmanager
-def kafka_cluster(brokers: int = 1) -> Iterator[KafkaCluster]:
-    """A dedicated Kafka cluster (1 or 3 nodes) on free ports; stopped and deleted afterwards."""
+def kafka_cluster(brokers: int = 1, *, advertised_ports: list[int] | None = None) -> Iterator[KafkaCluster]:
+    """A dedicated Kafka cluster (1 or 3 nodes) on free ports; stopped and deleted afterwards.
+
+    ``advertised_ports``: one per node, the port clients are told to connect to (a proxy's).
+    """
     home = _fresh_dir(f"kafka{brokers}")
     ports = process.free_ports(2 * brokers)
-    cluster = KafkaCluster(home=home, ports=ports[:brokers], controller_ports=ports[brokers:])
+    cluster = KafkaCluster(
+        home=home, ports=ports[:brokers], controller_ports=ports[brokers:], advertised_ports=advertised_ports
+    )
     cluster.build(default_run_dir())
     failed = True
     try:

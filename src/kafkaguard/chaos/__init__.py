@@ -1,0 +1,15 @@
+"""The chaos verification suite: workloads through the real stack while faults are injected.
+
+Run it with ``kafkaguard chaos --profile quick|full [--seed N] [--events N] [--scenario NAME]...
+[--mode MODE]... [--out DIR]`` or ``make chaos`` (the full profile); the quick profile also runs in
+``make test`` (``tests/chaos/test_chaos_quick.py``).
+
+Each run (one scenario for one publish mode) starts its own writer process, relay (outbox),
+consumer process or HTTP endpoint, on fresh schemas of two PostgreSQL servers (publisher's and
+consumer's) and a fresh topic; the scenario breaks something mid-workload and repairs it; the
+restore jobs run until nothing is owed; then :mod:`kafkaguard.chaos.invariants` counts lost,
+duplicated, reordered and phantom events from the databases. Modules: ``workload`` (the seeded
+plan), ``writer`` (the writing service), ``projection`` (business tables and the consumer's
+counting projection), ``scenarios``, ``injections`` (plain-client duplicates and poison),
+``proxy`` (network cut), ``stack``, ``run``, ``recovery``, ``runner``, ``report``.
+"""

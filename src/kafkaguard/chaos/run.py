@@ -1,0 +1,275 @@
+"""One chaos run: one scenario for one publish mode, on its own schemas, topic and consumer group.
+
+Lifecycle (driven by :func:`kafkaguard.chaos.runner.run_one`): ``setup`` → ``start`` (consumer or
+http endpoint, relay for outbox, the writer) → the scenario injects its fault and heals it →
+``wait_writer`` → :func:`~kafkaguard.chaos.recovery.recover` (restore jobs until every committed
+write is applied or nothing moves) → ``measure`` (the invariants, from both databases) → ``teardown``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from kafkaguard.chaos import projection
+from kafkaguard.chaos.invariants import Applied, Committed, Verdict, verdict
+from kafkaguard.chaos.procs import Proc, python
+from kafkaguard.chaos.profiles import Profile
+from kafkaguard.chaos.recovery import RESTORE_POLICY, lag
+from kafkaguard.chaos.stack import ChaosStack
+from kafkaguard.db import migrate
+from kafkaguard.devstack.kafka import KafkaCluster
+from kafkaguard.devstack.postgres import PostgresServer
+from kafkaguard.devstack.process import free_ports
+from kafkaguard.publisher.settings import PublishMode
+from kafkaguard.transports.kafka_admin import ensure_topics
+
+log = logging.getLogger("kafkaguard.chaos")
+
+
+def poll(condition: Callable[[], bool], timeout: float, interval: float = 0.25) -> bool:
+    """Poll ``condition`` until true or ``timeout`` seconds; return whether it became true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+@dataclass
+class Outcome:
+    """What a run measured: the invariants plus context for the report."""
+
+    verdict: Verdict
+    recover_seconds: float | None
+    attempts: int
+    rolled_back: int
+    publisher_dead_letters: int
+    listener_dead_letters: int
+    notes: list[str] = field(default_factory=list)
+    phantom_on_purpose: int = 0  # phantoms whose transaction the workload rolled back on purpose
+
+
+class RunContext:
+    """Everything one run owns. Scenarios act through it: ``kafka``, ``pg_publisher``, ``procs``."""
+
+    def __init__(
+        self,
+        stack: ChaosStack,
+        mode: PublishMode,
+        profile: Profile,
+        seed: int,
+        brokers: int,
+        logs: Path,
+        *,
+        proxied: bool = False,
+    ):
+        self.stack, self.mode, self.profile, self.seed, self.brokers = stack, mode, profile, seed, brokers
+        self.run_id = uuid.uuid4().hex[:8]
+        self.aggregate = f"chaos{self.run_id}"
+        self.topic = f"outbox.event.{self.aggregate}"
+        self.group = f"chaos-{self.run_id}"
+        self.pub_schema, self.con_schema = f"cp_{self.run_id}", f"cc_{self.run_id}"
+        self.logs = logs
+        self.kafka: KafkaCluster = stack.kafka(brokers, proxied=proxied)
+        self.bootstrap = stack.bootstrap(self.kafka)
+        assert stack.pg_publisher is not None and stack.pg_consumer is not None
+        self.pg_publisher: PostgresServer = stack.pg_publisher
+        self.pg_consumer: PostgresServer = stack.pg_consumer
+        self.procs: dict[str, Proc] = {}
+        self.extra_consumers: list[Proc] = []
+        self.healed_at: float | None = None
+        self.notes: list[str] = []
+        self._progress = 0
+
+    # -- setup ------------------------------------------------------------------------------------
+    @property
+    def topics(self) -> list[str]:
+        """Topics the consumer reads (background also reads its DLQ topic, as an operator's replay)."""
+        return [self.topic, f"{self.topic}.dlq"] if self.mode is PublishMode.BACKGROUND else [self.topic]
+
+    def setup(self) -> None:
+        """Schemas with kafkaguard's migrations and the chaos tables; the run's topics."""
+        for server, schema, ddl in (
+            (self.pg_publisher, self.pub_schema, projection.PRODUCER_DDL),
+            (self.pg_consumer, self.con_schema, projection.CONSUMER_DDL),
+        ):
+            with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+                conn.execute(f'CREATE SCHEMA "{schema}"')
+            migrate.upgrade(server.url(), schema=schema)
+            with psycopg.connect(f"{server.conninfo()} options=-csearch_path={schema}", autocommit=True) as conn:
+                for statement in ddl:
+                    conn.execute(statement)
+        if self.mode is not PublishMode.HTTP:
+            ensure_topics(self.bootstrap, self.topics, partitions=3, replication=self.brokers)
+
+    def _env(self, server: PostgresServer, schema: str) -> dict[str, str]:
+        return {
+            "KAFKAGUARD_BOOTSTRAP_SERVERS": self.bootstrap,
+            "KAFKAGUARD_DATABASE_URL": server.url(),
+            "KAFKAGUARD_DB_SCHEMA": schema,
+            "KAFKAGUARD_TOPICS__REPLICATION": str(self.brokers),
+            "KAFKAGUARD_CONSUMER__GROUP_ID": self.group,
+            "KAFKAGUARD_CONSUMER__STORE_BACKOFF_MAX": "2",
+            # A SIGKILLed member holds its partitions until its session expires (45 s by default);
+            # the broker's minimum (6 s) keeps the kill scenarios short without changing what they test.
+            "KAFKAGUARD_CONSUMER_CLIENT": '{"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}',
+            "KAFKAGUARD_RELAY__MAX_BACKOFF": "2",
+            "KAFKAGUARD_RELAY__DELIVERY_TIMEOUT": "10",
+            "KAFKAGUARD_PUBLISH__DEFAULT_MODE": self.mode.value,
+            "KAFKAGUARD_PUBLISH__DIRECT_TIMEOUT": "3",
+            "KAFKAGUARD_PUBLISH__BACKGROUND_TIMEOUT": "2",
+            "KAFKAGUARD_PUBLISH__BACKGROUND_RETRY": '{"max_attempts": 3, "backoff": {"kind": "fixed", "seconds": 0.5}}',
+            "KAFKAGUARD_PUBLISH__HTTP_TIMEOUT": "3",
+        }
+
+    def consumer_proc(self, name: str = "consumer") -> Proc:
+        """A Kafka consumer process of the run's group (not started)."""
+        topics = [a for t in self.topics for a in ("--topic", t)]
+        argv = python("-m", "kafkaguard", "consume", "kafkaguard.chaos.projection:registry", "--group", self.group,
+                      *topics)  # fmt: skip
+        return Proc(name, argv, self._env(self.pg_consumer, self.con_schema), self.logs / f"{name}.log")
+
+    def start(self) -> None:
+        """Start the consuming side, the relay (outbox) and the writer."""
+        pub_env = self._env(self.pg_publisher, self.pub_schema)
+        if self.mode is PublishMode.HTTP:
+            port = free_ports(1)[0]
+            argv = python("-m", "uvicorn", "--factory", "kafkaguard.chaos.projection:create_app", "--host",
+                          "127.0.0.1", "--port", str(port), "--log-level", "warning")  # fmt: skip
+            self.procs["endpoint"] = Proc("endpoint", argv, self._env(self.pg_consumer, self.con_schema),
+                                          self.logs / "endpoint.log", f"http://127.0.0.1:{port}/health")  # fmt: skip
+            pub_env["KAFKAGUARD_PUBLISH__HTTP_DEFAULT_ENDPOINT"] = f"http://127.0.0.1:{port}/kafkaguard/events"
+        else:
+            self.procs["consumer"] = self.consumer_proc()
+        if self.mode is PublishMode.OUTBOX:
+            self.procs["relay"] = Proc("relay", python("-m", "kafkaguard", "relay"), pub_env, self.logs / "relay.log")
+        p = self.profile
+        argv = python("-m", "kafkaguard.chaos.writer", "--seed", str(self.seed), "--events", str(p.events),
+                      "--rate", str(p.rate), "--keys", str(p.keys), "--aggregate", self.aggregate)  # fmt: skip
+        self.procs["writer"] = Proc("writer", argv, pub_env, self.logs / "writer.log")
+        for proc in self.procs.values():
+            proc.start()
+
+    # -- during the run ---------------------------------------------------------------------------
+    def progress(self) -> int:
+        """Writes attempted so far (the last known count while the publisher's database is down)."""
+        try:
+            with psycopg.connect(self._conninfo_pub(), connect_timeout=2) as conn:
+                row = conn.execute("SELECT count(*) FROM chaos_attempts").fetchone()
+            self._progress = int(row[0]) if row else self._progress
+        except psycopg.Error:
+            pass
+        return self._progress
+
+    def wait_progress(self, fraction: float, timeout: float = 300.0) -> None:
+        """Wait until ``fraction`` of the planned writes were attempted (or the writer exited)."""
+        target = int(self.profile.events * fraction)
+        poll(lambda: self.progress() >= target or not self.procs["writer"].alive(), timeout)
+        log.info("run %s: %d of %d writes attempted", self.run_id, self._progress, self.profile.events)
+
+    def fault(self, seconds: float) -> None:
+        """Let a fault last ``seconds`` (a fault's own duration: the one timed wait allowed)."""
+        log.info("run %s: fault lasts %.1f s", self.run_id, seconds)
+        time.sleep(seconds)
+
+    def mark_healed(self) -> None:
+        """The fault is over: recovery time is measured from here."""
+        self.healed_at = time.monotonic()
+
+    def wait_writer(self) -> None:
+        """Wait for the writer to finish its plan; restart it if it died (a scenario may have killed it)."""
+        writer = self.procs["writer"]
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if poll(lambda: not writer.alive(), 5):
+                if self.progress() >= self.profile.events:
+                    return
+                self.notes.append("writer restarted to finish its plan")
+                writer.start()
+        raise TimeoutError("the chaos writer did not finish its plan in 600 s")
+
+    def restore_proc(self) -> Proc:
+        """``kafkaguard restore publisher --once`` for this run's publisher database (not started)."""
+        env = {**self._env(self.pg_publisher, self.pub_schema), "KAFKAGUARD_RESTORE__POLICY":
+               RESTORE_POLICY.model_dump_json()}  # fmt: skip
+        argv = python("-m", "kafkaguard", "restore", "publisher", "--once")
+        return Proc("restore", argv, env, self.logs / "restore.log")
+
+    def restored(self) -> int:
+        """Publisher dead letters marked restored so far."""
+        sql = "SELECT count(*) FROM kafka_publisher_dead_letters WHERE status = 'restored'"
+        return self._count(self._conninfo_pub(), sql)
+
+    def _conninfo_pub(self) -> str:
+        return f"{self.pg_publisher.conninfo()} options=-csearch_path={self.pub_schema}"
+
+    def _conninfo_con(self) -> str:
+        return f"{self.pg_consumer.conninfo()} options=-csearch_path={self.con_schema}"
+
+    # -- after the run ----------------------------------------------------------------------------
+    def committed(self) -> list[Committed]:
+        """Committed business writes of the publisher database."""
+        with psycopg.connect(self._conninfo_pub()) as conn:
+            rows = conn.execute("SELECT event_id, key, seq FROM chaos_writes").fetchall()
+        return [Committed(*r) for r in rows]
+
+    def applied(self) -> list[Applied]:
+        """Rows of the consumer's projection."""
+        with psycopg.connect(self._conninfo_con()) as conn:
+            rows = conn.execute("SELECT event_id, key, seq, apply_count, applied_order FROM chaos_projection")
+            return [Applied(*r) for r in rows.fetchall()]
+
+    def _count(self, conninfo: str, sql: str) -> int:
+        with psycopg.connect(conninfo) as conn:
+            row = conn.execute(sql).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def pending_work(self) -> int:
+        """Outbox rows, open dead letters not yet given up on and consumer lag (work the system owes)."""
+        outbox = self._count(self._conninfo_pub(), "SELECT count(*) FROM outbox")
+        pub = self._count(
+            self._conninfo_pub(), "SELECT count(*) FROM kafka_publisher_dead_letters WHERE status = 'pending'"
+        )
+        con = self._count(
+            self._conninfo_con(),
+            "SELECT count(*) FROM kafka_listener_dead_letters WHERE status = 'pending' AND key LIKE 'k%'",
+        )
+        return outbox + pub + con + lag(self)
+
+    def measure(self, recover_seconds: float | None) -> Outcome:
+        """The invariants and the context counts of this run."""
+        applied = self.applied()
+        result = verdict(self.committed(), applied)
+        with psycopg.connect(self._conninfo_pub()) as conn:
+            rolled_back = {r[0] for r in conn.execute("SELECT event_id FROM chaos_attempts WHERE rollback")}
+        return Outcome(
+            verdict=result,
+            recover_seconds=recover_seconds,
+            attempts=self._count(self._conninfo_pub(), "SELECT count(*) FROM chaos_attempts"),
+            rolled_back=self._count(self._conninfo_pub(), "SELECT count(*) FROM chaos_attempts WHERE rollback"),
+            publisher_dead_letters=self._count(
+                self._conninfo_pub(), "SELECT count(*) FROM kafka_publisher_dead_letters"
+            ),
+            listener_dead_letters=self._count(self._conninfo_con(), "SELECT count(*) FROM kafka_listener_dead_letters"),
+            notes=list(self.notes),
+            phantom_on_purpose=sum(1 for a in applied if a.event_id in rolled_back),
+        )
+
+    def teardown(self, *, keep: bool) -> None:
+        """Stop every process of the run; drop its schemas unless ``keep`` (for reading after a failure)."""
+        for proc in [*self.procs.values(), *self.extra_consumers]:
+            proc.kill()
+        if keep:
+            return
+        for server, schema in ((self.pg_publisher, self.pub_schema), (self.pg_consumer, self.con_schema)):
+            with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

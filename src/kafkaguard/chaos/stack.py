@@ -1,0 +1,72 @@
+"""The servers a chaos suite runs on: two PostgreSQL servers and Kafka clusters on free ports.
+
+The writing service and the consuming service each get a PostgreSQL server of their own, so
+"PostgreSQL down for the publisher" and "for the consumer" are separate faults. Kafka clusters
+(1 broker, or 3 with RF 3 and ``min.insync.replicas=2``) are started on first use and shared by
+the runs that need that size; every run uses its own topic, schemas and consumer group. A third,
+single-broker cluster sits behind a :class:`TcpProxy` (advertised listener = the proxy's port) for
+the network-cut scenario.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from types import TracebackType
+
+from kafkaguard.chaos.proxy import TcpProxy
+from kafkaguard.devstack.kafka import KafkaCluster
+from kafkaguard.devstack.postgres import PostgresServer
+from kafkaguard.devstack.process import free_ports
+from kafkaguard.testing import stacks
+
+
+class ChaosStack:
+    """Owns the servers of one suite; use as a context manager (everything is removed at exit)."""
+
+    def __init__(self) -> None:
+        self._exit = ExitStack()
+        self._clusters: dict[tuple[int, bool], KafkaCluster] = {}
+        self.proxy: TcpProxy | None = None
+        self.pg_publisher: PostgresServer | None = None
+        self.pg_consumer: PostgresServer | None = None
+
+    def __enter__(self) -> ChaosStack:
+        self.pg_publisher = self._exit.enter_context(stacks.postgres_server())
+        self.pg_consumer = self._exit.enter_context(stacks.postgres_server())
+        return self
+
+    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+        self._exit.close()
+
+    def kafka(self, brokers: int, *, proxied: bool = False) -> KafkaCluster:
+        """The cluster of ``brokers`` nodes (behind the proxy when ``proxied``: one node), started on
+        first use and healed (every node up, the proxy forwarding) on each call."""
+        cluster = self._clusters.get((brokers, proxied))
+        if cluster is None:
+            advertised = None
+            if proxied:
+                advertised = free_ports(1)
+                self.proxy = TcpProxy(advertised[0], 0)
+                self._exit.callback(self.proxy.close)
+            cluster = self._exit.enter_context(stacks.kafka_cluster(brokers, advertised_ports=advertised))
+            if self.proxy is not None and proxied:
+                self.proxy.target_port = cluster.ports[0]
+            self._clusters[(brokers, proxied)] = cluster
+        if proxied and self.proxy is not None:
+            self.proxy.heal()
+        for node in cluster.nodes:
+            node.resume()
+        cluster.start()
+        return cluster
+
+    def bootstrap(self, cluster: KafkaCluster) -> str:
+        """The address clients use: the proxy's for the proxied cluster, else the cluster's own."""
+        if self.proxy is not None and cluster is self._clusters.get((1, True)):
+            return f"127.0.0.1:{self.proxy.listen_port}"
+        return cluster.bootstrap
+
+    def heal_postgres(self) -> None:
+        """Start both PostgreSQL servers again if a scenario left one down."""
+        for server in (self.pg_publisher, self.pg_consumer):
+            if server is not None and not server.is_running():
+                server.start()
