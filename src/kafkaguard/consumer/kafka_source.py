@@ -45,6 +45,13 @@ def to_record(msg: Message) -> Record:
     )
 
 
+def _log_commit(err: KafkaError | None, partitions: list[KafkaTP]) -> None:
+    """Outcome of an asynchronous commit (served from ``poll``): a failure only means redelivery."""
+    failed = [f"{tp.topic}[{tp.partition}]" for tp in partitions or [] if tp.error is not None]
+    if err is not None or failed:
+        log.warning("offset commit failed (%s %s); the next commit or a redelivery covers it", err, failed)
+
+
 class KafkaSource:
     """A subscribed consumer of ``topics`` in ``group_id``; pause state survives rebalances."""
 
@@ -57,7 +64,7 @@ class KafkaSource:
         overrides: Mapping[str, Any] | None = None,
     ) -> None:
         self.group_id = group_id
-        self._consumer = Consumer(consumer_config(bootstrap, group_id, overrides))
+        self._consumer = Consumer(consumer_config(bootstrap, group_id, overrides, on_commit=_log_commit))
         self._on_revoke: RevokeCallback | None = None
         self._paused = False
         self._consumer.subscribe(list(topics), on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost)
@@ -105,11 +112,17 @@ class KafkaSource:
                 log.warning("consumer error group=%s: %s", self.group_id, err.str())
         return out
 
-    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+    def commit(self, offsets: Mapping[TopicPartition, int], *, wait: bool = True) -> None:
+        """Commit ``offsets``. ``wait=False`` (the steady state) does not block: a synchronous commit
+        has no timeout in librdkafka and hangs while the group coordinator is unreachable (a paused
+        broker); its outcome is logged from ``poll``. Revocation and shutdown commit with ``wait``."""
         if not offsets:
             return
         tps = [KafkaTP(t, p, o) for (t, p), o in offsets.items()]
         try:
+            if not wait:
+                self._consumer.commit(offsets=tps, asynchronous=True)
+                return
             result = self._consumer.commit(offsets=tps, asynchronous=False)
         except KafkaException as exc:
             raise ConsumerError(f"committing offsets failed: {exc}") from exc

@@ -24,8 +24,9 @@ class MessageSource(Protocol):
         """Up to ``max_records`` records (possibly none) within ``timeout`` seconds."""
         ...
 
-    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        """Commit ``next offset to read`` per partition, synchronously."""
+    def commit(self, offsets: Mapping[TopicPartition, int], *, wait: bool = True) -> None:
+        """Commit ``next offset to read`` per partition; ``wait=False`` returns before the broker answers
+        (a commit that then fails only means redelivery, which the inbox absorbs)."""
         ...
 
     def seek(self, positions: Mapping[TopicPartition, int]) -> None:
@@ -88,7 +89,7 @@ class MemorySource:
                 break
         return out
 
-    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+    def commit(self, offsets: Mapping[TopicPartition, int], *, wait: bool = True) -> None:
         self.committed.update(offsets)
 
     def seek(self, positions: Mapping[TopicPartition, int]) -> None:

@@ -65,7 +65,7 @@ class Worker:
                 records = self.source.poll(fetch, self.settings.poll_timeout)
                 if records:
                     self._process(records)
-                self._commit()
+                self._commit(wait=False)
         finally:
             self._commit()
             self.source.close()
@@ -100,12 +100,14 @@ class Worker:
             self.on_outcome(record, outcome)
 
     # -- commits ----------------------------------------------------------------------------------
-    def _commit(self, only: Sequence[TopicPartition] | None = None) -> None:
+    def _commit(self, only: Sequence[TopicPartition] | None = None, *, wait: bool = True) -> None:
+        """Commit the durable offsets; ``wait=False`` in the steady state (never blocks on a coordinator
+        that does not answer), ``wait=True`` on revocation and shutdown, as DESIGN.md asks."""
         offsets = self.tracker.pending(only)
         if not offsets:
             return
         try:
-            self.source.commit(offsets)
+            self.source.commit(offsets, wait=wait)
         except ConsumerError as exc:
             # Kafka trouble: keep the offsets and try again; redelivery is deduplicated by the inbox.
             log.warning("commit failed group=%s: %s", self.applier.group, exc)
@@ -118,7 +120,7 @@ class Worker:
 
     # -- PostgreSQL outage ------------------------------------------------------------------------
     def _outage(self, undone: Sequence[Record], exc: StoreUnavailableError) -> None:
-        self._commit()
+        self._commit(wait=False)
         self.source.seek(rewind_positions(undone))
         self.source.pause()
         delay = 0.2
