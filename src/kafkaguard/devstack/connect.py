@@ -19,20 +19,8 @@ import httpx
 
 from kafkaguard.devstack import process
 from kafkaguard.devstack.jars import ensure_jars
-from kafkaguard.devstack.tools import require
+from kafkaguard.devstack.java import java_argv, write_log4j2, write_properties
 from kafkaguard.errors import DevStackError
-
-_LOG4J2 = """\
-status = warn
-appender.out.type = Console
-appender.out.name = OUT
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = info
-rootLogger.appenderRef.out.ref = OUT
-logger.reflections.name = org.reflections
-logger.reflections.level = error
-"""
 
 
 def ensure_connect(run_dir: Path) -> tuple[Path, Path]:
@@ -102,8 +90,8 @@ class ConnectWorker:
             "producer.max.in.flight.requests.per.connection": "5",
         }
         self.home.mkdir(parents=True, exist_ok=True)
-        self.worker_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-        (self.home / "log4j2.properties").write_text(_LOG4J2)
+        write_properties(self.worker_file, props)
+        write_log4j2(self.home / "log4j2.properties", {"org.reflections": "error"})
 
     def is_running(self) -> bool:
         return self.pid is not None and process.pid_matches(self.pid, self._marker())
@@ -116,17 +104,14 @@ class ConnectWorker:
         self._write_worker()
         self.connector_file.write_text(json.dumps(connector, indent=2))
         self.connector_file.chmod(0o600)  # it holds the database password
-        argv = [
-            require("java"),
-            f"-Xmx{self.heap_mb}m",
-            "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
-            "-cp",
-            f"{self.jars}/*",
+        argv = java_argv(
+            self.jars,
             "org.apache.kafka.connect.cli.ConnectStandalone",
             str(self.worker_file),
             str(self.connector_file),
-        ]
+            heap_mb=self.heap_mb,
+            log4j2=self.home / "log4j2.properties",
+        )
         self.pid = process.spawn(argv, log=self.log_file)
         name = str(connector["name"])
         process.wait_until(

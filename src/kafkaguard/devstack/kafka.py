@@ -19,22 +19,10 @@ from confluent_kafka.admin import AdminClient
 
 from kafkaguard.devstack import process
 from kafkaguard.devstack.jars import ensure_kafka_jars
-from kafkaguard.devstack.tools import require
+from kafkaguard.devstack.java import java_argv, write_log4j2, write_properties
 from kafkaguard.errors import ConfigurationError, DevStackError
 
-_LOG4J2 = """\
-status = warn
-appender.out.type = Console
-appender.out.name = OUT
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = info
-rootLogger.appenderRef.out.ref = OUT
-logger.kafka.name = kafka
-logger.kafka.level = info
-logger.kafkaclients.name = org.apache.kafka
-logger.kafkaclients.level = warn
-"""
+_LOGGERS = {"kafka": "info", "org.apache.kafka": "warn"}
 
 
 def new_cluster_id() -> str:
@@ -118,22 +106,11 @@ class KafkaBroker:
             "replica.lag.time.max.ms": "10000",
             "unclean.leader.election.enable": "false",
         }
-        self.properties_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-        (self.home / "log4j2.properties").write_text(_LOG4J2)
+        write_properties(self.properties_file, props)
+        write_log4j2(self.home / "log4j2.properties", _LOGGERS)
 
     def _java(self, main: str, *args: str) -> list[str]:
-        return [
-            require("java"),
-            f"-Xms{self.heap_mb // 2}m",
-            f"-Xmx{self.heap_mb}m",
-            "-XX:+UseG1GC",
-            "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
-            "-cp",
-            f"{self.jars}/*",
-            main,
-            *args,
-        ]
+        return java_argv(self.jars, main, *args, heap_mb=self.heap_mb, log4j2=self.home / "log4j2.properties")
 
     def _format_if_new(self) -> None:
         if (self.data_dir / "meta.properties").exists():
