@@ -159,6 +159,12 @@ def test_relay_and_consumer_workers_serve_metrics_matching_the_database(
         wait_until(lambda: published() == 40, 90, "the relay's counter to reach 40")
         wait_until(lambda: applied() == 40, 90, "the consumer's counter to reach 40")
         relay_view = scrape(relay_port)
+
+        def lag_total() -> float | None:
+            lags = [v for (name, _), v in scrape(consumer_port).items() if name == "kafkaguard_consumer_lag"]
+            return sum(lags) if lags else None
+
+        wait_until(lambda: lag_total() == 0, 30, "the consumer lag gauge to report 0 once caught up")
     finally:
         for p in procs:
             p.terminate()

@@ -9,7 +9,7 @@ import typer
 
 from kafkaguard.cli.common import MetricsAddrOpt, MetricsPortOpt, start_metrics
 from kafkaguard.consumer.runner import build_worker, load_registry, run_until_signalled
-from kafkaguard.metrics.consumer_hook import outcome_counter
+from kafkaguard.metrics.consumer_hook import lag_reporter, outcome_counter
 from kafkaguard.settings import KafkaguardSettings
 
 
@@ -61,5 +61,10 @@ def consume(
     metrics = start_metrics(
         metrics_port or settings.metrics_port, metrics_addr, settings.database_url, settings.db_schema
     )
-    hook = outcome_counter(metrics, settings.consumer.group_id) if metrics is not None else None
-    run_until_signalled(build_worker(settings, registry, on_outcome=hook))
+    worker = build_worker(settings, registry)
+    if metrics is not None:
+        worker.on_outcome = outcome_counter(metrics, settings.consumer.group_id)
+        lag = getattr(worker.source, "lag", None)  # KafkaSource has it; in-memory sources do not
+        if lag is not None:
+            worker.on_tick = lag_reporter(metrics, settings.consumer.group_id, lag)
+    run_until_signalled(worker)

@@ -130,6 +130,21 @@ class KafkaSource:
             if tp.error is not None:
                 raise ConsumerError(f"committing {tp.topic}[{tp.partition}] failed: {tp.error}")
 
+    def lag(self) -> dict[TopicPartition, int]:
+        """Messages between this consumer's position and the high watermark, per assigned partition.
+
+        Uses the watermarks librdkafka cached from fetch responses: no request to the broker.
+        """
+        out: dict[TopicPartition, int] = {}
+        try:
+            for tp in self._consumer.position(self._consumer.assignment()):
+                _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                if tp.offset >= 0 and high >= 0:
+                    out[(tp.topic, tp.partition)] = max(0, high - tp.offset)
+        except KafkaException as exc:
+            log.debug("lag unavailable: %s", exc)
+        return out
+
     def seek(self, positions: Mapping[TopicPartition, int]) -> None:
         for (t, p), o in positions.items():
             try:

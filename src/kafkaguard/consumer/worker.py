@@ -43,6 +43,7 @@ class Worker:
         applier: Applier,
         *,
         on_outcome: Callable[[Record, Outcome], None] | None = None,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.source = source
         self.applier = applier
@@ -51,6 +52,8 @@ class Worker:
         self.stats: Counter[str] = Counter()
         self.tracker = OffsetTracker()
         self.on_outcome = on_outcome
+        # Called once per loop turn in this thread (the consumer handle is not shared across threads).
+        self.on_tick = on_tick
         self.source.set_on_revoke(self._revoked)
 
     def stop(self) -> None:
@@ -66,6 +69,8 @@ class Worker:
                 if records:
                     self._process(records)
                 self._commit(wait=False)
+                if self.on_tick is not None:
+                    self.on_tick()
         finally:
             self._commit()
             self.source.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from kafkaguard import headers as H
@@ -18,6 +19,24 @@ def _event_type(record: Record) -> str:
             except UnicodeDecodeError:
                 return "-"
     return "-"
+
+
+def lag_reporter(
+    metrics: Metrics, group: str, lag: Callable[[], dict[tuple[str, int], int]], *, every: float = 5.0
+) -> Callable[[], None]:
+    """A ``Worker(on_tick=...)`` hook refreshing the consumer-lag gauge from ``lag()`` at most every
+    ``every`` seconds, also while idle (so the gauge never freezes at a stale value). It runs in the
+    worker's thread: confluent-kafka's consumer is not to be called from two threads at once."""
+    last = [0.0]
+
+    def tick() -> None:
+        if time.monotonic() - last[0] < every:
+            return
+        last[0] = time.monotonic()
+        for (topic, partition), value in lag().items():
+            metrics.consumer_lag.labels(group, topic, str(partition)).set(value)
+
+    return tick
 
 
 def outcome_counter(metrics: Metrics, group: str) -> Callable[[Record, Outcome], None]:
