@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages kafkaguard's dev stack and tests need, from Debian's archive, when
 # missing: a JDK and Maven (to fetch and run Kafka's published jars), PostgreSQL 15, and kcat (a
-# plain Kafka client the tests use as a witness). Idempotent: installs nothing when all are there.
+# plain Kafka client the tests use as a witness) and wrk (the write-path benchmark). Idempotent: installs nothing when all are there.
 set -euo pipefail
 
 need=()
@@ -9,6 +9,7 @@ command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 command -v kcat >/dev/null 2>&1 || need+=(kcat)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)  # load generator of the write-path benchmark
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
