@@ -38,9 +38,8 @@ from bench.common import (
     stop,
     wait_until,
 )
-from kafkaguard.db.columns import OPEN_STATUSES
 from kafkaguard.relay import store as relay_store
-from kafkaguard.relay.rows import COLUMNS, OutboxRow
+from kafkaguard.relay.rows import OutboxRow
 from kafkaguard.relay.settings import RelaySettings
 from kafkaguard.relay.worker import Relay
 from kafkaguard.topics import topic_for
@@ -160,19 +159,9 @@ def profile_consumer(stack: Stack, events: int, batch_size: int) -> dict[str, li
 def _claim_before_fix(
     conn: Any, shards: Any, limit: int, *, skip_blocked_keys: bool
 ) -> list[OutboxRow]:  # pragma: no cover - the A/B's "before" arm: the claim without SET LOCAL enable_sort
-    blocked = (
-        " AND NOT EXISTS (SELECT 1 FROM kafka_publisher_dead_letters d"
-        " WHERE d.key = o.aggregateid AND d.status = ANY(%(open)s))"
-        if skip_blocked_keys
-        else ""
-    )
-    cols = ", ".join(f"o.{c.strip()}" for c in COLUMNS.split(","))
-    sql = (
-        f"SELECT {cols} FROM outbox o WHERE o.shard = ANY(%(shards)s) AND o.published_at IS NULL{blocked}"  # noqa: S608
-        " ORDER BY o.seq LIMIT %(limit)s FOR UPDATE OF o"
-    )
-    rows = conn.execute(sql, {"shards": list(shards), "limit": limit, "open": list(OPEN_STATUSES)}).fetchall()
-    return [OutboxRow(*r) for r in rows]
+    sql = relay_store.claim_sql(skip_blocked_keys=skip_blocked_keys)
+    rows = conn.execute(sql, relay_store.claim_params(shards, limit))
+    return [OutboxRow(*r) for r in rows.fetchall()]
 
 
 def claim_ab(stack: Stack, rows: int, rounds: int) -> dict[str, list[float]]:

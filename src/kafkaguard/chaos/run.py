@@ -19,7 +19,6 @@ import psycopg
 
 from kafkaguard.chaos import projection
 from kafkaguard.chaos.invariants import Applied, Committed, Verdict, verdict
-from kafkaguard.chaos.procs import Proc, python
 from kafkaguard.chaos.profiles import Profile
 from kafkaguard.chaos.recovery import RESTORE_POLICY, lag
 from kafkaguard.chaos.stack import ChaosStack
@@ -27,6 +26,8 @@ from kafkaguard.db import migrate
 from kafkaguard.devstack.kafka import KafkaCluster
 from kafkaguard.devstack.postgres import PostgresServer
 from kafkaguard.devstack.process import free_ports
+from kafkaguard.devstack.services import ServiceProcess as Proc
+from kafkaguard.devstack.services import python
 from kafkaguard.publisher.settings import PublishMode
 from kafkaguard.transports.kafka_admin import ensure_topics
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kafkaguard.chaos.injections import duplicate_messages, poison_messages
-from kafkaguard.chaos.procs import Proc
 from kafkaguard.chaos.run import RunContext, poll
 from kafkaguard.devstack.process import wait_until
+from kafkaguard.devstack.services import ServiceProcess as Proc
 from kafkaguard.publisher.settings import PublishMode as M
 
 ALL = (M.OUTBOX, M.DIRECT, M.BACKGROUND, M.HTTP)

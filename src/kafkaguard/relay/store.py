@@ -64,13 +64,8 @@ def unlock_shards(conn: Conn, shard_space: int, shards: Sequence[int]) -> None:
         conn.execute("SELECT pg_advisory_unlock(%s, s) FROM unnest(%s::int[]) AS s", (shard_space, list(shards)))
 
 
-def claim(conn: Conn, shards: Sequence[int], limit: int, *, skip_blocked_keys: bool) -> list[OutboxRow]:
-    """Lock and return the oldest visible unpublished rows of ``shards`` in ``seq`` order.
-
-    Visible rows, never "seq above a mark": a transaction that took a lower seq may commit later,
-    and is claimed when it does. ``FOR UPDATE`` (not SKIP LOCKED): shards are owned by one relay,
-    so the lock only guards against a stray second publisher, and skipping would reorder a key.
-    """
+def claim_sql(*, skip_blocked_keys: bool) -> str:
+    """The claim query (psycopg parameters ``shards``, ``limit``, ``open``); see :func:`claim`."""
     blocked = (
         " AND NOT EXISTS (SELECT 1 FROM kafka_publisher_dead_letters d"
         " WHERE d.key = o.aggregateid AND d.status = ANY(%(open)s))"
@@ -78,17 +73,31 @@ def claim(conn: Conn, shards: Sequence[int], limit: int, *, skip_blocked_keys: b
         else ""
     )
     cols = ", ".join(f"o.{c.strip()}" for c in COLUMNS.split(","))
-    sql = (
+    return (
         f"SELECT {cols} FROM outbox o WHERE o.shard = ANY(%(shards)s) AND o.published_at IS NULL{blocked}"  # noqa: S608
         " ORDER BY o.seq LIMIT %(limit)s FOR UPDATE OF o"
     )
+
+
+def claim_params(shards: Sequence[int], limit: int) -> dict[str, Any]:
+    """Parameters of :func:`claim_sql`."""
+    return {"shards": list(shards), "limit": limit, "open": list(OPEN_STATUSES)}
+
+
+def claim(conn: Conn, shards: Sequence[int], limit: int, *, skip_blocked_keys: bool) -> list[OutboxRow]:
+    """Lock and return the oldest visible unpublished rows of ``shards`` in ``seq`` order.
+
+    Visible rows, never "seq above a mark": a transaction that took a lower seq may commit later,
+    and is claimed when it does. ``FOR UPDATE`` (not SKIP LOCKED): shards are owned by one relay,
+    so the lock only guards against a stray second publisher, and skipping would reorder a key.
+    """
     # Walk the seq index in order instead of sorting every owned row: without fresh statistics (a
     # backlog that grew faster than autovacuum analyses it, e.g. during a Kafka outage) the planner
     # otherwise reads the whole backlog and sorts it on disk in each round, which made draining
     # quadratic (180 ms per claim at 100,000 rows, 0.6 ms this way). Planner costs only: the rows
     # and their order are the same. SET LOCAL ends with the claim's transaction.
     conn.execute("SET LOCAL enable_sort = off")
-    rows = conn.execute(sql, {"shards": list(shards), "limit": limit, "open": list(OPEN_STATUSES)}).fetchall()
+    rows = conn.execute(claim_sql(skip_blocked_keys=skip_blocked_keys), claim_params(shards, limit)).fetchall()
     return [OutboxRow(*r) for r in rows]
 
 

@@ -1,6 +1,7 @@
-"""Child processes of a chaos run (writer, relay, consumer, http endpoint): start, SIGKILL, SIGTERM.
+"""Service processes started by dev tooling (the chaos suite, the demo): start, health wait, SIGKILL, SIGTERM.
 
-A process is known by the pid :meth:`Proc.start` got; only processes started here are ever signalled.
+A process is known by the pid :meth:`ServiceProcess.start` got; only processes started here are
+ever signalled.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from kafkaguard.devstack import process
 
 
 @dataclass
-class Proc:
-    """One service process of a run; ``restart()`` starts it again with the same command."""
+class ServiceProcess:
+    """One service process (a Python worker, an API under uvicorn); ``restart()`` starts it again."""
 
     name: str
     argv: list[str]
@@ -38,7 +39,7 @@ class Proc:
                 except httpx.HTTPError:
                     return False
 
-            process.wait_until(healthy, timeout=timeout, what=f"chaos {self.name}", log=self.log, alive=self.alive)
+            process.wait_until(healthy, timeout=timeout, what=f"service {self.name}", log=self.log, alive=self.alive)
 
     def alive(self) -> bool:
         """Whether the process runs (a zombie counts as gone)."""
