@@ -29,6 +29,7 @@ from rich.table import Table
 from kafkaguard.db import migrate
 from kafkaguard.devstack.postgres import PostgresServer
 from kafkaguard.testing import stacks
+from kafkaguard.testing.fixtures import TestDatabase
 from kafkaguard.transports.kafka_admin import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,19 +54,9 @@ def bench_stack() -> Iterator[Stack]:
 
 
 @dataclass(frozen=True)
-class BenchDb:
-    """One schema of the bench database, with kafkaguard's tables migrated in."""
-
-    server: PostgresServer
-    schema: str
-
-    @property
-    def url(self) -> str:
-        return f"{self.server.url()}?options=-csearch_path%3D{self.schema}"
-
-    @property
-    def conninfo(self) -> str:
-        return f"{self.server.conninfo()} options=-csearch_path={self.schema}"
+class BenchDb(TestDatabase):
+    """One schema of the bench database, with kafkaguard's tables migrated in (``url`` and
+    ``conninfo`` put the schema first on the search_path, as the test fixtures' databases do)."""
 
     def connect(self, *, autocommit: bool = True) -> psycopg.Connection[Any]:
         return psycopg.connect(self.conninfo, autocommit=autocommit)
