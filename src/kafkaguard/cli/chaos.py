@@ -39,10 +39,15 @@ def chaos(
         chosen = dataclasses.replace(chosen, events=events)
     console = Console(width=None if sys.stdout.isatty() else 160)
 
+    done: list[RunResult] = []
+
     def show(r: RunResult) -> None:
         d = report.row(r)
         summary = r.error or ", ".join(f"{c}={d[c]}" for c in report.COLUMNS)
         console.print(f"[bold]{r.scenario}[/] / {r.mode.value}: {summary} ({r.seconds:.0f} s)")
+        # The tables are rewritten after every run: an interrupted full suite keeps what it measured.
+        done.append(r)
+        report.write(done, chosen, seed, out)
 
     results = run_suite(chosen, seed=seed, out=out, scenarios=scenario or (), modes=mode or (), on_result=show)
     report.print_table(results, chosen, seed, console)
