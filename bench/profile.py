@@ -157,10 +157,11 @@ def profile_consumer(stack: Stack, events: int, batch_size: int) -> dict[str, li
 
 
 def _claim_before_fix(
-    conn: Any, shards: Any, limit: int, *, skip_blocked_keys: bool
-) -> list[OutboxRow]:  # pragma: no cover - the A/B's "before" arm: the claim without SET LOCAL enable_sort
+    conn: Any, shards: Any, limit: int, *, skip_blocked_keys: bool, in_flight: Any = ()
+) -> list[OutboxRow]:  # pragma: no cover - the A/B's "before" arm: the claim with the planner's default sort
+    conn.execute("SET enable_sort = on")
     sql = relay_store.claim_sql(skip_blocked_keys=skip_blocked_keys)
-    rows = conn.execute(sql, relay_store.claim_params(shards, limit))
+    rows = conn.execute(sql, relay_store.claim_params(shards, limit, in_flight))
     return [OutboxRow(*r) for r in rows.fetchall()]
 
 

@@ -3,8 +3,8 @@
 - producer ceiling: raw confluent-kafka producing the same messages (value, key, headers of the
   pre-filled rows) with the relay's producer settings (``acks=all``, idempotence, lz4, linger 5 ms);
 - database ceiling: a raw psycopg loop claiming the same pre-filled rows 500 at a time with the
-  relay's claim query and plan (``FOR UPDATE``, in ``seq`` order, ``enable_sort=off``) and deleting
-  them, one transaction per batch (all 64 shards, no dead-letter check: a ceiling);
+  relay's claim query and plan (in ``seq`` order, ``enable_sort=off``) and deleting them, one
+  commit per batch, one batch after the other (all 64 shards, no dead-letter check: a ceiling);
 - relay: ``python -m kafkaguard relay`` processes (1 and 2), default settings, started on an empty
   outbox and owning their shards before the backlog commits in one transaction; timed from that
   commit until the outbox is empty (every row's ack seen, since rows leave only after the ack);
@@ -40,7 +40,8 @@ from bench.common import (
     stop,
     wait_until,
 )
-from kafkaguard.relay.rows import COLUMNS, OutboxRow, to_event
+from kafkaguard.relay import store as relay_store
+from kafkaguard.relay.rows import CLAIM_COLUMNS, OutboxRow, to_message
 from kafkaguard.transports.kafka_config import producer_config
 
 BATCH = 500  # the relay's default batch_size, used by the database ceiling too
@@ -51,12 +52,12 @@ def producer_ceiling(stack: Stack, db: BenchDb, rows: int) -> float:
     aggregate = f"p{uuid.uuid4().hex[:8]}"
     prefill(db, rows, aggregate=aggregate)
     with db.connect() as conn:
-        fetched = conn.execute(f"SELECT {COLUMNS} FROM outbox ORDER BY seq").fetchall()  # noqa: S608
+        fetched = conn.execute(f"SELECT {CLAIM_COLUMNS} FROM outbox o ORDER BY seq").fetchall()  # noqa: S608
         conn.execute("DELETE FROM outbox")
     messages = []
     for r in fetched:
-        ev = to_event(OutboxRow(*r))
-        messages.append((ev.payload_bytes(), ev.key.encode(), ev.kafka_headers()))
+        m = to_message(OutboxRow(*r))  # the relay's exact messages
+        messages.append((m.value, m.key, m.headers))
     topic = new_topic(stack, aggregate)
     producer = Producer(producer_config(stack.bootstrap))
     acked = [0]
@@ -90,20 +91,16 @@ def database_ceiling(db: BenchDb, rows: int) -> float:
     """Rows/s of a raw psycopg loop that claims and deletes the pre-filled rows in batches of 500."""
     prefill(db, rows, aggregate=f"d{uuid.uuid4().hex[:8]}")
     shards = list(range(64))
-    claim = (
-        f"SELECT {', '.join('o.' + c.strip() for c in COLUMNS.split(','))} FROM outbox o"  # noqa: S608
-        " WHERE o.shard = ANY(%s) AND o.published_at IS NULL ORDER BY o.seq LIMIT %s FOR UPDATE OF o"
-    )
+    claim = relay_store.claim_sql(skip_blocked_keys=False)
     done = 0
     with db.connect(autocommit=True) as conn:
+        relay_store.prepare_session(conn)  # the relay's plan: walk the seq index
         started = time.perf_counter()
         while True:
-            with conn.transaction():
-                conn.execute("SET LOCAL enable_sort = off")  # the relay's plan: walk the seq index (relay/store.py)
-                batch = conn.execute(claim, (shards, BATCH)).fetchall()
-                if not batch:
-                    break
-                conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", ([r[0] for r in batch],))
+            batch = conn.execute(claim, relay_store.claim_params(shards, BATCH)).fetchall()
+            if not batch:
+                break
+            conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", ([r[0] for r in batch],))
             done += len(batch)
         elapsed = time.perf_counter() - started
     if done != rows:

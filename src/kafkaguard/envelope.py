@@ -1,8 +1,10 @@
 """The event envelope of DESIGN.md and its form on Kafka.
 
-On Kafka an event is: message key = ``key`` (UTF-8), value = ``payload`` as compact JSON, headers
-``event_id``, ``type``, ``aggregate_type``, ``occurred_at`` (ISO 8601), ``schema_version`` and any
-extra headers such as W3C ``traceparent``. A plain Kafka client, and Debezium's Outbox Event Router
+On Kafka an event is: message key = ``key`` (UTF-8), value = ``payload`` as UTF-8 JSON (compact
+when Python encodes it; the outbox relay, like Debezium, sends the JSON text PostgreSQL renders for
+the ``jsonb`` column, so it never decodes and re-encodes a payload), headers ``event_id``, ``type``,
+``aggregate_type``, ``occurred_at`` (ISO 8601), ``schema_version`` and any extra headers such as W3C
+``traceparent``. A plain Kafka client, and Debezium's Outbox Event Router
 configured by kafkaguard, produce and read exactly this.
 
 :func:`decode` never raises anything but :class:`DecodeError`, whose ``reason`` says what is wrong
@@ -71,15 +73,9 @@ class Event:
 
     def kafka_headers(self) -> KafkaHeaders:
         """Envelope fields and extra headers as Kafka headers (extras never override envelope fields)."""
-        base = {
-            H.EVENT_ID: str(self.event_id),
-            H.TYPE: self.type,
-            H.AGGREGATE_TYPE: self.aggregate_type,
-            H.OCCURRED_AT: self.occurred_at.isoformat(),
-            H.SCHEMA_VERSION: str(self.schema_version),
-        }
-        extra = [(k, v.encode()) for k, v in self.headers.items() if k not in base]
-        return [(k, v.encode()) for k, v in base.items()] + extra
+        return kafka_headers(
+            str(self.event_id), self.type, self.aggregate_type, self.occurred_at, self.schema_version, self.headers
+        )
 
     def to_json(self) -> JsonObject:
         """The whole envelope as a JSON object (``http`` mode's body, dead-letter records)."""
@@ -115,6 +111,30 @@ class Event:
             )
         except (KeyError, TypeError, ValueError, EnvelopeError) as exc:
             raise DecodeError(DecodeReason.WRONG_SHAPE, f"envelope field problem: {exc}") from exc
+
+
+def kafka_headers(
+    event_id: str,
+    type: str,
+    aggregate_type: str,
+    occurred_at: datetime,
+    schema_version: int,
+    extra: Mapping[str, str] | None = None,
+) -> KafkaHeaders:
+    """The Kafka headers of an event from its fields (one place, so every publish path agrees).
+
+    Extra headers never override the envelope's own.
+    """
+    out = [
+        (H.EVENT_ID, event_id.encode()),
+        (H.TYPE, type.encode()),
+        (H.AGGREGATE_TYPE, aggregate_type.encode()),
+        (H.OCCURRED_AT, occurred_at.isoformat().encode()),
+        (H.SCHEMA_VERSION, str(schema_version).encode()),
+    ]
+    if extra:
+        out += [(k, v.encode()) for k, v in extra.items() if k not in H.ENVELOPE_HEADERS]
+    return out
 
 
 class EnvelopeError(KafkaguardError, ValueError):

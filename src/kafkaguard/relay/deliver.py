@@ -8,16 +8,17 @@ broker refuses a whole batch when the batch (not the record) is too large.
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from kafkaguard.envelope import EnvelopeError, Event
-from kafkaguard.errors import EventRejectedError, KafkaUnavailableError, PublishError
+from kafkaguard.errors import EventRejectedError, PublishError
 from kafkaguard.relay.plan import Outcome
-from kafkaguard.relay.rows import OutboxRow, fallback_event, to_event, topic_of
-from kafkaguard.transports.kafka_delivery import Delivered, DeliveryProducer
+from kafkaguard.relay.rows import Message, OutboxRow, fallback_event, to_event, to_message, topic_of
+from kafkaguard.transports.kafka_delivery import DeliveryProducer, OutgoingMessage, PendingDeliveries
 from kafkaguard.transports.kafka_topics import TopicRegistry
 
 logger = logging.getLogger(__name__)
@@ -25,14 +26,22 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Sent:
-    """One row's event, topic and outcome (``error`` set unless acknowledged)."""
+    """One row's message, topic and outcome (``error`` set unless acknowledged)."""
 
     row: OutboxRow
-    event: Event
+    message: Message | None  # None when the row is not an event
     topic: str
     outcome: Outcome = Outcome.TRANSIENT
     error: BaseException | None = None
     rejected_in_batch: bool = False
+
+    @cached_property
+    def event(self) -> Event:
+        """The row as an event, for dead letters and logs (decoded only when needed)."""
+        try:
+            return to_event(self.row)
+        except EnvelopeError:
+            return fallback_event(self.row)
 
 
 def _classify(exc: BaseException) -> Outcome:
@@ -46,11 +55,11 @@ def _prepare(
     timeout: float,
     topic_errors: dict[str, PublishError | None],
 ) -> Sent:
-    try:
-        event = to_event(row)
-    except EnvelopeError as exc:
-        return Sent(row, fallback_event(row), topic_of(row, for_aggregate), Outcome.REJECTED, exc)
     topic = topic_of(row, for_aggregate)
+    try:
+        message = to_message(row)
+    except EnvelopeError as exc:
+        return Sent(row, None, topic, Outcome.REJECTED, exc)
     if topic not in topic_errors:  # ask Kafka once per topic and round, not once per row
         try:
             topics.ensure(topic, timeout=timeout)
@@ -59,8 +68,74 @@ def _prepare(
             topic_errors[topic] = exc
     error = topic_errors[topic]
     if error is not None:
-        return Sent(row, event, topic, _classify(error), error)
-    return Sent(row, event, topic)
+        return Sent(row, message, topic, _classify(error), error)
+    return Sent(row, message, topic)
+
+
+@dataclass
+class InFlight:
+    """A round handed to the producer and not yet settled."""
+
+    sent: list[Sent]
+    produced: list[Sent]
+    pending: PendingDeliveries
+    stopped: set[str]  # keys that failed before produce (their later rows were not produced)
+
+    @property
+    def ids(self) -> list[uuid.UUID]:
+        """The ids of the round's rows (a pipelined claim leaves them out)."""
+        return [s.row.id for s in self.sent]
+
+
+def start_publish(
+    rows: Sequence[OutboxRow],
+    *,
+    producer: DeliveryProducer,
+    topics: TopicRegistry,
+    for_aggregate: Callable[[str], str],
+    timeout: float,
+    block_key: bool,
+    stopped: Iterable[str] = (),
+) -> InFlight:
+    """Produce ``rows`` (in seq order) without waiting. Rows of a key in ``stopped`` (failed in an
+    earlier round still in flight) or of a key whose earlier row failed here are held back."""
+    sent: list[Sent] = []
+    produced: list[Sent] = []
+    outgoing: list[OutgoingMessage] = []
+    held = set(stopped)
+    failed_here: set[str] = set()
+    topic_errors: dict[str, PublishError | None] = {}
+    topic_names: dict[str, str] = {}  # aggregate type -> topic, worked out once per round
+
+    def named(aggregate_type: str) -> str:
+        if aggregate_type not in topic_names:
+            topic_names[aggregate_type] = for_aggregate(aggregate_type)
+        return topic_names[aggregate_type]
+
+    for row in rows:
+        item = _prepare(row, named, topics, min(timeout, 10.0), topic_errors)
+        sent.append(item)
+        if row.aggregateid in held:
+            item.outcome, item.error = Outcome.TRANSIENT, None  # held back behind an earlier row
+            continue
+        if item.error is not None or item.message is None:
+            if item.outcome is Outcome.TRANSIENT or block_key:
+                held.add(row.aggregateid)
+                failed_here.add(row.aggregateid)
+            continue
+        produced.append(item)
+        msg = item.message
+        outgoing.append((item.topic, msg.value, msg.key, msg.headers))
+    return InFlight(sent, produced, producer.produce_all(outgoing, timeout), failed_here)
+
+
+def finish_publish(flight: InFlight, *, producer: DeliveryProducer, timeout: float, block_key: bool) -> list[Sent]:
+    """Wait for ``flight``'s delivery reports and set each row's outcome."""
+    for item, error in zip(flight.produced, flight.pending.wait(), strict=True):
+        item.outcome, item.error = (Outcome.ACKED, None) if error is None else (_classify(error), error)
+        item.rejected_in_batch = item.outcome is Outcome.REJECTED
+    _retry_rejected_alone(flight.sent, producer, timeout, block_key)
+    return flight.sent
 
 
 def publish_rows(
@@ -73,35 +148,10 @@ def publish_rows(
     block_key: bool,
 ) -> list[Sent]:
     """Produce ``rows`` (in seq order) and wait up to ``timeout`` s for every delivery report."""
-    sent: list[Sent] = []
-    futures: dict[int, concurrent.futures.Future[Delivered]] = {}
-    stopped: set[str] = set()
-    topic_errors: dict[str, PublishError | None] = {}
-    for row in rows:
-        item = _prepare(row, for_aggregate, topics, min(timeout, 10.0), topic_errors)
-        sent.append(item)
-        if row.aggregateid in stopped:
-            item.outcome, item.error = Outcome.TRANSIENT, None  # held back behind an earlier row
-            continue
-        if item.error is not None:
-            if item.outcome is Outcome.TRANSIENT or block_key:
-                stopped.add(row.aggregateid)
-            continue
-        ev = item.event
-        futures[len(sent) - 1] = producer.submit(
-            item.topic, ev.payload_bytes(), key=ev.key.encode(), headers=ev.kafka_headers()
-        )
-    concurrent.futures.wait(list(futures.values()), timeout=timeout + 2)
-    for index, future in futures.items():
-        item = sent[index]
-        if not future.done():
-            item.outcome, item.error = Outcome.TRANSIENT, KafkaUnavailableError("no delivery report in time")
-            continue
-        exc = future.exception()
-        item.outcome, item.error = (Outcome.ACKED, None) if exc is None else (_classify(exc), exc)
-        item.rejected_in_batch = item.outcome is Outcome.REJECTED
-    _retry_rejected_alone(sent, producer, timeout, block_key)
-    return sent
+    flight = start_publish(
+        rows, producer=producer, topics=topics, for_aggregate=for_aggregate, timeout=timeout, block_key=block_key
+    )
+    return finish_publish(flight, producer=producer, timeout=timeout, block_key=block_key)
 
 
 def _retry_rejected_alone(sent: list[Sent], producer: DeliveryProducer, timeout: float, block_key: bool) -> None:
@@ -111,13 +161,11 @@ def _retry_rejected_alone(sent: list[Sent], producer: DeliveryProducer, timeout:
         key = item.row.aggregateid
         if key in stopped:
             continue
-        if item.rejected_in_batch:
-            ev = item.event
-            logger.info("event %s (key %s) rejected by %s in a batch; sending it alone", ev.event_id, key, item.topic)
+        if item.rejected_in_batch and item.message is not None:
+            msg = item.message
+            logger.info("event %s (key %s) rejected by %s in a batch; sending it alone", item.row.id, key, item.topic)
             try:
-                producer.send(
-                    item.topic, ev.payload_bytes(), key=ev.key.encode(), headers=ev.kafka_headers(), timeout=timeout
-                )
+                producer.send(item.topic, msg.value, key=msg.key, headers=msg.headers, timeout=timeout)
                 item.outcome, item.error = Outcome.ACKED, None
                 continue
             except PublishError as exc:

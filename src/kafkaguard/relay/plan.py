@@ -12,11 +12,15 @@ Rows of one key are walked in ``seq`` order:
 
 A row acknowledged after an earlier row of its key failed is left in the outbox, so it is published
 again after the earlier one: consumers dedupe by event id, and a stale copy never overtakes.
+
+``stopped`` carries keys that failed in the previous round of a pipelined relay (a round produced
+while the previous one was still in flight): their rows in this round are treated as coming after
+a failure. ``RoundPlan.stopped`` is the set to carry into the next round.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Generic, TypeVar
@@ -40,18 +44,20 @@ class RoundPlan(Generic[R]):
     remove: list[R] = field(default_factory=list)
     dead_letter: list[R] = field(default_factory=list)
     kept_after_failure: list[R] = field(default_factory=list)
+    stopped: set[str] = field(default_factory=set)
 
 
 def plan_round(
     rows: Sequence[tuple[str, R, Outcome]],
     *,
     block_key: bool,
+    stopped: Iterable[str] = (),
 ) -> RoundPlan[R]:
     """Decide per row from ``(key, row, outcome)`` triples given in ``seq`` order."""
-    plan: RoundPlan[R] = RoundPlan()
-    stopped: set[str] = set()
+    plan: RoundPlan[R] = RoundPlan(stopped=set(stopped))
+    halted = plan.stopped
     for key, row, outcome in rows:
-        if key in stopped:
+        if key in halted:
             if outcome is Outcome.ACKED:
                 plan.kept_after_failure.append(row)
             continue
@@ -60,7 +66,7 @@ def plan_round(
         elif outcome is Outcome.REJECTED:
             plan.dead_letter.append(row)
             if block_key:
-                stopped.add(key)
+                halted.add(key)
         else:
-            stopped.add(key)
+            halted.add(key)
     return plan

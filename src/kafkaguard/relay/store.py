@@ -16,7 +16,7 @@ import psycopg
 
 from kafkaguard.db.columns import OPEN_STATUSES
 from kafkaguard.publisher.dead_letters import INSERT_SQL
-from kafkaguard.relay.rows import COLUMNS, OutboxRow
+from kafkaguard.relay.rows import CLAIM_COLUMNS, OutboxRow
 
 Conn = psycopg.Connection[Any]
 
@@ -64,41 +64,53 @@ def unlock_shards(conn: Conn, shard_space: int, shards: Sequence[int]) -> None:
         conn.execute("SELECT pg_advisory_unlock(%s, s) FROM unnest(%s::int[]) AS s", (shard_space, list(shards)))
 
 
+def prepare_session(conn: Conn) -> None:
+    """Session settings of the relay's work connection (call once per connection).
+
+    ``enable_sort = off`` makes the claim walk the ``seq`` index instead of sorting every owned row:
+    without fresh statistics (a backlog that grew faster than autovacuum analyses it, e.g. during a
+    Kafka outage) the planner otherwise reads the whole backlog and sorts it on disk in each round,
+    which made draining quadratic (180 ms per claim at 100,000 rows, 0.6 ms this way). Planner costs
+    only: the rows and their order are the same. The connection runs nothing but the relay's
+    statements, none of which wants a sort.
+    """
+    conn.execute("SET enable_sort = off")
+
+
 def claim_sql(*, skip_blocked_keys: bool) -> str:
-    """The claim query (psycopg parameters ``shards``, ``limit``, ``open``); see :func:`claim`."""
+    """The claim query (psycopg parameters of :func:`claim_params`); see :func:`claim`."""
     blocked = (
         " AND NOT EXISTS (SELECT 1 FROM kafka_publisher_dead_letters d"
         " WHERE d.key = o.aggregateid AND d.status = ANY(%(open)s))"
         if skip_blocked_keys
         else ""
     )
-    cols = ", ".join(f"o.{c.strip()}" for c in COLUMNS.split(","))
     return (
-        f"SELECT {cols} FROM outbox o WHERE o.shard = ANY(%(shards)s) AND o.published_at IS NULL{blocked}"  # noqa: S608
-        " ORDER BY o.seq LIMIT %(limit)s FOR UPDATE OF o"
+        f"SELECT {CLAIM_COLUMNS} FROM outbox o WHERE o.shard = ANY(%(shards)s) AND o.published_at IS NULL"  # noqa: S608
+        f"{blocked} AND o.id <> ALL(%(in_flight)s::uuid[]) ORDER BY o.seq LIMIT %(limit)s"
     )
 
 
-def claim_params(shards: Sequence[int], limit: int) -> dict[str, Any]:
+def claim_params(shards: Sequence[int], limit: int, in_flight: Sequence[Any] = ()) -> dict[str, Any]:
     """Parameters of :func:`claim_sql`."""
-    return {"shards": list(shards), "limit": limit, "open": list(OPEN_STATUSES)}
+    return {"shards": list(shards), "limit": limit, "open": list(OPEN_STATUSES), "in_flight": list(in_flight)}
 
 
-def claim(conn: Conn, shards: Sequence[int], limit: int, *, skip_blocked_keys: bool) -> list[OutboxRow]:
-    """Lock and return the oldest visible unpublished rows of ``shards`` in ``seq`` order.
+def claim(
+    conn: Conn, shards: Sequence[int], limit: int, *, skip_blocked_keys: bool, in_flight: Sequence[Any] = ()
+) -> list[OutboxRow]:
+    """Return the oldest visible unpublished rows of ``shards`` in ``seq`` order, except ``in_flight``.
 
     Visible rows, never "seq above a mark": a transaction that took a lower seq may commit later,
-    and is claimed when it does. ``FOR UPDATE`` (not SKIP LOCKED): shards are owned by one relay,
-    so the lock only guards against a stray second publisher, and skipping would reorder a key.
+    and is claimed when it does. ``in_flight``: ids of a round produced and not yet settled (the
+    relay claims its next round while the broker acknowledges the last one).
+
+    No row lock: the rows of a shard are read, published and removed only through the connection
+    that holds the shard's advisory lock (:func:`try_lock_shards`), so no one else claims them; if
+    that connection is lost the rows stay and the shard's next owner publishes them again.
     """
-    # Walk the seq index in order instead of sorting every owned row: without fresh statistics (a
-    # backlog that grew faster than autovacuum analyses it, e.g. during a Kafka outage) the planner
-    # otherwise reads the whole backlog and sorts it on disk in each round, which made draining
-    # quadratic (180 ms per claim at 100,000 rows, 0.6 ms this way). Planner costs only: the rows
-    # and their order are the same. SET LOCAL ends with the claim's transaction.
-    conn.execute("SET LOCAL enable_sort = off")
-    rows = conn.execute(claim_sql(skip_blocked_keys=skip_blocked_keys), claim_params(shards, limit)).fetchall()
-    return [OutboxRow(*r) for r in rows]
+    rows = conn.execute(claim_sql(skip_blocked_keys=skip_blocked_keys), claim_params(shards, limit, in_flight))
+    return [OutboxRow(*r) for r in rows.fetchall()]
 
 
 def finish(conn: Conn, ids: Sequence[Any], *, delete: bool) -> None:

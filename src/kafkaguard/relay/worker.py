@@ -23,6 +23,7 @@ import os
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,8 +36,9 @@ from kafkaguard.metrics.registry import Metrics
 from kafkaguard.publisher.dead_letters import dead_letter_values, psycopg_params
 from kafkaguard.relay import shards as S
 from kafkaguard.relay import store
-from kafkaguard.relay.deliver import Sent, publish_rows
+from kafkaguard.relay.deliver import InFlight, Sent, finish_publish, start_publish
 from kafkaguard.relay.plan import Outcome, plan_round
+from kafkaguard.relay.rows import OutboxRow
 from kafkaguard.relay.settings import RelaySettings
 from kafkaguard.transports.kafka_delivery import DeliveryProducer
 from kafkaguard.transports.kafka_topics import TopicRegistry
@@ -52,6 +54,15 @@ class RoundResult:
     published: int = 0
     dead_lettered: int = 0
     transient_failures: int = 0
+
+    def plus(self, other: RoundResult) -> RoundResult:
+        """Both results added up."""
+        return RoundResult(
+            self.claimed + other.claimed,
+            self.published + other.published,
+            self.dead_lettered + other.dead_lettered,
+            self.transient_failures + other.transient_failures,
+        )
 
 
 class Relay:
@@ -145,6 +156,7 @@ class Relay:
         shard_space, presence_space, schema = store.namespaces(self._work)
         self._spaces = (shard_space, presence_space)
         store.register_presence(self._work, presence_space)
+        store.prepare_session(self._work)
         self._listen = psycopg.connect(self._conninfo, autocommit=True)
         self._listen.execute(f"LISTEN {OUTBOX_NOTIFY_CHANNEL}")
         self._held.clear()
@@ -197,40 +209,83 @@ class Relay:
         return self._producer
 
     def run_round(self) -> RoundResult:
-        """Claim, publish and settle one batch of the owned shards in one transaction."""
+        """Publish the owned shards' visible rows in batches until a claim comes back short.
+
+        Pipelined: the next batch is claimed and handed to the producer while the broker is still
+        acknowledging the previous one, so the database's and Kafka's round trips overlap. Batches
+        are settled in order, each in its own transaction (dead letters stored, acknowledged rows
+        removed); a key that failed in one batch counts as failed in the next (its acknowledged
+        rows there stay and are sent again after the failed one). Stops early on a transient
+        failure or after ``poll_interval`` seconds (so shards are balanced), and never returns with
+        a batch in flight.
+        """
         if not self._held:
             return RoundResult()
         assert self._work is not None
-        started = time.monotonic()
+        shards = sorted(self._held)
         block = self.settings.block_key_on_dead_letter
-        with self._work.transaction():
-            rows = store.claim(self._work, sorted(self._held), self.settings.batch_size, skip_blocked_keys=block)
-            if not rows:
-                return RoundResult()
-            sent = publish_rows(
-                rows,
-                producer=self._producer_now(),
-                topics=self._topics,
-                for_aggregate=self._for_aggregate,
-                timeout=self.settings.delivery_timeout,
-                block_key=block,
+        until = time.monotonic() + self.settings.poll_interval
+        total = RoundResult()
+        stopped: set[str] = set()
+        flight: InFlight | None = None
+        while True:
+            started = time.monotonic()
+            rows = store.claim(
+                self._work,
+                shards,
+                self.settings.batch_size,
+                skip_blocked_keys=block,
+                in_flight=flight.ids if flight is not None else (),
             )
-            plan = plan_round([(s.row.aggregateid, s, s.outcome) for s in sent], block_key=block)
+            following = self._send_batch(rows, stopped | (flight.stopped if flight else set())) if rows else None
+            if flight is not None:
+                result, stopped = self._settle(flight, stopped, started)
+                total = total.plus(result)
+                if result.transient_failures:
+                    break  # back off; a batch produced meanwhile is still settled below
+            flight = following
+            more = len(rows) == self.settings.batch_size and time.monotonic() < until
+            if flight is None or not more:
+                break
+        if flight is not None:
+            total = total.plus(self._settle(flight, stopped, time.monotonic())[0])
+        return total
+
+    def _send_batch(self, rows: Sequence[OutboxRow], stopped: set[str]) -> InFlight:
+        return start_publish(
+            rows,
+            producer=self._producer_now(),
+            topics=self._topics,
+            for_aggregate=self._for_aggregate,
+            timeout=self.settings.delivery_timeout,
+            block_key=self.settings.block_key_on_dead_letter,
+            stopped=stopped,
+        )
+
+    def _settle(self, flight: InFlight, stopped: set[str], started: float) -> tuple[RoundResult, set[str]]:
+        """Wait for ``flight``'s acks; store its dead letters and remove its settled rows in one transaction."""
+        assert self._work is not None and self._producer is not None
+        block = self.settings.block_key_on_dead_letter
+        timeout = self.settings.delivery_timeout
+        sent = finish_publish(flight, producer=self._producer, timeout=timeout, block_key=block)
+        plan = plan_round([(s.row.aggregateid, s, s.outcome) for s in sent], block_key=block, stopped=stopped)
+        with self._work.transaction():
             store.insert_dead_letters(self._work, [self._dead_letter(s) for s in plan.dead_letter])
             store.finish(
                 self._work, [s.row.id for s in plan.remove + plan.dead_letter], delete=self.settings.delete_published
             )
         if self.metrics is not None:
             self._record(plan.remove, plan.dead_letter, time.monotonic() - started)
-        transient = sum(1 for s in sent if s.outcome is Outcome.TRANSIENT)
-        if transient:
-            first = next(s for s in sent if s.outcome is Outcome.TRANSIENT and s.error is not None)
+        # Rows only held behind an earlier row of their key (no error of their own) are not failures.
+        failed = [s for s in sent if s.outcome is Outcome.TRANSIENT and s.error is not None]
+        transient = len(failed)
+        if failed:
             logger.warning(
                 "%s: %d of %d events not delivered now (%s); they stay in the outbox and are retried",
                 self.name,
                 transient,
-                len(rows),
-                first.error,
+                len(sent),
+                failed[0].error,
             )
         if plan.kept_after_failure:
             logger.warning(
@@ -238,16 +293,18 @@ class Relay:
                 self.name,
                 len(plan.kept_after_failure),
             )
-        return RoundResult(len(rows), len(plan.remove), len(plan.dead_letter), transient)
+        return RoundResult(len(sent), len(plan.remove), len(plan.dead_letter), transient), plan.stopped
 
     def _record(self, published: Sequence[Sent], dead: Sequence[Sent], seconds: float) -> None:
         """Count what a round published (after its transaction committed) and how long it took."""
         assert self.metrics is not None
         now = datetime.now(UTC)
         self.metrics.relay_publish_seconds.observe(seconds)
+        for topic, count in Counter(item.topic for item in published).items():
+            self.metrics.relay_published.labels(topic).inc(count)
+        age = self.metrics.relay_event_age_seconds
         for item in published:
-            self.metrics.relay_published.labels(item.topic).inc()
-            self.metrics.relay_event_age_seconds.observe(max(0.0, (now - item.row.occurred_at).total_seconds()))
+            age.observe(max(0.0, (now - item.row.occurred_at).total_seconds()))
         for item in dead:
             error = type(item.error).__name__ if item.error is not None else "-"
             self.metrics.publisher_dead_letters.labels(PublishSource.OUTBOX.value, error).inc()

@@ -4,6 +4,8 @@ One producer per process, shared: a daemon thread polls librdkafka, and each del
 completes the :class:`concurrent.futures.Future` returned by :meth:`DeliveryProducer.submit`. The
 synchronous :meth:`~DeliveryProducer.send` waits on that future; :meth:`~DeliveryProducer.send_async`
 awaits it through :func:`asyncio.wrap_future`, so an event loop is never blocked by librdkafka.
+:meth:`~DeliveryProducer.deliver_all` produces a whole batch and waits once for all of its reports
+(the relay's path: no Future and no lock per message).
 
 Guarantees: settings are kafkaguard's idempotent ``acks=all`` ones (:mod:`.kafka_config`); a future
 completes with :class:`Delivered` only after the broker's ack, else with a kafkaguard
@@ -18,8 +20,9 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -31,6 +34,7 @@ from kafkaguard.transports.kafka_errors import translate_kafka_error
 logger = logging.getLogger(__name__)
 
 Headers = Sequence[tuple[str, bytes]]
+OutgoingMessage = tuple[str, bytes | None, bytes | None, Headers]  # topic, value, key, headers
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,32 @@ class DeliveryProducer:
         while not self._stop.is_set():
             self._producer.poll(0.05)
 
+    def _produce(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Headers,
+        on_delivery: Callable[[KafkaError | None, Message], None],
+        deadline: float,
+    ) -> PublishError | None:
+        """Hand one message to librdkafka; return why it could not be (then no report will come)."""
+        while True:
+            try:
+                hdrs = headers if isinstance(headers, list) else list(headers)
+                self._producer.produce(topic, value=value, key=key, headers=hdrs, on_delivery=on_delivery)
+                return None
+            except BufferError:
+                # The local queue is full (Kafka down for a while): wait for room, within the budget.
+                if time.monotonic() > deadline:
+                    return DeliveryTimeoutError(f"librdkafka's queue stayed full; nothing could be sent to {topic!r}")
+                self._stop.wait(0.05)
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                if isinstance(err, KafkaError):
+                    return translate_kafka_error(err, topic)
+                return PublishError(f"producing to {topic!r} failed: {exc}")
+
     def submit(
         self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()
     ) -> concurrent.futures.Future[Delivered]:
@@ -94,27 +124,28 @@ class DeliveryProducer:
             else:
                 future.set_result(Delivered(str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0)))
 
-        deadline = time.monotonic() + self.message_timeout
-        while True:
-            try:
-                self._producer.produce(topic, value=value, key=key, headers=list(headers), on_delivery=on_delivery)
-                return future
-            except BufferError:
-                # The local queue is full (Kafka down for a while): wait for room, within the budget.
-                if time.monotonic() > deadline:
-                    future.set_exception(
-                        DeliveryTimeoutError(f"librdkafka's queue stayed full; nothing could be sent to {topic!r}")
-                    )
-                    return future
-                self._stop.wait(0.05)
-            except KafkaException as exc:
-                err = exc.args[0] if exc.args else None
-                future.set_exception(
-                    translate_kafka_error(err, topic)
-                    if isinstance(err, KafkaError)
-                    else PublishError(f"producing to {topic!r} failed: {exc}")
-                )
-                return future
+        error = self._produce(topic, value, key, headers, on_delivery, time.monotonic() + self.message_timeout)
+        if error is not None:
+            future.set_exception(error)
+        return future
+
+    def produce_all(self, messages: Sequence[OutgoingMessage], timeout: float) -> PendingDeliveries:
+        """Hand ``messages`` to librdkafka in order without waiting; ``wait()`` on the result for the reports.
+
+        ``timeout`` (s) bounds both the wait for room in librdkafka's queue and, from now, the wait
+        for the last delivery report.
+        """
+        pending = PendingDeliveries([m[0] for m in messages], timeout)
+        for index, (topic, value, key, headers) in enumerate(messages):
+            error = self._produce(topic, value, key, headers, partial(pending.reported, index, topic), pending.deadline)
+            if error is not None:
+                pending.settle(index, error)
+        return pending
+
+    def deliver_all(self, messages: Sequence[OutgoingMessage], timeout: float) -> list[PublishError | None]:
+        """Produce ``messages`` in order and wait up to ``timeout`` s for every delivery report (see
+        :meth:`PendingDeliveries.wait`)."""
+        return self.produce_all(messages, timeout).wait()
 
     def send(
         self,
@@ -155,6 +186,48 @@ class DeliveryProducer:
         self._producer.flush(timeout)
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+_PENDING = object()
+
+
+class PendingDeliveries:
+    """The delivery reports of one :meth:`DeliveryProducer.produce_all` call, as they arrive.
+
+    Reports arrive on the poll thread, produce failures on the caller's: one lock guards the count.
+    """
+
+    def __init__(self, topics: Sequence[str], timeout: float) -> None:
+        self.topics = topics
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.results: list[PublishError | object | None] = [_PENDING] * len(topics)
+        self._done = threading.Event()
+        self._outstanding = len(topics)
+        self._lock = threading.Lock()
+        if not topics:
+            self._done.set()
+
+    def settle(self, index: int, error: PublishError | None) -> None:
+        """Record message ``index``'s outcome (``None`` = acknowledged)."""
+        self.results[index] = error
+        with self._lock:
+            self._outstanding -= 1
+            if self._outstanding == 0:
+                self._done.set()
+
+    def reported(self, index: int, topic: str, err: KafkaError | None, _msg: Message) -> None:
+        """librdkafka's delivery callback for message ``index``."""
+        self.settle(index, None if err is None else translate_kafka_error(err, topic))
+
+    def wait(self) -> list[PublishError | None]:
+        """Wait until every report came or the deadline passed; one entry per message: ``None`` once the
+        broker acknowledged it, else its :class:`PublishError` (:class:`DeliveryTimeoutError` if no report came)."""
+        self._done.wait(max(0.0, self.deadline - time.monotonic()) + 0.5)
+        return [
+            _no_ack(self.topics[i], self.timeout) if r is _PENDING else r  # type: ignore[misc]
+            for i, r in enumerate(self.results)
+        ]
 
 
 def _no_ack(topic: str, budget: float) -> DeliveryTimeoutError:
