@@ -62,3 +62,16 @@ def test_http_endpoint_lookup() -> None:
     assert endpoint_for(s, Event(type="comment.created", key="1", payload={})) == "http://c"
     with pytest.raises(ConfigurationError, match="no HTTP endpoint"):
         endpoint_for(PublishSettings(), Event(type="x.y", key="1", payload={}))
+
+
+def test_a_key_stopped_in_the_previous_batch_stays_stopped_in_the_next() -> None:
+    # Pipelined relay: batch N+1 was produced before batch N's failure on key k was known.
+    plan = plan_round([("k", 5, A), ("j", 6, A), ("k", 7, R)], block_key=True, stopped={"k"})
+    assert (plan.remove, plan.dead_letter, plan.kept_after_failure) == ([6], [], [5])
+    assert plan.stopped == {"k"}
+
+
+def test_stopped_keys_to_carry_into_the_next_batch() -> None:
+    plan = plan_round([("k", 1, T), ("j", 2, R), ("m", 3, A)], block_key=True)
+    assert plan.stopped == {"k", "j"}
+    assert plan_round([("j", 2, R)], block_key=False).stopped == set()
