@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from sqlalchemy import Insert, Select, TextClause, exists, select, text
+from sqlalchemy import Insert, Select, TextClause, bindparam, exists, func, select, text
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from kafkaguard.db.columns import OPEN_STATUSES
@@ -64,10 +65,37 @@ def insert_inbox(rows: Sequence[dict[str, Any]]) -> Insert:
     return pg_insert(inbox).values(list(rows)).on_conflict_do_nothing().returning(inbox.c.event_id)
 
 
-def insert_inbox_many() -> Insert:
-    """:func:`insert_inbox` for an executemany (a list of rows as the parameters): compiled once,
-    sent as multi-row inserts by SQLAlchemy's insertmanyvalues; ``RETURNING event_id`` names the new ones."""
-    return pg_insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
+_INBOX_ARRAY_COLUMNS = ("event_id", "type", "key", "topic", "partition", "offset")
+
+
+def _insert_inbox_arrays() -> Insert:
+    """Insert many inbox rows given as one array per column (see :func:`inbox_arrays`), skipping
+    existing ones; ``RETURNING event_id`` names the new ones.
+
+    One short statement whatever the row count: SQLAlchemy compiles it once and psycopg prepares
+    it, where a multi-row ``VALUES`` list is a new SQL text per size that psycopg parses every time
+    (that was 40 % of a 500-event chunk's time).
+    """
+    arrays = [bindparam(f"{name}s", type_=ARRAY(inbox.c[name].type)) for name in _INBOX_ARRAY_COLUMNS]
+    rows = func.unnest(*arrays).table_valued(*_INBOX_ARRAY_COLUMNS).render_derived()
+    group = bindparam("consumer_group", type_=inbox.c.consumer_group.type)
+    source = select(group, *(rows.c[name] for name in _INBOX_ARRAY_COLUMNS))
+    return (
+        pg_insert(inbox)
+        .from_select(["consumer_group", *_INBOX_ARRAY_COLUMNS], source)
+        .on_conflict_do_nothing()
+        .returning(inbox.c.event_id)
+    )
+
+
+INSERT_INBOX_ARRAYS = _insert_inbox_arrays()
+
+
+def inbox_arrays(group: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The parameters of :data:`INSERT_INBOX_ARRAYS` for ``rows`` (dicts as :func:`insert_inbox` takes)."""
+    params: dict[str, Any] = {f"{name}s": [r[name] for r in rows] for name in _INBOX_ARRAY_COLUMNS}
+    params["consumer_group"] = group
+    return params
 
 
 def insert_dead_letter(row: dict[str, Any]) -> Insert:
