@@ -70,8 +70,8 @@ def apply_batch(applier: Applier, records: Sequence[Record]) -> list[Outcome] | 
     keys = sorted({e.key for _, e, _ in items})
     try:
         with Session(applier.engine) as s, s.begin():
-            s.execute(store.lock_keys(group, keys))  # one round trip, not one per key
-            if s.execute(store.blocked_keys(group, keys)).first() is not None:
+            s.execute(*store.lock_keys(group, keys))  # one round trip, not one per key
+            if s.execute(*store.blocked_keys(group, keys)).first() is not None:
                 raise _Fallback
             rows: dict[uuid.UUID, dict[str, Any]] = {}
             for r, e, reg in items:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from sqlalchemy import Insert, Select, TextClause, bindparam, exists, func, select, text
+from sqlalchemy import Insert, Select, TextClause, any_, bindparam, exists, func, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -27,16 +27,19 @@ def lock_key(group: str, key: str) -> TextClause:
     return text(KEY_LOCK_SQLA).bindparams(scope=group, key=key)
 
 
-def lock_keys(group: str, keys: Sequence[str]) -> TextClause:
-    """The locks of :func:`lock_key` on every key of ``keys`` in one statement, taken in the order given.
+LOCK_KEYS = text(
+    "SELECT count(pg_advisory_xact_lock(hashtext(:scope), hashtext(u.k))) FROM unnest(CAST(:keys AS text[])) AS u(k)"
+)
+"""The locks of :func:`lock_key` on every key of the array ``:keys`` in scope ``:scope``, in one
+statement, taken in the array's order (a function scan yields its elements in order)."""
 
-    Pass ``keys`` sorted, so that two transactions locking overlapping keys never deadlock. A
-    function scan over the array yields its elements in order, one lock call per row.
+
+def lock_keys(group: str, keys: Sequence[str]) -> tuple[TextClause, dict[str, Any]]:
+    """:data:`LOCK_KEYS` and its parameters for ``keys`` in ``group``.
+
+    Pass ``keys`` sorted, so that two transactions locking overlapping keys never deadlock.
     """
-    return text(
-        "SELECT count(pg_advisory_xact_lock(hashtext(:scope), hashtext(u.k)))"
-        " FROM unnest(CAST(:keys AS text[])) AS u(k)"
-    ).bindparams(scope=group, keys=list(keys))
+    return LOCK_KEYS, {"scope": group, "keys": list(keys)}
 
 
 def is_duplicate(group: str, event_id: uuid.UUID) -> Select[tuple[bool]]:
@@ -50,14 +53,26 @@ def is_blocked(group: str, key: str) -> Select[tuple[bool]]:
     return select(exists().where(t.c.consumer_group == group, t.c.key == key, t.c.status.in_(OPEN_STATUSES)))
 
 
-def blocked_keys(group: str, keys: Sequence[str]) -> Select[tuple[str | None]]:
-    """Keys among ``keys`` that have an open listener dead letter in ``group``."""
+def _blocked_keys() -> Select[tuple[str | None]]:
     t = listener_dead_letters
+    keys = bindparam("keys", type_=ARRAY(t.c.key.type))
     return (
         select(t.c.key)
-        .where(t.c.consumer_group == group, t.c.key.in_(list(keys)), t.c.status.in_(OPEN_STATUSES))
+        .where(t.c.consumer_group == bindparam("group"), t.c.key == any_(keys), t.c.status.in_(OPEN_STATUSES))
         .distinct()
     )
+
+
+BLOCKED_KEYS = _blocked_keys()
+"""Keys among ``:keys`` (an array) with an open listener dead letter in ``:group``.
+
+The keys travel as one array (``key = ANY(:keys)``), not one parameter each, so the SQL text is
+the same for every chunk: compiled once by SQLAlchemy, prepared by psycopg."""
+
+
+def blocked_keys(group: str, keys: Sequence[str]) -> tuple[Select[tuple[str | None]], dict[str, Any]]:
+    """:data:`BLOCKED_KEYS` and its parameters for ``keys`` in ``group``."""
+    return BLOCKED_KEYS, {"group": group, "keys": list(keys)}
 
 
 def insert_inbox(rows: Sequence[dict[str, Any]]) -> Insert:
