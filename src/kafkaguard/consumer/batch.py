@@ -70,16 +70,17 @@ def apply_batch(applier: Applier, records: Sequence[Record]) -> list[Outcome] | 
     keys = sorted({e.key for _, e, _ in items})
     try:
         with Session(applier.engine) as s, s.begin():
-            s.execute(*store.lock_keys(group, keys))  # one round trip, not one per key
-            if s.execute(*store.blocked_keys(group, keys)).first() is not None:
+            keys_param = {"scope": group, "group": group, "keys": store.keys_json(keys)}
+            s.execute(store.LOCK_KEYS, keys_param)  # one round trip, not one per key; sorted: no deadlock
+            if s.execute(store.BLOCKED_KEYS, keys_param).first() is not None:
                 raise _Fallback
             rows: dict[uuid.UUID, dict[str, Any]] = {}
             for r, e, reg in items:
                 if reg.inbox and e.event_id not in rows:
                     rows[e.event_id] = inbox_row(group, e, r)
             if rows:
-                params = store.inbox_arrays(group, list(rows.values()))
-                new_ids = set(s.execute(store.INSERT_INBOX_ARRAYS, params).scalars())
+                params = {"group": group, "rows": store.inbox_rows_json(list(rows.values()))}
+                new_ids = set(s.execute(store.INSERT_INBOX_BATCH, params).scalars())
             else:
                 new_ids = set()
             outcomes: list[Outcome] = []

@@ -7,14 +7,14 @@ caller can tell "PostgreSQL is down" (pause, never dead-letter) from a handler's
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from sqlalchemy import Insert, Select, TextClause, any_, bindparam, exists, func, select, text
+from sqlalchemy import JSON, Insert, Select, Text, TextClause, bindparam, cast, column, exists, func, select, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from kafkaguard.db.columns import OPEN_STATUSES
@@ -25,21 +25,6 @@ from kafkaguard.db.tables import inbox, listener_dead_letters
 def lock_key(group: str, key: str) -> TextClause:
     """Transaction-scoped advisory lock on ``key`` in ``group`` (the restore job takes the same)."""
     return text(KEY_LOCK_SQLA).bindparams(scope=group, key=key)
-
-
-LOCK_KEYS = text(
-    "SELECT count(pg_advisory_xact_lock(hashtext(:scope), hashtext(u.k))) FROM unnest(CAST(:keys AS text[])) AS u(k)"
-)
-"""The locks of :func:`lock_key` on every key of the array ``:keys`` in scope ``:scope``, in one
-statement, taken in the array's order (a function scan yields its elements in order)."""
-
-
-def lock_keys(group: str, keys: Sequence[str]) -> tuple[TextClause, dict[str, Any]]:
-    """:data:`LOCK_KEYS` and its parameters for ``keys`` in ``group``.
-
-    Pass ``keys`` sorted, so that two transactions locking overlapping keys never deadlock.
-    """
-    return LOCK_KEYS, {"scope": group, "keys": list(keys)}
 
 
 def is_duplicate(group: str, event_id: uuid.UUID) -> Select[tuple[bool]]:
@@ -53,64 +38,76 @@ def is_blocked(group: str, key: str) -> Select[tuple[bool]]:
     return select(exists().where(t.c.consumer_group == group, t.c.key == key, t.c.status.in_(OPEN_STATUSES)))
 
 
-def _blocked_keys() -> Select[tuple[str | None]]:
-    t = listener_dead_letters
-    keys = bindparam("keys", type_=ARRAY(t.c.key.type))
-    return (
-        select(t.c.key)
-        .where(t.c.consumer_group == bindparam("group"), t.c.key == any_(keys), t.c.status.in_(OPEN_STATUSES))
-        .distinct()
-    )
-
-
-BLOCKED_KEYS = _blocked_keys()
-"""Keys among ``:keys`` (an array) with an open listener dead letter in ``:group``.
-
-The keys travel as one array (``key = ANY(:keys)``), not one parameter each, so the SQL text is
-the same for every chunk: compiled once by SQLAlchemy, prepared by psycopg."""
-
-
-def blocked_keys(group: str, keys: Sequence[str]) -> tuple[Select[tuple[str | None]], dict[str, Any]]:
-    """:data:`BLOCKED_KEYS` and its parameters for ``keys`` in ``group``."""
-    return BLOCKED_KEYS, {"group": group, "keys": list(keys)}
-
-
 def insert_inbox(rows: Sequence[dict[str, Any]]) -> Insert:
     """Insert inbox rows, skipping existing ones; ``RETURNING event_id`` names the new ones."""
     return pg_insert(inbox).values(list(rows)).on_conflict_do_nothing().returning(inbox.c.event_id)
 
 
-_INBOX_ARRAY_COLUMNS = ("event_id", "type", "key", "topic", "partition", "offset")
+# -- batch mode: a chunk's keys and inbox rows travel as one JSON text parameter each -------------
+# One parameter whatever the chunk size, so every statement below has one SQL text: compiled once by
+# SQLAlchemy, prepared by psycopg. JSON rather than arrays: json.dumps and PostgreSQL's JSON parser
+# are C, where psycopg dumps an array element by element in Python (a multi-row VALUES list was
+# worse: a new SQL text per size, parsed by psycopg every time — 40 % of a chunk's time).
+_JSON_TEXT = Text()
+_INBOX_BATCH_COLUMNS = ("event_id", "type", "key", "topic", "partition", "offset")
 
 
-def _insert_inbox_arrays() -> Insert:
-    """Insert many inbox rows given as one array per column (see :func:`inbox_arrays`), skipping
-    existing ones; ``RETURNING event_id`` names the new ones.
+def _keys_of(param: str) -> Any:
+    elements = func.json_array_elements_text(cast(bindparam(param, type_=_JSON_TEXT), JSON))
+    return elements.table_valued("k").render_derived()
 
-    One short statement whatever the row count: SQLAlchemy compiles it once and psycopg prepares
-    it, where a multi-row ``VALUES`` list is a new SQL text per size that psycopg parses every time
-    (that was 40 % of a 500-event chunk's time).
-    """
-    arrays = [bindparam(f"{name}s", type_=ARRAY(inbox.c[name].type)) for name in _INBOX_ARRAY_COLUMNS]
-    rows = func.unnest(*arrays).table_valued(*_INBOX_ARRAY_COLUMNS).render_derived()
-    group = bindparam("consumer_group", type_=inbox.c.consumer_group.type)
-    source = select(group, *(rows.c[name] for name in _INBOX_ARRAY_COLUMNS))
+
+def _lock_keys() -> Select[tuple[int]]:
+    k = _keys_of("keys")
+    return select(func.count(func.pg_advisory_xact_lock(func.hashtext(bindparam("scope")), func.hashtext(k.c.k))))
+
+
+LOCK_KEYS = _lock_keys()
+"""The locks of :func:`lock_key` on every key of the JSON array ``:keys`` in scope ``:scope``, in one
+statement, taken in the array's order (a function scan yields its elements in order)."""
+
+
+def _blocked_keys() -> Select[tuple[str | None]]:
+    t = listener_dead_letters
+    k = _keys_of("keys")
+    return (
+        select(t.c.key)
+        .where(t.c.consumer_group == bindparam("group"), t.c.key.in_(select(k.c.k)), t.c.status.in_(OPEN_STATUSES))
+        .distinct()
+    )
+
+
+BLOCKED_KEYS = _blocked_keys()
+"""Keys among the JSON array ``:keys`` with an open listener dead letter in ``:group``."""
+
+
+def _insert_inbox_batch() -> Insert:
+    cols = [column(name, inbox.c[name].type) for name in _INBOX_BATCH_COLUMNS]
+    rows = func.json_to_recordset(cast(bindparam("rows", type_=_JSON_TEXT), JSON)).table_valued(*cols)
+    rows = rows.render_derived(with_types=True)
+    source = select(bindparam("group", type_=inbox.c.consumer_group.type), *(rows.c[n] for n in _INBOX_BATCH_COLUMNS))
     return (
         pg_insert(inbox)
-        .from_select(["consumer_group", *_INBOX_ARRAY_COLUMNS], source)
+        .from_select(["consumer_group", *_INBOX_BATCH_COLUMNS], source)
         .on_conflict_do_nothing()
         .returning(inbox.c.event_id)
     )
 
 
-INSERT_INBOX_ARRAYS = _insert_inbox_arrays()
+INSERT_INBOX_BATCH = _insert_inbox_batch()
+"""Insert the inbox rows of the JSON array of objects ``:rows`` in ``:group``, skipping existing ones;
+``RETURNING event_id`` names the new ones."""
 
 
-def inbox_arrays(group: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The parameters of :data:`INSERT_INBOX_ARRAYS` for ``rows`` (dicts as :func:`insert_inbox` takes)."""
-    params: dict[str, Any] = {f"{name}s": [r[name] for r in rows] for name in _INBOX_ARRAY_COLUMNS}
-    params["consumer_group"] = group
-    return params
+def keys_json(keys: Sequence[str]) -> str:
+    """``keys`` as the ``:keys`` parameter of :data:`LOCK_KEYS` and :data:`BLOCKED_KEYS` (order kept)."""
+    return json.dumps(list(keys), ensure_ascii=False)
+
+
+def inbox_rows_json(rows: Sequence[dict[str, Any]]) -> str:
+    """Inbox rows (dicts as :func:`kafkaguard.consumer.apply.inbox_row` makes) as the ``:rows``
+    parameter of :data:`INSERT_INBOX_BATCH`."""
+    return json.dumps(list(rows), ensure_ascii=False, default=str)
 
 
 def insert_dead_letter(row: dict[str, Any]) -> Insert:
