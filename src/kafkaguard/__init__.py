@@ -5,6 +5,7 @@ The public API is exactly ``__all__``; everything else is internal and may chang
 """
 
 from kafkaguard.consumer import (
+    BatchContext,
     HandlerContext,
     HandlerRegistry,
     Outcome,
@@ -41,6 +42,7 @@ from kafkaguard.relay.worker import Relay
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchContext",
     "ConfigurationError",
     "ConsumerError",
     "DeadLetterNotFoundError",

@@ -29,6 +29,7 @@ JsonObject = dict[str, Any]
 KafkaHeaders = list[tuple[str, bytes]]
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1_000_000
+_ENVELOPE_HEADERS = frozenset(H.ENVELOPE_HEADERS)
 
 
 def _now() -> datetime:
@@ -214,7 +215,6 @@ def decode(
         schema_version = int(hdrs.get(H.SCHEMA_VERSION, "1"))
     except ValueError as exc:
         raise DecodeError(DecodeReason.WRONG_SHAPE, f"bad envelope header: {exc}") from exc
-    known = {H.EVENT_ID, H.TYPE, H.AGGREGATE_TYPE, H.OCCURRED_AT, H.SCHEMA_VERSION}
     return Event(
         type=hdrs[H.TYPE],
         key=key_text,
@@ -223,5 +223,5 @@ def decode(
         event_id=event_id,
         occurred_at=occurred_at,
         schema_version=schema_version,
-        headers={k: v for k, v in hdrs.items() if k not in known},
+        headers={k: v for k, v in hdrs.items() if k not in _ENVELOPE_HEADERS},
     )

@@ -14,7 +14,7 @@ from confluent_kafka import Producer
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from kafkaguard.consumer import HandlerContext, HandlerRegistry
+from kafkaguard.consumer import BatchContext, HandlerContext, HandlerRegistry
 from kafkaguard.envelope import Event
 
 registry = HandlerRegistry()
@@ -77,3 +77,24 @@ def produce(bootstrap: str, topic: str, events: list[Event], *, twice: set[int] 
 
 def new_group() -> str:
     return f"g-{uuid.uuid4().hex[:8]}"
+
+
+def batch_registry(calls: list[int]) -> HandlerRegistry:
+    """``test.applied`` as a batch handler (one executemany per run; raises if any event's key is
+    broken), ``test.other`` as a per-event handler writing to ``effects`` too; ``calls`` gets the
+    size of each batch handler call."""
+    reg = HandlerRegistry()
+
+    @reg.batch_handler("test.applied")
+    def apply_effects(events: list[Event], ctx: BatchContext[Session]) -> None:
+        assert len(ctx.positions) == len(events)
+        keys = sorted({e.key for e in events})
+        broken = ctx.session.execute(text("SELECT key FROM broken_keys WHERE key = ANY(:k)"), {"k": keys}).first()
+        if broken:
+            raise BrokenKeyError(f"key {broken[0]} is broken")
+        rows = [{"e": e.event_id, "k": e.key, "s": int(e.payload["seq"])} for e in events]
+        ctx.session.execute(text("INSERT INTO effects (event_id, key, seq) VALUES (:e, :k, :s)"), rows)
+        calls.append(len(events))
+
+    reg.register("test.other", apply_effect)
+    return reg

@@ -6,6 +6,7 @@ import kafkaguard
 def test_public_api_is_locked() -> None:
     assert sorted(kafkaguard.__all__) == sorted(
         [
+            "BatchContext",
             "ConfigurationError",
             "ConsumerError",
             "DeadLetterNotFoundError",

