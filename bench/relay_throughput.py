@@ -97,7 +97,8 @@ def database_ceiling(db: BenchDb, rows: int) -> float:
         relay_store.prepare_session(conn)  # the relay's plan: walk the seq index
         started = time.perf_counter()
         while True:
-            batch = conn.execute(claim, relay_store.claim_params(shards, BATCH)).fetchall()
+            # prepare=False and the same parameters as the relay: the same plan (relay/store.py claim)
+            batch = conn.execute(claim, relay_store.claim_params(shards, BATCH), prepare=False).fetchall()
             if not batch:
                 break
             conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", ([r[0] for r in batch],))

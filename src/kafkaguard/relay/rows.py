@@ -25,9 +25,10 @@ from typing import Any
 from kafkaguard.envelope import EnvelopeError, Event, KafkaHeaders, kafka_headers
 
 # The columns of :class:`OutboxRow`, in its order, as the claim selects them (table alias ``o``).
+# Empty headers (the default) come back as NULL: nothing to parse for most rows.
 CLAIM_COLUMNS = (
-    "o.id, o.seq, o.aggregatetype, o.aggregateid, o.type, o.payload::text, o.headers, o.occurred_at,"
-    " o.schema_version, o.topic"
+    "o.id, o.seq, o.aggregatetype, o.aggregateid, o.type, o.payload::text, NULLIF(o.headers, '{}'::jsonb),"
+    " o.occurred_at, o.schema_version, o.topic"
 )
 
 

@@ -92,8 +92,22 @@ def claim_sql(*, skip_blocked_keys: bool) -> str:
 
 
 def claim_params(shards: Sequence[int], limit: int, in_flight: Sequence[Any] = ()) -> dict[str, Any]:
-    """Parameters of :func:`claim_sql`."""
-    return {"shards": list(shards), "limit": limit, "open": list(OPEN_STATUSES), "in_flight": list(in_flight)}
+    """Parameters of :func:`claim_sql`.
+
+    ``in_flight`` travels as one array literal: psycopg would dump a list of UUIDs element by
+    element in Python (a millisecond per 500-row claim).
+    """
+    return {
+        "shards": list(shards),
+        "limit": limit,
+        "open": list(OPEN_STATUSES),
+        "in_flight": uuid_array(in_flight),
+    }
+
+
+def uuid_array(ids: Sequence[Any]) -> str:
+    """``ids`` as one PostgreSQL array literal (cast with ``::uuid[]``); see :func:`claim_params`."""
+    return "{" + ",".join(str(i) for i in ids) + "}"
 
 
 def claim(
@@ -109,7 +123,11 @@ def claim(
     that holds the shard's advisory lock (:func:`try_lock_shards`), so no one else claims them; if
     that connection is lost the rows stay and the shard's next owner publishes them again.
     """
-    rows = conn.execute(claim_sql(skip_blocked_keys=skip_blocked_keys), claim_params(shards, limit, in_flight))
+    # prepare=False: planned with the actual shards and ids each time. psycopg would otherwise
+    # prepare the statement after five runs and PostgreSQL switch to a generic plan, which runs
+    # this claim at half the speed (8 ms instead of 4 ms per 500 rows, measured).
+    sql = claim_sql(skip_blocked_keys=skip_blocked_keys)
+    rows = conn.execute(sql, claim_params(shards, limit, in_flight), prepare=False)
     return [OutboxRow(*r) for r in rows.fetchall()]
 
 
@@ -117,10 +135,11 @@ def finish(conn: Conn, ids: Sequence[Any], *, delete: bool) -> None:
     """Remove (or mark ``published_at`` on) rows whose delivery, or dead letter, is settled."""
     if not ids:
         return
+    literal = uuid_array(ids)
     if delete:
-        conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", (list(ids),))
+        conn.execute("DELETE FROM outbox WHERE id = ANY(%s::uuid[])", (literal,))
     else:
-        conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY(%s)", (list(ids),))
+        conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY(%s::uuid[])", (literal,))
 
 
 def insert_dead_letters(conn: Conn, params: Sequence[dict[str, Any]]) -> None:
