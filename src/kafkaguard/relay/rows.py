@@ -63,7 +63,9 @@ def _aggregate_type(row: OutboxRow) -> str:
 
 
 def _extra_headers(row: OutboxRow) -> dict[str, str]:
-    headers = row.headers if row.headers is not None else {}
+    headers = row.headers
+    if headers is None:  # the claim returns empty headers as NULL
+        return {}
     if not isinstance(headers, dict):
         raise EnvelopeError(f"outbox row {row.id}: headers must be a JSON object, not {type(headers).__name__}")
     return {str(k): v if isinstance(v, str) else str(v) for k, v in headers.items()}
