@@ -1,7 +1,6 @@
 """The relay's Kafka form of an outbox row equals the envelope's, built from the row's JSON text."""
 
 import json
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +14,7 @@ WHEN = datetime(2026, 11, 22, 3, 0, 0, 123456, tzinfo=UTC)
 
 def row(**changes: Any) -> OutboxRow:
     fields: dict[str, Any] = {
-        "id": uuid.UUID("0190f1d2-0000-7000-8000-000000000001"),
+        "id": "0190f1d2-0000-7000-8000-000000000001",
         "seq": 1,
         "aggregatetype": "post",
         "aggregateid": "post-7",

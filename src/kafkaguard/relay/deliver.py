@@ -9,7 +9,6 @@ broker refuses a whole batch when the batch (not the record) is too large.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -82,7 +81,7 @@ class InFlight:
     stopped: set[str]  # keys that failed before produce (their later rows were not produced)
 
     @property
-    def ids(self) -> list[uuid.UUID]:
+    def ids(self) -> list[str]:
         """The ids of the round's rows (a pipelined claim leaves them out)."""
         return [s.row.id for s in self.sent]
 

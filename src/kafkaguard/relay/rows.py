@@ -27,7 +27,7 @@ from kafkaguard.envelope import EnvelopeError, Event, KafkaHeaders, kafka_header
 # The columns of :class:`OutboxRow`, in its order, as the claim selects them (table alias ``o``).
 # Empty headers (the default) come back as NULL: nothing to parse for most rows.
 CLAIM_COLUMNS = (
-    "o.id, o.seq, o.aggregatetype, o.aggregateid, o.type, o.payload::text, NULLIF(o.headers, '{}'::jsonb),"
+    "o.id::text, o.seq, o.aggregatetype, o.aggregateid, o.type, o.payload::text, NULLIF(o.headers, '{}'::jsonb),"
     " o.occurred_at, o.schema_version, o.topic"
 )
 
@@ -36,7 +36,7 @@ CLAIM_COLUMNS = (
 class OutboxRow:
     """One claimed outbox row (the columns of :data:`CLAIM_COLUMNS`, in that order)."""
 
-    id: uuid.UUID
+    id: str  # the uuid as text: it goes into a header and the settle statement, never needed as a UUID
     seq: int
     aggregatetype: str
     aggregateid: str
@@ -82,7 +82,7 @@ def to_message(row: OutboxRow) -> Message:
         kind = type(json.loads(row.payload_json)).__name__
         raise EnvelopeError(f"outbox row {row.id} ({row.type!r}): payload must be a JSON object, not {kind}")
     headers = kafka_headers(
-        str(row.id), row.type, _aggregate_type(row), row.occurred_at, row.schema_version, _extra_headers(row)
+        row.id, row.type, _aggregate_type(row), row.occurred_at, row.schema_version, _extra_headers(row)
     )
     return Message(row.payload_json.encode(), row.aggregateid.encode(), headers)
 
@@ -94,7 +94,7 @@ def to_event(row: OutboxRow) -> Event:
         key=row.aggregateid,
         payload=json.loads(row.payload_json),
         aggregate_type=row.aggregatetype,
-        event_id=row.id,
+        event_id=uuid.UUID(row.id),
         occurred_at=row.occurred_at,
         schema_version=row.schema_version,
         headers=_extra_headers(row),
@@ -114,7 +114,7 @@ def fallback_event(row: OutboxRow) -> Event:
         key=row.aggregateid or "unknown",
         payload=payload if isinstance(payload, dict) else {"value": payload},
         aggregate_type=row.aggregatetype or "unknown",
-        event_id=row.id,
+        event_id=uuid.UUID(row.id),
         occurred_at=row.occurred_at,
         schema_version=row.schema_version,
     )
