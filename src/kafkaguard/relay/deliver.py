@@ -137,22 +137,6 @@ def finish_publish(flight: InFlight, *, producer: DeliveryProducer, timeout: flo
     return flight.sent
 
 
-def publish_rows(
-    rows: Sequence[OutboxRow],
-    *,
-    producer: DeliveryProducer,
-    topics: TopicRegistry,
-    for_aggregate: Callable[[str], str],
-    timeout: float,
-    block_key: bool,
-) -> list[Sent]:
-    """Produce ``rows`` (in seq order) and wait up to ``timeout`` s for every delivery report."""
-    flight = start_publish(
-        rows, producer=producer, topics=topics, for_aggregate=for_aggregate, timeout=timeout, block_key=block_key
-    )
-    return finish_publish(flight, producer=producer, timeout=timeout, block_key=block_key)
-
-
 def _retry_rejected_alone(sent: list[Sent], producer: DeliveryProducer, timeout: float, block_key: bool) -> None:
     """Send each broker-rejected row once more, alone, in seq order, unless its key already stopped."""
     stopped: set[str] = set()

@@ -4,8 +4,8 @@ One producer per process, shared: a daemon thread polls librdkafka, and each del
 completes the :class:`concurrent.futures.Future` returned by :meth:`DeliveryProducer.submit`. The
 synchronous :meth:`~DeliveryProducer.send` waits on that future; :meth:`~DeliveryProducer.send_async`
 awaits it through :func:`asyncio.wrap_future`, so an event loop is never blocked by librdkafka.
-:meth:`~DeliveryProducer.deliver_all` produces a whole batch and waits once for all of its reports
-(the relay's path: no Future and no lock per message).
+:meth:`~DeliveryProducer.produce_all` produces a whole batch and waits once for all of its reports
+(the relay's path: one counter per batch, no Future per message).
 
 Guarantees: settings are kafkaguard's idempotent ``acks=all`` ones (:mod:`.kafka_config`); a future
 completes with :class:`Delivered` only after the broker's ack, else with a kafkaguard
@@ -141,11 +141,6 @@ class DeliveryProducer:
             if error is not None:
                 pending.settle(index, error)
         return pending
-
-    def deliver_all(self, messages: Sequence[OutgoingMessage], timeout: float) -> list[PublishError | None]:
-        """Produce ``messages`` in order and wait up to ``timeout`` s for every delivery report (see
-        :meth:`PendingDeliveries.wait`)."""
-        return self.produce_all(messages, timeout).wait()
 
     def send(
         self,
