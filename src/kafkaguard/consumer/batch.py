@@ -20,10 +20,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from kafkaguard.consumer import store
-from kafkaguard.consumer.apply import Applier, inbox_row, position
+from kafkaguard.consumer.apply import Applier, call_handler, inbox_row, position
 from kafkaguard.consumer.decisions import Outcome
 from kafkaguard.consumer.records import Record
-from kafkaguard.consumer.registry import BatchContext, HandlerContext, Registration
+from kafkaguard.consumer.registry import BatchContext, Registration
 from kafkaguard.envelope import DecodeError, Event, decode
 from kafkaguard.errors import StoreUnavailableError
 
@@ -101,7 +101,7 @@ def apply_batch(applier: Applier, records: Sequence[Record]) -> list[Outcome] | 
                     reg.func([e for _, e, _ in call], ctx)
                 else:
                     r, e, _ = call[0]
-                    reg.func(e, HandlerContext[Session](s, group, r.topic, r.partition, r.offset))
+                    call_handler(reg, s, group, r, e, attempt=1)
     except _Fallback:
         return None
     except StoreUnavailableError:

@@ -79,6 +79,7 @@ class InFlight:
     produced: list[Sent]
     pending: PendingDeliveries
     stopped: set[str]  # keys that failed before produce (their later rows were not produced)
+    started: float  # time.monotonic() when its rows were claimed (the batch latency metric)
 
     @property
     def ids(self) -> list[str]:
@@ -95,9 +96,11 @@ def start_publish(
     timeout: float,
     block_key: bool,
     stopped: Iterable[str] = (),
+    started: float,
 ) -> InFlight:
     """Produce ``rows`` (in seq order) without waiting. Rows of a key in ``stopped`` (failed in an
-    earlier round still in flight) or of a key whose earlier row failed here are held back."""
+    earlier round still in flight) or of a key whose earlier row failed here are held back.
+    ``started``: when ``rows`` were claimed."""
     sent: list[Sent] = []
     produced: list[Sent] = []
     outgoing: list[OutgoingMessage] = []
@@ -125,7 +128,7 @@ def start_publish(
         produced.append(item)
         msg = item.message
         outgoing.append((item.topic, msg.value, msg.key, msg.headers))
-    return InFlight(sent, produced, producer.produce_all(outgoing, timeout), failed_here)
+    return InFlight(sent, produced, producer.produce_all(outgoing, timeout), failed_here, started)
 
 
 def finish_publish(flight: InFlight, *, producer: DeliveryProducer, timeout: float, block_key: bool) -> list[Sent]:

@@ -237,9 +237,11 @@ class Relay:
                 skip_blocked_keys=block,
                 in_flight=flight.ids if flight is not None else (),
             )
-            following = self._send_batch(rows, stopped | (flight.stopped if flight else set())) if rows else None
+            following = (
+                self._send_batch(rows, stopped | (flight.stopped if flight else set()), started) if rows else None
+            )
             if flight is not None:
-                result, stopped = self._settle(flight, stopped, started)
+                result, stopped = self._settle(flight, stopped)
                 total = total.plus(result)
                 if result.transient_failures:
                     break  # back off; a batch produced meanwhile is still settled below
@@ -248,10 +250,10 @@ class Relay:
             if flight is None or not more:
                 break
         if flight is not None:
-            total = total.plus(self._settle(flight, stopped, time.monotonic())[0])
+            total = total.plus(self._settle(flight, stopped)[0])
         return total
 
-    def _send_batch(self, rows: Sequence[OutboxRow], stopped: set[str]) -> InFlight:
+    def _send_batch(self, rows: Sequence[OutboxRow], stopped: set[str], started: float) -> InFlight:
         return start_publish(
             rows,
             producer=self._producer_now(),
@@ -260,9 +262,10 @@ class Relay:
             timeout=self.settings.delivery_timeout,
             block_key=self.settings.block_key_on_dead_letter,
             stopped=stopped,
+            started=started,
         )
 
-    def _settle(self, flight: InFlight, stopped: set[str], started: float) -> tuple[RoundResult, set[str]]:
+    def _settle(self, flight: InFlight, stopped: set[str]) -> tuple[RoundResult, set[str]]:
         """Wait for ``flight``'s acks; store its dead letters and remove its settled rows in one transaction."""
         assert self._work is not None and self._producer is not None
         block = self.settings.block_key_on_dead_letter
@@ -275,7 +278,7 @@ class Relay:
                 self._work, [s.row.id for s in plan.remove + plan.dead_letter], delete=self.settings.delete_published
             )
         if self.metrics is not None:
-            self._record(plan.remove, plan.dead_letter, time.monotonic() - started)
+            self._record(plan.remove, plan.dead_letter, time.monotonic() - flight.started)
         # Rows only held behind an earlier row of their key (no error of their own) are not failures.
         failed = [s for s in sent if s.outcome is Outcome.TRANSIENT and s.error is not None]
         transient = len(failed)

@@ -96,9 +96,9 @@ class DeliveryProducer:
         deadline: float,
     ) -> PublishError | None:
         """Hand one message to librdkafka; return why it could not be (then no report will come)."""
+        hdrs = headers if isinstance(headers, list) else list(headers)
         while True:
             try:
-                hdrs = headers if isinstance(headers, list) else list(headers)
                 self._producer.produce(topic, value=value, key=key, headers=hdrs, on_delivery=on_delivery)
                 return None
             except BufferError:
