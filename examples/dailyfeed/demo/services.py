@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 
+from kafkaguard.devstack.process import poll
 from kafkaguard.devstack.services import ServiceProcess
 
 Service = ServiceProcess
@@ -16,10 +16,5 @@ def python_module(module: str, *args: str) -> list[str]:
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> bool:
-    """Poll ``condition()`` until true or ``timeout``; returns whether it became true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.5)
-    return False
+    """Poll ``condition()`` (``what``) until true or ``timeout``; returns whether it became true."""
+    return poll(condition, timeout, interval=0.5)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,24 +24,13 @@ from kafkaguard.chaos.stack import ChaosStack
 from kafkaguard.db import migrate
 from kafkaguard.devstack.kafka import KafkaCluster
 from kafkaguard.devstack.postgres import PostgresServer
-from kafkaguard.devstack.process import free_ports
+from kafkaguard.devstack.process import free_ports, poll
 from kafkaguard.devstack.services import ServiceProcess as Proc
 from kafkaguard.devstack.services import python
 from kafkaguard.publisher.settings import PublishMode
 from kafkaguard.transports.kafka_admin import ensure_topics
 
 log = logging.getLogger("kafkaguard.chaos")
-
-
-def poll(condition: Callable[[], bool], timeout: float, interval: float = 0.25) -> bool:
-    """Poll ``condition`` until true or ``timeout`` seconds; return whether it became true."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 @dataclass

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kafkaguard.chaos.injections import duplicate_messages, poison_messages
-from kafkaguard.chaos.run import RunContext, poll
-from kafkaguard.devstack.process import wait_until
+from kafkaguard.chaos.run import RunContext
+from kafkaguard.devstack.process import poll, wait_until
 from kafkaguard.devstack.services import ServiceProcess as Proc
 from kafkaguard.publisher.settings import PublishMode as M
 

@@ -19,6 +19,17 @@ from pathlib import Path
 from kafkaguard.errors import PortInUseError, StartTimeoutError
 
 
+def poll(condition: Callable[[], bool], timeout: float, interval: float = 0.25) -> bool:
+    """Poll ``condition`` until true or ``timeout`` seconds; return whether it became true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
 def wait_until(
     condition: Callable[[], bool],
     *,
