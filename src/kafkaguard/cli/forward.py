@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-import signal
 import threading
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -15,6 +13,7 @@ from kafkaguard.cli.common import err
 from kafkaguard.consumer.transactional import TransactionalForwarder, Transform
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.settings import KafkaguardSettings
+from kafkaguard.signals import on_stop_signals
 
 
 def _load(spec: str) -> Transform:
@@ -47,11 +46,6 @@ def forward(
         consumer_overrides=settings.consumer_client, producer_overrides=settings.producer,
     )  # fmt: skip
     stop = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    on_stop_signals(stop.set, "forwarder")
     forwarder.run(stop)
     err.print(f"forwarder stopped: {forwarder.stats}")

@@ -7,9 +7,7 @@ through PostgreSQL advisory locks, and the survivors take a stopped or killed in
 from __future__ import annotations
 
 import logging
-import signal
 import threading
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -20,6 +18,7 @@ from kafkaguard.errors import ConfigurationError
 from kafkaguard.relay.settings import RelayKind
 from kafkaguard.relay.worker import Relay
 from kafkaguard.settings import KafkaguardSettings
+from kafkaguard.signals import on_stop_signals
 from kafkaguard.transports.kafka_topics import TopicRegistry
 
 
@@ -78,10 +77,5 @@ def relay(
         ),
     )
     stop = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    on_stop_signals(stop.set, "relay")
     worker.run(stop)

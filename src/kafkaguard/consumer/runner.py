@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import importlib
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +23,7 @@ from kafkaguard.consumer.worker import Worker
 from kafkaguard.db.engine import async_engine, sync_engine
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.settings import KafkaguardSettings
+from kafkaguard.signals import on_stop_signals
 
 log = logging.getLogger("kafkaguard.consumer")
 
@@ -75,10 +75,5 @@ def run_until_signalled(worker: Worker) -> None:
     gc.collect()
     gc.freeze()
 
-    def _stop(signum: int, _frame: Any) -> None:
-        log.info("signal %d: stopping consumer", signum)
-        worker.stop()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    on_stop_signals(worker.stop, "consumer")
     worker.run()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
-import signal
 import threading
 from collections.abc import Callable
-from types import FrameType
 
 from kafkaguard.errors import ConfigurationError
+from kafkaguard.signals import on_stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +30,7 @@ def run_every(interval: float, job: Callable[[], object], *, stop: threading.Eve
     always finishes before the loop exits.
     """
     stop = stop or threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %s: stopping after the current run", signum)
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
+    on_stop_signals(stop.set, "the schedule after the current run")
     while not stop.is_set():
         try:
             job()
