@@ -29,6 +29,9 @@ JsonObject = dict[str, Any]
 KafkaHeaders = list[tuple[str, bytes]]
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1_000_000
+DEFAULT_MAX_PAYLOAD_DEPTH = 100
+"""Deepest nesting of arrays and objects a payload may have (Python's ``json`` recurses: a 4 KB
+document of 2,000 levels raises ``RecursionError``). Deeper payloads are dead letters ``too_deep``."""
 _ENVELOPE_HEADERS = frozenset(H.ENVELOPE_HEADERS)
 
 
@@ -58,6 +61,8 @@ class Event:
             raise EnvelopeError("an event needs a non-empty type, e.g. 'post.created'")
         if not self.key:
             raise EnvelopeError(f"event {self.type!r} needs a non-empty key (its aggregate id)")
+        if "\x00" in self.key or "\x00" in self.type:
+            raise EnvelopeError(f"event {self.type!r}: key and type must not contain a NUL character")
         if not isinstance(self.payload, dict):
             raise EnvelopeError(
                 f"event {self.type!r}: payload must be a JSON object, not {type(self.payload).__name__}"
@@ -151,6 +156,9 @@ class DecodeReason(StrEnum):
     WRONG_SHAPE = "wrong_shape"
     OVERSIZED = "oversized"
     MISSING_KEY = "missing_key"
+    INVALID_KEY = "invalid_key"
+    TOO_DEEP = "too_deep"
+    UNREADABLE = "unreadable"  # the Kafka client could not even read the message (e.g. non-UTF-8 header names)
 
 
 class DecodeError(KafkaguardError):
@@ -160,6 +168,41 @@ class DecodeError(KafkaguardError):
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+def too_deep(text: str | bytes, limit: int) -> bool:
+    """Whether the JSON ``text`` nests arrays/objects deeper than ``limit`` (without decoding it).
+
+    Cheap for ordinary documents: nesting cannot exceed the number of opening brackets, which
+    ``count`` finds at C speed; only a document with more brackets than ``limit`` is scanned.
+    """
+    if isinstance(text, str):
+        if text.count("[") + text.count("{") <= limit:
+            return False
+        data = text.encode("utf-8", "surrogatepass")
+    else:
+        if text.count(b"[") + text.count(b"{") <= limit:
+            return False
+        data = text
+    depth = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
 
 
 def _parse_time(raw: Any) -> datetime:
@@ -175,6 +218,7 @@ def decode(
     headers: Sequence[tuple[str, bytes | None]] | None,
     *,
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    max_payload_depth: int = DEFAULT_MAX_PAYLOAD_DEPTH,
 ) -> Event:
     """Turn a Kafka message into an :class:`Event` or raise :class:`DecodeError` with a reason.
 
@@ -192,6 +236,8 @@ def decode(
     for required in (H.EVENT_ID, H.TYPE):
         if not hdrs.get(required):
             raise DecodeError(DecodeReason.MISSING_HEADER, f"header {required!r} is missing")
+    if "\x00" in hdrs[H.TYPE]:
+        raise DecodeError(DecodeReason.WRONG_SHAPE, "header 'type' contains a NUL byte")
     if key is None or key == b"":
         raise DecodeError(DecodeReason.MISSING_KEY, "the message has no key (the event's ordering key)")
     if value is None:
@@ -199,20 +245,31 @@ def decode(
     if len(value) > max_payload_bytes:
         raise DecodeError(DecodeReason.OVERSIZED, f"payload of {len(value)} bytes exceeds {max_payload_bytes}")
     try:
-        text = value.decode()
         key_text = key.decode()
     except UnicodeDecodeError as exc:
-        raise DecodeError(DecodeReason.UNDECODABLE, "key or value is not UTF-8") from exc
+        raise DecodeError(DecodeReason.INVALID_KEY, "the key is not UTF-8") from exc
+    if "\x00" in key_text:
+        raise DecodeError(DecodeReason.INVALID_KEY, "the key contains a NUL byte")
+    try:
+        text = value.decode()
+    except UnicodeDecodeError as exc:
+        raise DecodeError(DecodeReason.UNDECODABLE, "the value is not UTF-8") from exc
+    if too_deep(value, max_payload_depth):
+        raise DecodeError(DecodeReason.TOO_DEEP, f"payload nests deeper than {max_payload_depth} levels")
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DecodeError(DecodeReason.NOT_JSON, f"value is not JSON ({exc.msg} at {exc.pos})") from exc
+    except RecursionError as exc:  # belt and braces: too_deep should have caught it
+        raise DecodeError(DecodeReason.TOO_DEEP, "payload nests too deeply to decode") from exc
     if not isinstance(payload, dict):
         raise DecodeError(DecodeReason.WRONG_SHAPE, f"value is JSON {type(payload).__name__}, not an object")
     try:
         event_id = uuid.UUID(hdrs[H.EVENT_ID])
         occurred_at = _parse_time(hdrs.get(H.OCCURRED_AT))
         schema_version = int(hdrs.get(H.SCHEMA_VERSION, "1"))
+        if not -(2**31) <= schema_version < 2**31:
+            raise ValueError(f"schema_version {schema_version} is out of range")
     except ValueError as exc:
         raise DecodeError(DecodeReason.WRONG_SHAPE, f"bad envelope header: {exc}") from exc
     return Event(

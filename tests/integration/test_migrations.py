@@ -56,4 +56,4 @@ def test_cli_db_upgrade(database: TestDatabase) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     with psycopg.connect(database.conninfo) as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001_initial",)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0002_total_inputs",)

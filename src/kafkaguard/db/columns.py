@@ -6,6 +6,7 @@ OUTBOX = "outbox"
 PUBLISHER_DEAD_LETTERS = "kafka_publisher_dead_letters"
 LISTENER_DEAD_LETTERS = "kafka_listener_dead_letters"
 INBOX = "kafka_inbox"
+LAST_RESORT = "kafkaguard_last_resort"
 OUTBOX_NOTIFY_CHANNEL = "kafkaguard_outbox"
 OUTBOX_SHARDS = 64  # virtual shards of the outbox, by hash of the key; relays own shards
 

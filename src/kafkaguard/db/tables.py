@@ -38,9 +38,9 @@ outbox = Table(
     metadata,
     # Debezium's five columns.
     Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
-    Column("aggregatetype", String(255), nullable=False),
-    Column("aggregateid", String(255), nullable=False),
-    Column("type", String(255), nullable=False),
+    Column("aggregatetype", Text, nullable=False),
+    Column("aggregateid", Text, nullable=False),
+    Column("type", Text, nullable=False),
     Column("payload", JSONB, nullable=False),
     # Ours. seq orders rows of a key in insert order (= commit order for non-overlapping transactions).
     Column("seq", BigInteger, Identity(always=False), nullable=False, unique=True),
@@ -53,7 +53,7 @@ outbox = Table(
     Column("headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("occurred_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("schema_version", Integer, nullable=False, server_default=text("1")),
-    Column("topic", String(255), nullable=True),  # overrides the aggregate type's topic
+    Column("topic", Text, nullable=True),  # overrides the aggregate type's topic
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("published_at", DateTime(timezone=True), nullable=True),
     Index("ix_outbox_unpublished", "shard", "seq", postgresql_where=text("published_at IS NULL")),
@@ -65,10 +65,10 @@ publisher_dead_letters = Table(
     metadata,
     Column("id", BigInteger, Identity(always=False), primary_key=True),
     Column("event_id", UUID(as_uuid=True), nullable=False),
-    Column("key", String(255), nullable=False),
-    Column("type", String(255), nullable=False),
-    Column("aggregate_type", String(255), nullable=False),
-    Column("topic", String(255), nullable=False),
+    Column("key", Text, nullable=True),  # NULL: the event had no key (an empty aggregateid); blocks nothing
+    Column("type", Text, nullable=False),
+    Column("aggregate_type", Text, nullable=False),
+    Column("topic", Text, nullable=False),
     Column("payload", JSONB, nullable=False),
     Column("headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
@@ -77,7 +77,7 @@ publisher_dead_letters = Table(
     Column("status", String(16), nullable=False, server_default=C.DeadLetterStatus.PENDING.value),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("last_error_class", String(255), nullable=True),
+    Column("last_error_class", Text, nullable=True),
     Column("last_error_message", Text, nullable=True),
     Column("history", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -86,25 +86,27 @@ publisher_dead_letters = Table(
     Column("restored_by", String(64), nullable=True),  # how: republish | handoff | replay
     UniqueConstraint("event_id", name="uq_publisher_dead_letters_event_id"),
     Index("ix_publisher_dl_due", "status", "next_attempt_at"),
-    Index("ix_publisher_dl_key", "key", "id"),
+    # Hash indexes: keys of any length (a btree entry is limited to about 2.7 kB); equality is all we ask.
+    Index("ix_publisher_dl_key", "key", postgresql_using="hash"),
 )
 
 listener_dead_letters = Table(
     C.LISTENER_DEAD_LETTERS,
     metadata,
     Column("id", BigInteger, Identity(always=False), primary_key=True),
-    Column("consumer_group", String(255), nullable=False),
-    Column("topic", String(255), nullable=False),
+    Column("consumer_group", Text, nullable=False),
+    Column("topic", Text, nullable=False),
     Column("partition", Integer, nullable=False),
     Column("offset", BigInteger, nullable=False),
-    Column("key", String(255), nullable=True),  # UTF-8 key; raw_key keeps the bytes
+    Column("key", Text, nullable=True),  # UTF-8 key; raw_key keeps the bytes
     Column("raw_key", LargeBinary, nullable=True),
     Column("headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("raw_value", LargeBinary, nullable=True),
+    Column("raw_headers", LargeBinary, nullable=True),  # kafkaguard.raw_headers encoding; exact bytes
     Column("event_id", UUID(as_uuid=True), nullable=True),  # null when undecodable
-    Column("type", String(255), nullable=True),
+    Column("type", Text, nullable=True),
     Column("reason", String(64), nullable=False),  # DecodeReason, handler_error, parked, ...
-    Column("error_class", String(255), nullable=True),
+    Column("error_class", Text, nullable=True),
     Column("error_message", Text, nullable=True),
     Column("stack", Text, nullable=True),
     Column("status", String(16), nullable=False, server_default=C.DeadLetterStatus.PENDING.value),
@@ -117,19 +119,39 @@ listener_dead_letters = Table(
     Column("restored_by", String(64), nullable=True),
     UniqueConstraint("consumer_group", "topic", "partition", "offset", name="uq_listener_dl_position"),
     Index("ix_listener_dl_due", "status", "next_attempt_at"),
-    Index("ix_listener_dl_key", "consumer_group", "key", "id"),
+    Index("ix_listener_dl_key", "key", postgresql_using="hash"),
 )
 
 inbox = Table(
     C.INBOX,
     metadata,
-    Column("consumer_group", String(255), primary_key=True),
+    Column("consumer_group", Text, primary_key=True),
     Column("event_id", UUID(as_uuid=True), primary_key=True),
-    Column("type", String(255), nullable=True),
-    Column("key", String(255), nullable=True),
-    Column("topic", String(255), nullable=True),
+    Column("type", Text, nullable=True),
+    Column("key", Text, nullable=True),
+    Column("topic", Text, nullable=True),
     Column("partition", Integer, nullable=True),
     Column("offset", BigInteger, nullable=True),
     Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("content_hash", LargeBinary, nullable=True),  # kafkaguard.consumer.identity; NULL on old rows
     Index("ix_inbox_processed_at", "processed_at"),
+)
+
+last_resort = Table(
+    C.LAST_RESORT,
+    metadata,
+    # Bytes, numbers and ASCII text only: nothing here can be refused for what it contains.
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("store", Text, nullable=False),  # "listener" | "publisher"
+    Column("consumer_group", Text, nullable=True),
+    Column("topic", Text, nullable=True),
+    Column("partition", Integer, nullable=True),
+    Column("offset", BigInteger, nullable=True),
+    Column("outbox_id", UUID(as_uuid=True), nullable=True),
+    Column("raw_key", LargeBinary, nullable=True),
+    Column("raw_value", LargeBinary, nullable=True),
+    Column("raw_headers", LargeBinary, nullable=True),
+    Column("error", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default=C.DeadLetterStatus.PENDING.value),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
