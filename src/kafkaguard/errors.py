@@ -21,6 +21,7 @@ boundary, so callers never need to import those libraries to handle a failure.
     └── ConsumerError             the consumer could not read, apply or commit
         ├── StoreUnavailableError PostgreSQL (inbox / dead-letter store) is unreachable; retried
         ├── UnknownEventTypeError no handler is registered for an event's type
+        ├── IdConflictError       an event id arrived again with different content (not a duplicate)
         └── DeadLetterNotFoundError a restore named a dead letter that does not exist
 """
 
@@ -114,6 +115,12 @@ class StoreUnavailableError(ConsumerError):
 
 class UnknownEventTypeError(ConsumerError):
     """No handler is registered for the event's type; register one or set ``ignore_unknown``."""
+
+
+class IdConflictError(ConsumerError):
+    """An ``event_id`` the inbox already holds arrived with different content: two events claim one
+    id (a producer bug or a forged message). It is not skipped as a duplicate: it is counted, logged
+    with both positions and, by default (``ConsumerSettings.dead_letter_id_conflicts``), dead-lettered."""
 
 
 class DeadLetterNotFoundError(ConsumerError):

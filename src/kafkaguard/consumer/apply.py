@@ -9,6 +9,11 @@ Guarantees:
   nothing is dead-lettered for it (the worker pauses and redelivers).
 - Retriable handler errors are retried in-process with the policy's backoff (never a hot loop);
   then, or at once for permanent errors, the message becomes a ``pending`` dead letter.
+- Total: whatever bytes a message holds, :meth:`Applier.process` ends in one durable outcome or an
+  outage (:class:`StoreUnavailableError`). A dead-letter row the database refuses for what it
+  contains (not for an outage) is replaced by a ``kafkaguard_last_resort`` row: bytes and ASCII only.
+- Identity: an event id the inbox holds with different content is an id conflict
+  (:mod:`kafkaguard.consumer.identity`), never a silent duplicate.
 
 Not thread-safe: one :class:`Applier` per worker thread.
 """
@@ -27,14 +32,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from kafkaguard.consumer import store
-from kafkaguard.consumer.dead_letters import dead_letter_row, key_text
-from kafkaguard.consumer.decisions import HANDLER_ERROR, PARKED, UNKNOWN_TYPE, Outcome, after_failure
+from kafkaguard.consumer.dead_letters import dead_letter_row, key_text, last_resort_row
+from kafkaguard.consumer.decisions import (
+    HANDLER_ERROR,
+    ID_CONFLICT,
+    PARKED,
+    UNKNOWN_TYPE,
+    Outcome,
+    after_failure,
+)
+from kafkaguard.consumer.identity import content_hash
 from kafkaguard.consumer.records import Record
 from kafkaguard.consumer.registry import BatchContext, HandlerContext, HandlerRegistry, Position, Registration
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.db.columns import DeadLetterStatus
-from kafkaguard.envelope import DecodeError, Event, decode
-from kafkaguard.errors import StoreUnavailableError, UnknownEventTypeError
+from kafkaguard.envelope import DecodeError, DecodeReason, Event, decode
+from kafkaguard.errors import IdConflictError, StoreUnavailableError, UnknownEventTypeError
+from kafkaguard.logtext import short
 from kafkaguard.policies.retry import GiveUp
 
 log = logging.getLogger("kafkaguard.consumer")
@@ -54,7 +68,47 @@ def inbox_row(group: str, event: Event, record: Record | None) -> dict[str, Any]
         "topic": record.topic if record else None,
         "partition": record.partition if record else None,
         "offset": record.offset if record else None,
+        "content_hash": content_hash(event),
     }
+
+
+def decode_record(record: Record, settings: ConsumerSettings) -> Event:
+    """``record`` as an event under ``settings``' limits; raise :class:`DecodeError` otherwise."""
+    if record.read_error is not None:
+        raise DecodeError(DecodeReason.UNREADABLE, record.read_error)
+    return decode(
+        record.key,
+        record.value,
+        record.headers,
+        max_payload_bytes=settings.max_payload_bytes,
+        max_payload_depth=settings.max_payload_depth,
+    )
+
+
+def check_identity(s: Any, group: str, event: Event, record: Record | None) -> Outcome | None:
+    """Inside the key's transaction: ``DUPLICATE`` if the inbox holds ``event`` already, ``None`` if
+    it is new; raise :class:`IdConflictError` if the inbox holds its id with other content."""
+    prior = s.execute(store.applied_before(group, event.event_id)).first()
+    return _judge(prior, group, event, record)
+
+
+async def check_identity_async(s: AsyncSession, group: str, event: Event, record: Record | None) -> Outcome | None:
+    """:func:`check_identity` on an :class:`AsyncSession`."""
+    prior = (await s.execute(store.applied_before(group, event.event_id))).first()
+    return _judge(prior, group, event, record)
+
+
+def _judge(prior: Any, group: str, event: Event, record: Record | None) -> Outcome | None:
+    if prior is None:
+        return None
+    if prior.content_hash is None or bytes(prior.content_hash) == content_hash(event):
+        return Outcome.DUPLICATE  # rows written before content hashes existed count as the same event
+    first = f"{prior.topic}[{prior.partition}]@{prior.offset}" if prior.topic is not None else "http"
+    now = record.where() if record is not None else "http"
+    raise IdConflictError(
+        f"event id {event.event_id} in group {group!r} was applied from {first} with other content; "
+        f"the message at {now} (type {short(event.type)}, key {short(event.key)}) is not the same event"
+    )
 
 
 def position(record: Record | None) -> Position | None:
@@ -108,14 +162,14 @@ class Applier:
     def process(self, record: Record) -> Outcome:
         """Bring ``record`` to a durable outcome; raise StoreUnavailableError or Interrupted."""
         try:
-            event = decode(record.key, record.value, record.headers, max_payload_bytes=self.settings.max_payload_bytes)
+            event = decode_record(record, self.settings)
         except DecodeError as exc:
             return self.dead_letter(record, None, reason=exc.reason.value, exc=exc, attempts=1)
         reg = self.registry.get(event.type)
         if reg is None:
             if self.registry.ignore_unknown:
                 return Outcome.IGNORED
-            exc2 = UnknownEventTypeError(f"no handler for event type {event.type!r} in group {self.group!r}")
+            exc2 = UnknownEventTypeError(f"no handler for event type {short(event.type)} in group {self.group!r}")
             return self.dead_letter(record, event, reason=UNKNOWN_TYPE, exc=exc2, attempts=1)
         return self.apply_with_retries(record, event, reg)
 
@@ -127,11 +181,13 @@ class Applier:
                 return self.apply_once(record, event, reg, attempt)
             except StoreUnavailableError:
                 raise
+            except IdConflictError as exc:
+                return self.id_conflict(record, event, exc)
             except Exception as exc:
                 step = after_failure(attempt, exc, self.settings, self.rng)
                 log.warning(
-                    "handler failed (attempt %d) group=%s %s event_id=%s key=%s: %r",
-                    attempt, self.group, record.where(), event.event_id, event.key, exc,
+                    "handler failed (attempt %d) group=%s %s event_id=%s key=%s: %s",
+                    attempt, self.group, record.where(), event.event_id, short(event.key), short(repr(exc), 500),
                 )  # fmt: skip
                 if isinstance(step, GiveUp):
                     return self.dead_letter(record, event, reason=HANDLER_ERROR, exc=exc, attempts=attempt)
@@ -160,7 +216,7 @@ class Applier:
         answered with ``Outcome.BLOCKED``.
         """
         s.execute(store.lock_key(self.group, event.key))
-        if reg.inbox and s.execute(store.is_duplicate(self.group, event.event_id)).scalar():
+        if reg.inbox and check_identity(s, self.group, event, record) is Outcome.DUPLICATE:
             return Outcome.DUPLICATE
         if park and s.execute(store.is_blocked(self.group, event.key)).scalar():
             if record is None:
@@ -180,7 +236,7 @@ class Applier:
             raise StoreUnavailableError("an async handler needs an async engine (Worker(async_engine=...))")
         async with AsyncSession(self.async_engine) as s, s.begin():
             await s.execute(store.lock_key(self.group, event.key))
-            if reg.inbox and (await s.execute(store.is_duplicate(self.group, event.event_id))).scalar():
+            if reg.inbox and await check_identity_async(s, self.group, event, record) is Outcome.DUPLICATE:
                 return Outcome.DUPLICATE
             if (await s.execute(store.is_blocked(self.group, event.key))).scalar():
                 if record is None:
@@ -206,16 +262,45 @@ class Applier:
                 if key is not None:
                     s.execute(store.lock_key(self.group, key))
                 new_id = s.execute(store.insert_dead_letter(row)).scalar()
-        except Exception as db_exc:
+        except Exception as db_exc:  # noqa: BLE001 - refused for its data (outages re-raised above)
             self.raise_if_store_down(db_exc)
-            raise
+            return self.last_resort(record, reason=reason, failure=exc, why_refused=db_exc)
         log.error(
-            "dead-lettered group=%s %s key=%s reason=%s error=%s",
-            self.group, record.where(), key, reason, row["error_class"],
+            "dead-lettered group=%s %s event_id=%s key=%s reason=%s error=%s: %s",
+            self.group, record.where(), event.event_id if event else "-", short(key), reason, row["error_class"],
+            short(row["error_message"], 300),
         )  # fmt: skip
         if new_id is not None and self.on_dead_letter is not None:  # not again for a redelivery
             self.on_dead_letter(record, row)
         return Outcome.DEAD_LETTERED
+
+    def last_resort(
+        self, record: Record, *, reason: str, failure: BaseException, why_refused: BaseException
+    ) -> Outcome:
+        """Store ``record`` in ``kafkaguard_last_resort`` (bytes and ASCII only) when its dead-letter row
+        was refused for what it contains; an outage still raises :class:`StoreUnavailableError`."""
+        row = last_resort_row(self.group, record, reason=reason, failure=failure, why_refused=why_refused)
+        try:
+            with Session(self.engine) as s, s.begin():
+                s.execute(store.insert_last_resort(row))
+        except Exception as db_exc:
+            self.raise_if_store_down(db_exc)
+            # Nothing is left that the data could be refused for: treat it as the store failing.
+            raise StoreUnavailableError(
+                f"even the last-resort row was refused ({type(db_exc).__name__}); pausing"
+            ) from db_exc
+        log.critical(
+            "dead letter refused by the database, stored in kafkaguard_last_resort group=%s %s reason=%s: %s",
+            self.group, record.where(), reason, row["error"][:500],
+        )  # fmt: skip
+        return Outcome.DEAD_LETTERED
+
+    def id_conflict(self, record: Record, event: Event, exc: IdConflictError) -> Outcome:
+        """Count, log and (``dead_letter_id_conflicts``) dead-letter an id conflict; never apply it."""
+        log.error("id conflict group=%s: %s", self.group, exc)
+        if self.settings.dead_letter_id_conflicts:
+            self.dead_letter(record, event, reason=ID_CONFLICT, exc=exc, attempts=1)
+        return Outcome.ID_CONFLICT
 
     # -- helpers ----------------------------------------------------------------------------------
     def store_alive(self) -> bool:

@@ -20,11 +20,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from kafkaguard.consumer import store
-from kafkaguard.consumer.apply import Applier, call_handler, inbox_row, position
+from kafkaguard.consumer.apply import Applier, call_handler, decode_record, inbox_row, position
 from kafkaguard.consumer.decisions import Outcome
 from kafkaguard.consumer.records import Record
 from kafkaguard.consumer.registry import BatchContext, Registration
-from kafkaguard.envelope import DecodeError, Event, decode
+from kafkaguard.envelope import DecodeError, Event
 from kafkaguard.errors import StoreUnavailableError
 
 log = logging.getLogger("kafkaguard.consumer")
@@ -38,7 +38,7 @@ def _decode_all(applier: Applier, records: Sequence[Record]) -> list[tuple[Recor
     out = []
     for r in records:
         try:
-            event = decode(r.key, r.value, r.headers, max_payload_bytes=applier.settings.max_payload_bytes)
+            event = decode_record(r, applier.settings)
         except DecodeError:
             return None
         reg = applier.registry.get(event.type)
@@ -46,6 +46,15 @@ def _decode_all(applier: Applier, records: Sequence[Record]) -> list[tuple[Recor
             return None
         out.append((r, event, reg))
     return out
+
+
+def _conflicts(s: Session, group: str, rows: dict[uuid.UUID, dict[str, Any]], new_ids: set[uuid.UUID]) -> bool:
+    """Whether an event of the chunk that the inbox held already has other content there (an id conflict)."""
+    seen = [i for i in rows if i not in new_ids]
+    for event_id, digest in s.execute(store.hashes_of(group, seen)):
+        if digest is not None and bytes(digest) != rows[event_id]["content_hash"]:
+            return True
+    return False
 
 
 def runs(items: Sequence[tuple[Record, Event, Registration]]) -> list[list[tuple[Record, Event, Registration]]]:
@@ -81,6 +90,8 @@ def apply_batch(applier: Applier, records: Sequence[Record]) -> list[Outcome] | 
             if rows:
                 params = {"group": group, "rows": store.inbox_rows_json(list(rows.values()))}
                 new_ids = set(s.execute(store.INSERT_INBOX_BATCH, params).scalars())
+                if len(new_ids) < len(rows) and _conflicts(s, group, rows, new_ids):
+                    raise _Fallback  # per-event processing dead-letters the conflicting event alone
             else:
                 new_ids = set()
             outcomes: list[Outcome] = []

@@ -17,6 +17,8 @@ from kafkaguard.policies.retry import GiveUp, Retry, next_step
 UNKNOWN_TYPE = "unknown_type"
 HANDLER_ERROR = "handler_error"
 PARKED = "parked"
+ID_CONFLICT = "id_conflict"
+INTERNAL_ERROR = "internal_error"
 """Listener dead-letter reasons besides :class:`~kafkaguard.envelope.DecodeReason`'s values."""
 
 
@@ -28,6 +30,7 @@ class Outcome(StrEnum):
     PARKED = "parked"
     DEAD_LETTERED = "dead_lettered"
     IGNORED = "ignored"
+    ID_CONFLICT = "id_conflict"  # same event id, different content: dead-lettered (default) or skipped, never applied
     BLOCKED = "blocked"  # HTTP only: the key has an open dead letter; nothing stored, sender retries later
 
 

@@ -10,7 +10,9 @@ Thread-safety: use from one thread (the worker's); callbacks run inside ``poll``
 
 from __future__ import annotations
 
+import gc
 import logging
+import operator
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -30,18 +32,55 @@ def _as_bytes(raw: str | bytes | None) -> bytes | None:
     return raw.encode() if isinstance(raw, str) else raw
 
 
+_read_headers = operator.methodcaller("headers")
+"""``msg.headers()`` called through the C API, which always checks for an error left set (see :func:`_headers`)."""
+
+
+def _headers(msg: Message) -> tuple[list[tuple[str, bytes | None]], str | None]:
+    """The message's headers, or none and why they could not be read.
+
+    confluent-kafka (2.16) decodes header *names* as UTF-8 inside ``Message.headers()``; for other
+    bytes it leaves a NULL in that header's tuple and returns the list with the error still set.
+    A call from C (:data:`_read_headers`) turns that into ``SystemError``; a plain ``msg.headers()``
+    does not once CPython 3.11 has specialised the call site, and touching the broken tuple then
+    crashes the process. The tuples are also checked for empty slots (``gc.get_referents`` skips
+    NULLs) before anything reads them. The names' bytes
+    are out of reach from Python: the record keeps its key and value and says why it has no headers.
+    """
+    try:
+        raw = _read_headers(msg)
+    except Exception as exc:  # noqa: BLE001 - whatever the client raises, the record must still be kept
+        cause = exc.__cause__ or exc.__context__ or exc
+        return [], f"the Kafka client could not read the headers ({type(cause).__name__}: {cause})"
+    if not raw:
+        return [], None
+    pairs = list(raw)
+    if len(gc.get_referents(*pairs)) != 2 * len(pairs):
+        return [], "the Kafka client could not read the headers (a header name is not UTF-8)"
+    return [(str(h[0]), _as_bytes(h[1])) for h in pairs], None
+
+
+def _timestamp(msg: Message) -> datetime | None:
+    try:
+        ts_type, ts_ms = msg.timestamp()
+        return datetime.fromtimestamp(ts_ms / 1000, UTC) if ts_type and ts_ms and ts_ms > 0 else None
+    except (OverflowError, OSError, ValueError):  # a timestamp set by a producer can be anything
+        return None
+
+
 def to_record(msg: Message) -> Record:
-    """A confluent ``Message`` as a :class:`Record` (headers and bytes verbatim)."""
-    ts_type, ts_ms = msg.timestamp()
-    ts = datetime.fromtimestamp(ts_ms / 1000, UTC) if ts_type and ts_ms and ts_ms > 0 else None
+    """A confluent ``Message`` as a :class:`Record` (headers and bytes verbatim); never raises for
+    what the message contains (see :func:`_headers`)."""
+    headers, read_error = _headers(msg)
     return Record(
         topic=str(msg.topic()),
         partition=int(msg.partition() or 0),
         offset=int(msg.offset() or 0),
         key=_as_bytes(msg.key()),
         value=_as_bytes(msg.value()),
-        headers=[(str(h[0]), _as_bytes(h[1])) for h in list(msg.headers() or [])],
-        timestamp=ts,
+        headers=headers,
+        timestamp=_timestamp(msg),
+        read_error=read_error,
     )
 
 

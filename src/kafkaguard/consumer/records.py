@@ -19,6 +19,10 @@ class Record:
     value: bytes | None
     headers: RawHeaders = field(default_factory=list)
     timestamp: datetime | None = None
+    read_error: str | None = None
+    """Set when the client could not read part of the message (e.g. a header name that is not UTF-8:
+    confluent-kafka fails inside ``Message.headers()``); such a record is dead-lettered ``unreadable``
+    with the bytes that could be read."""
 
     @property
     def tp(self) -> tuple[str, int]:

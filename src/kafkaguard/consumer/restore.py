@@ -31,22 +31,24 @@ from sqlalchemy import Engine, cast, func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
+from kafkaguard import raw_headers
 from kafkaguard.consumer import store
-from kafkaguard.consumer.apply import Applier
+from kafkaguard.consumer.apply import Applier, decode_record
 from kafkaguard.consumer.decisions import Outcome
 from kafkaguard.consumer.records import RawHeaders, Record
 from kafkaguard.consumer.registry import HandlerRegistry
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.db.columns import OPEN_STATUSES, DeadLetterStatus
 from kafkaguard.db.history import history_entry
+from kafkaguard.db.safe_text import pg_json, pg_text
 from kafkaguard.db.tables import listener_dead_letters as DL
-from kafkaguard.envelope import decode
 from kafkaguard.errors import (
     ConfigurationError,
     DeadLetterNotFoundError,
     StoreUnavailableError,
     UnknownEventTypeError,
 )
+from kafkaguard.logtext import short
 from kafkaguard.policies.classify import qualified_name
 from kafkaguard.policies.retry import RetryPolicy
 from kafkaguard.restore.settings import RestoreSettings
@@ -67,13 +69,19 @@ class RestoreResult:
 
 
 def _record_of(row: Any) -> Record:
-    headers: RawHeaders = [(str(k), str(v).encode()) for k, v in (row.headers or {}).items()]
+    """The message a dead letter holds: ``raw_headers`` gives the exact header bytes; rows stored before
+    it existed fall back to the readable JSON copy."""
+    headers: RawHeaders
+    if row.raw_headers is not None:
+        headers = raw_headers.decode(bytes(row.raw_headers))
+    else:
+        headers = [(str(k), str(v).encode()) for k, v in (row.headers or {}).items()]
     return Record(row.topic, row.partition, row.offset, row.raw_key, row.raw_value, headers)
 
 
 def _apply_row(applier: Applier, s: Session, row: Any) -> Outcome:
     record = _record_of(row)
-    event = decode(record.key, record.value, record.headers, max_payload_bytes=applier.settings.max_payload_bytes)
+    event = decode_record(record, applier.settings)
     reg = applier.registry.get(event.type)
     if reg is None:
         raise UnknownEventTypeError(f"no handler for event type {event.type!r} in group {applier.group!r}")
@@ -106,13 +114,18 @@ def _restore_rows(
                     status=(DeadLetterStatus.FAILED if terminal else DeadLetterStatus.PENDING).value,
                     next_attempt_at=now + timedelta(seconds=policy.backoff.delay(attempts)),
                     error_class=qualified_name(type(exc)),
-                    error_message=str(exc)[:10_000],
-                    stack="".join(traceback.format_exception(exc)),
+                    error_message=pg_text(str(exc)[:10_000]),
+                    stack=pg_text("".join(traceback.format_exception(exc))[-50_000:]),
                     updated_at=func.now(),
-                    history=DL.c.history.op("||")(_json_list(history_entry("restore_failed", exc, attempts=attempts))),
+                    history=DL.c.history.op("||")(
+                        _json_list(pg_json(history_entry("restore_failed", exc, attempts=attempts)))
+                    ),
                 )
             )
-            log.warning("restore stopped group=%s key=%s id=%s: %r", applier.group, row.key, row.id, exc)
+            log.warning(
+                "restore stopped group=%s key=%s id=%s %s[%s]@%s: %s",
+                applier.group, short(row.key), row.id, row.topic, row.partition, row.offset, short(repr(exc), 500),
+            )  # fmt: skip
             return RestoreResult(result.group, result.key, result.restored, result.duplicates, row.id, repr(exc))
         s.execute(
             update(DL)

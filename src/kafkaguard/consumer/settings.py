@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_BYTES
+from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_PAYLOAD_DEPTH
 from kafkaguard.policies.classify import ErrorClassifier
 from kafkaguard.policies.retry import RetryPolicy, in_process_policy
 
@@ -19,7 +19,17 @@ class ConsumerSettings(BaseModel):
     retry: RetryPolicy = Field(default_factory=in_process_policy, description="in-process retries before a dead letter")
     classifier: ErrorClassifier = Field(default_factory=ErrorClassifier)
     dlq_topic: bool = Field(default=False, description="also copy dead letters to <topic>.dlq")
-    max_payload_bytes: int = Field(default=DEFAULT_MAX_PAYLOAD_BYTES, gt=0)
+    max_payload_bytes: int = Field(
+        default=DEFAULT_MAX_PAYLOAD_BYTES, gt=0, description="larger values are dead letters 'oversized'"
+    )
+    max_payload_depth: int = Field(
+        default=DEFAULT_MAX_PAYLOAD_DEPTH, gt=0, le=900, description="deeper JSON nesting is a dead letter 'too_deep'"
+    )
+    dead_letter_id_conflicts: bool = Field(
+        default=True,
+        description="an event id seen before with different content is dead-lettered 'id_conflict' (else only "
+        "counted and logged, and skipped)",
+    )
     batch_size: int = Field(default=1, ge=1, le=10_000, description="1 = a transaction per event; >1 = batch mode")
     poll_timeout: float = Field(default=0.5, gt=0)
     store_backoff_max: float = Field(default=10.0, gt=0, description="longest pause while PostgreSQL is down")

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from kafkaguard.db.columns import OPEN_STATUSES
 from kafkaguard.db.locks import KEY_LOCK_SQLA
-from kafkaguard.db.tables import inbox, listener_dead_letters
+from kafkaguard.db.tables import inbox, last_resort, listener_dead_letters
 
 
 def lock_key(group: str, key: str) -> TextClause:
@@ -27,9 +27,22 @@ def lock_key(group: str, key: str) -> TextClause:
     return text(KEY_LOCK_SQLA).bindparams(scope=group, key=key)
 
 
-def is_duplicate(group: str, event_id: uuid.UUID) -> Select[tuple[bool]]:
-    """``SELECT EXISTS`` inbox row of ``(group, event_id)``."""
-    return select(exists().where(inbox.c.consumer_group == group, inbox.c.event_id == event_id))
+def applied_before(group: str, event_id: uuid.UUID) -> Select[tuple[Any, Any, Any, Any]]:
+    """The inbox row of ``(group, event_id)`` if there is one: content hash and where it was read.
+
+    No row: the event is new. A row: a duplicate, unless its ``content_hash`` (set, and) differs
+    from the new message's (an id conflict; see :mod:`kafkaguard.consumer.identity`).
+    """
+    return select(inbox.c.content_hash, inbox.c.topic, inbox.c.partition, inbox.c.offset).where(
+        inbox.c.consumer_group == group, inbox.c.event_id == event_id
+    )
+
+
+def hashes_of(group: str, event_ids: Sequence[uuid.UUID]) -> Select[tuple[Any, Any]]:
+    """``(event_id, content_hash)`` of the inbox rows of ``event_ids`` in ``group`` (batch mode's duplicates)."""
+    return select(inbox.c.event_id, inbox.c.content_hash).where(
+        inbox.c.consumer_group == group, inbox.c.event_id.in_(list(event_ids))
+    )
 
 
 def is_blocked(group: str, key: str) -> Select[tuple[bool]]:
@@ -50,6 +63,7 @@ def insert_inbox(rows: Sequence[dict[str, Any]]) -> Insert:
 # worse: a new SQL text per size, parsed by psycopg every time — 40 % of a chunk's time).
 _JSON_TEXT = Text()
 _INBOX_BATCH_COLUMNS = ("event_id", "type", "key", "topic", "partition", "offset")
+# content_hash travels as hex text in the JSON and is decoded to bytea in the statement.
 
 
 def _keys_of(param: str) -> Any:
@@ -83,12 +97,17 @@ BLOCKED_KEYS = _blocked_keys()
 
 def _insert_inbox_batch() -> Insert:
     cols = [column(name, inbox.c[name].type) for name in _INBOX_BATCH_COLUMNS]
+    cols.append(column("content_hash", Text()))
     rows = func.json_to_recordset(cast(bindparam("rows", type_=_JSON_TEXT), JSON)).table_valued(*cols)
     rows = rows.render_derived(with_types=True)
-    source = select(bindparam("group", type_=inbox.c.consumer_group.type), *(rows.c[n] for n in _INBOX_BATCH_COLUMNS))
+    source = select(
+        bindparam("group", type_=inbox.c.consumer_group.type),
+        *(rows.c[n] for n in _INBOX_BATCH_COLUMNS),
+        func.decode(rows.c.content_hash, "hex"),
+    )
     return (
         pg_insert(inbox)
-        .from_select(["consumer_group", *_INBOX_BATCH_COLUMNS], source)
+        .from_select(["consumer_group", *_INBOX_BATCH_COLUMNS, "content_hash"], source)
         .on_conflict_do_nothing()
         .returning(inbox.c.event_id)
     )
@@ -107,7 +126,12 @@ def keys_json(keys: Sequence[str]) -> str:
 def inbox_rows_json(rows: Sequence[dict[str, Any]]) -> str:
     """Inbox rows (dicts as :func:`kafkaguard.consumer.apply.inbox_row` makes) as the ``:rows``
     parameter of :data:`INSERT_INBOX_BATCH`."""
-    return json.dumps(list(rows), ensure_ascii=False, default=str)
+    return json.dumps([_jsonable(r) for r in rows], ensure_ascii=False, default=str)
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    digest = row.get("content_hash")
+    return {**row, "content_hash": digest.hex()} if isinstance(digest, bytes) else row
 
 
 def insert_dead_letter(row: dict[str, Any]) -> Insert:
@@ -118,6 +142,11 @@ def insert_dead_letter(row: dict[str, Any]) -> Insert:
         .on_conflict_do_nothing(constraint="uq_listener_dl_position")
         .returning(listener_dead_letters.c.id)
     )
+
+
+def insert_last_resort(row: dict[str, Any]) -> Insert:
+    """Insert one ``kafkaguard_last_resort`` row (bytes, numbers and ASCII: nothing to refuse)."""
+    return pg_insert(last_resort).values(**row).returning(last_resort.c.id)
 
 
 def is_connection_error(exc: BaseException) -> bool:

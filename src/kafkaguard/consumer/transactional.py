@@ -30,7 +30,8 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 from kafkaguard import headers as H
 from kafkaguard.consumer.kafka_source import to_record
 from kafkaguard.consumer.records import Record
-from kafkaguard.envelope import DecodeError, Event, decode
+from kafkaguard.envelope import DecodeError, DecodeReason, Event, decode
+from kafkaguard.logtext import short
 from kafkaguard.policies.classify import ErrorClassifier, qualified_name
 from kafkaguard.topics import dlq_topic
 from kafkaguard.transports.kafka_config import consumer_config, producer_config
@@ -127,6 +128,8 @@ class TransactionalForwarder:
 
     def _outputs(self, msg: Record) -> Sequence[Output]:
         try:
+            if msg.read_error is not None:
+                raise DecodeError(DecodeReason.UNREADABLE, msg.read_error)
             event = decode(msg.key, msg.value, msg.headers)
         except DecodeError as exc:
             self._dlq(msg, exc)
@@ -136,7 +139,9 @@ class TransactionalForwarder:
         except Exception as exc:
             if self.classifier.is_retriable(exc):
                 raise _Retry(f"transform of event {event.event_id} failed: {exc}") from exc
-            log.error("event %s (key %s) sent to the DLQ topic: %s", event.event_id, event.key, exc)
+            log.error(
+                "event %s (key %s) at %s sent to the DLQ topic: %s", event.event_id, short(event.key), msg.where(), exc
+            )
             self._dlq(msg, exc)
             return []
 
@@ -149,7 +154,7 @@ class TransactionalForwarder:
             (H.DLQ_ORIGINAL_PARTITION, str(msg.partition).encode()),
             (H.DLQ_ORIGINAL_OFFSET, str(msg.offset).encode()),
             (H.DLQ_EXCEPTION_CLASS, qualified_name(type(exc)).encode()),
-            (H.DLQ_EXCEPTION_MESSAGE, str(exc)[:1000].encode()),
+            (H.DLQ_EXCEPTION_MESSAGE, str(exc)[:1000].encode("utf-8", "backslashreplace")),
         ]
         self._producer.produce(dlq_topic(msg.topic), value=msg.value, key=msg.key, headers=headers)
 

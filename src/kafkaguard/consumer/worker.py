@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 
 from kafkaguard.consumer.apply import Applier, Interrupted
 from kafkaguard.consumer.batch import apply_batch
-from kafkaguard.consumer.decisions import OffsetTracker, Outcome, rewind_positions
+from kafkaguard.consumer.decisions import INTERNAL_ERROR, OffsetTracker, Outcome, rewind_positions
 from kafkaguard.consumer.records import Record
 from kafkaguard.consumer.source import MessageSource, TopicPartition
 from kafkaguard.errors import ConsumerError, StoreUnavailableError
@@ -91,7 +91,7 @@ class Worker:
                     self.batches["fell_back" if outcomes is None else "applied"] += 1
                 if outcomes is None:  # per-event mode, or the batch fell back to it
                     for r in chunk:
-                        self._done(r, self.applier.process(r))
+                        self._done(r, self._process_one(r))
                         done += 1
                 else:
                     for r, o in zip(chunk, outcomes, strict=True):
@@ -101,6 +101,21 @@ class Worker:
             self._outage(records[done:], exc)
         except Interrupted:
             pass  # stopping; the message in progress is redelivered to the partition's next owner
+
+    def _process_one(self, record: Record) -> Outcome:
+        """:meth:`Applier.process`, and a last line of defence: an error nobody foresaw (a bug, a
+        handler raising something odd while dead-lettering) is stored as a last-resort row naming it,
+        so the partition moves on; only an outage or a shutdown escape."""
+        try:
+            return self.applier.process(record)
+        except (StoreUnavailableError, Interrupted):
+            raise
+        except Exception as exc:
+            log.exception(
+                "unexpected error group=%s %s; storing it as a last resort", self.applier.group, record.where()
+            )
+            self.applier.raise_if_store_down(exc)
+            return self.applier.last_resort(record, reason=INTERNAL_ERROR, failure=exc, why_refused=exc)
 
     def _done(self, record: Record, outcome: Outcome) -> None:
         self.tracker.done(record)

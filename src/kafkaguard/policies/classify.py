@@ -2,7 +2,10 @@
 
 An :class:`ErrorClassifier` checks the exception's class (and its bases) against two lists of
 dotted names; ``permanent`` wins over ``retriable``; anything in neither gets ``default``.
-kafkaguard's own decode errors are always permanent (bytes do not improve by waiting).
+kafkaguard's own decode errors are always permanent (bytes do not improve by waiting), and so is
+any database error of SQLSTATE class 22 (data exception: a value the column refuses) or 23
+(integrity constraint violation): the same statement with the same data fails the same way again,
+so retrying in-process only delays the dead letter.
 """
 
 from __future__ import annotations
@@ -11,7 +14,30 @@ from pydantic import BaseModel, ConfigDict
 
 from kafkaguard.envelope import DecodeError, EnvelopeError
 
-ALWAYS_PERMANENT: tuple[type[BaseException], ...] = (DecodeError, EnvelopeError)
+ALWAYS_PERMANENT: tuple[type[BaseException], ...] = (DecodeError, EnvelopeError, RecursionError, UnicodeError)
+PERMANENT_SQLSTATE_CLASSES = ("22", "23")
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error in ``exc`` or its causes (SQLAlchemy wraps the driver's), if any."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # a cause chain is short; a cycle must not hang us
+        if seen is None:
+            return None
+        for candidate in (seen, getattr(seen, "orig", None)):
+            code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+            if isinstance(code, str) and len(code) == 5:
+                return code
+        seen = seen.__cause__  # SQLAlchemy raises its wrapper `from` the driver's error
+    return None
+
+
+def is_deterministic(exc: BaseException) -> bool:
+    """Whether ``exc`` fails the same way on every try: decode errors and SQLSTATE classes 22 and 23."""
+    if isinstance(exc, ALWAYS_PERMANENT):
+        return True
+    code = sqlstate(exc)
+    return code is not None and code[:2] in PERMANENT_SQLSTATE_CLASSES
 
 
 def qualified_name(cls: type[BaseException]) -> str:
@@ -32,7 +58,7 @@ class ErrorClassifier(BaseModel):
     default: bool = True
 
     def is_retriable(self, exc: BaseException) -> bool:
-        if isinstance(exc, ALWAYS_PERMANENT):
+        if is_deterministic(exc):
             return False
         names = {qualified_name(c) for c in type(exc).__mro__ if issubclass(c, BaseException)}
         if names & set(self.permanent):
