@@ -7,6 +7,8 @@ relay publishes it later in per-key commit order. Nothing here talks to Kafka.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,11 +18,48 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
 from kafkaguard.db.tables import outbox
-from kafkaguard.envelope import Event
+from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH, EnvelopeError, Event, too_deep
+
+# A NUL escape in JSON text that is not itself an escaped backslash followed by "u0000".
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def check_storable(event: Event) -> None:
+    """Raise :class:`EnvelopeError` if ``event`` cannot be stored in the outbox as it is.
+
+    PostgreSQL's ``jsonb`` refuses a NUL character and an unpaired surrogate in a string, and
+    consumers refuse a payload nested deeper than :data:`~kafkaguard.envelope.DEFAULT_MAX_PAYLOAD_DEPTH`.
+    Checked when the event is added, so the caller gets a clear error at once (an HTTP layer
+    answers 400) instead of a database error at commit.
+    """
+    try:
+        text = json.dumps([event.payload, dict(event.headers)], ensure_ascii=False, default=str)
+    except RecursionError as exc:
+        raise EnvelopeError(f"event {event.type!r}: payload nests too deeply to encode") from exc
+    except (TypeError, ValueError) as exc:
+        raise EnvelopeError(f"event {event.type!r}: payload is not JSON-serialisable ({exc})") from exc
+    if _NUL_ESCAPE.search(text):
+        raise EnvelopeError(
+            f"event {event.type!r} (key {event.key[:80]!r}): a payload or header string contains a NUL character,"
+            " which PostgreSQL cannot store; remove it or encode the value (e.g. base64)"
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise EnvelopeError(
+            f"event {event.type!r} (key {event.key[:80]!r}): a payload string holds an unpaired surrogate"
+            " (not valid Unicode text)"
+        ) from exc
+    if too_deep(text, DEFAULT_MAX_PAYLOAD_DEPTH + 1):  # +1: the list wrapped around the payload above
+        raise EnvelopeError(
+            f"event {event.type!r}: payload nests deeper than {DEFAULT_MAX_PAYLOAD_DEPTH} levels; consumers refuse it"
+        )
 
 
 def outbox_row(event: Event, *, topic: str | None = None) -> dict[str, Any]:
-    """The outbox row of ``event`` (Debezium's columns: id = event_id, aggregateid = key)."""
+    """The outbox row of ``event`` (Debezium's columns: id = event_id, aggregateid = key); raise
+    :class:`EnvelopeError` when the event cannot be stored (:func:`check_storable`)."""
+    check_storable(event)
     return {
         "id": event.event_id,
         "aggregatetype": event.aggregate_type,
