@@ -35,7 +35,7 @@ APP = "tests.integration.consumer_app:registry"
 def cli(db: TestDatabase, bootstrap: str, *args: str) -> subprocess.Popen[str]:
     env = {
         **os.environ,
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),  # this tree's code, not an installed one
         "KAFKAGUARD_DATABASE_URL": db.server.url(),
         "KAFKAGUARD_DB_SCHEMA": db.schema,
         "KAFKAGUARD_BOOTSTRAP_SERVERS": bootstrap,

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from kafkaguard.cli.common import engine_for, load_settings, out
+from kafkaguard.cli.common import engine_for, interval_option, load_settings, once_or_every, say
 from kafkaguard.maintenance.cleanup import CleanupSettings, run_cleanup
-from kafkaguard.restore.schedule import parse_interval, run_every
+from kafkaguard.restore.schedule import run_every
 
 
 def cleanup(
@@ -17,27 +17,25 @@ def cleanup(
     outbox_retention: Annotated[str, typer.Option(help="Keep published outbox rows this long.")] = "24h",
     inbox_retention: Annotated[str, typer.Option(help="Keep inbox rows this long (> max redelivery).")] = "336h",
     dead_letter_retention: Annotated[str, typer.Option(help="Keep restored/discarded dead letters.")] = "720h",
-    batch_size: int = 5000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows deleted per statement.")] = 5000,
     url: Annotated[str | None, typer.Option("--url")] = None,
     schema: Annotated[str | None, typer.Option("--schema")] = None,
 ) -> None:
     """Delete expired rows, one instance at a time (others skip)."""
-    if once == (every is not None):
-        raise typer.BadParameter("pass exactly one of --once or --every")
-    engine = engine_for(load_settings(url, schema))
+    interval = once_or_every(once, every)
     settings = CleanupSettings(
-        outbox_retention=parse_interval(outbox_retention),
-        inbox_retention=parse_interval(inbox_retention),
-        dead_letter_retention=parse_interval(dead_letter_retention),
+        outbox_retention=interval_option(outbox_retention, "--outbox-retention"),
+        inbox_retention=interval_option(inbox_retention, "--inbox-retention"),
+        dead_letter_retention=interval_option(dead_letter_retention, "--dead-letter-retention"),
         batch_size=batch_size,
     )
+    engine = engine_for(load_settings(url, schema))
 
     def run() -> None:
         report = run_cleanup(engine, settings)
-        out.print("cleanup skipped: another instance is running" if report.skipped else f"cleanup: {report.deleted}")
+        say("cleanup skipped: another instance is running" if report.skipped else f"cleanup: {report.deleted}")
 
-    if once:
+    if interval is None:
         run()
     else:
-        assert every is not None
-        run_every(parse_interval(every), run)
+        run_every(interval, run)

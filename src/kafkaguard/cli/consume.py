@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from kafkaguard.cli.common import MetricsAddrOpt, MetricsPortOpt, start_metrics
-from kafkaguard.consumer.runner import build_worker, load_registry, run_until_signalled
+from kafkaguard.cli.handlers import load_handlers
+from kafkaguard.consumer.runner import build_worker, run_until_signalled
 from kafkaguard.metrics.consumer_hook import lag_reporter, outcome_counter
 from kafkaguard.settings import KafkaguardSettings
 
@@ -25,7 +26,7 @@ def consume(
     url: Annotated[str | None, typer.Option("--url", help="SQLAlchemy URL (env KAFKAGUARD_DATABASE_URL).")] = None,
     schema: Annotated[str | None, typer.Option("--schema", help="Schema of kafkaguard's tables.")] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Messages per transaction (1 = per event).")
+        int | None, typer.Option("--batch-size", min=1, help="Messages per transaction (1 = per event).")
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "INFO",
     metrics_port: MetricsPortOpt = None,
@@ -57,7 +58,7 @@ def consume(
             if v is not None
         }
     )
-    registry = load_registry(target)
+    registry = load_handlers(target, option="TARGET")
     metrics = start_metrics(
         metrics_port or settings.metrics_port, metrics_addr, settings.database_url, settings.db_schema
     )

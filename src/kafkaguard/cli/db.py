@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
+from alembic.util import CommandError
 from rich.console import Console
 
 from kafkaguard.db import migrate
+from kafkaguard.errors import ConfigurationError
 from kafkaguard.settings import KafkaguardSettings
 
 db_app = typer.Typer(help="kafkaguard's tables: outbox, dead letters, inbox.")
@@ -19,11 +22,19 @@ SchemaOption = Annotated[
 ]
 
 
+def _migrate(step: Callable[..., None], url: str, schema: str | None, revision: str) -> None:
+    """Run an Alembic step; its own errors (an unknown revision, ...) become one-line kafkaguard errors."""
+    try:
+        step(url, schema=schema, revision=revision)
+    except CommandError as exc:
+        raise ConfigurationError(f"migration to {revision!r} failed: {exc}") from exc
+
+
 @db_app.command("upgrade")
 def upgrade(url: UrlOption = None, schema: SchemaOption = None, revision: str = "head") -> None:
     """Create or update kafkaguard's tables (Alembic migrations). Safe to run again."""
     settings = KafkaguardSettings()
-    migrate.upgrade(url or settings.database_url, schema=schema or settings.db_schema, revision=revision)
+    _migrate(migrate.upgrade, url or settings.database_url, schema or settings.db_schema, revision)
     _out.print(
         f"database is at revision {revision}"
         + (f" in schema {schema or settings.db_schema}" if (schema or settings.db_schema) else "")
@@ -34,5 +45,5 @@ def upgrade(url: UrlOption = None, schema: SchemaOption = None, revision: str = 
 def downgrade(revision: str, url: UrlOption = None, schema: SchemaOption = None) -> None:
     """Undo migrations down to REVISION (``base`` removes kafkaguard's tables and their data)."""
     settings = KafkaguardSettings()
-    migrate.downgrade(url or settings.database_url, schema=schema or settings.db_schema, revision=revision)
+    _migrate(migrate.downgrade, url or settings.database_url, schema or settings.db_schema, revision)
     _out.print(f"database is at revision {revision}")

@@ -8,11 +8,23 @@ from typing import Annotated
 
 import typer
 
-from kafkaguard.cli.common import MetricsAddrOpt, MetricsPortOpt, engine_for, load_settings, out, start_metrics
+from kafkaguard.cli.common import (
+    MetricsAddrOpt,
+    MetricsPortOpt,
+    engine_for,
+    load_settings,
+    once_or_every,
+    say,
+    start_metrics,
+)
+from kafkaguard.cli.handlers import load_handlers
+from kafkaguard.cli.listener_restore import ListenerRunReport, listener_run_once, resolve_group
+from kafkaguard.cli.replay_plan import listing
 from kafkaguard.cli.restore_runners import publisher_job
+from kafkaguard.logtext import short
 from kafkaguard.metrics import Metrics
 from kafkaguard.restore.publisher_job import RunReport
-from kafkaguard.restore.schedule import parse_interval, run_every
+from kafkaguard.restore.schedule import run_every
 from kafkaguard.restore.settings import PublisherStrategy
 
 restore_app = typer.Typer(help="Restore jobs: due dead letters back to Kafka or through the handlers.")
@@ -23,24 +35,32 @@ OnceOpt = Annotated[bool, typer.Option("--once", help="One run, then exit (a Kub
 EveryOpt = Annotated[str | None, typer.Option("--every", help="Run on a schedule, e.g. 60s (until SIGTERM).")]
 
 
-def _report(store: str, report: RunReport, metrics: Metrics | None = None) -> None:
+def _report(store: str, report: RunReport, metrics: Metrics | None = None, *, group: str | None = None) -> bool:
+    """Print the run's one line; return whether every due record it took was restored."""
     if metrics is not None:
         for outcome in ("restored", "retried", "failed"):
             metrics.restore_outcomes.labels(store, outcome).inc(getattr(report, outcome))
-    out.print(
-        f"restore {store}: restored={report.restored} retried={report.retried} "
-        f"failed={report.failed} skipped_keys={report.skipped_keys}"
+    line = (
+        f"restore {store}{f' (group {short(group, 60)})' if group else ''}: restored={report.restored} "
+        f"retried={report.retried} failed={report.failed} skipped_keys={report.skipped_keys}"
     )
+    unhandled = report.unhandled_keys if isinstance(report, ListenerRunReport) else 0
+    if isinstance(report, ListenerRunReport):
+        line += f" unhandled_keys={unhandled}"
+        if report.unhandled_types:
+            line += " (cannot apply " + listing(f"{t} ({why})" for t, why in report.unhandled_types.items()) + ")"
+    say(line)
+    return report.retried == 0 and report.failed == 0 and unhandled == 0
 
 
-def _schedule(once: bool, every: str | None, job: Callable[[], None]) -> None:
-    if once == (every is not None):
-        raise typer.BadParameter("pass exactly one of --once or --every")
+def _schedule(once: bool, interval: float | None, job: Callable[[], bool]) -> None:
+    """Run ``job`` once (exit 1 unless it restored everything it took) or every ``interval`` seconds."""
     if once:
-        job()
+        if not job():
+            raise typer.Exit(1)
     else:
-        assert every is not None
-        run_every(parse_interval(every), job)
+        assert interval is not None
+        run_every(interval, job)
 
 
 @restore_app.command("publisher")
@@ -51,7 +71,10 @@ def publisher(
     url: UrlOpt = None, schema: SchemaOpt = None,
     metrics_port: MetricsPortOpt = None, metrics_addr: MetricsAddrOpt = "127.0.0.1",
 ) -> None:  # fmt: skip
-    """Republish due publisher dead letters to Kafka (or hand them to the listener store), per-key order."""
+    """Republish due publisher dead letters to Kafka (or hand them to the listener store), per-key order.
+
+    With --once, exits 1 when a record it took was not restored (retried later, or failed)."""
+    interval = once_or_every(once, every)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings(url, schema)
     if strategy is not None or handoff_group is not None:
@@ -63,10 +86,10 @@ def publisher(
     job = publisher_job(settings, engine)
     metrics = start_metrics(metrics_port, metrics_addr, settings.database_url, settings.db_schema)
 
-    def run() -> None:
-        _report("publisher", job.run_once(), metrics)
+    def run() -> bool:
+        return _report("publisher", job.run_once(), metrics)
 
-    _schedule(once, every, run)
+    _schedule(once, interval, run)
 
 
 @restore_app.command("listener")
@@ -77,17 +100,24 @@ def listener(
     url: UrlOpt = None, schema: SchemaOpt = None,
     metrics_port: MetricsPortOpt = None, metrics_addr: MetricsAddrOpt = "127.0.0.1",
 ) -> None:  # fmt: skip
-    """Re-run the handlers for due listener dead letters through the inbox path, per-key order."""
-    from kafkaguard.cli.listener_restore import listener_run_once
+    """Re-run the handlers for due listener dead letters through the inbox path, per-key order.
 
+    Runs under --group, else the configured consumer group, else the one group that has open
+    listener dead letters (several: refused). A key with an event type the handlers cannot apply
+    is left alone and counted as unhandled. With --once, exits 1 unless every due record was restored."""
+    interval = once_or_every(once, every)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    registry = load_handlers(app)  # before anything else: a wrong --app changes nothing
     settings = load_settings(url, schema)
-    if group:
-        settings = settings.model_copy(update={"consumer": settings.consumer.model_copy(update={"group_id": group})})
     engine = engine_for(settings)
     metrics = start_metrics(metrics_port, metrics_addr, settings.database_url, settings.db_schema)
 
-    def run() -> None:
-        _report("listener", listener_run_once(settings, engine, app=app), metrics)
+    def run() -> bool:
+        chosen = resolve_group(engine, group, settings)  # per run: records of new groups may appear
+        if chosen is None:
+            say("restore listener: no open listener dead letters")
+            return True
+        report = listener_run_once(settings, engine, registry=registry, group=chosen)
+        return _report("listener", report, metrics, group=chosen)
 
-    _schedule(once, every, run)
+    _schedule(once, interval, run)
