@@ -76,7 +76,7 @@ def spawn_cli_consumer(
     bootstrap: str, url: str, schema: str, group: str, topic: str, log: Path
 ) -> subprocess.Popen[bytes]:
     """``python -m kafkaguard consume tests.integration.consumer_app:registry`` as its own process."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
     # Static membership: a restarted process takes its partitions back without waiting for the
     # dead one's session to time out (10 kills would otherwise cost 10 session timeouts).
     env["KAFKAGUARD_CONSUMER_CLIENT"] = json.dumps({"session.timeout.ms": 6000, "group.instance.id": f"{group}-cli"})

@@ -18,13 +18,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from kafkaguard.cli.errors import UsageProblem
 from kafkaguard.cli.handlers import load_handlers
 from kafkaguard.cli.replay_plan import handler_problems, listing
 from kafkaguard.consumer.registry import HandlerRegistry
-from kafkaguard.consumer.restore import restore_key
+from kafkaguard.consumer.restore import due_keys, restore_key
 from kafkaguard.db.columns import OPEN_STATUSES, DeadLetterStatus
 from kafkaguard.db.tables import listener_dead_letters as DL
 from kafkaguard.errors import StoreUnavailableError
@@ -85,25 +85,6 @@ def resolve_group(engine: Engine, option: str | None, settings: KafkaguardSettin
         f"listener dead letters of several consumer groups are open ({listing(groups)}): pass --group "
         "(each group is restored with its own handlers; --app loads one service's)"
     )
-
-
-def due_keys_of_group(engine: Engine, group: str, *, limit: int) -> list[str]:
-    """Keys of ``group`` whose oldest open dead letter is ``pending`` and due now, oldest head first."""
-    head = (
-        select(DL.c.key, func.min(DL.c.id).label("head_id"))
-        .where(DL.c.consumer_group == group, DL.c.status.in_(OPEN_STATUSES), DL.c.key.is_not(None))
-        .group_by(DL.c.key)
-        .subquery()
-    )
-    q = (
-        select(head.c.key)
-        .join(DL, DL.c.id == head.c.head_id)
-        .where(DL.c.status == DeadLetterStatus.PENDING.value, DL.c.next_attempt_at <= func.now())
-        .order_by(head.c.head_id)
-        .limit(limit)
-    )
-    with engine.connect() as conn:
-        return [str(k) for k in conn.execute(q).scalars()]
 
 
 def open_types_by_key(engine: Engine, group: str, keys: Sequence[str]) -> dict[str, set[str | None]]:
@@ -184,5 +165,5 @@ def listener_run_once(
 ) -> ListenerRunReport:
     """Restore every key of ``group`` (default: the configured consumer group) whose head is due."""
     group = group or settings.consumer.group_id
-    keys = due_keys_of_group(engine, group, limit=settings.restore.batch_size)
+    keys = [key for _, key in due_keys(engine, limit=settings.restore.batch_size, group=group)]
     return listener_process_keys(settings, engine, keys, app=app, registry=registry, group=group)

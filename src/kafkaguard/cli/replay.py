@@ -179,7 +179,9 @@ def _listener_restorer(
     def restore(unit: list[Candidate]) -> list[int]:
         head = unit[0]
         if head.key is None:
-            result = retry_dead_letter(engine, registry, head.id, restored_by="replay", policy=policy)
+            result = retry_dead_letter(
+                engine, registry, head.id, restored_by="replay", policy=policy, consumer_settings=consumer
+            )
         else:
             result = restore_key(
                 engine, registry, group, head.key, restored_by="replay", policy=policy, consumer_settings=consumer

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, cast, func, literal, select, update
+from sqlalchemy import ColumnElement, Engine, cast, func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
@@ -187,16 +187,22 @@ def retry_dead_letter(
     *,
     restored_by: str = "replay",
     policy: RetryPolicy | None = None,
+    consumer_settings: ConsumerSettings | None = None,
 ) -> RestoreResult:
     """Retry one dead letter by id: a keyed row restores its whole key from the head (order holds);
-    a keyless row (undecodable key) is retried alone."""
+    a keyless row (undecodable key) is retried alone. ``consumer_settings``: limits and classifier
+    (the group is always the row's own)."""
     with Session(engine) as s:
         row = s.execute(select(DL).where(DL.c.id == dead_letter_id)).first()
     if row is None:
         raise DeadLetterNotFoundError(f"listener dead letter {dead_letter_id} does not exist")
+    settings = (consumer_settings or ConsumerSettings()).model_copy(update={"group_id": row.consumer_group})
     if row.key is not None:
-        return restore_key(engine, registry, row.consumer_group, row.key, restored_by=restored_by, policy=policy)
-    applier = Applier(engine, registry, ConsumerSettings(group_id=row.consumer_group))
+        return restore_key(
+            engine, registry, row.consumer_group, row.key,
+            restored_by=restored_by, policy=policy, consumer_settings=settings,
+        )  # fmt: skip
+    applier = Applier(engine, registry, settings)
     with Session(engine) as s, s.begin():
         rows = list(
             s.execute(select(DL).where(DL.c.id == dead_letter_id, DL.c.status.in_(OPEN_STATUSES)).with_for_update())
@@ -204,11 +210,18 @@ def retry_dead_letter(
         return _restore_rows(applier, s, rows, restored_by=restored_by, policy=policy or RestoreSettings().policy)
 
 
-def due_keys(engine: Engine, *, limit: int = 100) -> list[tuple[str, str]]:
-    """``(group, key)`` pairs whose oldest open dead letter is ``pending`` and due now (for the job)."""
+def due_keys(engine: Engine, *, limit: int = 100, group: str | None = None) -> list[tuple[str, str]]:
+    """``(group, key)`` pairs whose oldest open dead letter is ``pending`` and due now, oldest head first.
+
+    ``group``: only that consumer group's keys — filtered before the ``LIMIT``, so one group's
+    backlog never hides another group's due keys.
+    """
+    where: list[ColumnElement[bool]] = [DL.c.status.in_(OPEN_STATUSES), DL.c.key.is_not(None)]
+    if group is not None:
+        where.append(DL.c.consumer_group == group)
     head = (
         select(DL.c.consumer_group, DL.c.key, func.min(DL.c.id).label("head_id"))
-        .where(DL.c.status.in_(OPEN_STATUSES), DL.c.key.is_not(None))
+        .where(*where)
         .group_by(DL.c.consumer_group, DL.c.key)
         .subquery()
     )
