@@ -9,6 +9,7 @@ from rich.console import Console
 
 from kafkaguard.cli.chaos import chaos
 from kafkaguard.cli.cleanup import cleanup
+from kafkaguard.cli.config import config_app
 from kafkaguard.cli.consume import consume
 from kafkaguard.cli.db import db_app
 from kafkaguard.cli.dead_letters import dead_letters_app
@@ -33,6 +34,7 @@ app.command("cleanup")(cleanup)
 app.command("consume")(consume)
 app.command("forward")(forward)
 app.command("chaos")(chaos)
+app.add_typer(config_app, name="config")
 
 
 def main() -> None:
