@@ -5,26 +5,54 @@
     KAFKAGUARD_PUBLISH__DEFAULT_MODE=direct
     KAFKAGUARD_CONFIG=kafkaguard.toml     # a file with the same keys ([publish], [relay], ...)
 
-Environment variables win over the file. Raw librdkafka settings pass through ``producer`` and
-``consumer_client`` unchanged (and win over kafkaguard's safe defaults).
+Arguments win over environment variables, which win over the file. Raw librdkafka settings pass
+through ``producer`` and ``consumer_client`` unchanged (and win over kafkaguard's safe defaults).
+Tables and lists given in an environment variable are JSON (``KAFKAGUARD_CONSUMER__TOPICS='["a"]'``).
+
+Strict: a ``KAFKAGUARD_*`` variable that is no setting (and not one of :data:`NON_SETTING_VARIABLES`),
+a key of the TOML file or of an argument that is no setting, a ``KAFKAGUARD_CONFIG`` naming a file
+that does not exist, and a value that does not validate raise :class:`~kafkaguard.errors.ConfigurationError`
+with one line naming the nearest valid setting and where the bad value came from.
+:func:`explain` says, for every effective setting, its value (secrets masked) and its source.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from kafkaguard.consumer.settings import ConsumerSettings
+from kafkaguard.errors import ConfigurationError
+from kafkaguard.masking import mask
 from kafkaguard.publisher.settings import PublishSettings
 from kafkaguard.relay.settings import RelaySettings
 from kafkaguard.restore.settings import RestoreSettings
+from kafkaguard.settings_schema import annotation_at, children, unknown_keys
+from kafkaguard.settings_sources import CONFIG_ENV as CONFIG_ENV
+from kafkaguard.settings_sources import ENV_PREFIX as ENV_PREFIX
+from kafkaguard.settings_sources import NON_SETTING_VARIABLES as NON_SETTING_VARIABLES
+from kafkaguard.settings_sources import (
+    Layers,
+    config_file,
+    dotted,
+    env_name,
+    environment_problems,
+    invalid_message,
+    read_config_file,
+    unknown_message,
+)
+from kafkaguard.settings_sources import Source as Source
 from kafkaguard.topics import DEFAULT_TOPIC_PATTERN, topic_for
-
-CONFIG_ENV = "KAFKAGUARD_CONFIG"
 
 
 class TopicSettings(BaseModel):
@@ -41,9 +69,13 @@ class TopicSettings(BaseModel):
 
 
 class KafkaguardSettings(BaseSettings):
-    """Every setting of kafkaguard, one sub-model per component."""
+    """Every setting of kafkaguard, one sub-model per component.
 
-    model_config = SettingsConfigDict(env_prefix="KAFKAGUARD_", env_nested_delimiter="__", frozen=True, extra="forbid")
+    Raises :class:`~kafkaguard.errors.ConfigurationError` (one line) for an unknown setting in the
+    environment, the TOML file or the arguments, a missing TOML file, or an invalid value.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", frozen=True, extra="forbid")
 
     bootstrap_servers: str = "127.0.0.1:29092"
     database_url: str = ""
@@ -57,6 +89,18 @@ class KafkaguardSettings(BaseSettings):
     restore: RestoreSettings = Field(default_factory=RestoreSettings)
     metrics_port: int | None = Field(default=None, description="serve Prometheus /metrics on 127.0.0.1:<port>")
 
+    def __init__(self, **values: Any) -> None:
+        arguments = {k: v for k, v in values.items() if not k.startswith("_")}  # _env_file & co. are options
+        unknown = [unknown_message(type(self), path, "argument") for path in unknown_keys(type(self), arguments)]
+        if unknown:
+            raise ConfigurationError("; ".join(unknown))
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigurationError(invalid_message(type(self), exc, arguments)) from None
+        except SettingsError as exc:  # a structured value the environment checks let through
+            raise ConfigurationError(f"{exc}; tables and lists in environment variables are JSON") from None
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -66,8 +110,44 @@ class KafkaguardSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        problems = environment_problems(settings_cls, os.environ)
+        if problems:
+            raise ConfigurationError("; ".join(problems))
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = os.environ.get(CONFIG_ENV)
-        if path:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+        path = config_file(os.environ)
+        if path is not None:
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=read_config_file(settings_cls, path)))
         return tuple(sources)
+
+
+@dataclass(frozen=True)
+class EffectiveSetting:
+    """One setting as in effect: its TOML key, its environment variable, its value (secrets masked), its source."""
+
+    key: str
+    env: str | None
+    value: Any
+    source: Source
+
+
+def explain(**arguments: Any) -> tuple[KafkaguardSettings, list[EffectiveSetting]]:
+    """The settings from the environment, the file and ``arguments``, and every value with its source.
+
+    Values are JSON-ready and masked (:mod:`kafkaguard.masking`). A mapping (``producer``) is listed key by key.
+    """
+    settings = KafkaguardSettings(**arguments)
+    layers = Layers.read(KafkaguardSettings, arguments)
+    rows: list[EffectiveSetting] = []
+
+    def walk(value: Any, path: tuple[str, ...], in_model: bool) -> None:
+        below = children(annotation_at(KafkaguardSettings, path)) if in_model else None
+        if isinstance(value, dict) and value:
+            for key, item in value.items():
+                walk(item, (*path, str(key)), in_model and isinstance(below, dict))
+            return
+        env = env_name(path) if in_model else None
+        rows.append(EffectiveSetting(dotted(path), env, mask(value, path[-1]), layers.source_of(path)))
+
+    for name, value in settings.model_dump(mode="json").items():
+        walk(value, (name,), True)
+    return settings, rows

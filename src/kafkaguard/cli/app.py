@@ -19,6 +19,7 @@ import typer
 
 from kafkaguard.cli.chaos import chaos
 from kafkaguard.cli.cleanup import cleanup
+from kafkaguard.cli.config import config_app
 from kafkaguard.cli.consume import consume
 from kafkaguard.cli.db import db_app
 from kafkaguard.cli.dead_letters import dead_letters_app
@@ -43,6 +44,7 @@ app.command("cleanup")(cleanup)
 app.command("consume")(consume)
 app.command("forward")(forward)
 app.command("chaos")(chaos)
+app.add_typer(config_app, name="config")
 
 
 @dataclass
