@@ -74,11 +74,6 @@ def test_lazy_names_resolve_and_dir_is_the_public_api() -> None:
         _ = kafkaguard.Nope  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/chaos.py imports kafkaguard.chaos (-> chaos.projection -> fastapi) at module level; "
-    "it must import it inside the command so a core install's CLI runs (issue 14, Deliver 8)",
-)
 def test_the_cli_imports_no_web_framework() -> None:
     assert imported_by("import kafkaguard.cli.app") & WEB == set()
 

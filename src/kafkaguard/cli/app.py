@@ -29,6 +29,9 @@ from kafkaguard.cli.forward import forward
 from kafkaguard.cli.relay import relay
 from kafkaguard.cli.restore import restore_app
 
+DEBUG_ENV = "KAFKAGUARD_DEBUG"
+"""Environment variable that turns on ``--debug`` (tracebacks) from the start."""
+
 app = typer.Typer(
     name="kafkaguard",
     help="Carry domain events from a database through Kafka into other databases, losing none.",
@@ -57,9 +60,7 @@ class CliState:
 @app.callback()
 def _global_options(
     ctx: typer.Context,
-    debug: Annotated[
-        bool, typer.Option("--debug", envvar="KAFKAGUARD_DEBUG", help="Print the traceback of an error.")
-    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", envvar=DEBUG_ENV, help="Print the traceback of an error.")] = False,
 ) -> None:
     """Carry domain events from a database through Kafka into other databases, losing none."""
     if isinstance(ctx.obj, CliState):
@@ -108,7 +109,7 @@ def run(args: Sequence[str] | None = None) -> int:
 
 def _debug_from_env() -> bool:
     """``KAFKAGUARD_DEBUG`` counts from the start: a usage error is raised before the option is read."""
-    return os.environ.get("KAFKAGUARD_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+    return os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def main() -> None:

@@ -6,14 +6,15 @@ import dataclasses
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from kafkaguard.chaos import report
 from kafkaguard.chaos.profiles import PROFILES
-from kafkaguard.chaos.runner import RunResult, run_suite
+
+if TYPE_CHECKING:
+    from kafkaguard.chaos.runner import RunResult
 
 
 def chaos(
@@ -37,6 +38,10 @@ def chaos(
     chosen = PROFILES[profile]
     if events is not None:
         chosen = dataclasses.replace(chosen, events=events)
+    # The suite drives the reference services (FastAPI): imported here, so `kafkaguard` runs without the http extra.
+    from kafkaguard.chaos import report
+    from kafkaguard.chaos.runner import run_suite
+
     console = Console(width=None if sys.stdout.isatty() else 160)
 
     done: list[RunResult] = []
