@@ -20,7 +20,7 @@ def row(**changes: Any) -> OutboxRow:
         "aggregateid": "post-7",
         "type": "post.created",
         "payload_json": '{"title": "héllo", "n": 1}',  # as PostgreSQL renders jsonb
-        "headers": {"traceparent": "00-abc-def-01", "event_id": "must-not-override"},
+        "headers_json": '{"event_id": "must-not-override", "traceparent": "00-abc-def-01"}',  # jsonb as text
         "occurred_at": WHEN,
         "schema_version": 2,
         "topic": None,
@@ -40,7 +40,7 @@ def test_message_carries_the_envelope_headers_of_the_event() -> None:
 
 
 def test_message_decodes_back_to_the_same_event() -> None:
-    r = row(headers={"traceparent": "00-abc-def-01"})
+    r = row(headers_json='{"traceparent": "00-abc-def-01"}')
     msg = to_message(r)
     assert decode(msg.key, msg.value, msg.headers) == to_event(r)
 
@@ -54,12 +54,15 @@ def test_missing_aggregate_type_defaults_like_an_event() -> None:
 @pytest.mark.parametrize(
     ("changes", "complaint"),
     [
-        ({"payload_json": "[1, 2]"}, "payload must be a JSON object, not list"),
-        ({"payload_json": '"text"'}, "payload must be a JSON object, not str"),
-        ({"payload_json": "null"}, "payload must be a JSON object, not NoneType"),
-        ({"type": ""}, "non-empty type"),
-        ({"aggregateid": ""}, "non-empty aggregateid"),
-        ({"headers": ["not", "an", "object"]}, "headers must be a JSON object"),
+        ({"payload_json": "[1, 2]"}, "not_an_object: .* payload must be a JSON object, not array"),
+        ({"payload_json": '"text"'}, "payload must be a JSON object, not string"),
+        ({"payload_json": "null"}, "payload must be a JSON object, not null"),
+        ({"payload_json": "12.5"}, "payload must be a JSON object, not number"),
+        ({"payload_json": "true"}, "payload must be a JSON object, not boolean"),
+        ({"type": ""}, "missing_type: .* empty type"),
+        ({"aggregateid": ""}, "missing_key: .* empty aggregateid"),
+        ({"headers_json": '["not", "an", "object"]'}, "bad_headers: .* headers must be a JSON object, not array"),
+        ({"occurred_at": None}, "bad_occurred_at"),
     ],
 )
 def test_a_row_that_is_not_an_event_is_refused_with_a_reason(changes: dict[str, Any], complaint: str) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from kafkaguard.db.columns import DeadLetterStatus, PublishSource
 from kafkaguard.db.history import history_entry as shared_history_entry
+from kafkaguard.db.safe_text import pg_json, pg_text
 from kafkaguard.db.tables import publisher_dead_letters
 from kafkaguard.envelope import Event
 from kafkaguard.policies.classify import qualified_name
@@ -87,22 +88,39 @@ async def add_dead_letter_async(
     await session.execute(_statement(values))
 
 
-INSERT_SQL = """
+FROM_OUTBOX_SQL = """
 INSERT INTO kafka_publisher_dead_letters
   (event_id, key, type, aggregate_type, topic, payload, headers, occurred_at, schema_version,
    source, status, attempts, last_error_class, last_error_message, history)
-VALUES
-  (%(event_id)s, %(key)s, %(type)s, %(aggregate_type)s, %(topic)s, %(payload)s::jsonb, %(headers)s::jsonb,
-   %(occurred_at)s, %(schema_version)s, %(source)s, %(status)s, %(attempts)s, %(last_error_class)s,
-   %(last_error_message)s, %(history)s::jsonb)
+SELECT o.id, NULLIF(o.aggregateid, ''), o.type,
+       CASE WHEN o.aggregatetype <> '' THEN o.aggregatetype ELSE split_part(o.type, '.', 1) END,
+       %(topic)s, o.payload, o.headers, o.occurred_at, o.schema_version,
+       %(source)s, %(status)s, %(attempts)s, %(last_error_class)s, %(last_error_message)s, %(history)s::jsonb
+FROM outbox o WHERE o.id = %(outbox_id)s::uuid
 ON CONFLICT (event_id) DO NOTHING
 """
-"""Raw psycopg form of the insert (the relay's connections); fill it with :func:`psycopg_params`."""
+"""The relay's insert: the dead letter of an outbox row, copied by PostgreSQL from the row itself.
+
+Nothing of the row passes through Python: the payload and headers are the row's ``jsonb`` values
+(never decoded, whatever their depth or size), the key is ``aggregateid`` or NULL when it is empty
+(a keyless row holds back no real key), ``type`` is the row's (the column is NOT NULL, so an empty
+type stays ``''``), and ``aggregate_type`` is the one the Kafka headers carry (the row's, or the
+type's first part when empty, as :class:`~kafkaguard.envelope.Event` does). Fill it with
+:func:`outbox_params`. Idempotent per event id (``ON CONFLICT (event_id) DO NOTHING``).
+"""
 
 
-def psycopg_params(values: dict[str, Any]) -> dict[str, Any]:
-    """:func:`dead_letter_values` with the JSON columns encoded for :data:`INSERT_SQL`."""
-    encoded = dict(values)
-    for column in ("payload", "headers", "history"):
-        encoded[column] = json.dumps(values[column], default=str)
-    return encoded
+def outbox_params(
+    outbox_id: str, *, topic: str, error: BaseException, source: PublishSource = PublishSource.OUTBOX
+) -> dict[str, Any]:
+    """Parameters of :data:`FROM_OUTBOX_SQL`: the row's id and what only Python knows (topic, error)."""
+    return {
+        "outbox_id": outbox_id,
+        "topic": pg_text(topic),
+        "source": source.value,
+        "status": DeadLetterStatus.PENDING.value,
+        "attempts": 1,
+        "last_error_class": qualified_name(type(error)),
+        "last_error_message": pg_text(str(error)[:MAX_ERROR_MESSAGE]),
+        "history": json.dumps([pg_json(history_entry(error, attempt=1, source=source))], default=str),
+    }

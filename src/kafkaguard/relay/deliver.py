@@ -1,31 +1,84 @@
 """Publish one round's claimed rows and decide each row's fate (the relay's Kafka side).
 
-Guarantees: a row is reported acknowledged only on the broker's delivery report; rows of a key
-that already failed in this round are not produced (nothing overtakes a failed row); a row the
-broker rejected inside a batch is sent once more on its own before it is called rejected, since a
-broker refuses a whole batch when the batch (not the record) is too large.
+Guarantees:
+
+- a row is reported acknowledged only on the broker's delivery report;
+- totality: whatever a row contains, preparing it either gives a message or rejects that row
+  (:class:`~kafkaguard.relay.rows.RowRejectedError`, or an unforeseen exception turned into a
+  rejection); one row never stops the others;
+- per-key order: no row of a key is produced after an earlier row of that key that failed, was held
+  back, or may still be refused by the broker, in this round and in the pipelined next one:
+
+  * a row that failed before produce (not an event, topic refused) holds its key (with
+    ``block_key``, or when the failure is transient);
+  * a row librdkafka refused inside ``produce()`` (e.g. larger than ``message.max.bytes``) holds
+    its key: :meth:`DeliveryProducer.produce_all` does not produce the key's later messages;
+  * a *barrier* record (at least 90 % of the smaller of the producer's and the topic's size
+    limit, see :mod:`kafkaguard.relay.limits`) holds its key until its delivery report: the broker
+    could refuse it while acknowledging a later record of the key sent in another request;
+  * :attr:`InFlight.stopped` carries every such key into the next round, which is produced before
+    this round's reports are in;
+- a row the broker rejected inside a batch is sent once more on its own before it is called
+  rejected, since a broker refuses a whole batch when the batch (not the record) is too large.
+
+Rows without a key (empty ``aggregateid``) are always rejected and hold nothing back: they have no
+order to keep, and their dead letter has key NULL.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from typing import Protocol
 
-from kafkaguard.envelope import EnvelopeError, Event
-from kafkaguard.errors import EventRejectedError, PublishError
+from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH, EnvelopeError
+from kafkaguard.errors import EventRejectedError, KeyHeldError, PublishError
+from kafkaguard.logtext import short
+from kafkaguard.relay.limits import barrier_bytes
 from kafkaguard.relay.plan import Outcome
-from kafkaguard.relay.rows import Message, OutboxRow, fallback_event, to_event, to_message, topic_of
-from kafkaguard.transports.kafka_delivery import DeliveryProducer, OutgoingMessage, PendingDeliveries
-from kafkaguard.transports.kafka_topics import TopicRegistry
+from kafkaguard.relay.rows import Message, OutboxRow, RejectReason, RowRejectedError, to_message, topic_of
+from kafkaguard.transports.kafka_delivery import Delivered, Headers, OutgoingMessage, PendingDeliveries
 
 logger = logging.getLogger(__name__)
+
+# Kafka's own rule for topic names (kafka.common.internals.Topic.validate).
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+
+class BatchProducer(Protocol):
+    """What the relay needs of a producer (:class:`~kafkaguard.transports.kafka_delivery.DeliveryProducer`)."""
+
+    max_message_bytes: int
+
+    def produce_all(self, messages: Sequence[OutgoingMessage], timeout: float) -> PendingDeliveries: ...
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Headers = (),
+        timeout: float | None = None,
+    ) -> Delivered: ...
+
+
+class Topics(Protocol):
+    """What the relay needs of a topic registry (:class:`~kafkaguard.transports.kafka_topics.TopicRegistry`)."""
+
+    def ensure(self, topic: str, *, timeout: float | None = None) -> None: ...
+
+
+def no_topic_limits(_topic: str) -> int | None:
+    """A topic-limit lookup that knows nothing (only the producer's limit counts)."""
+    return None
 
 
 @dataclass
 class Sent:
-    """One row's message, topic and outcome (``error`` set unless acknowledged)."""
+    """One row's message, topic and outcome (``error`` set unless acknowledged or only held back)."""
 
     row: OutboxRow
     message: Message | None  # None when the row is not an event
@@ -34,37 +87,46 @@ class Sent:
     error: BaseException | None = None
     rejected_in_batch: bool = False
 
-    @cached_property
-    def event(self) -> Event:
-        """The row as an event, for dead letters and logs (decoded only when needed)."""
-        try:
-            return to_event(self.row)
-        except EnvelopeError:
-            return fallback_event(self.row)
-
 
 def _classify(exc: BaseException) -> Outcome:
     return Outcome.REJECTED if isinstance(exc, EventRejectedError | EnvelopeError) else Outcome.TRANSIENT
 
 
+def _check_topic(topic: str, topics: Topics, timeout: float) -> PublishError | None:
+    if not _TOPIC_NAME.fullmatch(topic) or topic in (".", ".."):
+        return EventRejectedError(f"{short(topic)!r} is not a valid Kafka topic name")
+    try:
+        topics.ensure(topic, timeout=timeout)
+    except PublishError as exc:
+        return exc
+    return None
+
+
+def describe(row: OutboxRow, topic: str) -> str:
+    """A row for a failure log line: outbox id (= event id), truncated key and topic."""
+    return f"outbox row {row.id} (event {row.id}, key {short(row.aggregateid)}, topic {short(topic)})"
+
+
 def _prepare(
     row: OutboxRow,
     for_aggregate: Callable[[str], str],
-    topics: TopicRegistry,
+    topics: Topics,
     timeout: float,
     topic_errors: dict[str, PublishError | None],
+    max_depth: int,
 ) -> Sent:
-    topic = topic_of(row, for_aggregate)
+    topic = row.topic or ""
     try:
-        message = to_message(row)
+        topic = topic_of(row, for_aggregate)
+        message = to_message(row, max_depth)
     except EnvelopeError as exc:
         return Sent(row, None, topic, Outcome.REJECTED, exc)
+    except Exception as exc:  # one row never stops the relay: it is logged with its traceback and dead-lettered
+        logger.exception("%s: unexpected error while preparing it; it is rejected", describe(row, topic))
+        detail = f"could not be prepared: {type(exc).__name__}: {short(exc)}"
+        return Sent(row, None, topic, Outcome.REJECTED, RowRejectedError(RejectReason.UNEXPECTED, row.id, detail))
     if topic not in topic_errors:  # ask Kafka once per topic and round, not once per row
-        try:
-            topics.ensure(topic, timeout=timeout)
-            topic_errors[topic] = None
-        except PublishError as exc:
-            topic_errors[topic] = exc
+        topic_errors[topic] = _check_topic(topic, topics, timeout)
     error = topic_errors[topic]
     if error is not None:
         return Sent(row, message, topic, _classify(error), error)
@@ -78,7 +140,7 @@ class InFlight:
     sent: list[Sent]
     produced: list[Sent]
     pending: PendingDeliveries
-    stopped: set[str]  # keys that failed before produce (their later rows were not produced)
+    stopped: set[str]  # keys whose later rows the next round must not produce (see the module docstring)
     started: float  # time.monotonic() when its rows were claimed (the batch latency metric)
 
     @property
@@ -90,24 +152,32 @@ class InFlight:
 def start_publish(
     rows: Sequence[OutboxRow],
     *,
-    producer: DeliveryProducer,
-    topics: TopicRegistry,
+    producer: BatchProducer,
+    topics: Topics,
     for_aggregate: Callable[[str], str],
     timeout: float,
     block_key: bool,
     stopped: Iterable[str] = (),
     started: float,
+    max_depth: int = DEFAULT_MAX_PAYLOAD_DEPTH,
+    topic_limit: Callable[[str], int | None] = no_topic_limits,
 ) -> InFlight:
-    """Produce ``rows`` (in seq order) without waiting. Rows of a key in ``stopped`` (failed in an
-    earlier round still in flight) or of a key whose earlier row failed here are held back.
-    ``started``: when ``rows`` were claimed."""
+    """Produce ``rows`` (in seq order) without waiting.
+
+    Rows of a key in ``stopped`` (held in an earlier round still in flight) or of a key held in
+    this round (an earlier row failed, or is a barrier) are held back: outcome TRANSIENT without
+    an error, so they stay in the outbox. ``started``: when ``rows`` were claimed. ``max_depth``:
+    the payload depth limit. ``topic_limit``: topic → ``max.message.bytes`` or None if unknown
+    (:class:`~kafkaguard.relay.limits.TopicLimits`).
+    """
     sent: list[Sent] = []
     produced: list[Sent] = []
     outgoing: list[OutgoingMessage] = []
     held = set(stopped)
-    failed_here: set[str] = set()
+    carry: set[str] = set()
     topic_errors: dict[str, PublishError | None] = {}
     topic_names: dict[str, str] = {}  # aggregate type -> topic, worked out once per round
+    barriers: dict[str, int] = {}  # topic -> barrier size, worked out once per round
 
     def named(aggregate_type: str) -> str:
         if aggregate_type not in topic_names:
@@ -115,32 +185,50 @@ def start_publish(
         return topic_names[aggregate_type]
 
     for row in rows:
-        item = _prepare(row, named, topics, min(timeout, 10.0), topic_errors)
+        item = _prepare(row, named, topics, min(timeout, 10.0), topic_errors, max_depth)
         sent.append(item)
-        if row.aggregateid in held:
+        key = row.aggregateid
+        if key in held:
             item.outcome, item.error = Outcome.TRANSIENT, None  # held back behind an earlier row
+            carry.add(key)
             continue
-        if item.error is not None or item.message is None:
-            if item.outcome is Outcome.TRANSIENT or block_key:
-                held.add(row.aggregateid)
-                failed_here.add(row.aggregateid)
+        msg = item.message
+        if item.error is not None or msg is None:
+            if key and (item.outcome is Outcome.TRANSIENT or block_key):
+                held.add(key)
+                carry.add(key)
             continue
         produced.append(item)
-        msg = item.message
         outgoing.append((item.topic, msg.value, msg.key, msg.headers))
-    return InFlight(sent, produced, producer.produce_all(outgoing, timeout), failed_here, started)
+        if item.topic not in barriers:
+            barriers[item.topic] = barrier_bytes(producer.max_message_bytes, topic_limit(item.topic))
+        if msg.size >= barriers[item.topic]:
+            logger.info("%s: %d bytes, near the size limit: its key waits for it", describe(row, item.topic), msg.size)
+            held.add(key)
+            carry.add(key)
+    pending = producer.produce_all(outgoing, timeout)
+    for index in pending.refused:  # refused inside produce(): their keys' later rows were not produced
+        carry.add(produced[index].row.aggregateid)
+    return InFlight(sent, produced, pending, carry, started)
 
 
-def finish_publish(flight: InFlight, *, producer: DeliveryProducer, timeout: float, block_key: bool) -> list[Sent]:
+def finish_publish(flight: InFlight, *, producer: BatchProducer, timeout: float, block_key: bool) -> list[Sent]:
     """Wait for ``flight``'s delivery reports and set each row's outcome."""
-    for item, error in zip(flight.produced, flight.pending.wait(), strict=True):
-        item.outcome, item.error = (Outcome.ACKED, None) if error is None else (_classify(error), error)
-        item.rejected_in_batch = item.outcome is Outcome.REJECTED
+    refused = set(flight.pending.refused)
+    for index, (item, error) in enumerate(zip(flight.produced, flight.pending.wait(), strict=True)):
+        if error is None:
+            item.outcome, item.error = Outcome.ACKED, None
+        elif isinstance(error, KeyHeldError):
+            item.outcome, item.error = Outcome.TRANSIENT, None  # not produced: behind a failed row of its key
+        else:
+            item.outcome, item.error = _classify(error), error
+            # Refused inside produce(): about the record itself, sending it alone would not help.
+            item.rejected_in_batch = item.outcome is Outcome.REJECTED and index not in refused
     _retry_rejected_alone(flight.sent, producer, timeout, block_key)
     return flight.sent
 
 
-def _retry_rejected_alone(sent: list[Sent], producer: DeliveryProducer, timeout: float, block_key: bool) -> None:
+def _retry_rejected_alone(sent: list[Sent], producer: BatchProducer, timeout: float, block_key: bool) -> None:
     """Send each broker-rejected row once more, alone, in seq order, unless its key already stopped."""
     stopped: set[str] = set()
     for item in sent:
@@ -149,12 +237,12 @@ def _retry_rejected_alone(sent: list[Sent], producer: DeliveryProducer, timeout:
             continue
         if item.rejected_in_batch and item.message is not None:
             msg = item.message
-            logger.info("event %s (key %s) rejected by %s in a batch; sending it alone", item.row.id, key, item.topic)
+            logger.info("%s rejected in a batch; sending it alone", describe(item.row, item.topic))
             try:
                 producer.send(item.topic, msg.value, key=msg.key, headers=msg.headers, timeout=timeout)
                 item.outcome, item.error = Outcome.ACKED, None
                 continue
             except PublishError as exc:
                 item.outcome, item.error = _classify(exc), exc
-        if item.outcome is Outcome.TRANSIENT or (item.outcome is Outcome.REJECTED and block_key):
+        if key and (item.outcome is Outcome.TRANSIENT or (item.outcome is Outcome.REJECTED and block_key)):
             stopped.add(key)

@@ -13,6 +13,9 @@ Rows of one key are walked in ``seq`` order:
 A row acknowledged after an earlier row of its key failed is left in the outbox, so it is published
 again after the earlier one: consumers dedupe by event id, and a stale copy never overtakes.
 
+Rows without a key (empty ``aggregateid``: never an event, always rejected) have no order to keep:
+they neither stop nor wait for anything.
+
 ``stopped`` carries keys that failed in the previous round of a pipelined relay (a round produced
 while the previous one was still in flight): their rows in this round are treated as coming after
 a failure. ``RoundPlan.stopped`` is the set to carry into the next round.
@@ -65,8 +68,8 @@ def plan_round(
             plan.remove.append(row)
         elif outcome is Outcome.REJECTED:
             plan.dead_letter.append(row)
-            if block_key:
+            if block_key and key:
                 halted.add(key)
-        else:
+        elif key:
             halted.add(key)
     return plan

@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH
+
 
 class RelayKind(StrEnum):
     """Who relays the outbox: kafkaguard's relay worker, or Debezium's connector (see relay.debezium)."""
@@ -35,4 +37,13 @@ class RelaySettings(BaseModel):
     )
     block_key_on_dead_letter: bool = Field(
         default=True, description="later events of a key wait while it has an open publisher dead letter"
+    )
+    max_payload_depth: int = Field(
+        default=DEFAULT_MAX_PAYLOAD_DEPTH,
+        ge=1,
+        le=10_000,
+        description=(
+            "deepest nesting of arrays/objects in a row's payload or headers (levels); a deeper row is a"
+            " publisher dead letter 'too_deep' (checked without decoding; consumers bound it the same way)"
+        ),
     )

@@ -9,16 +9,20 @@ instances can count each other in ``pg_locks`` (standbys holding no shard includ
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
-from kafkaguard.db.columns import OPEN_STATUSES
-from kafkaguard.publisher.dead_letters import INSERT_SQL
+from kafkaguard.db.columns import LAST_RESORT, OPEN_STATUSES
+from kafkaguard.publisher.dead_letters import FROM_OUTBOX_SQL
 from kafkaguard.relay.rows import CLAIM_COLUMNS, OutboxRow
 
 Conn = psycopg.Connection[Any]
+
+logger = logging.getLogger(__name__)
 
 
 def namespaces(conn: Conn) -> tuple[int, int, str]:
@@ -142,11 +146,77 @@ def finish(conn: Conn, ids: Sequence[Any], *, delete: bool) -> None:
         conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY(%s::uuid[])", (literal,))
 
 
-def insert_dead_letters(conn: Conn, params: Sequence[dict[str, Any]]) -> None:
-    """Store publisher dead letters (idempotent per event id) in the current transaction."""
-    if params:
-        with conn.cursor() as cur:
-            cur.executemany(INSERT_SQL, params)
+LAST_RESORT_SQL = f"""
+INSERT INTO {LAST_RESORT} (store, topic, outbox_id, raw_key, raw_value, raw_headers, error)
+SELECT 'publisher', %(topic)s, o.id, convert_to(o.aggregateid, 'UTF8'), convert_to(o.payload::text, 'UTF8'),
+       %(raw_headers)s, %(error)s
+FROM outbox o WHERE o.id = %(outbox_id)s::uuid
+"""  # noqa: S608 - the table name is a constant
+"""The last-resort row of an outbox row whose publisher dead letter PostgreSQL refused: bytes and ASCII only."""
+
+# SQLSTATE classes that mean "this data is refused", not "the database is away": data exception,
+# integrity constraint violation, program limit exceeded (e.g. a value too large for an index).
+_DATA_REFUSALS = ("22", "23", "54")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One publisher dead letter to store: the row's id, the :data:`FROM_OUTBOX_SQL` parameters, and
+    for the last resort the Kafka headers the row would have had (``raw_headers`` encoding) or None."""
+
+    outbox_id: str
+    params: dict[str, Any]
+    raw_headers: bytes | None = None
+
+
+def refused_for_data(exc: psycopg.Error) -> bool:
+    """Whether PostgreSQL refused a statement because of the data (not an outage or a lost connection)."""
+    state = exc.sqlstate
+    return state is not None and state[:2] in _DATA_REFUSALS
+
+
+def _ascii(text: str, limit: int = 4000) -> str:
+    return text[:limit].encode("ascii", "backslashreplace").decode("ascii")
+
+
+def insert_dead_letters(conn: Conn, letters: Sequence[DeadLetter]) -> int:
+    """Store publisher dead letters (idempotent per event id) in the current transaction.
+
+    Each insert runs in a savepoint: if PostgreSQL refuses one for a data reason
+    (:func:`refused_for_data`), a ``kafkaguard_last_resort`` row (the row's key and payload as
+    bytes, the refusal as ASCII text) is written instead, so the outbox row still leaves. Any other
+    error (the connection is gone) propagates: the transaction rolls back and the rows stay.
+    Returns how many went to the last resort.
+    """
+    last_resort = 0
+    for letter in letters:
+        try:
+            with conn.transaction():
+                conn.execute(FROM_OUTBOX_SQL, letter.params)
+            continue
+        except psycopg.Error as exc:
+            if not refused_for_data(exc):
+                raise
+            refusal = exc
+        topic = str(letter.params.get("topic", ""))
+        logger.error(
+            "outbox row %s (event %s, topic %s): its publisher dead letter was refused (%s %s); stored in %s",
+            letter.outbox_id,
+            letter.outbox_id,
+            _ascii(topic, 200),
+            refusal.sqlstate,
+            type(refusal).__name__,
+            LAST_RESORT,
+        )
+        error = (
+            f"publisher dead letter refused: {refusal.sqlstate} {type(refusal).__name__}: {refusal}"
+            f"; the row was rejected for: {letter.params.get('last_error_message', '')}"
+        )
+        with conn.transaction():
+            params = {"outbox_id": letter.outbox_id, "topic": _ascii(topic), "error": _ascii(error)}
+            conn.execute(LAST_RESORT_SQL, {**params, "raw_headers": letter.raw_headers})
+        last_resort += 1
+    return last_resort
 
 
 def cleanup_published(conn: Conn, older_than_seconds: float, limit: int = 1000) -> int:

@@ -10,7 +10,11 @@ Guarantees (DESIGN.md, "Relay"):
   changes hands only between rounds or when its owner's connection is gone;
 - Kafka down: nothing is dead-lettered; the relay backs off (up to ``max_backoff``) and resumes;
 - a rejected event (too large, topic refused, not an event) goes to ``kafka_publisher_dead_letters``
-  and, with ``block_key_on_dead_letter``, later rows of its key wait behind it.
+  and, with ``block_key_on_dead_letter``, later rows of its key wait behind it;
+- totality: nothing a row contains stops the relay. A row that is not an event (deeper than
+  ``max_payload_depth``, not an object, no key, ...) is a dead letter; the dead letter is copied
+  from the row by PostgreSQL (the payload is never decoded); if PostgreSQL refuses it for a data
+  reason, a ``kafkaguard_last_resort`` row takes its place in the same transaction.
 
 Shard balancing: each instance counts live instances (presence locks in ``pg_locks``), takes free
 shards up to ``ceil(64 / live)`` and gives back any above that share, at most once per poll interval.
@@ -24,7 +28,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,11 +36,14 @@ from typing import Any
 import psycopg
 
 from kafkaguard.db.columns import OUTBOX_NOTIFY_CHANNEL, OUTBOX_SHARDS, PublishSource
+from kafkaguard.logtext import short
 from kafkaguard.metrics.registry import Metrics
-from kafkaguard.publisher.dead_letters import dead_letter_values, psycopg_params
+from kafkaguard.publisher.dead_letters import outbox_params
+from kafkaguard.raw_headers import encode as encode_headers
 from kafkaguard.relay import shards as S
 from kafkaguard.relay import store
-from kafkaguard.relay.deliver import InFlight, Sent, finish_publish, start_publish
+from kafkaguard.relay.deliver import InFlight, Sent, describe, finish_publish, start_publish
+from kafkaguard.relay.limits import TopicLimits
 from kafkaguard.relay.plan import Outcome, plan_round
 from kafkaguard.relay.rows import OutboxRow
 from kafkaguard.relay.settings import RelaySettings
@@ -70,6 +77,8 @@ class Relay:
 
     ``conninfo``: libpq string whose search_path starts with kafkaguard's schema
     (:func:`kafkaguard.db.engine.libpq_conninfo`). ``for_aggregate``: aggregate type → topic.
+    ``topic_limits``: topic → ``max.message.bytes`` or None if unknown (default: asked of Kafka
+    once per topic, :class:`~kafkaguard.relay.limits.TopicLimits`).
     """
 
     def __init__(
@@ -83,6 +92,7 @@ class Relay:
         producer_overrides: Mapping[str, Any] | None = None,
         name: str | None = None,
         metrics: Metrics | None = None,
+        topic_limits: Callable[[str], int | None] | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -92,6 +102,7 @@ class Relay:
         self._overrides = dict(producer_overrides or {})
         self._topics = topics
         self._for_aggregate = for_aggregate
+        self._topic_limits = topic_limits
         self._producer: DeliveryProducer | None = None
         self._work: store.Conn | None = None
         self._listen: store.Conn | None = None
@@ -253,6 +264,11 @@ class Relay:
             total = total.plus(self._settle(flight, stopped)[0])
         return total
 
+    def _limits(self) -> Callable[[str], int | None]:
+        if self._topic_limits is None:  # built on first use: a relay that never publishes asks nothing
+            self._topic_limits = TopicLimits(self._bootstrap, self._overrides)
+        return self._topic_limits
+
     def _send_batch(self, rows: Sequence[OutboxRow], stopped: set[str], started: float) -> InFlight:
         return start_publish(
             rows,
@@ -263,6 +279,8 @@ class Relay:
             block_key=self.settings.block_key_on_dead_letter,
             stopped=stopped,
             started=started,
+            max_depth=self.settings.max_payload_depth,
+            topic_limit=self._limits(),
         )
 
     def _settle(self, flight: InFlight, stopped: set[str]) -> tuple[RoundResult, set[str]]:
@@ -273,7 +291,7 @@ class Relay:
         sent = finish_publish(flight, producer=self._producer, timeout=timeout, block_key=block)
         plan = plan_round([(s.row.aggregateid, s, s.outcome) for s in sent], block_key=block, stopped=stopped)
         with self._work.transaction():
-            store.insert_dead_letters(self._work, [self._dead_letter(s) for s in plan.dead_letter])
+            store.insert_dead_letters(self._work, [self._dead_letter(s) for s in plan.dead_letter])  # savepoints
             store.finish(
                 self._work, [s.row.id for s in plan.remove + plan.dead_letter], delete=self.settings.delete_published
             )
@@ -284,10 +302,11 @@ class Relay:
         transient = len(failed)
         if failed:
             logger.warning(
-                "%s: %d of %d events not delivered now (%s); they stay in the outbox and are retried",
+                "%s: %d of %d events not delivered now, first %s: %s; they stay in the outbox and are retried",
                 self.name,
                 transient,
                 len(sent),
+                describe(failed[0].row, failed[0].topic),
                 failed[0].error,
             )
         if plan.kept_after_failure:
@@ -307,23 +326,23 @@ class Relay:
             self.metrics.relay_published.labels(topic).inc(count)
         age = self.metrics.relay_event_age_seconds
         for item in published:
-            age.observe(max(0.0, (now - item.row.occurred_at).total_seconds()))
+            if item.row.occurred_at is not None:  # always set on a published row (to_message requires it)
+                age.observe(max(0.0, (now - item.row.occurred_at).total_seconds()))
         for item in dead:
             error = type(item.error).__name__ if item.error is not None else "-"
             self.metrics.publisher_dead_letters.labels(PublishSource.OUTBOX.value, error).inc()
 
-    def _dead_letter(self, item: Sent) -> dict[str, Any]:
+    def _dead_letter(self, item: Sent) -> store.DeadLetter:
+        """The publisher dead letter of a rejected row, built without decoding anything of the row."""
         assert item.error is not None
         logger.error(
-            "event %s (type %s, key %s) to %s rejected, stored as a publisher dead letter: %s",
-            item.event.event_id,
-            item.event.type,
-            item.event.key,
-            item.topic,
-            item.error,
+            "%s (type %s) rejected, stored as a publisher dead letter: %s",
+            describe(item.row, item.topic),
+            short(item.row.type),
+            short(item.error, 500),
         )
-        values = dead_letter_values(item.event, topic=item.topic, source=PublishSource.OUTBOX, error=item.error)
-        return psycopg_params(values)
+        raw = encode_headers(item.message.headers) if item.message is not None else None
+        return store.DeadLetter(item.row.id, outbox_params(item.row.id, topic=item.topic, error=item.error), raw)
 
     def _maybe_cleanup(self) -> None:
         if self.settings.delete_published or self._work is None:

@@ -3,6 +3,14 @@
 Guarantees:
 - Per-key order: for each key, records are processed in id order, and a key's later records wait
   while an earlier one is not restored (a failure ends that key's turn for this run).
+- A record without a key (key NULL: an outbox row with an empty aggregate id) is its own
+  sequence: it is retried as itself (it is still no event, so it fails again and follows the retry
+  policy to ``failed``), is never published under an invented key, and neither blocks nor waits
+  for any other record.
+- Totality: records are read with their payload and headers as text and decoded here only after a
+  depth check (:data:`~kafkaguard.envelope.DEFAULT_MAX_PAYLOAD_DEPTH`), and timestamps Python
+  cannot hold are read as NULL, so no record can fail the read of its key's records; such a
+  record's attempt fails and is recorded on it.
 - Two runs at the same time never process the same key: each key is processed in its own
   transaction holding ``pg_try_advisory_xact_lock`` on (publisher scope, key); a run that cannot
   take it skips the key.
@@ -26,8 +34,9 @@ from sqlalchemy import Connection, Engine, text
 from kafkaguard.db import columns as C
 from kafkaguard.db.history import history_entry
 from kafkaguard.db.locks import PUBLISHER_SCOPE
-from kafkaguard.envelope import Event
+from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH, EnvelopeError, Event, too_deep
 from kafkaguard.errors import ConfigurationError
+from kafkaguard.logtext import short
 from kafkaguard.restore.outcome import Outcome, after_failure, after_success
 from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
 from kafkaguard.transports.kafka_producer import SyncProducer
@@ -53,17 +62,38 @@ class RunReport:
         self.restored_ids += other.restored_ids
 
 
+def _json_object(value: Any, what: str) -> dict[str, Any]:
+    """``value`` (JSON text as read by :data:`RECORD_COLUMNS`, or already decoded) as a JSON object."""
+    if isinstance(value, str):
+        if value[:1] != "{":
+            raise EnvelopeError(f"the dead letter's {what} is not a JSON object")
+        if too_deep(value, DEFAULT_MAX_PAYLOAD_DEPTH):
+            raise EnvelopeError(
+                f"too_deep: the dead letter's {what} nests deeper than {DEFAULT_MAX_PAYLOAD_DEPTH} levels"
+            )
+        value = json.loads(value)
+    if not isinstance(value, dict):
+        raise EnvelopeError(f"the dead letter's {what} is not a JSON object")
+    return value
+
+
 def record_event(row: dict[str, Any]) -> Event:
-    """The event stored in a publisher dead-letter row."""
+    """The event stored in a publisher dead-letter row; raise EnvelopeError if it is none.
+
+    A record with key NULL raises (an event needs a key): it is never sent under an invented one.
+    """
+    if row["occurred_at"] is None:
+        raise EnvelopeError("the dead letter's occurred_at is outside the years 1-9999")
+    headers = _json_object(row["headers"], "headers") if row["headers"] is not None else {}
     return Event(
         type=row["type"],
         key=row["key"],
-        payload=row["payload"],
+        payload=_json_object(row["payload"], "payload"),
         aggregate_type=row["aggregate_type"],
         event_id=row["event_id"],
         occurred_at=row["occurred_at"],
         schema_version=row["schema_version"],
-        headers=row["headers"] or {},
+        headers={str(k): v if isinstance(v, str) else str(v) for k, v in headers.items()},
     )
 
 
@@ -96,17 +126,37 @@ def apply_outcome(conn: Connection, table: str, record_id: int, outcome: Outcome
 
 
 DUE_KEYS_SQL = f"""
-SELECT key FROM {C.PUBLISHER_DEAD_LETTERS} d
+SELECT id, key FROM {C.PUBLISHER_DEAD_LETTERS} d
 WHERE status = 'pending' AND next_attempt_at <= now()
-  AND NOT EXISTS (SELECT 1 FROM {C.PUBLISHER_DEAD_LETTERS} e
-                  WHERE e.key = d.key AND e.id < d.id AND e.status IN ('pending', 'failed'))
+  AND (key IS NULL OR NOT EXISTS (SELECT 1 FROM {C.PUBLISHER_DEAD_LETTERS} e
+                                  WHERE e.key = d.key AND e.id < d.id AND e.status IN ('pending', 'failed')))
 ORDER BY id LIMIT :limit
 """  # noqa: S608 - table names are constants
-"""Keys whose head record (oldest open one) is due."""
+"""Due heads (id, key): the oldest open record of each key, and every due record without a key."""
+
+RECORD_COLUMNS = (
+    "id, event_id, key, type, aggregate_type, topic, payload::text AS payload, headers::text AS headers,"
+    " CASE WHEN occurred_at BETWEEN '0001-01-02' AND '9999-12-30' THEN occurred_at END AS occurred_at,"
+    " schema_version, source, status, attempts, next_attempt_at, last_error_class, last_error_message,"
+    " created_at, updated_at"
+)
+"""A record's columns as the job reads them: JSON as text (decoded after a depth check, never by the
+driver, whose json.loads recurses), timestamps outside Python's range as NULL (the driver raises)."""
 
 KEY_RECORDS_SQL = f"""
-SELECT * FROM {C.PUBLISHER_DEAD_LETTERS}
+SELECT {RECORD_COLUMNS} FROM {C.PUBLISHER_DEAD_LETTERS}
 WHERE key = :key AND status IN ('pending', 'failed') ORDER BY id FOR UPDATE
+"""  # noqa: S608
+
+KEYLESS_RECORD_SQL = f"""
+SELECT {RECORD_COLUMNS} FROM {C.PUBLISHER_DEAD_LETTERS}
+WHERE id = :id AND key IS NULL AND status = 'pending' FOR UPDATE SKIP LOCKED
+"""  # noqa: S608
+"""One keyless record, unless another run holds it (then it is skipped, like a locked key)."""
+
+KEYLESS_DUE_SQL = f"""
+SELECT id FROM {C.PUBLISHER_DEAD_LETTERS}
+WHERE key IS NULL AND status = 'pending' AND next_attempt_at <= now() ORDER BY id LIMIT :limit
 """  # noqa: S608
 
 
@@ -142,13 +192,27 @@ class PublisherRestoreJob:
         """Process every key whose head is due (at most ``limit`` keys); return what happened."""
         report = RunReport()
         with self.engine.connect() as conn:
-            keys = [r[0] for r in conn.execute(text(DUE_KEYS_SQL), {"limit": limit or self.settings.batch_size})]
-        for key in dict.fromkeys(keys):
+            heads = conn.execute(text(DUE_KEYS_SQL), {"limit": limit or self.settings.batch_size}).all()
+        keys = dict.fromkeys(key for _, key in heads if key is not None)
+        for record_id, key in heads:
+            if key is None:
+                report.add(self.process_record(int(record_id)))
+        for key in keys:
             report.add(self.process_key(key))
         return report
 
-    def process_key(self, key: str) -> RunReport:
-        """Process the due records of ``key`` in id order, stopping at the first failure."""
+    def process_key(self, key: str | None) -> RunReport:
+        """Process the due records of ``key`` in id order, stopping at the first failure.
+
+        ``key`` None: every due record without a key, each on its own (:meth:`process_record`).
+        """
+        if key is None:
+            report = RunReport()
+            with self.engine.connect() as conn:
+                ids = [int(r[0]) for r in conn.execute(text(KEYLESS_DUE_SQL), {"limit": self.settings.batch_size})]
+            for record_id in ids:
+                report.add(self.process_record(record_id))
+            return report
         report = RunReport()
         with self.engine.begin() as conn:
             locked = conn.execute(
@@ -162,24 +226,43 @@ class PublisherRestoreJob:
             for row in conn.execute(text(KEY_RECORDS_SQL), {"key": key}).mappings().all():
                 if row["status"] != "pending" or row["next_attempt_at"] > now:
                     break  # the head is not due, or needs an operator: the rest of the key waits
-                try:
-                    how = self._restore(conn, dict(row))
-                except Exception as exc:  # noqa: BLE001 - any failure is recorded on the record
-                    outcome = after_failure(row["attempts"], exc, self.settings.policy, now, self._how())
-                    apply_outcome(conn, C.PUBLISHER_DEAD_LETTERS, row["id"], outcome, exc)
-                    log.warning(
-                        "restore of publisher dead letter %s (event %s, key %s) failed: %s",
-                        row["id"], row["event_id"], key, exc,
-                    )  # fmt: skip
-                    if outcome.status is C.DeadLetterStatus.FAILED:
-                        report.failed += 1
-                    else:
-                        report.retried += 1
+                if not self._attempt(conn, dict(row), now, report):
                     break
-                apply_outcome(conn, C.PUBLISHER_DEAD_LETTERS, row["id"], after_success(row["attempts"], now, how), None)
-                report.restored += 1
-                report.restored_ids.append(int(row["id"]))
         return report
+
+    def process_record(self, record_id: int) -> RunReport:
+        """Process one due record without a key (skipped if another run holds it or it is not due)."""
+        report = RunReport()
+        with self.engine.begin() as conn:
+            row = conn.execute(text(KEYLESS_RECORD_SQL), {"id": record_id}).mappings().first()
+            if row is None:
+                report.skipped_keys += 1  # held by another run, restored meanwhile, or not keyless
+                return report
+            now = datetime.now(UTC)
+            if row["next_attempt_at"] <= now:
+                self._attempt(conn, dict(row), now, report)
+        return report
+
+    def _attempt(self, conn: Connection, row: dict[str, Any], now: datetime, report: RunReport) -> bool:
+        """Restore one record and record the outcome on it; return whether it was restored."""
+        try:
+            how = self._restore(conn, row)
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded on the record
+            outcome = after_failure(row["attempts"], exc, self.settings.policy, now, self._how())
+            apply_outcome(conn, C.PUBLISHER_DEAD_LETTERS, row["id"], outcome, exc)
+            log.warning(
+                "restore of publisher dead letter %s (event %s, key %s, topic %s) failed: %s",
+                row["id"], row["event_id"], short(row["key"]), short(row["topic"]), short(exc, 500),
+            )  # fmt: skip
+            if outcome.status is C.DeadLetterStatus.FAILED:
+                report.failed += 1
+            else:
+                report.retried += 1
+            return False
+        apply_outcome(conn, C.PUBLISHER_DEAD_LETTERS, row["id"], after_success(row["attempts"], now, how), None)
+        report.restored += 1
+        report.restored_ids.append(int(row["id"]))
+        return True
 
     def _how(self) -> str:
         return self.settings.publisher_strategy.value

@@ -5,7 +5,10 @@ completes the :class:`concurrent.futures.Future` returned by :meth:`DeliveryProd
 synchronous :meth:`~DeliveryProducer.send` waits on that future; :meth:`~DeliveryProducer.send_async`
 awaits it through :func:`asyncio.wrap_future`, so an event loop is never blocked by librdkafka.
 :meth:`~DeliveryProducer.produce_all` produces a whole batch and waits once for all of its reports
-(the relay's path: one counter per batch, no Future per message).
+(the relay's path: one counter per batch, no Future per message). Within one ``produce_all`` call a
+message whose key already failed to be handed over is not produced at all (:class:`KeyHeldError`):
+librdkafka raises some rejections synchronously (``MSG_SIZE_TOO_LARGE`` above ``message.max.bytes``),
+and producing the key's next message would let it overtake the refused one.
 
 Guarantees: settings are kafkaguard's idempotent ``acks=all`` ones (:mod:`.kafka_config`); a future
 completes with :class:`Delivered` only after the broker's ack, else with a kafkaguard
@@ -27,7 +30,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from kafkaguard.errors import DeliveryTimeoutError, PublishError
+from kafkaguard.errors import DeliveryTimeoutError, EventRejectedError, KeyHeldError, PublishError
 from kafkaguard.transports.kafka_config import producer_config
 from kafkaguard.transports.kafka_errors import translate_kafka_error
 
@@ -35,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 Headers = Sequence[tuple[str, bytes]]
 OutgoingMessage = tuple[str, bytes | None, bytes | None, Headers]  # topic, value, key, headers
+
+LIBRDKAFKA_MESSAGE_MAX_BYTES = 1_000_000  # librdkafka's default message.max.bytes
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,8 @@ class DeliveryProducer:
                 "logger": logging.getLogger("kafkaguard.librdkafka"),  # not stderr: outages are expected
             },
         )
+        self.max_message_bytes = int(config.get("message.max.bytes", LIBRDKAFKA_MESSAGE_MAX_BYTES))
+        """The largest message librdkafka accepts (``message.max.bytes``); larger ones fail in produce()."""
         self._producer = Producer(config)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll_loop, name="kafkaguard-producer-poll", daemon=True)
@@ -111,6 +118,10 @@ class DeliveryProducer:
                 if isinstance(err, KafkaError):
                     return translate_kafka_error(err, topic)
                 return PublishError(f"producing to {topic!r} failed: {exc}")
+            except (TypeError, ValueError) as exc:
+                # confluent-kafka refuses the arguments themselves (e.g. a header it cannot convert):
+                # the same message would be refused again, so it is a rejection, not an outage.
+                return EventRejectedError(f"confluent-kafka refused a message to {topic!r}: {exc}")
 
     def submit(
         self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()
@@ -134,12 +145,24 @@ class DeliveryProducer:
 
         ``timeout`` (s) bounds both the wait for room in librdkafka's queue and, from now, the wait
         for the last delivery report.
+
+        Per-key order: once a message of key K could not be handed to librdkafka, the later
+        messages of K in ``messages`` are not produced; they are settled at once with
+        :class:`KeyHeldError` (nothing was sent: the caller sends them again later, after K's
+        failed message). Messages without a key are never held. ``PendingDeliveries.refused``
+        lists the indexes settled this way or by a failure of their own, before this call returned.
         """
         pending = PendingDeliveries([m[0] for m in messages], timeout)
+        failed_keys: set[bytes] = set()
         for index, (topic, value, key, headers) in enumerate(messages):
+            if failed_keys and key in failed_keys:
+                pending.refuse(index, KeyHeldError(f"not produced to {topic!r}: an earlier message of its key failed"))
+                continue
             error = self._produce(topic, value, key, headers, partial(pending.reported, index, topic), pending.deadline)
             if error is not None:
-                pending.settle(index, error)
+                pending.refuse(index, error)
+                if key is not None:
+                    failed_keys.add(key)
         return pending
 
     def send(
@@ -197,6 +220,7 @@ class PendingDeliveries:
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
         self.results: list[PublishError | object | None] = [_PENDING] * len(topics)
+        self.refused: list[int] = []  # indexes that failed (or were held back) before being produced
         self._done = threading.Event()
         self._outstanding = len(topics)
         self._lock = threading.Lock()
@@ -210,6 +234,11 @@ class PendingDeliveries:
             self._outstanding -= 1
             if self._outstanding == 0:
                 self._done.set()
+
+    def refuse(self, index: int, error: PublishError) -> None:
+        """Message ``index`` was never produced: settle it with ``error`` and list it in ``refused``."""
+        self.refused.append(index)
+        self.settle(index, error)
 
     def reported(self, index: int, topic: str, err: KafkaError | None, _msg: Message) -> None:
         """librdkafka's delivery callback for message ``index``."""
