@@ -194,9 +194,8 @@ def _listener_restorer(
 def _publisher_restorer(job: PublisherRestoreJob) -> Callable[[list[Candidate]], list[int]]:
     def restore(unit: list[Candidate]) -> list[int]:
         key = unit[0].key
-        if key is None:  # the publisher job restores by key; a keyless record stays pending (reported)
-            log.warning("publisher dead letter %d has no key: the publisher restore job cannot restore it", unit[0].id)
-            return []
+        if key is None:  # a keyless record is its own head: retried alone (it fails again until fixed)
+            return job.process_record(unit[0].id).restored_ids
         return job.process_key(key).restored_ids
 
     return restore
