@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from sqlalchemy import Engine
 
 from kafkaguard.consumer import Applier, MemorySource, Outcome, Record, Worker
@@ -29,10 +29,10 @@ from kafkaguard.testing.fixtures import TestDatabase
 from tests.fuzz import app
 from tests.fuzz.durable import APPLIED, CONFLICT, DUPLICATE, applied_once, check
 from tests.fuzz.logcheck import LogLines
-from tests.fuzz.planned import Planned, realise
+from tests.fuzz.planned import ISSUE_13_MESSAGES, Planned, realise
 from tests.fuzz.profile import fuzz_settings, pick
 from tests.fuzz.report import FuzzReport
-from tests.fuzz.strategies import Fixture, Limits, PlanItem, plans
+from tests.fuzz.strategies import Fixture, Limits, PlanItem, Poison, plans
 
 LIMITS = Limits(max_key=pick(100_000, 1_500_000), max_value=pick(300_000, 2_000_000), max_payload=200_000)
 FAST_RETRY = RetryPolicy(max_attempts=3, backoff=Exponential(base=0.01, factor=2, max_seconds=0.05, jitter=0))
@@ -76,8 +76,16 @@ def _check_all(env: ApplyEnv, report: FuzzReport, done: list[tuple[Record, Plann
             assert applied_once(env.conn, planned.event_id) == 1, f"good event {planned.event_id} not applied once"
 
 
+def with_issue_13_examples(test: Any) -> Any:
+    """Try each consumer input of issue 13 first, alone, on every run."""
+    for message in ISSUE_13_MESSAGES:
+        test = example(plan=[Poison(message)])(test)
+    return test
+
+
 @fuzz_settings(quick=150, full=4000)
 @given(plan=plans(LIMITS, max_items=6))
+@with_issue_13_examples
 def test_apply_gives_every_record_one_durable_outcome(
     env: ApplyEnv, fuzz_report: FuzzReport, kafkaguard_log: LogLines, plan: list[PlanItem]
 ) -> None:
@@ -102,6 +110,7 @@ def test_apply_gives_every_record_one_durable_outcome(
 
 @fuzz_settings(quick=40, full=1000)
 @given(plan=plans(LIMITS, max_items=12))
+@example(plan=[Poison(m) for m in ISSUE_13_MESSAGES])
 def test_batch_mode_gives_every_record_one_durable_outcome_and_commits_to_the_end(
     env: ApplyEnv, fuzz_report: FuzzReport, kafkaguard_log: LogLines, plan: list[PlanItem]
 ) -> None:
@@ -109,7 +118,10 @@ def test_batch_mode_gives_every_record_one_durable_outcome_and_commits_to_the_en
     planned = realise(plan)
     # Two partitions; each ends with a good event, so "the next good event is applied" holds on both.
     planned.append(realise([], final_good=True)[0])
-    records = [p.message.record(TOPIC, i % 2, next(env.offsets)) for i, p in enumerate(planned)]
+    partitions: list[int] = []
+    for i, p in enumerate(planned):
+        partitions.append(partitions[p.of] if p.of is not None else i % 2)
+    records = [p.message.record(TOPIC, part, next(env.offsets)) for p, part in zip(planned, partitions, strict=True)]
     by_position = {(r.partition, r.offset): p for r, p in zip(records, planned, strict=True)}
     outcomes: dict[tuple[int, int], Outcome] = {}
     source = MemorySource(records)

@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from hypothesis import given
+from hypothesis import example, given
 
 from kafkaguard.consumer import Applier, Outcome, Record, Worker
 from kafkaguard.consumer.kafka_source import KafkaSource
@@ -36,10 +36,10 @@ from kafkaguard.testing.fixtures import TestDatabase, TopicFactory
 from tests.fuzz import app
 from tests.fuzz.durable import ANY, APPLIED, CONFLICT, DUPLICATE, applied_once, check
 from tests.fuzz.logcheck import LogLines
-from tests.fuzz.planned import Planned, good_message, realise
+from tests.fuzz.planned import ISSUE_13_MESSAGES, Planned, good_message, realise
 from tests.fuzz.profile import fuzz_settings, pick
 from tests.fuzz.report import FuzzReport
-from tests.fuzz.strategies import Fixture, Good, Limits, Message, PlanItem, plans
+from tests.fuzz.strategies import Fixture, Good, Limits, Message, PlanItem, Poison, plans
 from tests.fuzz.test_fuzz_apply import FAST_RETRY
 
 PARTITIONS = 3
@@ -214,8 +214,11 @@ def _layout(plan: list[PlanItem]) -> list[tuple[int, Planned]]:
     """The plan's messages over the partitions in turn; after each poison a good event on its partition."""
     out: list[tuple[int, Planned]] = []
     turn = itertools.cycle(range(PARTITIONS))
-    for planned in realise(plan, final_good=False):
-        p = next(turn)
+    realised = realise(plan, final_good=False)
+    partition_of: list[int] = []
+    for planned in realised:
+        p = partition_of[planned.of] if planned.of is not None else next(turn)
+        partition_of.append(p)
         out.append((p, planned))
         if planned.expect == ANY:
             out.append((p, good_message(Good({"after": "poison"}))))
@@ -228,6 +231,7 @@ def _first_without_outcome(h: ConsumerHarness, sent: list[Sent]) -> list[Sent]:
 
 @fuzz_settings(quick=20, full=300, shrink=False)
 @given(plan=plans(LIMITS, min_items=pick(1, 10), max_items=pick(8, 40)))
+@example(plan=[Poison(m) for m in ISSUE_13_MESSAGES])  # issue 13's inputs, each followed by a good event
 def test_a_real_consumer_survives_every_message(
     harness: ConsumerHarness, fuzz_report: FuzzReport, kafkaguard_log: LogLines, plan: list[PlanItem]
 ) -> None:

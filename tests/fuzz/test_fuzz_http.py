@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from kafkaguard.consumer.http import receiving_router
@@ -116,6 +116,18 @@ def _with_payload(payload: bytes) -> bytes:
     return head + payload + b"}"
 
 
+def _envelope(**fields: Any) -> bytes:
+    body = {"event_id": "00000000-0000-4000-8000-00000000000d", "key": KEY_MARK, "type": app.TYPE, "payload": {}}
+    return json.dumps({**body, **fields}, allow_nan=True).encode()
+
+
+def _nested(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 HEADER_TEXT = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=20)
 CONTENT_TYPES = st.sampled_from(
     ["application/json"] * 6 + ["text/plain", "application/octet-stream", "", "x/y; charset=zz"]
@@ -147,6 +159,14 @@ def env(migrated_database: TestDatabase) -> Iterator[HttpEnv]:
 
 
 @fuzz_settings(quick=200, full=3000)
+# Bodies that answered 5xx or showed SQL parameters before the endpoint read the body itself.
+@example(body=b"[" * 3000 + b"]" * 3000, content_type="application/json", extra={})
+@example(body=b'{"event_id":' + b"9" * 5000 + b"}", content_type="application/json", extra={})
+@example(body=_envelope(schema_version=float("inf")), content_type="application/json", extra={})
+@example(body=_envelope(type="\ud800"), content_type="application/json", extra={})
+@example(body=_envelope(key=KEY_MARK + "\ud800"), content_type="application/json", extra={})
+@example(body=_envelope(payload={"m": PAYLOAD_MARK + "\x00"}), content_type="application/json", extra={})
+@example(body=_envelope(payload={"a": _nested(150)}), content_type="", extra={})  # deeper than the limit
 @given(
     body=bodies(),
     content_type=CONTENT_TYPES,

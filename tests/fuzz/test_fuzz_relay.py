@@ -15,6 +15,7 @@ publishes them. Property, per example:
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -25,7 +26,7 @@ from typing import Any
 import psycopg
 import pytest
 from confluent_kafka import Consumer
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from kafkaguard.relay.settings import RelaySettings
@@ -39,7 +40,9 @@ from tests.fuzz.report import FuzzReport
 from tests.fuzz.strategies import MAIN_TOPIC, OTHER_TOPIC, Fixture, RowSpec, row_specs
 
 SETTLE_SECONDS = 30.0
-ROWS = st.lists(row_specs(max_key=pick(100_000, 1_100_000), max_pad=1_100_000), min_size=1, max_size=pick(6, 8))
+ROWS = st.lists(
+    row_specs(max_key=pick(100_000, 1_100_000), max_pad=1_100_000), min_size=pick(1, 3), max_size=pick(6, 12)
+)
 
 INSERT = (
     "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers, topic, schema_version)"
@@ -224,8 +227,18 @@ def _cleanup(h: RelayHarness, rows: list[Row]) -> None:
     h.conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", ([r.id for r in rows],))
 
 
+def _issue_13(aggregateid: str, payload: str, *more: tuple[str, str]) -> list[RowSpec]:
+    return [RowSpec("fuzz", aggregateid, TYPE, payload), *(RowSpec("fuzz", k, TYPE, p) for k, p in more)]
+
+
 @fuzz_settings(quick=60, full=400)
 @given(specs=ROWS)
+# The relay inputs of issue 13, tried first on every run.
+@example(specs=_issue_13("deep", "[" * 5000 + "]" * 5000))  # valid jsonb; json.loads recursed
+@example(specs=_issue_13("", "{}"))  # empty aggregateid: dead letter with key NULL, not 'unknown'
+@example(specs=_issue_13("unknown", "{}"))  # a key really named 'unknown' is not held by it
+@example(specs=_issue_13("K", json.dumps({"pad": "x" * 2_000_000}), ("K", "{}")))  # rejected, then its successor
+@example(specs=[RowSpec("fuzz", "h", TYPE, "{}", headers='{"a":' + "[" * 3000 + "]" * 3000 + "}")])
 def test_relay_gives_every_row_one_outcome(
     harness: RelayHarness, fuzz_report: FuzzReport, kafkaguard_log: LogLines, specs: list[RowSpec]
 ) -> None:
