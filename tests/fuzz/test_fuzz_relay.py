@@ -231,12 +231,13 @@ def _issue_13(aggregateid: str, payload: str, *more: tuple[str, str]) -> list[Ro
     return [RowSpec("fuzz", aggregateid, TYPE, payload), *(RowSpec("fuzz", k, TYPE, p) for k, p in more)]
 
 
-@fuzz_settings(quick=60, full=400)
+@fuzz_settings(quick=80, full=400)
 @given(specs=ROWS)
 # The relay inputs of issue 13, tried first on every run.
 @example(specs=_issue_13("deep", "[" * 5000 + "]" * 5000))  # valid jsonb; json.loads recursed
-@example(specs=_issue_13("", "{}"))  # empty aggregateid: dead letter with key NULL, not 'unknown'
-@example(specs=_issue_13("unknown", "{}"))  # a key really named 'unknown' is not held by it
+# An empty aggregateid is a dead letter with key NULL, never 'unknown' (which would hold back the key
+# really named so).
+@example(specs=_issue_13("", "{}", ("unknown", "{}")))
 @example(specs=_issue_13("K", json.dumps({"pad": "x" * 2_000_000}), ("K", "{}")))  # rejected, then its successor
 @example(specs=[RowSpec("fuzz", "h", TYPE, "{}", headers='{"a":' + "[" * 3000 + "]" * 3000 + "}")])
 def test_relay_gives_every_row_one_outcome(
@@ -292,7 +293,8 @@ def test_relay_gives_every_row_one_outcome(
             assert msg.value == r.payload_text.encode(), f"{where}: the value is not the payload as written"
             fuzz_report.relay_outcomes["published"] += 1
             continue
-        failed_keys.add(key)
+        if key:  # an empty aggregateid's dead letter has no key and holds nothing back
+            failed_keys.add(key)
         if dead:
             dl_key, status = dead[0]
             assert status == "pending", f"{where}: new dead letter is {status!r}"
