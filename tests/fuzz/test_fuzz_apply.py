@@ -83,7 +83,7 @@ def with_issue_13_examples(test: Any) -> Any:
     return test
 
 
-@fuzz_settings(quick=200, full=4000)
+@fuzz_settings(quick=200, full=2500)
 @given(plan=plans(LIMITS, max_items=6))
 @with_issue_13_examples
 def test_apply_gives_every_record_one_durable_outcome(
@@ -108,7 +108,7 @@ def test_apply_gives_every_record_one_durable_outcome(
     kafkaguard_log.assert_bounded()
 
 
-@fuzz_settings(quick=50, full=1000)
+@fuzz_settings(quick=50, full=600)
 @given(plan=plans(LIMITS, max_items=12))
 @example(plan=[Poison(m) for m in ISSUE_13_MESSAGES])
 def test_batch_mode_gives_every_record_one_durable_outcome_and_commits_to_the_end(
