@@ -229,7 +229,7 @@ def _first_without_outcome(h: ConsumerHarness, sent: list[Sent]) -> list[Sent]:
     return [s for s in sent if (s.partition, s.offset) not in h.outcomes]
 
 
-@fuzz_settings(quick=25, full=300, shrink=False)
+@fuzz_settings(quick=40, full=300, shrink=False)
 @given(plan=plans(LIMITS, min_items=pick(1, 10), max_items=pick(8, 40)))
 @example(plan=[Poison(m) for m in ISSUE_13_MESSAGES])  # issue 13's inputs, each followed by a good event
 def test_a_real_consumer_survives_every_message(
