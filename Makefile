@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 export KAFKAGUARD_RUN_DIR ?= $(CURDIR)/.run
 
-.PHONY: demo test bench bench-quick chaos lint format system-deps venv jars unit integration clean down
+.PHONY: demo test bench bench-quick chaos fuzz lint format system-deps venv jars unit integration clean down
 
 demo: system-deps venv jars
 	$(BIN)/python -m examples.dailyfeed.demo.main $(DEMO_ARGS)
@@ -33,6 +33,12 @@ integration: system-deps venv jars
 # CHAOS_ARGS passes options, e.g. CHAOS_ARGS="--scenario broker-kill --mode outbox".
 chaos: system-deps venv jars
 	$(BIN)/kafkaguard chaos --profile full --out reports/chaos $(CHAOS_ARGS)
+
+# Property-based fuzzing (issue 13) with hypothesis's full profile: at least 10,000 generated messages
+# through a real consumer and 2,000 generated rows through a real relay, counts printed at the end.
+# `make test` runs the same tests with the quick profile. FUZZ_ARGS passes pytest options.
+fuzz: system-deps venv jars
+	KAFKAGUARD_FUZZ=full $(BIN)/python -m pytest -ra -p no:cacheprovider --timeout=7200 tests/fuzz $(FUZZ_ARGS)
 
 lint: venv
 	$(BIN)/ruff check src tests examples bench

@@ -4,11 +4,18 @@ The event is applied through the same inbox path as the Kafka consumer (key lock
 inbox row in one transaction). Answers, which the publisher acts on:
 
 - ``200 {"status": "applied"}`` or ``200 {"status": "duplicate"}``: done (idempotent on event_id).
-- ``400`` bad envelope, ``404`` unknown type, ``422`` non-retriable handler error: permanent, the
-  publisher dead-letters the event.
+- ``400`` bad envelope (not JSON, nested deeper than the payload depth limit, wrong shape, a key
+  or type PostgreSQL cannot store), ``404`` unknown type, ``413`` body larger than
+  ``max_payload_bytes`` plus :data:`ENVELOPE_ALLOWANCE`, ``422`` non-retriable handler error (a
+  deterministic database error, SQLSTATE class 22 or 23, always is): permanent, the publisher
+  dead-letters the event.
 - ``409 {"status": "blocked"}``: the key has an open listener dead letter here; applying now would
   break its order. Nothing is stored; the publisher dead-letters it and its restore job retries.
 - ``503``: PostgreSQL down or a retriable handler error; the publisher retries.
+
+Any body gets one of these answers, never a 5xx for the body itself. Error bodies name the error
+class (and SQLSTATE) but never carry its message, keys or payload text: database error messages
+quote SQL parameters and the rows they refused. The full error goes to the log, truncated.
 
 Sync handlers run in a worker thread (``anyio.to_thread``); async handlers run on the event loop
 with ``async_engine``. The event loop is never blocked by a database call.
@@ -16,10 +23,12 @@ with ``async_engine``. The event loop is never blocked by a database call.
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 from typing import Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
@@ -29,8 +38,64 @@ from kafkaguard.consumer.apply import Applier
 from kafkaguard.consumer.decisions import Outcome
 from kafkaguard.consumer.registry import HandlerRegistry
 from kafkaguard.consumer.settings import ConsumerSettings
-from kafkaguard.envelope import DecodeError, Event
+from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH, DecodeError, DecodeReason, Event, too_deep
 from kafkaguard.errors import StoreUnavailableError
+from kafkaguard.logtext import short
+from kafkaguard.policies.classify import qualified_name
+
+log = logging.getLogger("kafkaguard.consumer.http")
+
+ENVELOPE_ALLOWANCE = 64 * 1024
+"""Bytes a body may have beyond ``max_payload_bytes``: the envelope's other fields and headers."""
+
+_DETERMINISTIC_SQLSTATE_CLASSES = ("22", "23")  # data exception, integrity constraint violation
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error (SQLAlchemy's wrapper or psycopg's own), if ``exc`` is one."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        code = getattr(getattr(seen, "orig", None), "sqlstate", None) or getattr(seen, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+        seen = seen.__cause__
+    return None
+
+
+def _rejected(reason: str, detail: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"status": "rejected", "reason": reason, "detail": short(detail, 200)}, status)
+
+
+def _storable(text: str) -> bool:
+    """Whether PostgreSQL ``text`` takes ``text`` (UTF-8 without lone surrogates; NUL is refused by Event)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def parse_envelope(body: bytes, settings: ConsumerSettings) -> Event | JSONResponse:
+    """The event in ``body``, or the 4xx answer saying why there is none (pure; never raises)."""
+    limit = settings.max_payload_bytes + ENVELOPE_ALLOWANCE
+    if len(body) > limit:
+        return _rejected(DecodeReason.OVERSIZED.value, f"body of {len(body)} bytes exceeds {limit}", 413)
+    # The payload sits one level inside the envelope object.
+    if too_deep(body, DEFAULT_MAX_PAYLOAD_DEPTH + 1):
+        return _rejected(DecodeReason.TOO_DEEP.value, f"payload nests deeper than {DEFAULT_MAX_PAYLOAD_DEPTH} levels")
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, int() digit limit
+        return _rejected(DecodeReason.NOT_JSON.value, f"the body is not JSON: {type(exc).__name__}")
+    try:
+        event = Event.from_json(data)
+    except DecodeError as exc:
+        return _rejected(exc.reason.value, exc.detail)
+    except Exception as exc:  # noqa: BLE001 - any other failure to read outside data is a bad envelope
+        return _rejected(DecodeReason.WRONG_SHAPE.value, f"envelope field problem: {type(exc).__name__}")
+    if not (_storable(event.key) and _storable(event.type)):
+        return _rejected(DecodeReason.INVALID_KEY.value, "key and type must be valid Unicode (no lone surrogates)")
+    return event
 
 
 def receiving_router(
@@ -50,15 +115,34 @@ def receiving_router(
         # One Applier per request: an Applier is not thread-safe, requests run concurrently.
         return Applier(engine, registry, cs, async_engine=async_engine, stop=threading.Event())
 
-    @router.post("/events")
-    async def receive(envelope: Any = Body(...)) -> JSONResponse:  # noqa: B008 - FastAPI's idiom
-        try:
-            event = Event.from_json(envelope)
-        except DecodeError as exc:
-            return JSONResponse({"status": "rejected", "reason": exc.reason.value, "detail": exc.detail}, 400)
+    def failed(event: Event, exc: BaseException) -> JSONResponse:
+        sqlstate = _sqlstate(exc)
+        deterministic = sqlstate is not None and sqlstate.startswith(_DETERMINISTIC_SQLSTATE_CLASSES)
+        retriable = not deterministic and cs.classifier.is_retriable(exc)
+        error_class = qualified_name(type(exc))
+        log.warning(
+            "http event_id=%s type=%s key=%s failed (%s, sqlstate %s): %s",
+            event.event_id, short(event.type), short(event.key), error_class, sqlstate, short(str(exc), 300),
+        )  # fmt: skip
+        body: dict[str, Any] = {"status": "failed", "error_class": error_class, "event_id": str(event.event_id)}
+        if sqlstate is not None:
+            body["sqlstate"] = sqlstate
+        return JSONResponse(body, 503 if retriable else 422)
+
+    @router.post(
+        "/events",
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+        },
+    )
+    async def receive(request: Request) -> JSONResponse:
+        parsed = parse_envelope(await request.body(), cs)
+        if isinstance(parsed, JSONResponse):
+            return parsed
+        event = parsed
         reg = registry.get(event.type)
         if reg is None:
-            return JSONResponse({"status": "rejected", "reason": "unknown_type", "type": event.type}, 404)
+            return JSONResponse({"status": "rejected", "reason": "unknown_type", "type": short(event.type, 200)}, 404)
         applier = make_applier()
         try:
             if reg.is_async:
@@ -66,17 +150,16 @@ def receiving_router(
             else:
                 outcome = await run_in_threadpool(applier.apply_once, None, event, reg, 1)
         except StoreUnavailableError as exc:
-            return JSONResponse({"status": "unavailable", "detail": str(exc)}, 503)
+            return JSONResponse({"status": "unavailable", "detail": short(str(exc), 200)}, 503)
         except Exception as exc:  # noqa: BLE001 - a handler may raise anything; classified
             if reg.is_async:
                 try:
                     await run_in_threadpool(applier.raise_if_store_down, exc)
                 except StoreUnavailableError as down:
-                    return JSONResponse({"status": "unavailable", "detail": str(down)}, 503)
-            body = {"status": "failed", "error_class": type(exc).__name__, "detail": str(exc)[:1000]}
-            return JSONResponse(body, 503 if cs.classifier.is_retriable(exc) else 422)
+                    return JSONResponse({"status": "unavailable", "detail": short(str(down), 200)}, 503)
+            return failed(event, exc)
         if outcome is Outcome.BLOCKED:
-            return JSONResponse({"status": "blocked", "key": event.key}, 409)
+            return JSONResponse({"status": "blocked", "event_id": str(event.event_id)}, 409)
         return JSONResponse({"status": outcome.value, "event_id": str(event.event_id)}, 200)
 
     return router

@@ -1,0 +1,159 @@
+"""Where a consumed message's outcome is stored, and the checks of issue 13's property.
+
+A message at ``(group, topic, partition, offset)`` has exactly one durable outcome: an inbox row
+there (applied), nothing there but an inbox row of its event id elsewhere (duplicate), or one
+listener dead letter there (dead-lettered: ``pending``; parked: ``parked``) or one last-resort
+row there, keeping the raw key, value and headers byte for byte.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from kafkaguard import headers as H
+from kafkaguard import raw_headers
+from kafkaguard.consumer.decisions import Outcome
+from kafkaguard.logtext import short
+from tests.fuzz.strategies import Message
+
+ANY = "any"
+APPLIED = "applied"
+DUPLICATE = "duplicate"
+CONFLICT = "conflict"
+"""What a test expects of a message: any durable outcome, or exactly this one."""
+
+DETERMINISTIC_ERRORS = ("DataError", "IntegrityError")  # SQLSTATE classes 22 and 23
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The rows stored for one position."""
+
+    inbox: list[tuple[Any, ...]]
+    dead_letters: list[tuple[Any, ...]]  # raw_key, raw_value, raw_headers, status, reason, attempts, error_class
+    last_resort: list[tuple[Any, ...]]  # raw_key, raw_value, raw_headers, error, status
+
+    @property
+    def count(self) -> int:
+        return len(self.inbox) + len(self.dead_letters) + len(self.last_resort)
+
+
+def stored_at(conn: psycopg.Connection[Any], group: str, topic: str, partition: int, offset: int) -> Stored:
+    where = {"g": group, "t": topic, "p": partition, "o": offset}
+    inbox = conn.execute(
+        'SELECT event_id FROM kafka_inbox WHERE consumer_group = %(g)s AND topic = %(t)s AND "partition" = %(p)s'
+        ' AND "offset" = %(o)s',
+        where,
+    ).fetchall()
+    dead = conn.execute(
+        "SELECT raw_key, raw_value, raw_headers, status, reason, attempts, error_class FROM kafka_listener_dead_letters"
+        ' WHERE consumer_group = %(g)s AND topic = %(t)s AND "partition" = %(p)s AND "offset" = %(o)s',
+        where,
+    ).fetchall()
+    last = conn.execute(
+        "SELECT raw_key, raw_value, raw_headers, error, status FROM kafkaguard_last_resort WHERE store = 'listener'"
+        ' AND consumer_group = %(g)s AND topic = %(t)s AND "partition" = %(p)s AND "offset" = %(o)s',
+        where,
+    ).fetchall()
+    return Stored(list(inbox), list(dead), list(last))
+
+
+def event_id_of(headers: Sequence[tuple[str, bytes | None]]) -> uuid.UUID | None:
+    """The event id the decoder would read (the last ``event_id`` header with a value), if any."""
+    found = None
+    for name, value in headers:
+        if name == H.EVENT_ID and value is not None:
+            found = value
+    try:
+        return uuid.UUID(found.decode()) if found is not None else None
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def _bytes(value: Any) -> bytes | None:
+    return bytes(value) if value is not None else None
+
+
+def _same_raw(row: tuple[Any, ...], sent: Message, where: str, *, unreadable_names: bool) -> None:
+    raw_key, raw_value, raw_hdrs = _bytes(row[0]), _bytes(row[1]), _bytes(row[2])
+    assert raw_key == sent.key, f"{where}: raw_key {short(raw_key)} differs from the key sent {short(sent.key)}"
+    assert raw_value == sent.value, (
+        f"{where}: raw_value {short(raw_value)} differs from the value sent {short(sent.value)}"
+    )
+    expected = raw_headers.encode(sent.headers)
+    if unreadable_names and raw_hdrs is None:
+        return  # confluent-kafka cannot hand these names over at all; the key and value are kept
+    assert raw_hdrs == expected, (
+        f"{where}: raw_headers {short(raw_hdrs)} are not raw_headers.encode(the headers sent) {short(expected)}"
+    )
+
+
+def check(
+    conn: psycopg.Connection[Any],
+    group: str,
+    where: tuple[str, int, int],
+    sent: Message,
+    outcome: object,
+    expect: str = ANY,
+) -> str:
+    """Assert the property for the message ``sent`` read at ``where`` with ``outcome``; return its kind.
+
+    Kinds: ``applied``, ``duplicate``, ``dead_lettered``, ``parked``, ``last_resort``.
+    """
+    topic, partition, offset = where
+    label = f"{topic}[{partition}]@{offset} {sent!r}"
+    assert isinstance(outcome, Outcome), f"{label}: returned {outcome!r}, not an Outcome"
+    assert outcome in (Outcome.APPLIED, Outcome.DUPLICATE, Outcome.PARKED, Outcome.DEAD_LETTERED), (
+        f"{label}: outcome {outcome.value} (nothing in this registry is ignored)"
+    )
+    if expect == APPLIED:
+        assert outcome is Outcome.APPLIED, f"{label}: a valid event of a fresh key was {outcome.value}, not applied"
+    elif expect == DUPLICATE:
+        assert outcome is Outcome.DUPLICATE, f"{label}: a redelivered event was {outcome.value}, not a duplicate"
+    elif expect == CONFLICT:
+        assert outcome is Outcome.DEAD_LETTERED, (
+            f"{label}: an event id seen before with other content was {outcome.value}, not dead-lettered as an"
+            " id conflict (issue 13, Deliver 4)"
+        )
+    stored = stored_at(conn, group, topic, partition, offset)
+    if outcome is Outcome.APPLIED:
+        assert len(stored.inbox) == 1 and stored.count == 1, f"{label}: applied, but stored {stored}"
+        return "applied"
+    if outcome is Outcome.DUPLICATE:
+        assert stored.count == 0, f"{label}: a duplicate, but rows were stored at its position: {stored}"
+        event_id = event_id_of(sent.headers)
+        assert event_id is not None, f"{label}: a duplicate without a readable event id"
+        found = conn.execute(
+            "SELECT count(*) FROM kafka_inbox WHERE consumer_group = %s AND event_id = %s", (group, event_id)
+        ).fetchone()
+        assert found is not None and found[0] == 1, f"{label}: a duplicate of {event_id}, which has no inbox row"
+        return "duplicate"
+    assert stored.count == 1 and not stored.inbox, f"{label}: {outcome.value}, but stored {stored}"
+    unreadable = not sent.names_are_utf8
+    if stored.dead_letters:
+        row = stored.dead_letters[0]
+        _same_raw(row, sent, label, unreadable_names=unreadable)
+        status, reason, attempts, error_class = row[3], row[4], row[5], row[6]
+        wanted = "parked" if outcome is Outcome.PARKED else "pending"
+        assert status == wanted, f"{label}: {outcome.value}, but its dead letter is {status!r}"
+        if error_class and error_class.endswith(DETERMINISTIC_ERRORS):
+            assert attempts == 1, (
+                f"{label}: {error_class} (reason {reason}) was tried {attempts} times; deterministic errors are"
+                " permanent (issue 13, Deliver 1)"
+            )
+        return str(outcome.value)
+    row = stored.last_resort[0]
+    _same_raw(row, sent, label, unreadable_names=unreadable)
+    assert isinstance(row[3], str) and row[3].isascii(), f"{label}: last-resort error {short(row[3])} is not ASCII"
+    return "last_resort"
+
+
+def applied_once(conn: psycopg.Connection[Any], event_id: uuid.UUID) -> int:
+    """How many times the fuzz handler applied ``event_id`` (rows in ``fuzz_effects``)."""
+    row = conn.execute("SELECT count(*) FROM fuzz_effects WHERE event_id = %s", (event_id,)).fetchone()
+    return int(row[0]) if row else 0
