@@ -262,6 +262,8 @@ def decode(
         raise DecodeError(DecodeReason.NOT_JSON, f"value is not JSON ({exc.msg} at {exc.pos})") from exc
     except RecursionError as exc:  # belt and braces: too_deep should have caught it
         raise DecodeError(DecodeReason.TOO_DEEP, "payload nests too deeply to decode") from exc
+    except ValueError as exc:  # e.g. an integer over Python's 4,300-digit limit
+        raise DecodeError(DecodeReason.NOT_JSON, f"value cannot be decoded as JSON ({str(exc)[:200]})") from exc
     if not isinstance(payload, dict):
         raise DecodeError(DecodeReason.WRONG_SHAPE, f"value is JSON {type(payload).__name__}, not an object")
     try:

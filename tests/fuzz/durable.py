@@ -108,17 +108,16 @@ def check(
     topic, partition, offset = where
     label = f"{topic}[{partition}]@{offset} {sent!r}"
     assert isinstance(outcome, Outcome), f"{label}: returned {outcome!r}, not an Outcome"
-    assert outcome in (Outcome.APPLIED, Outcome.DUPLICATE, Outcome.PARKED, Outcome.DEAD_LETTERED), (
-        f"{label}: outcome {outcome.value} (nothing in this registry is ignored)"
-    )
+    durable = (Outcome.APPLIED, Outcome.DUPLICATE, Outcome.PARKED, Outcome.DEAD_LETTERED, Outcome.ID_CONFLICT)
+    assert outcome in durable, f"{label}: outcome {outcome.value} (nothing in this registry is ignored)"
     if expect == APPLIED:
         assert outcome is Outcome.APPLIED, f"{label}: a valid event of a fresh key was {outcome.value}, not applied"
     elif expect == DUPLICATE:
         assert outcome is Outcome.DUPLICATE, f"{label}: a redelivered event was {outcome.value}, not a duplicate"
     elif expect == CONFLICT:
-        assert outcome is Outcome.DEAD_LETTERED, (
-            f"{label}: an event id seen before with other content was {outcome.value}, not dead-lettered as an"
-            " id conflict (issue 13, Deliver 4)"
+        assert outcome is Outcome.ID_CONFLICT, (
+            f"{label}: an event id seen before with other content was {outcome.value}, not an id conflict"
+            " (issue 13, Deliver 4)"
         )
     stored = stored_at(conn, group, topic, partition, offset)
     if outcome is Outcome.APPLIED:

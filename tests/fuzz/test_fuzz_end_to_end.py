@@ -50,12 +50,13 @@ COMMIT_SECONDS = 30.0
 
 def kcat_message(msg: Message) -> Message:
     """``msg`` as kcat can send it: arguments cannot hold NUL, a header needs a name without '='
-    and a value; an empty key is sent as none."""
+    and a value; an empty key is sent as none; kcat sends nothing for an empty (or null) value, so that
+    is sent as one space (empty and null values go through the Python producer)."""
     key = msg.key.replace(b"\x00", b"0") if msg.key else None
     headers = tuple(
         (name.replace("=", "-"), (value or b"").replace(b"\x00", b"0")) for name, value in msg.headers if name
     )
-    return Message(key, msg.value, headers)
+    return Message(key, msg.value or b" ", headers)
 
 
 @dataclass

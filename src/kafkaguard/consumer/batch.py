@@ -85,8 +85,12 @@ def apply_batch(applier: Applier, records: Sequence[Record]) -> list[Outcome] | 
                 raise _Fallback
             rows: dict[uuid.UUID, dict[str, Any]] = {}
             for r, e, reg in items:
-                if reg.inbox and e.event_id not in rows:
-                    rows[e.event_id] = inbox_row(group, e, r)
+                if not reg.inbox:
+                    continue
+                row = inbox_row(group, e, r)
+                first = rows.setdefault(e.event_id, row)
+                if first is not row and first["content_hash"] != row["content_hash"]:
+                    raise _Fallback  # one id, two contents in this chunk: per-event processing tells them apart
             if rows:
                 params = {"group": group, "rows": store.inbox_rows_json(list(rows.values()))}
                 new_ids = set(s.execute(store.INSERT_INBOX_BATCH, params).scalars())

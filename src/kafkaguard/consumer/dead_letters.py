@@ -64,7 +64,8 @@ def dead_letter_row(
         "key": key_text(record, event),
         "raw_key": record.key,
         "headers": headers_json(record),
-        "raw_headers": raw_headers.encode(record.headers),
+        # None when the client could not read the headers: an empty encoding would claim there were none.
+        "raw_headers": raw_headers.encode(record.headers) if record.read_error is None else None,
         "raw_value": record.value,
         "event_id": event.event_id if event is not None else None,
         "type": pg_text_or_none(event.type) if event is not None else None,
@@ -100,6 +101,6 @@ def last_resort_row(
         "offset": record.offset,
         "raw_key": record.key,
         "raw_value": record.value,
-        "raw_headers": raw_headers.encode(record.headers),
+        "raw_headers": raw_headers.encode(record.headers) if record.read_error is None else None,
         "error": error,
     }
