@@ -48,14 +48,24 @@ OUTCOME_SECONDS = 60.0
 COMMIT_SECONDS = 30.0
 
 
+KCAT_ARG_LIMIT = 2048
+
+
 def kcat_message(msg: Message) -> Message:
-    """``msg`` as kcat can send it: arguments cannot hold NUL, a header needs a name without '='
+    """``msg`` as kcat can send it: arguments cannot hold NUL (names and values), a header needs a name without '='
     and a value; an empty key is sent as none; kcat sends nothing for an empty (or null) value, so that
-    is sent as one space (empty and null values go through the Python producer)."""
-    key = msg.key.replace(b"\x00", b"0") if msg.key else None
+    is sent as one space (empty and null values go through the Python producer); the command line
+    bounds every argument and all of them together, so key, names and values are cut to
+    :data:`KCAT_ARG_LIMIT` bytes and at most 32 headers are sent."""
+    key = msg.key.replace(b"\x00", b"0")[:KCAT_ARG_LIMIT] if msg.key else None
     headers = tuple(
-        (name.replace("=", "-"), (value or b"").replace(b"\x00", b"0")) for name, value in msg.headers if name
-    )
+        (
+            name.replace("=", "-").replace("\x00", "0")[: KCAT_ARG_LIMIT // 4],
+            (value or b"").replace(b"\x00", b"0")[:KCAT_ARG_LIMIT],
+        )
+        for name, value in msg.headers
+        if name
+    )[:32]
     return Message(key, msg.value or b" ", headers)
 
 
@@ -230,7 +240,7 @@ def _first_without_outcome(h: ConsumerHarness, sent: list[Sent]) -> list[Sent]:
     return [s for s in sent if (s.partition, s.offset) not in h.outcomes]
 
 
-@fuzz_settings(quick=40, full=300, shrink=False)
+@fuzz_settings(quick=40, full=400, shrink=False)
 @given(plan=plans(LIMITS, min_items=pick(1, 10), max_items=pick(8, 40)))
 @example(plan=[Poison(m) for m in ISSUE_13_MESSAGES])  # issue 13's inputs, each followed by a good event
 def test_a_real_consumer_survives_every_message(
