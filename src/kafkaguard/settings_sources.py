@@ -45,6 +45,7 @@ NON_SETTING_VARIABLES = frozenset(
         "KAFKAGUARD_RUN_DIR",  # the dev stack's run folder (kafkaguard.devstack.stack.RUN_DIR_ENV)
         "KAFKAGUARD_TEST_REUSE_STACK",  # pytest fixtures reuse a running dev stack (kafkaguard.testing.stacks)
         "KAFKAGUARD_DEBUG",  # the CLI prints tracebacks (kafkaguard.cli.app)
+        "KAFKAGUARD_FUZZ",  # `make fuzz`'s full hypothesis profile (tests/fuzz/profile.py)
     }
 )
 """``KAFKAGUARD_*`` variables that kafkaguard reads but that are not settings; every other one must be a setting."""

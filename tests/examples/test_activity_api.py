@@ -93,7 +93,7 @@ def without(field: str) -> dict[str, Any]:
 
 
 BAD_ENVELOPES = [
-    pytest.param(b'{"event_id": ', 422, "json_invalid", id="invalid-json"),
+    pytest.param(b'{"event_id": ', 400, "not_json", id="invalid-json"),
     pytest.param(b"[1, 2]", 400, "wrong_shape", id="not-an-object"),
     pytest.param(without("event_id"), 400, "wrong_shape", id="missing-event-id"),
     pytest.param(without("type"), 400, "wrong_shape", id="missing-type"),
@@ -133,7 +133,10 @@ def test_receiving_endpoint_answers_503_on_a_retriable_failure_and_writes_nothin
         conn.execute("INSERT INTO members_on_hold (member_id) VALUES (%s)", (5,))
     before = snapshot(dailyfeed.activity, ACTIVITY_TABLES)
     response = client.post(RECEIVE, json=activity(5, 0))
-    assert (response.status_code, response.json()["error_class"]) == (503, "MemberOnHoldError"), response.text
+    assert (response.status_code, response.json()["error_class"]) == (
+        503,
+        "examples.dailyfeed.activity.handlers.MemberOnHoldError",
+    ), response.text
     assert snapshot(dailyfeed.activity, ACTIVITY_TABLES) == before
     with psycopg.connect(dailyfeed.activity, autocommit=True) as conn:
         conn.execute("DELETE FROM members_on_hold")
