@@ -16,6 +16,12 @@ SAFE_PRODUCER: Mapping[str, Any] = {
     "retries": 2_147_483_647,
     "compression.type": "lz4",
     "linger.ms": 5,
+    # A key must land on the same partition whoever produces it: Debezium, Kafka Connect and every
+    # Java client hash keys with murmur2, librdkafka's default (consistent_random) with CRC32. With
+    # the default, an aggregate's events from kafkaguard's relay and from Debezium (or a Java
+    # service) go to different partitions and their order is lost (found when one stream moved
+    # from one relay to the other). murmur2_random is murmur2 for keyed messages, as in Java.
+    "partitioner": "murmur2_random",
 }
 
 SAFE_CONSUMER: Mapping[str, Any] = {
