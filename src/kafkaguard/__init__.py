@@ -6,8 +6,23 @@ The public API is exactly ``__all__``; everything else is internal and may chang
 ``import kafkaguard`` is cheap: the errors are imported at once, every other public name on first
 use (``from kafkaguard import Worker`` imports the consumer then). So a process that only needs,
 say, the outbox writers never imports the HTTP, metrics or CLI libraries, and
-:func:`receiving_router` is the one name that needs the ``http`` extra (FastAPI):
-``pip install 'kafkaguard[http]'``.
+:func:`receiving_router` and :func:`install_exception_handlers` are the names that need the ``http``
+extra (FastAPI): ``pip install 'kafkaguard[http]'``.
+
+What an application uses, all from here:
+
+- settings: :class:`KafkaguardSettings` (``KAFKAGUARD_*`` and a TOML file) and its parts
+  (:class:`ConsumerSettings`, :class:`RelaySettings`, :class:`PublishSettings`, :class:`RestoreSettings`,
+  :class:`TopicSettings`, :class:`RetryPolicy` with :class:`Fixed` / :class:`Exponential` /
+  :class:`Schedule`, :class:`ErrorClassifier`);
+- builders: ``Publisher.from_settings(settings)``, ``Worker.from_settings(settings, registry)``,
+  ``Relay.from_settings(settings)``, ``PublisherRestoreJob.from_settings(settings)``;
+- events and handlers: :class:`Event`, :class:`HandlerRegistry` (typed handlers with ``model=``,
+  per-handler ``retry=``), :class:`HandlerContext`, :class:`BatchContext`;
+- every error it can meet, all under :class:`KafkaguardError`.
+
+``kafkaguard.testing`` is public too: pytest fixtures with the real Kafka and PostgreSQL
+(``kafkaguard.testing.fixtures``) and the helpers in its ``__all__``.
 """
 
 from __future__ import annotations
@@ -19,11 +34,17 @@ from kafkaguard.errors import (
     ConfigurationError,
     ConsumerError,
     DeadLetterNotFoundError,
+    DecodeError,
+    DecodeReason,
     DeliveryTimeoutError,
     DevStackError,
+    EnvelopeError,
     EventRejectedError,
+    IdConflictError,
     KafkaguardError,
     KafkaUnavailableError,
+    KeyHeldError,
+    PayloadValidationError,
     PortInUseError,
     PublishError,
     PublishUnavailableError,
@@ -39,6 +60,7 @@ if TYPE_CHECKING:
         HandlerContext,
         HandlerRegistry,
         Outcome,
+        Position,
         RestoreResult,
         Worker,
         due_keys,
@@ -46,11 +68,20 @@ if TYPE_CHECKING:
         retry_dead_letter,
     )
     from kafkaguard.consumer.http import receiving_router
+    from kafkaguard.consumer.settings import ConsumerSettings
     from kafkaguard.envelope import Event
+    from kafkaguard.interfaces.http import install_exception_handlers
+    from kafkaguard.policies.backoff import Exponential, Fixed, Schedule
+    from kafkaguard.policies.classify import ErrorClassifier
+    from kafkaguard.policies.retry import RetryPolicy
     from kafkaguard.publisher.facade import Publisher, PublishOutcome
     from kafkaguard.publisher.outbox import add_event, add_event_async, add_events, add_events_async
-    from kafkaguard.publisher.settings import PublishMode
+    from kafkaguard.publisher.settings import PublishMode, PublishSettings
+    from kafkaguard.relay.settings import RelayKind, RelaySettings
     from kafkaguard.relay.worker import Relay
+    from kafkaguard.restore.publisher_job import PublisherRestoreJob, RunReport
+    from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
+    from kafkaguard.settings import KafkaguardSettings, TopicSettings
 
 __version__ = "0.1.0"
 
@@ -58,27 +89,49 @@ __all__ = [
     "BatchContext",
     "ConfigurationError",
     "ConsumerError",
+    "ConsumerSettings",
     "DeadLetterNotFoundError",
+    "DecodeError",
+    "DecodeReason",
     "DeliveryTimeoutError",
     "DevStackError",
+    "EnvelopeError",
+    "ErrorClassifier",
     "Event",
     "EventRejectedError",
+    "Exponential",
+    "Fixed",
     "HandlerContext",
     "HandlerRegistry",
+    "IdConflictError",
     "KafkaUnavailableError",
     "KafkaguardError",
+    "KafkaguardSettings",
+    "KeyHeldError",
     "Outcome",
+    "PayloadValidationError",
     "PortInUseError",
+    "Position",
     "PublishError",
     "PublishMode",
     "PublishOutcome",
+    "PublishSettings",
     "PublishUnavailableError",
     "Publisher",
+    "PublisherRestoreJob",
+    "PublisherStrategy",
     "Relay",
+    "RelayKind",
+    "RelaySettings",
     "RestoreResult",
+    "RestoreSettings",
+    "RetryPolicy",
+    "RunReport",
+    "Schedule",
     "StartTimeoutError",
     "StoreUnavailableError",
     "ToolMissingError",
+    "TopicSettings",
     "UnknownEventTypeError",
     "Worker",
     "__version__",
@@ -87,6 +140,7 @@ __all__ = [
     "add_events",
     "add_events_async",
     "due_keys",
+    "install_exception_handlers",
     "receiving_router",
     "restore_key",
     "retry_dead_letter",
@@ -103,8 +157,16 @@ _LAZY: dict[str, str] = {
     "due_keys": "kafkaguard.consumer",
     "restore_key": "kafkaguard.consumer",
     "retry_dead_letter": "kafkaguard.consumer",
+    "Position": "kafkaguard.consumer",
     "receiving_router": "kafkaguard.consumer.http",
+    "ConsumerSettings": "kafkaguard.consumer.settings",
     "Event": "kafkaguard.envelope",
+    "install_exception_handlers": "kafkaguard.interfaces.http",
+    "Exponential": "kafkaguard.policies.backoff",
+    "Fixed": "kafkaguard.policies.backoff",
+    "Schedule": "kafkaguard.policies.backoff",
+    "ErrorClassifier": "kafkaguard.policies.classify",
+    "RetryPolicy": "kafkaguard.policies.retry",
     "Publisher": "kafkaguard.publisher.facade",
     "PublishOutcome": "kafkaguard.publisher.facade",
     "add_event": "kafkaguard.publisher.outbox",
@@ -112,7 +174,16 @@ _LAZY: dict[str, str] = {
     "add_events": "kafkaguard.publisher.outbox",
     "add_events_async": "kafkaguard.publisher.outbox",
     "PublishMode": "kafkaguard.publisher.settings",
+    "PublishSettings": "kafkaguard.publisher.settings",
+    "RelayKind": "kafkaguard.relay.settings",
+    "RelaySettings": "kafkaguard.relay.settings",
     "Relay": "kafkaguard.relay.worker",
+    "PublisherRestoreJob": "kafkaguard.restore.publisher_job",
+    "RunReport": "kafkaguard.restore.publisher_job",
+    "PublisherStrategy": "kafkaguard.restore.settings",
+    "RestoreSettings": "kafkaguard.restore.settings",
+    "KafkaguardSettings": "kafkaguard.settings",
+    "TopicSettings": "kafkaguard.settings",
 }
 
 # Libraries that only the ``http`` extra installs; a missing one gets a hint instead of a bare ModuleNotFoundError.

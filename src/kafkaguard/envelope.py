@@ -18,12 +18,16 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kafkaguard import headers as H
-from kafkaguard.errors import KafkaguardError
+from kafkaguard.errors import DecodeError as DecodeError
+from kafkaguard.errors import DecodeReason as DecodeReason
+from kafkaguard.errors import EnvelopeError as EnvelopeError
 from kafkaguard.ids import uuid7
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 JsonObject = dict[str, Any]
 KafkaHeaders = list[tuple[str, bytes]]
@@ -45,6 +49,10 @@ class Event:
 
     ``event_id`` is the dedupe identity (UUIDv7); ``key`` orders events (the aggregate id, Kafka's
     message key); ``aggregate_type`` routes to a topic; ``payload`` is a JSON object.
+
+    ``payload`` may also be given as a pydantic v2 model instance: it is stored as
+    ``model.model_dump(mode="json", by_alias=True)``, the JSON object a typed handler
+    (``@registry.handler(type, model=M)``) validates back into ``M``. ``event.payload`` is always the dict.
     """
 
     type: str
@@ -56,7 +64,26 @@ class Event:
     schema_version: int = 1
     headers: Mapping[str, str] = field(default_factory=dict)
 
+    if TYPE_CHECKING:  # the generated __init__, with a model accepted as payload (see the docstring)
+
+        def __init__(
+            self,
+            type: str,
+            key: str,
+            payload: JsonObject | BaseModel,
+            aggregate_type: str = "",
+            event_id: uuid.UUID = ...,
+            occurred_at: datetime = ...,
+            schema_version: int = 1,
+            headers: Mapping[str, str] = ...,
+        ) -> None: ...
+
     def __post_init__(self) -> None:
+        if not isinstance(self.payload, dict):
+            from pydantic import BaseModel  # only here: a dict payload costs no pydantic import
+
+            if isinstance(self.payload, BaseModel):
+                object.__setattr__(self, "payload", self.payload.model_dump(mode="json", by_alias=True))
         if not self.type:
             raise EnvelopeError("an event needs a non-empty type, e.g. 'post.created'")
         if not self.key:
@@ -141,33 +168,6 @@ def kafka_headers(
     if extra:
         out += [(k, v.encode()) for k, v in extra.items() if k not in H.ENVELOPE_HEADERS]
     return out
-
-
-class EnvelopeError(KafkaguardError, ValueError):
-    """An event was built with invalid fields."""
-
-
-class DecodeReason(StrEnum):
-    """Why bytes from Kafka are not an event (stored as the listener dead letter's reason)."""
-
-    MISSING_HEADER = "missing_header"
-    UNDECODABLE = "undecodable"
-    NOT_JSON = "not_json"
-    WRONG_SHAPE = "wrong_shape"
-    OVERSIZED = "oversized"
-    MISSING_KEY = "missing_key"
-    INVALID_KEY = "invalid_key"
-    TOO_DEEP = "too_deep"
-    UNREADABLE = "unreadable"  # the Kafka client could not even read the message (e.g. non-UTF-8 header names)
-
-
-class DecodeError(KafkaguardError):
-    """A Kafka message is not a valid kafkaguard event; ``reason`` says why."""
-
-    def __init__(self, reason: DecodeReason, detail: str) -> None:
-        super().__init__(f"{reason.value}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 def too_deep(text: str | bytes, limit: int) -> bool:

@@ -6,6 +6,8 @@ boundary, so callers never need to import those libraries to handle a failure.
 
     KafkaguardError
     ├── ConfigurationError        bad settings or arguments; fix the input
+    ├── EnvelopeError             an Event was built with invalid fields (also a ValueError)
+    ├── DecodeError               bytes from Kafka (or an HTTP body) are not an event; ``reason`` says why
     ├── DevStackError             local Kafka/PostgreSQL tooling failed
     │   ├── ToolMissingError      java, mvn or apt-get not found
     │   ├── PortInUseError        a loopback port we need is taken
@@ -22,11 +24,13 @@ boundary, so callers never need to import those libraries to handle a failure.
         ├── StoreUnavailableError PostgreSQL (inbox / dead-letter store) is unreachable; retried
         ├── UnknownEventTypeError no handler is registered for an event's type
         ├── IdConflictError       an event id arrived again with different content (not a duplicate)
+        ├── PayloadValidationError a typed handler's model refused the payload; dead-lettered at once
         └── DeadLetterNotFoundError a restore named a dead letter that does not exist
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 
@@ -36,6 +40,33 @@ class KafkaguardError(Exception):
 
 class ConfigurationError(KafkaguardError):
     """Settings or arguments are invalid; the message names the field and the fix."""
+
+
+class EnvelopeError(KafkaguardError, ValueError):
+    """An event was built with invalid fields (empty type or key, a payload that is not a JSON object...)."""
+
+
+class DecodeReason(StrEnum):
+    """Why bytes from Kafka are not an event (stored as the listener dead letter's reason)."""
+
+    MISSING_HEADER = "missing_header"
+    UNDECODABLE = "undecodable"
+    NOT_JSON = "not_json"
+    WRONG_SHAPE = "wrong_shape"
+    OVERSIZED = "oversized"
+    MISSING_KEY = "missing_key"
+    INVALID_KEY = "invalid_key"
+    TOO_DEEP = "too_deep"
+    UNREADABLE = "unreadable"  # the Kafka client could not even read the message (e.g. non-UTF-8 header names)
+
+
+class DecodeError(KafkaguardError):
+    """A Kafka message is not a valid kafkaguard event; ``reason`` says why."""
+
+    def __init__(self, reason: DecodeReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
 
 
 class DevStackError(KafkaguardError):
@@ -121,6 +152,12 @@ class IdConflictError(ConsumerError):
     """An ``event_id`` the inbox already holds arrived with different content: two events claim one
     id (a producer bug or a forged message). It is not skipped as a duplicate: it is counted, logged
     with both positions and, by default (``ConsumerSettings.dead_letter_id_conflicts``), dead-lettered."""
+
+
+class PayloadValidationError(ConsumerError):
+    """The payload of an event does not validate against its typed handler's model
+    (``@registry.handler(type, model=M)``). Permanent: the event is dead-lettered at once with
+    reason ``invalid_payload`` and its raw bytes; it is never retried in process."""
 
 
 class DeadLetterNotFoundError(ConsumerError):

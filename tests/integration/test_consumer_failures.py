@@ -93,7 +93,7 @@ def test_each_bad_input_is_dead_lettered_and_the_partition_moves(
     assert len(copies) == len(bad_messages)
     h = dict(copies[0].headers() or [])
     assert h[H.DLQ_ORIGINAL_TOPIC] == topic.encode() and h[H.DLQ_ORIGINAL_OFFSET] == b"0"
-    assert h[H.DLQ_REASON] == b"undecodable" and h[H.DLQ_EXCEPTION_CLASS] == b"kafkaguard.envelope.DecodeError"
+    assert h[H.DLQ_REASON] == b"undecodable" and h[H.DLQ_EXCEPTION_CLASS] == b"kafkaguard.errors.DecodeError"
 
 
 def test_failing_key_is_parked_others_flow_and_restore_applies_in_order(

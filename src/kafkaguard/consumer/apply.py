@@ -34,12 +34,12 @@ from sqlalchemy.orm import Session
 from kafkaguard.consumer import store
 from kafkaguard.consumer.dead_letters import dead_letter_row, key_text, last_resort_row
 from kafkaguard.consumer.decisions import (
-    HANDLER_ERROR,
     ID_CONFLICT,
     PARKED,
     UNKNOWN_TYPE,
     Outcome,
     after_failure,
+    failure_reason,
 )
 from kafkaguard.consumer.identity import content_hash
 from kafkaguard.consumer.records import Record
@@ -184,13 +184,13 @@ class Applier:
             except IdConflictError as exc:
                 return self.id_conflict(record, event, exc)
             except Exception as exc:
-                step = after_failure(attempt, exc, self.settings, self.rng)
+                step = after_failure(attempt, exc, self.settings, self.rng, reg.retry)
                 log.warning(
                     "handler failed (attempt %d) group=%s %s event_id=%s key=%s: %s",
                     attempt, self.group, record.where(), event.event_id, short(event.key), short(repr(exc), 500),
                 )  # fmt: skip
                 if isinstance(step, GiveUp):
-                    return self.dead_letter(record, event, reason=HANDLER_ERROR, exc=exc, attempts=attempt)
+                    return self.dead_letter(record, event, reason=failure_reason(exc), exc=exc, attempts=attempt)
                 if self.stop.wait(step.delay):
                     raise Interrupted from exc
                 attempt += 1

@@ -12,14 +12,16 @@ from enum import StrEnum
 
 from kafkaguard.consumer.records import Record
 from kafkaguard.consumer.settings import ConsumerSettings
-from kafkaguard.policies.retry import GiveUp, Retry, next_step
+from kafkaguard.errors import PayloadValidationError
+from kafkaguard.policies.retry import GiveUp, Retry, RetryPolicy, next_step
 
 UNKNOWN_TYPE = "unknown_type"
 HANDLER_ERROR = "handler_error"
 PARKED = "parked"
 ID_CONFLICT = "id_conflict"
 INTERNAL_ERROR = "internal_error"
-"""Listener dead-letter reasons besides :class:`~kafkaguard.envelope.DecodeReason`'s values."""
+INVALID_PAYLOAD = "invalid_payload"
+"""Listener dead-letter reasons besides :class:`~kafkaguard.errors.DecodeReason`'s values."""
 
 
 class Outcome(StrEnum):
@@ -35,10 +37,23 @@ class Outcome(StrEnum):
 
 
 def after_failure(
-    attempt: int, exc: BaseException, settings: ConsumerSettings, rng: random.Random | None = None
+    attempt: int,
+    exc: BaseException,
+    settings: ConsumerSettings,
+    rng: random.Random | None = None,
+    policy: RetryPolicy | None = None,
 ) -> Retry | GiveUp:
-    """Retry (with the policy's delay) or give up after failed attempt ``attempt`` (from 1)."""
-    return next_step(attempt, settings.classifier.is_retriable(exc), settings.retry, rng)
+    """Retry (with the policy's delay) or give up after failed attempt ``attempt`` (from 1).
+
+    ``policy``: the handler's own retry policy (``register(..., retry=...)``), else the group's.
+    """
+    return next_step(attempt, settings.classifier.is_retriable(exc), policy or settings.retry, rng)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The dead-letter reason of a failed handler call: ``invalid_payload`` when a typed handler's
+    model refused the payload, else ``handler_error``."""
+    return INVALID_PAYLOAD if isinstance(exc, PayloadValidationError) else HANDLER_ERROR
 
 
 def rewind_positions(records: Iterable[Record]) -> dict[tuple[str, int], int]:

@@ -23,6 +23,18 @@ Registration options:
   events whose row exists. ``inbox=False`` is the dailyfeed shape: the handler is idempotent by
   itself (e.g. an upsert keyed by ``event.event_id``), no inbox row is written, and a redelivered
   event runs the handler again — which must then change nothing.
+- ``model`` (a pydantic v2 model class): a *typed handler*. The payload is validated with
+  ``model.model_validate(event.payload)`` and the handler gets the model instance instead of the
+  event — ``def handle(payload: M, ctx)`` (``ctx.event`` is the envelope: id, key, headers); a
+  typed batch handler gets ``list[M]`` and ``ctx.events``. A payload the model refuses raises
+  :class:`~kafkaguard.errors.PayloadValidationError` before the handler runs: permanent, so the
+  message is dead-lettered at once (reason ``invalid_payload``, raw bytes kept, the validation
+  errors in ``error_message``), never retried in process; the HTTP endpoint answers 422. Restoring
+  it (after the model or the producer is fixed) validates again.
+- ``retry`` (a :class:`~kafkaguard.policies.retry.RetryPolicy`): the in-process retries of this
+  handler's failures, instead of the group's ``ConsumerSettings.retry``. Which errors are retriable
+  is still the group's classifier's decision; the restore jobs keep their own policy
+  (``RestoreSettings.policy``).
 
 The registry is filled at import time and read afterwards; it is not meant to be mutated while a
 worker runs (no locking).
@@ -30,16 +42,20 @@ worker runs (no locking).
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from kafkaguard.envelope import Event
-from kafkaguard.errors import ConfigurationError
+from kafkaguard.errors import ConfigurationError, PayloadValidationError
+from kafkaguard.logtext import short
+from kafkaguard.policies.retry import RetryPolicy
 from kafkaguard.publisher.outbox import add_event, add_event_async
 
 S = TypeVar("S", Session, AsyncSession)
@@ -71,7 +87,8 @@ class HandlerContext(_Emits[S]):
     """What a handler gets besides the event: the transaction's session and delivery metadata.
 
     ``topic``/``partition``/``offset`` are ``None`` when the event did not come from Kafka (HTTP
-    receiving endpoint, restore of a dead letter created by HTTP).
+    receiving endpoint, restore of a dead letter created by HTTP). ``event`` is the envelope, set
+    for typed handlers (``model=``), which get the payload model instead of the event.
     """
 
     session: S
@@ -81,6 +98,7 @@ class HandlerContext(_Emits[S]):
     offset: int | None = None
     attempt: int = 1
     emitted: list[Event] = field(default_factory=list)
+    event: Event | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +124,8 @@ class BatchContext(_Emits[S]):
     positions: list[Position | None] = field(default_factory=list)
     attempt: int = 1
     emitted: list[Event] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    """The envelopes, set for typed batch handlers (``model=``), which get the payload models."""
 
 
 SyncHandler = Callable[[Event, HandlerContext[Session]], None]
@@ -125,6 +145,67 @@ class Registration:
     inbox: bool = True
     batch: bool = False
     """``func`` takes ``(events, BatchContext)`` instead of ``(event, HandlerContext)``."""
+    model: type[BaseModel] | None = None
+    """Typed handler: ``func`` validates the payload and calls the user's handler with the model."""
+    retry: RetryPolicy | None = None
+    """This handler's in-process retry policy; ``None``: the group's (``ConsumerSettings.retry``)."""
+
+
+def validated(model: type[BaseModel], event: Event) -> BaseModel:
+    """``event``'s payload as ``model``; raise :class:`PayloadValidationError` (one line) if it is not one."""
+    try:
+        return model.model_validate(event.payload)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(payload)'}: {err['msg']}" for err in exc.errors()[:10]
+        )
+        raise PayloadValidationError(
+            f"payload of {short(event.type)} event {event.event_id} is not a valid {model.__name__}: "
+            f"{exc.error_count()} error(s): {short(problems, 1000)}"
+        ) from None  # the message says it all; pydantic's traceback would only repeat it
+
+
+def typed(func: Callable[..., Any], model: type[BaseModel], *, batch: bool) -> Callable[..., Any]:
+    """``func`` (which takes models) as a handler taking events: validates first, keeps sync/async."""
+    if batch:
+
+        def convert_many(events: list[Event], ctx: Any) -> tuple[list[BaseModel], Any]:
+            models = [validated(model, e) for e in events]
+            ctx.events = list(events)
+            return models, ctx
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def many_async(events: list[Event], ctx: Any) -> Any:
+                return await func(*convert_many(events, ctx))
+
+            return many_async
+
+        @functools.wraps(func)
+        def many(events: list[Event], ctx: Any) -> Any:
+            return func(*convert_many(events, ctx))
+
+        return many
+
+    def convert(event: Event, ctx: Any) -> tuple[BaseModel, Any]:
+        payload = validated(model, event)
+        ctx.event = event
+        return payload, ctx
+
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def one_async(event: Event, ctx: Any) -> Any:
+            return await func(*convert(event, ctx))
+
+        return one_async
+
+    @functools.wraps(func)
+    def one(event: Event, ctx: Any) -> Any:
+        return func(*convert(event, ctx))
+
+    return one
 
 
 class HandlerRegistry:
@@ -139,36 +220,85 @@ class HandlerRegistry:
         self.ignore_unknown = ignore_unknown
         self._by_type: dict[str, Registration] = {}
 
-    def register(self, event_type: str, func: Callable[..., Any], *, inbox: bool = True) -> None:
-        """Register ``func(event, ctx)`` (sync or async) for ``event_type``; one handler per type."""
-        self._add(Registration(event_type, func, inspect.iscoroutinefunction(func), inbox))
+    def register(
+        self,
+        event_type: str,
+        func: Callable[..., Any],
+        *,
+        inbox: bool = True,
+        model: type[BaseModel] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        """Register ``func(event, ctx)`` (sync or async) for ``event_type``; one handler per type.
 
-    def register_batch(self, event_type: str, func: Callable[..., Any], *, inbox: bool = True) -> None:
+        ``model``: a typed handler, ``func(payload_model, ctx)``; ``retry``: this handler's in-process
+        retry policy (see the module docstring for both).
+        """
+        self._add(event_type, func, inbox=inbox, model=model, retry=retry, batch=False)
+
+    def register_batch(
+        self,
+        event_type: str,
+        func: Callable[..., Any],
+        *,
+        inbox: bool = True,
+        model: type[BaseModel] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         """Register ``func(events, ctx)`` (sync or async) for ``event_type`` as a batch handler.
 
         See the module docstring for how it is called; options as for :meth:`register`.
         """
-        self._add(Registration(event_type, func, inspect.iscoroutinefunction(func), inbox, batch=True))
+        self._add(event_type, func, inbox=inbox, model=model, retry=retry, batch=True)
 
-    def _add(self, reg: Registration) -> None:
-        if reg.event_type in self._by_type:
-            raise ConfigurationError(f"a handler for {reg.event_type!r} is already registered")
-        self._by_type[reg.event_type] = reg
+    def _add(
+        self,
+        event_type: str,
+        func: Callable[..., Any],
+        *,
+        inbox: bool,
+        model: type[BaseModel] | None,
+        retry: RetryPolicy | None,
+        batch: bool,
+    ) -> None:
+        if event_type in self._by_type:
+            raise ConfigurationError(f"a handler for {event_type!r} is already registered")
+        if model is not None and not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise ConfigurationError(f"model= of {event_type!r} must be a pydantic model class, not {model!r}")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigurationError(f"retry= of {event_type!r} must be a kafkaguard RetryPolicy, not {retry!r}")
+        is_async = inspect.iscoroutinefunction(func)
+        wrapped = typed(func, model, batch=batch) if model is not None else func
+        self._by_type[event_type] = Registration(event_type, wrapped, is_async, inbox, batch, model, retry)
 
-    def handler(self, event_type: str, *, inbox: bool = True) -> Callable[[F], F]:
-        """Decorator form of :meth:`register`."""
+    def handler(
+        self,
+        event_type: str,
+        *,
+        inbox: bool = True,
+        model: type[BaseModel] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Callable[[F], F]:
+        """Decorator form of :meth:`register` (returns the function unchanged)."""
 
         def deco(func: F) -> F:
-            self.register(event_type, func, inbox=inbox)
+            self.register(event_type, func, inbox=inbox, model=model, retry=retry)
             return func
 
         return deco
 
-    def batch_handler(self, event_type: str, *, inbox: bool = True) -> Callable[[F], F]:
-        """Decorator form of :meth:`register_batch`."""
+    def batch_handler(
+        self,
+        event_type: str,
+        *,
+        inbox: bool = True,
+        model: type[BaseModel] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Callable[[F], F]:
+        """Decorator form of :meth:`register_batch` (returns the function unchanged)."""
 
         def deco(func: F) -> F:
-            self.register_batch(event_type, func, inbox=inbox)
+            self.register_batch(event_type, func, inbox=inbox, model=model, retry=retry)
             return func
 
         return deco

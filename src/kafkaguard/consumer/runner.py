@@ -19,6 +19,7 @@ from kafkaguard.consumer.dlq import DlqCopier
 from kafkaguard.consumer.kafka_source import KafkaSource
 from kafkaguard.consumer.records import Record
 from kafkaguard.consumer.registry import HandlerRegistry
+from kafkaguard.consumer.source import MessageSource
 from kafkaguard.consumer.worker import Worker
 from kafkaguard.db.engine import async_engine, sync_engine
 from kafkaguard.errors import ConfigurationError
@@ -46,13 +47,16 @@ def build_worker(
     registry: HandlerRegistry,
     *,
     on_outcome: Callable[[Record, Outcome], None] | None = None,
+    source: MessageSource | None = None,
 ) -> Worker:
-    """A :class:`Worker` for ``settings.consumer`` reading ``settings.consumer.topics``.
+    """A :class:`Worker` for ``settings.consumer`` reading ``settings.consumer.topics``
+    (:meth:`Worker.from_settings`).
 
-    ``on_outcome`` is called after each message's outcome is durable (metrics, tests).
+    ``on_outcome`` is called after each message's outcome is durable (metrics, tests); ``source``
+    replaces the Kafka consumer.
     """
     cs = settings.consumer
-    if not cs.topics:
+    if not cs.topics and source is None:
         raise ConfigurationError("no topics to consume: pass --topic or set KAFKAGUARD_CONSUMER__TOPICS")
     if not settings.database_url:
         raise ConfigurationError("a database URL is needed (--url or KAFKAGUARD_DATABASE_URL)")
@@ -60,7 +64,8 @@ def build_worker(
     aengine = async_engine(settings.database_url, schema=settings.db_schema) if registry.has_async else None
     copier = DlqCopier(settings.bootstrap_servers, settings.producer) if cs.dlq_topic else None
     applier = Applier(engine, registry, cs, async_engine=aengine, stop=threading.Event(), on_dead_letter=copier)
-    source = KafkaSource(settings.bootstrap_servers, cs.group_id, cs.topics, overrides=settings.consumer_client)
+    if source is None:
+        source = KafkaSource(settings.bootstrap_servers, cs.group_id, cs.topics, overrides=settings.consumer_client)
     return Worker(source, applier, on_outcome=on_outcome)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from kafkaguard.consumer.apply import Applier, Interrupted
 from kafkaguard.consumer.batch import apply_batch
@@ -29,13 +30,44 @@ from kafkaguard.consumer.records import Record
 from kafkaguard.consumer.source import MessageSource, TopicPartition
 from kafkaguard.errors import ConsumerError, StoreUnavailableError
 
+if TYPE_CHECKING:
+    from kafkaguard.consumer.registry import HandlerRegistry
+    from kafkaguard.settings import KafkaguardSettings
+
 log = logging.getLogger("kafkaguard.consumer")
 
 FETCH_MAX = 500  # records per poll when not batching; bounds the work redone after a crash
 
 
 class Worker:
-    """Runs :class:`Applier` over a :class:`MessageSource` until stopped."""
+    """Runs :class:`Applier` over a :class:`MessageSource` until stopped.
+
+    Build one with :meth:`from_settings`; the constructor takes the ports (a source, an applier)
+    for tests and custom wiring.
+    """
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: KafkaguardSettings,
+        registry: HandlerRegistry,
+        *,
+        on_outcome: Callable[[Record, Outcome], None] | None = None,
+        source: MessageSource | None = None,
+    ) -> Worker:
+        """A worker of ``settings.consumer`` (group, topics, retries, batch size) applying ``registry``'s
+        handlers in ``settings.database_url`` (schema ``settings.db_schema``), reading Kafka at
+        ``settings.bootstrap_servers``. Its engines are made here (an async one too when a handler
+        is ``async def``) and live as long as the process.
+
+        ``on_outcome(record, outcome)`` runs after each message's outcome is durable; ``source``
+        replaces the Kafka consumer (e.g. a ``MemorySource`` in tests). Raises
+        :class:`~kafkaguard.errors.ConfigurationError` without topics or database URL.
+        Run it with :meth:`run` in a thread of its own; :meth:`stop` (any thread) ends it.
+        """
+        from kafkaguard.consumer.runner import build_worker  # runner imports this module
+
+        return build_worker(settings, registry, on_outcome=on_outcome, source=source)
 
     def __init__(
         self,

@@ -2,7 +2,8 @@
 
 An :class:`ErrorClassifier` checks the exception's class (and its bases) against two lists of
 dotted names; ``permanent`` wins over ``retriable``; anything in neither gets ``default``.
-kafkaguard's own decode errors are always permanent (bytes do not improve by waiting), and so is
+kafkaguard's own decode errors and a typed handler's refused payload are always permanent (bytes do
+not improve by waiting), and so is
 any database error of SQLSTATE class 22 (data exception: a value the column refuses) or 23
 (integrity constraint violation): the same statement with the same data fails the same way again,
 so retrying in-process only delays the dead letter.
@@ -12,9 +13,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from kafkaguard.envelope import DecodeError, EnvelopeError
+from kafkaguard.errors import DecodeError, EnvelopeError, PayloadValidationError
 
-ALWAYS_PERMANENT: tuple[type[BaseException], ...] = (DecodeError, EnvelopeError, RecursionError, UnicodeError)
+ALWAYS_PERMANENT: tuple[type[BaseException], ...] = (
+    DecodeError,
+    EnvelopeError,
+    PayloadValidationError,
+    RecursionError,
+    UnicodeError,
+)
 PERMANENT_SQLSTATE_CLASSES = ("22", "23")
 
 

@@ -93,6 +93,29 @@ class Publisher:
             async_transport=http_async_transport,
         )
 
+    @classmethod
+    def from_settings(
+        cls,
+        settings: KafkaguardSettings | None = None,
+        *,
+        engine: Engine | None = None,
+        http_transport: Any = None,
+        http_async_transport: Any = None,
+    ) -> Publisher:
+        """A publisher of ``settings`` (default: ``KafkaguardSettings()``, from ``KAFKAGUARD_*`` and the
+        TOML file): modes from ``settings.publish``, Kafka at ``settings.bootstrap_servers``, topics
+        from ``settings.topics``. Kafka clients are made on first use of a mode that needs them.
+
+        Publish with :meth:`publish` (a ``Session``) or :meth:`publish_async` (an ``AsyncSession``),
+        in the caller's transaction; :meth:`close` it at shutdown. Arguments as for the constructor.
+        """
+        return cls(
+            settings if settings is not None else KafkaguardSettings(),
+            engine=engine,
+            http_transport=http_transport,
+            http_async_transport=http_async_transport,
+        )
+
     def mode_for(self, event: Event) -> PublishMode:
         """The configured mode of ``event``."""
         return self.settings.publish.mode_for(event.type, event.aggregate_type)

@@ -31,11 +31,13 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from kafkaguard.db.columns import OUTBOX_NOTIFY_CHANNEL, OUTBOX_SHARDS, PublishSource
+from kafkaguard.db.engine import libpq_conninfo
+from kafkaguard.errors import ConfigurationError
 from kafkaguard.logtext import short
 from kafkaguard.metrics.registry import Metrics
 from kafkaguard.publisher.dead_letters import outbox_params
@@ -46,9 +48,12 @@ from kafkaguard.relay.deliver import InFlight, Sent, describe, finish_publish, s
 from kafkaguard.relay.limits import TopicLimits
 from kafkaguard.relay.plan import Outcome, plan_round
 from kafkaguard.relay.rows import OutboxRow
-from kafkaguard.relay.settings import RelaySettings
+from kafkaguard.relay.settings import RelayKind, RelaySettings
 from kafkaguard.transports.kafka_delivery import DeliveryProducer
 from kafkaguard.transports.kafka_topics import TopicRegistry
+
+if TYPE_CHECKING:
+    from kafkaguard.settings import KafkaguardSettings
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +84,47 @@ class Relay:
     (:func:`kafkaguard.db.engine.libpq_conninfo`). ``for_aggregate``: aggregate type → topic.
     ``topic_limits``: topic → ``max.message.bytes`` or None if unknown (default: asked of Kafka
     once per topic, :class:`~kafkaguard.relay.limits.TopicLimits`).
+
+    Build one with :meth:`from_settings`; the constructor takes the ports for tests and custom wiring.
     """
+
+    @classmethod
+    def from_settings(
+        cls, settings: KafkaguardSettings, *, name: str | None = None, metrics: Metrics | None = None
+    ) -> Relay:
+        """A relay of the outbox in ``settings.database_url`` (schema ``settings.db_schema``) to the Kafka
+        at ``settings.bootstrap_servers``, with ``settings.relay``, the topic naming and creation of
+        ``settings.topics`` and the librdkafka overrides of ``settings.producer``.
+
+        ``name`` appears in its log lines (default ``relay-<pid>``). Run it with ``run(stop)`` in a
+        thread of its own (``stop``: a :class:`threading.Event`). Raises
+        :class:`~kafkaguard.errors.ConfigurationError` without a database URL, or when
+        ``relay.kind`` is ``debezium`` (Debezium relays that outbox; two relays would publish twice).
+        """
+        if settings.relay.kind is RelayKind.DEBEZIUM:
+            raise ConfigurationError(
+                "relay.kind is 'debezium': Debezium relays this outbox (rows are deleted as they are written), "
+                "so kafkaguard's relay must not run; set KAFKAGUARD_RELAY__KIND=kafkaguard to switch back"
+            )
+        if not settings.database_url:
+            raise ConfigurationError("a database URL is needed (KAFKAGUARD_DATABASE_URL or database_url=...)")
+        topics = TopicRegistry(
+            settings.bootstrap_servers,
+            partitions=settings.topics.partitions,
+            replication=settings.topics.replication,
+            create_missing=settings.topics.create_missing,
+            overrides=settings.producer,
+        )
+        return cls(
+            conninfo=libpq_conninfo(settings.database_url, schema=settings.db_schema),
+            bootstrap=settings.bootstrap_servers,
+            settings=settings.relay,
+            topics=topics,
+            for_aggregate=settings.topics.for_aggregate,
+            producer_overrides=settings.producer,
+            name=name,
+            metrics=metrics,
+        )
 
     def __init__(
         self,

@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, text
 
@@ -40,6 +40,9 @@ from kafkaguard.logtext import short
 from kafkaguard.restore.outcome import Outcome, after_failure, after_success
 from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
 from kafkaguard.transports.kafka_producer import SyncProducer
+
+if TYPE_CHECKING:
+    from kafkaguard.settings import KafkaguardSettings
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +164,50 @@ WHERE key IS NULL AND status = 'pending' AND next_attempt_at <= now() ORDER BY i
 
 
 class PublisherRestoreJob:
-    """Processes due publisher dead letters by the configured strategy."""
+    """Processes due publisher dead letters by the configured strategy.
+
+    Build one with :meth:`from_settings`; the constructor takes the ports for tests and custom wiring.
+    """
+
+    @classmethod
+    def from_settings(
+        cls, settings: KafkaguardSettings, engine: Engine | None = None, *, listener_engine: Engine | None = None
+    ) -> PublisherRestoreJob:
+        """The job of ``settings.restore`` over the publisher dead letters in ``engine`` (default: an
+        engine of ``settings.database_url`` and ``settings.db_schema``, disposed by :meth:`close`).
+
+        ``republish`` gets a producer for ``settings.bootstrap_servers`` (acks within
+        ``relay.delivery_timeout``) and creates a missing topic as ``settings.topics`` says;
+        ``handoff`` writes to ``listener_engine`` (default ``engine``) for ``restore.handoff_group``.
+        Run it with :meth:`run_once`; :meth:`close` flushes the producer.
+        """
+        from kafkaguard.db.engine import sync_engine
+        from kafkaguard.transports.kafka_topics import TopicRegistry
+
+        owned = None
+        if engine is None:
+            if not settings.database_url:
+                raise ConfigurationError("a database URL is needed (KAFKAGUARD_DATABASE_URL or database_url=...)")
+            engine = owned = sync_engine(settings.database_url, schema=settings.db_schema)
+        if settings.restore.publisher_strategy is not PublisherStrategy.REPUBLISH:
+            job = cls(engine, settings.restore, listener_engine=listener_engine)
+        else:
+            producer = SyncProducer(
+                settings.bootstrap_servers, timeout=settings.relay.delivery_timeout, overrides=settings.producer
+            )
+            # Dead letters made while Kafka was down may name a topic that was never created.
+            topics = TopicRegistry(
+                settings.bootstrap_servers,
+                partitions=settings.topics.partitions,
+                replication=settings.topics.replication,
+                create_missing=settings.topics.create_missing,
+                overrides=settings.producer,
+            )
+            job = cls(
+                engine, settings.restore, producer=producer, listener_engine=listener_engine, ensure_topic=topics.ensure
+            )
+        job._owned_engine = owned
+        return job
 
     def __init__(
         self,
@@ -187,6 +233,14 @@ class PublisherRestoreJob:
         self.topic_for = topic_for or (lambda row: str(row["topic"]))
         self.listener_engine = listener_engine
         self.ensure_topic = ensure_topic
+        self._owned_engine: Engine | None = None
+
+    def close(self) -> None:
+        """Flush and close the producer (republish) and dispose the engine :meth:`from_settings` made."""
+        if self.producer is not None:
+            self.producer.close()
+        if self._owned_engine is not None:
+            self._owned_engine.dispose()
 
     def run_once(self, *, limit: int | None = None) -> RunReport:
         """Process every key whose head is due (at most ``limit`` keys); return what happened."""
