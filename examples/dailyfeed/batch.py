@@ -15,18 +15,24 @@ from __future__ import annotations
 import argparse
 import logging
 
+from sqlalchemy import Engine
+
+from examples.dailyfeed.activity.handlers import registry as activity_handlers
 from examples.dailyfeed.config import DailyfeedSettings
-from kafkaguard.cli.listener_restore import listener_run_once
+from kafkaguard import (
+    HandlerRegistry,
+    KafkaguardSettings,
+    PublisherRestoreJob,
+    PublisherStrategy,
+    RunReport,
+    StoreUnavailableError,
+    due_keys,
+    restore_key,
+    run_every,
+)
 from kafkaguard.db.engine import sync_engine
-from kafkaguard.restore.publisher_job import PublisherRestoreJob, RunReport
-from kafkaguard.restore.schedule import parse_interval, run_every
-from kafkaguard.restore.settings import PublisherStrategy
-from kafkaguard.settings import KafkaguardSettings
-from kafkaguard.transports.kafka_producer import SyncProducer
-from kafkaguard.transports.kafka_topics import TopicRegistry
 
 log = logging.getLogger("dailyfeed.batch")
-HANDLERS = "examples.dailyfeed.activity.handlers:registry"
 
 
 class Batch:
@@ -36,26 +42,25 @@ class Batch:
         restore = base.restore.model_copy(
             update={"publisher_strategy": strategy, "handoff_group": settings.activity_group}
         )
+        topics = base.topics.model_copy(update={"partitions": settings.topic_partitions})
         self.kg = base.model_copy(
             update={
                 "bootstrap_servers": settings.bootstrap_servers,
                 "database_url": settings.database_url,
                 "restore": restore,
+                "topics": topics,
                 "consumer": base.consumer.model_copy(update={"group_id": settings.activity_group}),
             }
         )
         self.content = sync_engine(settings.database_url, schema=settings.content_schema)
         self.activity = sync_engine(settings.database_url, schema=settings.activity_schema)
-        producer = None if handoff else SyncProducer(settings.bootstrap_servers, timeout=15)
-        topics = TopicRegistry(settings.bootstrap_servers, partitions=settings.topic_partitions)
-        self.publisher_job = PublisherRestoreJob(
-            self.content, restore, producer=producer, listener_engine=self.activity, ensure_topic=topics.ensure
-        )
+        self.publisher_job = PublisherRestoreJob.from_settings(self.kg, self.content, listener_engine=self.activity)
+        self.registry = activity_handlers  # the listener restore re-runs the activity service's handlers
 
     def run(self) -> tuple[RunReport, RunReport]:
         """One run of both jobs; publisher first, so handed-off events are applied in the same run."""
         publisher = self.publisher_job.run_once()
-        listener = listener_run_once(self.kg, self.activity, app=HANDLERS)
+        listener = restore_listener(self.kg, self.activity, self.registry)
         log.info(
             "publishDeadletterRestoreJob restored=%d retried=%d failed=%d; "
             "listenerDeadletterRestoreJob restored=%d retried=%d failed=%d",
@@ -66,10 +71,43 @@ class Batch:
 
     def close(self) -> None:
         """Flush the producer (republish) and close the database pools."""
-        if self.publisher_job.producer is not None:
-            self.publisher_job.producer.close()
+        self.publisher_job.close()
         self.content.dispose()
         self.activity.dispose()
+
+
+def restore_listener(settings: KafkaguardSettings, engine: Engine, registry: HandlerRegistry) -> RunReport:
+    """The listener restore job (the core of ``kafkaguard restore listener --once``): every key of the
+    activity group whose oldest open dead letter is due is re-applied through the handlers and the
+    inbox, in order; a key that fails again waits for its next attempt (``retried``)."""
+    report = RunReport()
+    group = settings.consumer.group_id
+    for _, key in due_keys(engine, limit=settings.restore.batch_size, group=group):
+        try:
+            result = restore_key(
+                engine, registry, group, key, restored_by="restore", policy=settings.restore.policy,
+                consumer_settings=settings.consumer,
+            )  # fmt: skip
+        except StoreUnavailableError:
+            log.warning("database unavailable; the listener restore run stops here, retried next run")
+            break
+        report.restored += len(result.restored) + len(result.duplicates)
+        report.restored_ids += [*result.restored, *result.duplicates]
+        report.retried += result.failed_id is not None
+    return report
+
+
+def parse_every(text: str) -> float:
+    """``60s``, ``5m``, ``1h`` or plain seconds, as seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        raise SystemExit(f"--every: expected e.g. 60s, 5m or 1h, not {text!r}") from None
+    if seconds <= 0:
+        raise SystemExit("--every: the interval must be positive")
+    return seconds
 
 
 def main() -> None:
@@ -85,7 +123,7 @@ def main() -> None:
         if args.once:
             batch.run()
         else:
-            run_every(parse_interval(args.every), batch.run)
+            run_every(parse_every(args.every), batch.run)  # until SIGTERM or Ctrl-C
     finally:
         batch.close()
 

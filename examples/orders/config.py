@@ -14,11 +14,7 @@ from __future__ import annotations
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kafkaguard.policies.backoff import Fixed
-from kafkaguard.policies.retry import RetryPolicy
-from kafkaguard.publisher.settings import PublishMode
-from kafkaguard.restore.settings import RestoreSettings
-from kafkaguard.settings import KafkaguardSettings
+from kafkaguard import Fixed, KafkaguardSettings, PublishMode, RestoreSettings, RetryPolicy
 
 RETRY_ATTEMPTS = 5
 RETRY_INTERVAL_SECONDS = 3600

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from examples.orders.config import ORDER_AGGREGATE
 from examples.orders.models import Order
-from kafkaguard.envelope import Event
+from kafkaguard import Event
 
 
 def order_created(order: Order) -> Event:

@@ -13,8 +13,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from examples.orders.models import OrderSummary
-from kafkaguard.consumer.registry import HandlerContext, HandlerRegistry
-from kafkaguard.envelope import Event
+from kafkaguard import Event, HandlerContext, HandlerRegistry
 
 registry = HandlerRegistry()
 

@@ -80,6 +80,7 @@ if TYPE_CHECKING:
     from kafkaguard.relay.settings import RelayKind, RelaySettings
     from kafkaguard.relay.worker import Relay
     from kafkaguard.restore.publisher_job import PublisherRestoreJob, RunReport
+    from kafkaguard.restore.schedule import run_every
     from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
     from kafkaguard.settings import KafkaguardSettings, TopicSettings
 
@@ -144,6 +145,7 @@ __all__ = [
     "receiving_router",
     "restore_key",
     "retry_dead_letter",
+    "run_every",
 ]
 
 # Public name -> the module it is imported from on first use (keep the TYPE_CHECKING block in step).
@@ -180,6 +182,7 @@ _LAZY: dict[str, str] = {
     "Relay": "kafkaguard.relay.worker",
     "PublisherRestoreJob": "kafkaguard.restore.publisher_job",
     "RunReport": "kafkaguard.restore.publisher_job",
+    "run_every": "kafkaguard.restore.schedule",
     "PublisherStrategy": "kafkaguard.restore.settings",
     "RestoreSettings": "kafkaguard.restore.settings",
     "KafkaguardSettings": "kafkaguard.settings",

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from examples.dailyfeed.activity.handlers import registry
 from examples.dailyfeed.activity.models import MemberActivity
 from examples.dailyfeed.config import DailyfeedSettings
+from kafkaguard import receiving_router as kafkaguard_receiving_router
 from kafkaguard.db.engine import async_engine, sync_engine
 
 RECEIVE_PATH = "/kafkaguard/events"
@@ -80,6 +81,4 @@ def parse_before(value: str) -> datetime:
 
 def receiving_router(settings: DailyfeedSettings, engine: Any) -> Any:
     """kafkaguard's receiving endpoint for ``http`` mode, applying through the same handlers + inbox."""
-    from kafkaguard.consumer.http import receiving_router as kg_router
-
-    return kg_router(registry, engine, settings.activity_group)
+    return kafkaguard_receiving_router(registry, engine, settings.activity_group)

@@ -11,8 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from examples.dailyfeed.activity.models import MemberActivity
-from kafkaguard.consumer.registry import HandlerContext, HandlerRegistry
-from kafkaguard.envelope import Event
+from kafkaguard import Event, HandlerContext, HandlerRegistry
 
 CONTENT_TYPES = (
     "post.created",

@@ -29,7 +29,7 @@ from examples.dailyfeed.content.schemas import (
     PostOut,
     PostUpdate,
 )
-from kafkaguard.envelope import Event
+from kafkaguard import Event
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -7,7 +7,7 @@ their order; the payload names the member (``member_id``) whose activity it reco
 from __future__ import annotations
 
 from examples.dailyfeed.content.models import Comment, Post
-from kafkaguard.envelope import Event
+from kafkaguard import Event
 
 
 def post_event(event_type: str, post: Post, member_id: int) -> Event:

@@ -13,10 +13,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from examples.dailyfeed.config import DailyfeedSettings
-from kafkaguard import Event, Publisher, PublishMode
+from kafkaguard import Event, KafkaguardSettings, Publisher, PublishMode, install_exception_handlers
 from kafkaguard.db.engine import async_engine, sync_engine
-from kafkaguard.interfaces.http import install_exception_handlers
-from kafkaguard.settings import KafkaguardSettings
 
 RECEIVE_PATH = "/kafkaguard/events"
 
@@ -54,7 +52,7 @@ class ContentPublisher:
             settings.database_url, schema=settings.content_schema, pool_size=20, max_overflow=10
         )
         # Background mode writes its last-resort dead letters through a sync engine of its own.
-        self.publisher = Publisher(
+        self.publisher = Publisher.from_settings(
             self.settings, engine=sync_engine(settings.database_url, schema=settings.content_schema)
         )
 

@@ -29,6 +29,7 @@ from psycopg import sql
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 from examples.dailyfeed.activity.models import Base as ActivityBase
 from examples.dailyfeed.batch import Batch
@@ -37,11 +38,8 @@ from examples.dailyfeed.content.models import Base as ContentBase
 from examples.dailyfeed.demo.reconcile import Reconciliation, reconcile
 from examples.dailyfeed.demo.services import Service, python_module, wait_for
 from examples.dailyfeed.demo.workload import run_workload
-from kafkaguard.db import migrate
-from kafkaguard.db.engine import libpq_conninfo, sync_engine
-from kafkaguard.devstack.process import free_ports
-from kafkaguard.devstack.stack import DevStack, default_run_dir
-from kafkaguard.transports.kafka_admin import delete_topics, ensure_topics
+from kafkaguard.db.engine import sync_engine
+from kafkaguard.testing import DevStack, default_run_dir, delete_topics, ensure_topics, free_ports, upgrade_database
 
 console = Console()
 TOPICS = ["outbox.event.post", "outbox.event.comment"]
@@ -54,7 +52,7 @@ def reset(stack: DevStack, settings: DailyfeedSettings) -> None:
         for schema in (settings.content_schema, settings.activity_schema):
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     for schema, base in ((settings.content_schema, ContentBase), (settings.activity_schema, ActivityBase)):
-        migrate.upgrade(settings.database_url, schema=schema)
+        upgrade_database(settings.database_url, schema=schema)
         engine = sync_engine(settings.database_url, schema=schema)
         base.metadata.create_all(engine)
         engine.dispose()
@@ -120,7 +118,8 @@ def execute(settings: DailyfeedSettings, query: str, params: tuple[object, ...] 
 
 
 def _conninfo(settings: DailyfeedSettings) -> str:
-    return libpq_conninfo(settings.database_url)
+    # A libpq URL (psycopg's own) from the SQLAlchemy one: the driver name goes, the rest stays.
+    return make_url(settings.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def print_reconciliation(rec: Reconciliation, seconds: float) -> None:

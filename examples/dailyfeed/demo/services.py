@@ -5,8 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from kafkaguard.devstack.process import poll
-from kafkaguard.devstack.services import ServiceProcess
+from kafkaguard.testing import ServiceProcess, poll
 
 Service = ServiceProcess
 
