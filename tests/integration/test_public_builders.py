@@ -192,3 +192,33 @@ def test_an_app_from_the_public_builders_typed_handlers_and_per_handler_retries(
     assert dead["user-group"][:3] == ("handler_error", 3, "pending")  # the group's default: 3 attempts
     assert (calls["welcome"], calls["renamed"], calls["flaky"], calls["group_policy"]) == (4, 1, 2, 3)
     assert worker.stats["dead_lettered"] == 3 and worker.stats["applied"] == 5
+
+
+def test_the_http_endpoint_applies_a_typed_handler_and_refuses_a_bad_payload_with_422(
+    migrated_database: TestDatabase,
+) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from kafkaguard import receiving_router
+
+    db = migrated_database
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        conn.execute("CREATE TABLE welcome_emails (user_id bigint PRIMARY KEY, email text, name text, event_id uuid)")
+    calls: Counter[str] = Counter()
+    engine = create_engine(db.url)
+    api = FastAPI()
+    api.include_router(receiving_router(registry_with_calls(calls), engine, GROUP))
+    client = TestClient(api)
+    good = Event(type="user.signed_up", key="user-1", payload=SignedUp(user_id=1, email="u1@x"))
+    bad = Event(type="user.signed_up", key="user-2", payload={"user_id": 2})  # no email
+    try:
+        applied = client.post("/kafkaguard/events", json=good.to_json())
+        refused = client.post("/kafkaguard/events", json=bad.to_json())
+    finally:
+        engine.dispose()
+    assert (applied.status_code, applied.json()["status"]) == (200, "applied")
+    assert refused.status_code == 422  # permanent: the sender dead-letters it, never retries
+    assert refused.json()["error_class"] == "kafkaguard.errors.PayloadValidationError"
+    assert rows(db.conninfo, "SELECT user_id, email FROM welcome_emails") == [(1, "u1@x")]
+    assert calls["welcome"] == 1

@@ -26,17 +26,15 @@ from kafkaguard import (
     HandlerContext,
     HandlerRegistry,
     KafkaguardError,
-    KafkaguardSettings,
     Outcome,
     PayloadValidationError,
     RetryPolicy,
-    Worker,
 )
 from kafkaguard.consumer.apply import Applier, call_handler
 from kafkaguard.consumer.decisions import after_failure, failure_reason
 from kafkaguard.consumer.registry import Registration
 from kafkaguard.policies.retry import GiveUp, Retry
-from kafkaguard.testing import MemorySource, Record
+from kafkaguard.testing import Record
 
 
 class SignedUp(BaseModel):
@@ -223,16 +221,3 @@ def test_an_event_takes_a_model_as_its_payload() -> None:
     assert e.payload == GOOD  # by alias, JSON-ready: what the typed handler validates back
     assert SignedUp.model_validate(e.payload) == model
     assert e.payload_bytes() == b'{"user_id":7,"emailAddress":"a@b"}'
-
-
-def test_worker_from_settings_wires_the_group_and_takes_a_source_for_tests() -> None:
-    source = MemorySource()
-    settings = KafkaguardSettings(
-        database_url="postgresql+psycopg://u:p@127.0.0.1:1/nowhere", consumer={"group_id": "billing", "batch_size": 50}
-    )
-    worker = Worker.from_settings(settings, HandlerRegistry(), source=source)
-    assert worker.source is source and worker.applier.group == "billing" and worker.settings.batch_size == 50
-    with pytest.raises(ConfigurationError, match="no topics"):
-        Worker.from_settings(settings, HandlerRegistry())
-    with pytest.raises(ConfigurationError, match="database URL"):
-        Worker.from_settings(KafkaguardSettings(database_url="", consumer={"topics": ["t"]}), HandlerRegistry())
