@@ -12,23 +12,23 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from examples.orders.events import OrderCreated
 from examples.orders.models import OrderSummary
-from kafkaguard import Event, HandlerContext, HandlerRegistry
+from kafkaguard import HandlerContext, HandlerRegistry
 
 registry = HandlerRegistry()
 
 
-@registry.handler("order.created")
-def summarise_order(event: Event, ctx: HandlerContext[Session]) -> None:
-    """Insert the order's summary (a missing field is a permanent error: KeyError → dead letter)."""
-    payload = event.payload
-    items = payload["items"]
+@registry.handler("order.created", model=OrderCreated)
+def summarise_order(order: OrderCreated, ctx: HandlerContext[Session]) -> None:
+    """Insert the order's summary. A typed handler: the payload arrives validated as :class:`OrderCreated`
+    (a payload it refuses is a permanent dead letter ``invalid_payload``); ``ctx.event`` is the envelope."""
     ctx.session.add(
         OrderSummary(
-            order_id=int(payload["order_id"]),
-            customer_id=int(payload["customer_id"]),
-            item_count=sum(int(i["quantity"]) for i in items),
-            total_cents=int(payload["total_cents"]),
-            event_id=event.event_id,
+            order_id=order.order_id,
+            customer_id=order.customer_id,
+            item_count=sum(i.quantity for i in order.items),
+            total_cents=order.total_cents,
+            event_id=ctx.event.event_id,
         )
     )

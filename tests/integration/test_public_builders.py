@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+import pytest
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import create_engine, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,7 +60,6 @@ def registry_with_calls(calls: Counter[str]) -> HandlerRegistry:
     @registry.handler("user.signed_up", model=SignedUp)
     def welcome(payload: SignedUp, ctx: HandlerContext[Session]) -> None:
         calls["welcome"] += 1
-        assert ctx.event is not None
         ctx.session.execute(
             text("INSERT INTO welcome_emails (user_id, email, event_id) VALUES (:u, :e, :i)"),
             {"u": payload.user_id, "e": payload.email, "i": ctx.event.event_id},
@@ -85,14 +85,16 @@ def registry_with_calls(calls: Counter[str]) -> HandlerRegistry:
     return registry
 
 
-def app_settings(db: TestDatabase, bootstrap: str, topics: TopicFactory, **publish: Any) -> KafkaguardSettings:
+def app_settings(
+    db: TestDatabase, bootstrap: str, topics: TopicFactory, *, batch_size: int = 1, **publish: Any
+) -> KafkaguardSettings:
     return KafkaguardSettings(
         bootstrap_servers=bootstrap,
         database_url=db.server.url(),
         db_schema=db.schema,
         topics={"pattern": topics.prefix + ".{aggregate_type}"},
         relay={"poll_interval": 0.5},
-        consumer={"group_id": GROUP, "topics": [topics.prefix + ".user"]},
+        consumer={"group_id": GROUP, "topics": [topics.prefix + ".user"], "batch_size": batch_size},
         publish=publish,
     )
 
@@ -109,14 +111,17 @@ def running(target: Any, *args: Any, stop: Any) -> Iterator[None]:
         assert not thread.is_alive(), f"{target} did not stop"
 
 
+@pytest.mark.parametrize("batch_size", [1, 50], ids=["per-event", "batch"])
 def test_an_app_from_the_public_builders_typed_handlers_and_per_handler_retries(
-    kafka_bootstrap: str, topics: TopicFactory, migrated_database: TestDatabase
+    kafka_bootstrap: str, topics: TopicFactory, migrated_database: TestDatabase, batch_size: int
 ) -> None:
+    """In batch mode a chunk holding a refused payload or a failing handler falls back to per-event
+    processing, where the same decisions are made."""
     db = migrated_database
     topics("user")
     with psycopg.connect(db.conninfo, autocommit=True) as conn:
         conn.execute("CREATE TABLE welcome_emails (user_id bigint PRIMARY KEY, email text, name text, event_id uuid)")
-    settings = app_settings(db, kafka_bootstrap, topics)
+    settings = app_settings(db, kafka_bootstrap, topics, batch_size=batch_size)
     calls: Counter[str] = Counter()
     registry = registry_with_calls(calls)
 
@@ -192,6 +197,8 @@ def test_an_app_from_the_public_builders_typed_handlers_and_per_handler_retries(
     assert dead["user-group"][:3] == ("handler_error", 3, "pending")  # the group's default: 3 attempts
     assert (calls["welcome"], calls["renamed"], calls["flaky"], calls["group_policy"]) == (4, 1, 2, 3)
     assert worker.stats["dead_lettered"] == 3 and worker.stats["applied"] == 5
+    if batch_size > 1:  # the restored event came alone: a chunk of one typed handler, applied as a batch
+        assert worker.batches["applied"] >= 1 and worker.batches["fell_back"] >= 1
 
 
 def test_the_http_endpoint_applies_a_typed_handler_and_refuses_a_bad_payload_with_422(

@@ -123,7 +123,7 @@ def call_handler(reg: Registration, session: Any, group: str, record: Record | N
     """
     if reg.batch:
         return reg.func([event], BatchContext(session, group, [position(record)], attempt))
-    ctx = HandlerContext(session=session, consumer_group=group, attempt=attempt)
+    ctx = HandlerContext(session=session, consumer_group=group, attempt=attempt, event=event)
     if record is not None:
         ctx.topic, ctx.partition, ctx.offset = record.topic, record.partition, record.offset
     return reg.func(event, ctx)

@@ -87,8 +87,9 @@ class HandlerContext(_Emits[S]):
     """What a handler gets besides the event: the transaction's session and delivery metadata.
 
     ``topic``/``partition``/``offset`` are ``None`` when the event did not come from Kafka (HTTP
-    receiving endpoint, restore of a dead letter created by HTTP). ``event`` is the envelope, set
-    for typed handlers (``model=``), which get the payload model instead of the event.
+    receiving endpoint, restore of a dead letter created by HTTP). ``event`` is the envelope
+    (a typed handler, ``model=``, gets the payload model as its first argument and the id, key,
+    time and headers here).
     """
 
     session: S
@@ -98,7 +99,7 @@ class HandlerContext(_Emits[S]):
     offset: int | None = None
     attempt: int = 1
     emitted: list[Event] = field(default_factory=list)
-    event: Event | None = None
+    event: Event = field(kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -189,9 +190,7 @@ def typed(func: Callable[..., Any], model: type[BaseModel], *, batch: bool) -> C
         return many
 
     def convert(event: Event, ctx: Any) -> tuple[BaseModel, Any]:
-        payload = validated(model, event)
-        ctx.event = event
-        return payload, ctx
+        return validated(model, event), ctx  # ctx.event is the envelope already
 
     if inspect.iscoroutinefunction(func):
 
