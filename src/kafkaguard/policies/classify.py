@@ -10,7 +10,7 @@ so retrying in-process only delays the dead letter.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from kafkaguard.envelope import DecodeError, EnvelopeError
 
@@ -53,9 +53,15 @@ class ErrorClassifier(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True)
-    retriable: tuple[str, ...] = ("TimeoutError", "ConnectionError", "sqlalchemy.exc.OperationalError")
-    permanent: tuple[str, ...] = ("ValueError", "TypeError", "KeyError", "LookupError")
-    default: bool = True
+    retriable: tuple[str, ...] = Field(
+        default=("TimeoutError", "ConnectionError", "sqlalchemy.exc.OperationalError"),
+        description="exception classes (dotted names, bases match) retried in-process",
+    )
+    permanent: tuple[str, ...] = Field(
+        default=("ValueError", "TypeError", "KeyError", "LookupError"),
+        description="exception classes dead-lettered at once; wins over retriable",
+    )
+    default: bool = Field(default=True, description="whether an exception in neither list is retried")
 
     def is_retriable(self, exc: BaseException) -> bool:
         if is_deterministic(exc):
