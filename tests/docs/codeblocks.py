@@ -8,6 +8,13 @@ between are allowed)::
                                                     the file, as one program (for a text that builds
                                                     an example up block by block)
     <!-- test: run -->                              shell: run the whole block with bash, not only check it
+    <!-- test: file myservice/handlers.py -->       the block is that file: every later block of the same
+                                                    document runs with it in its working folder (which is
+                                                    on the path), so it can import it; python files are
+                                                    also run themselves
+
+Python blocks run with ``__name__ == "__docs__"``: the part of a service example under
+``if __name__ == "__main__":`` (start a server, run a worker until SIGTERM) is not run.
 
 Languages: ``python``/``py`` blocks are executed; ``sh``/``bash``/``shell``/``console`` blocks are
 checked (bash syntax, every program known, every ``kafkaguard`` command line parsed by the Typer app)
@@ -31,7 +38,7 @@ JSON = frozenset({"json"})
 
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 _DIRECTIVE = re.compile(r"^\s*<!--\s*test:\s*(?P<name>[\w-]+)\s*(?P<arg>.*?)\s*-->\s*$")
-DIRECTIVES = frozenset({"skip", "continue", "run"})
+DIRECTIVES = frozenset({"skip", "continue", "run", "file"})
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,18 @@ def blocks(text: str, path: str) -> list[Block]:
         pending = {}
         index += 1
     return found
+
+
+def files_before(block: Block, every: list[Block]) -> dict[str, str]:
+    """Relative path -> text of the ``file`` blocks of ``block``'s document above it (and itself)."""
+    files: dict[str, str] = {}
+    for other in every:
+        if other.path == block.path and other.line <= block.line and "file" in other.directives:
+            name = other.directives["file"]
+            if not name or Path(name).is_absolute() or ".." in Path(name).parts:
+                raise DirectiveError(f"{other.where}: 'test: file' needs a relative path inside the folder")
+            files[name] = other.code
+    return files
 
 
 def python_program(block: Block, previous: list[Block]) -> str:

@@ -2,11 +2,13 @@
 
 - ``python`` blocks run as programs in a subprocess against the real stack: the environment has
   ``KAFKAGUARD_BOOTSTRAP_SERVERS`` (the session's broker) and ``KAFKAGUARD_DATABASE_URL`` (a fresh
-  schema with kafkaguard's tables, first on the search_path); the working folder is empty, the
-  repository is on the path (``examples.*`` imports).
+  schema with kafkaguard's tables, first on the search_path); the working folder is empty but for
+  the document's ``file`` blocks above, and it and the repository are on the path (``examples.*``
+  imports); ``__name__`` is ``"__docs__"``, so an ``if __name__ == "__main__":`` part is not run.
 - shell blocks: bash syntax; every program known (builtin, Makefile target, module, on PATH or in
   the venv); every ``kafkaguard`` command line parsed by the Typer app; cheap read-only ones
-  (``--help``, ``config show``) run; a block marked ``<!-- test: run -->`` runs whole.
+  (``--help``, ``config show``) run; a block marked ``<!-- test: run -->`` runs whole, with the
+  environment of a python block.
 - ``toml`` blocks are kafkaguard settings files: ``kafkaguard config show`` must accept them.
 - ``json`` blocks parse.
 
@@ -81,17 +83,25 @@ def test_directives_are_valid() -> None:
         assert not ("run" in block.directives and block.kind != "shell"), f"{block.where}: 'run' is for shell blocks"
 
 
-def _python(block: cb.Block, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def _stack_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The environment of a block that runs: the session's broker, a migrated schema, the folder on the path."""
     database: TestDatabase = request.getfixturevalue("migrated_database")
     env = _base_env(
         KAFKAGUARD_BOOTSTRAP_SERVERS=request.getfixturevalue("kafka_bootstrap"), KAFKAGUARD_DATABASE_URL=database.url
     )
-    program = tmp_path / "block.py"
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
+    return env
+
+
+def _python(block: cb.Block, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    env = _stack_env(request, tmp_path)
+    program = tmp_path / "_docs_block.py"
     program.write_text(cb.python_program(block, BLOCKS), encoding="utf-8")
-    _run([sys.executable, str(program)], block, env, tmp_path)
+    runner = f"import runpy; runpy.run_path({str(program)!r}, run_name='__docs__')"
+    _run([sys.executable, "-c", runner], block, env, tmp_path)
 
 
-def _shell(block: cb.Block, tmp_path: Path) -> None:
+def _shell(block: cb.Block, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     script = cb.shell_script(block)
     syntax = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, check=False)
     assert syntax.returncode == 0, f"{block.where}: bash syntax: {syntax.stderr.strip()}"
@@ -104,12 +114,11 @@ def _shell(block: cb.Block, tmp_path: Path) -> None:
             assert args is not None
             if commands.should_run(args, commands.parse_kafkaguard(args)):
                 to_run.append(args)
-    env = _base_env()
     if "run" in block.directives:
-        _run(["bash", "-euo", "pipefail", "-c", script], block, env, tmp_path)
+        _run(["bash", "-euo", "pipefail", "-c", script], block, _stack_env(request, tmp_path), tmp_path)
         return
     for args in to_run:
-        _run([sys.executable, "-m", "kafkaguard", *args], block, env, tmp_path)
+        _run([sys.executable, "-m", "kafkaguard", *args], block, _base_env(), tmp_path)
 
 
 def _toml(block: cb.Block, tmp_path: Path) -> None:
@@ -133,10 +142,14 @@ def _json(block: cb.Block) -> None:
 @pytest.mark.parametrize("block", _params())
 def test_code_block(block: cb.Block, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """Run or check one block by its language (python blocks get the real Kafka and a migrated database)."""
+    for name, text in cb.files_before(block, BLOCKS).items():
+        target = tmp_path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
     if block.kind == "python":
         _python(block, request, tmp_path)
     elif block.kind == "shell":
-        _shell(block, tmp_path)
+        _shell(block, request, tmp_path)
     elif block.kind == "toml":
         _toml(block, tmp_path)
     else:

@@ -75,6 +75,21 @@ def test_continue_chains_programs() -> None:
         cb.python_program(cb.Block("x.md", 1, "python", "pass\n", {"continue": ""}), [])
 
 
+def test_file_blocks_are_materialised_for_later_blocks_of_their_document() -> None:
+    text = (
+        "<!-- test: file svc/handlers.py -->\n```python\nregistry = 1\n```\n"
+        "```python\nfrom svc.handlers import registry\n```\n"
+    )
+    first, second = cb.blocks(text, "d.md")
+    assert cb.files_before(first, [first, second]) == {"svc/handlers.py": "registry = 1\n"}
+    assert cb.files_before(second, [first, second]) == {"svc/handlers.py": "registry = 1\n"}
+    other = cb.Block("other.md", 99, "python", "pass\n")
+    assert cb.files_before(other, [first, second, other]) == {}
+    with pytest.raises(cb.DirectiveError):
+        escape = cb.Block("d.md", 1, "python", "x\n", {"file": "../outside.py"})
+        cb.files_before(escape, [escape])
+
+
 def test_simple_commands_split_like_a_shell() -> None:
     script = (
         "A=1 kafkaguard relay --schema app  # run it\n"
