@@ -66,13 +66,18 @@ def should_run(args: list[str], path: tuple[str, ...]) -> bool:
     return "--help" in args or path in SAFE_TO_RUN or not args
 
 
-def _module_exists(module: str) -> bool:
-    local = ROOT.joinpath(*module.split("."))
-    if local.with_suffix(".py").is_file() or (local / "__init__.py").is_file():
-        return True
+def _module_exists(module: str, roots: tuple[Path, ...]) -> bool:
+    """A module of the repository or of ``roots`` (the block's folder), or an installed one."""
+    for root in (ROOT, *roots):
+        local = root.joinpath(*module.split("."))
+        if local.with_suffix(".py").is_file() or (local / "__init__.py").is_file():
+            return True
     if module.split(".")[0] in {"examples", "tests", "bench"}:
         return False
-    return importlib.util.find_spec(module) is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a parent package that does not exist
+        return False
 
 
 def _program_exists(program: str) -> bool:
@@ -92,8 +97,11 @@ def _check_json_body(words: list[str]) -> None:
                 raise UnknownCommand(f"curl body is not JSON ({exc}): {body}") from None
 
 
-def check(words: list[str]) -> str:
-    """Check one simple command; return what it was (``kafkaguard``, ``python -m``, ``program``...)."""
+def check(words: list[str], roots: tuple[Path, ...] = ()) -> str:
+    """Check one simple command; return what it was (``kafkaguard``, ``python -m``, ``program``...).
+
+    ``roots``: folders besides the repository where a documented module may live (``file`` blocks).
+    """
     program = Path(words[0]).name
     if words[0] in BUILTINS:
         return "builtin"
@@ -107,7 +115,7 @@ def check(words: list[str]) -> str:
         if words[2] == "kafkaguard":
             parse_kafkaguard(words[3:])
             return "kafkaguard"
-        if not _module_exists(words[2]):
+        if not _module_exists(words[2], roots):
             raise UnknownCommand(f"python -m {words[2]}: no such module")
         return "python -m"
     if program == "kafkaguard":
@@ -116,7 +124,7 @@ def check(words: list[str]) -> str:
     if program == "uvicorn":
         targets = [w for w in words[1:] if ":" in w and not w.startswith("-")]
         for target in targets:
-            if not _module_exists(target.split(":")[0]):
+            if not _module_exists(target.split(":")[0], roots):
                 raise UnknownCommand(f"uvicorn {target}: no such module")
         return "uvicorn"
     if not _program_exists(words[0]):

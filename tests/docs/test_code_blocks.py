@@ -109,7 +109,7 @@ def _shell(block: cb.Block, request: pytest.FixtureRequest, tmp_path: Path) -> N
     assert lines, f"{block.where}: a shell block without a command"
     to_run: list[list[str]] = []
     for words in lines:
-        if commands.check(words) == "kafkaguard":
+        if commands.check(words, roots=(tmp_path,)) == "kafkaguard":
             args = cb.kafkaguard_args(words)
             assert args is not None
             if commands.should_run(args, commands.parse_kafkaguard(args)):

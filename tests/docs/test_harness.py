@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.docs import codeblocks as cb
@@ -140,6 +142,7 @@ def test_known_commands(words: list[str], kind: str) -> None:
         ["make", "no-such-target"],
         ["python", "-m", "examples.no_such_module"],
         ["uvicorn", "examples.nothing:app"],
+        ["uvicorn", "nosuchpackage.app:app"],
         ["no-such-program-kg", "--flag"],
         ["curl", "-H", "content-type: application/json", "-d", "{not json}"],
     ],
@@ -147,3 +150,9 @@ def test_known_commands(words: list[str], kind: str) -> None:
 def test_unknown_commands(words: list[str]) -> None:
     with pytest.raises(commands.UnknownCommand):
         commands.check(words)
+
+
+def test_modules_of_file_blocks_are_known(tmp_path: Path) -> None:
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "app.py").write_text("app = None\n")
+    assert commands.check(["uvicorn", "svc.app:app"], roots=(tmp_path,)) == "uvicorn"
