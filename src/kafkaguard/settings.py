@@ -59,10 +59,12 @@ class TopicSettings(BaseModel):
     """Topic naming and creation."""
 
     model_config = ConfigDict(frozen=True)
-    pattern: str = DEFAULT_TOPIC_PATTERN
-    partitions: int = Field(default=3, ge=1)
-    replication: int = Field(default=1, ge=1)
-    create_missing: bool = True
+    pattern: str = Field(default=DEFAULT_TOPIC_PATTERN, description="topic of an event: {aggregate_type} is replaced")
+    partitions: int = Field(default=3, ge=1, description="partitions of a topic kafkaguard creates")
+    replication: int = Field(default=1, ge=1, description="replication factor of a topic kafkaguard creates")
+    create_missing: bool = Field(
+        default=True, description="create a missing topic before publishing; False: publishing to it is refused"
+    )
 
     def for_aggregate(self, aggregate_type: str) -> str:
         return topic_for(aggregate_type, self.pattern)
@@ -77,8 +79,8 @@ class KafkaguardSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", frozen=True, extra="forbid")
 
-    bootstrap_servers: str = "127.0.0.1:29092"
-    database_url: str = ""
+    bootstrap_servers: str = Field(default="127.0.0.1:29092", description="Kafka bootstrap servers, host:port[,...]")
+    database_url: str = Field(default="", description="SQLAlchemy URL of the database holding kafkaguard's tables")
     db_schema: str | None = Field(default=None, description="schema for kafkaguard's tables (default: search_path)")
     producer: dict[str, Any] = Field(default_factory=dict, description="librdkafka producer overrides")
     consumer_client: dict[str, Any] = Field(default_factory=dict, description="librdkafka consumer overrides")

@@ -14,8 +14,8 @@ class ConsumerSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    group_id: str = "kafkaguard"
-    topics: tuple[str, ...] = ()
+    group_id: str = Field(default="kafkaguard", description="Kafka consumer group; also the inbox's dedupe scope")
+    topics: tuple[str, ...] = Field(default=(), description="topics to read (a worker needs at least one)")
     retry: RetryPolicy = Field(default_factory=in_process_policy, description="in-process retries before a dead letter")
     classifier: ErrorClassifier = Field(default_factory=ErrorClassifier)
     dlq_topic: bool = Field(default=False, description="also copy dead letters to <topic>.dlq")
@@ -31,5 +31,5 @@ class ConsumerSettings(BaseModel):
         "counted and logged, and skipped)",
     )
     batch_size: int = Field(default=1, ge=1, le=10_000, description="1 = a transaction per event; >1 = batch mode")
-    poll_timeout: float = Field(default=0.5, gt=0)
+    poll_timeout: float = Field(default=0.5, gt=0, description="longest wait of one poll for messages")
     store_backoff_max: float = Field(default=10.0, gt=0, description="longest pause while PostgreSQL is down")

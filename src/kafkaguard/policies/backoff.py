@@ -23,8 +23,8 @@ class Fixed(BaseModel):
     """Wait the same number of seconds after every failed attempt."""
 
     model_config = ConfigDict(frozen=True)
-    kind: Literal["fixed"] = "fixed"
-    seconds: float = Field(default=3600.0, ge=0)
+    kind: Literal["fixed"] = Field(default="fixed", description="selects this schedule")
+    seconds: float = Field(default=3600.0, ge=0, description="wait after every failed attempt")
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         return self.seconds
@@ -34,11 +34,11 @@ class Exponential(BaseModel):
     """Grow the wait by ``factor`` per attempt from ``base`` seconds up to ``max_seconds``."""
 
     model_config = ConfigDict(frozen=True)
-    kind: Literal["exponential"] = "exponential"
-    base: float = Field(default=1.0, gt=0)
-    factor: float = Field(default=2.0, ge=1)
-    max_seconds: float = Field(default=3600.0, gt=0)
-    jitter: float = Field(default=0.2, ge=0, le=1)
+    kind: Literal["exponential"] = Field(default="exponential", description="selects this schedule")
+    base: float = Field(default=1.0, gt=0, description="wait after the first failed attempt")
+    factor: float = Field(default=2.0, ge=1, description="growth of the wait per attempt")
+    max_seconds: float = Field(default=3600.0, gt=0, description="longest wait")
+    jitter: float = Field(default=0.2, ge=0, le=1, description="fraction of the wait drawn at random (0 = none)")
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         raw = min(self.max_seconds, self.base * self.factor ** max(0, attempt - 1))
@@ -52,8 +52,10 @@ class Schedule(BaseModel):
     """Wait ``seconds[attempt - 1]``; the last entry repeats once the list runs out."""
 
     model_config = ConfigDict(frozen=True)
-    kind: Literal["schedule"] = "schedule"
-    seconds: tuple[float, ...] = (60.0, 300.0, 1800.0, 3600.0)
+    kind: Literal["schedule"] = Field(default="schedule", description="selects this schedule")
+    seconds: tuple[float, ...] = Field(
+        default=(60.0, 300.0, 1800.0, 3600.0), description="wait after attempt n; the last repeats"
+    )
 
     @model_validator(mode="after")
     def _not_empty(self) -> Schedule:

@@ -11,7 +11,7 @@ so retrying in-process only delays the dead letter.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from kafkaguard.errors import DecodeError, EnvelopeError, PayloadValidationError
 
@@ -60,9 +60,15 @@ class ErrorClassifier(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True)
-    retriable: tuple[str, ...] = ("TimeoutError", "ConnectionError", "sqlalchemy.exc.OperationalError")
-    permanent: tuple[str, ...] = ("ValueError", "TypeError", "KeyError", "LookupError")
-    default: bool = True
+    retriable: tuple[str, ...] = Field(
+        default=("TimeoutError", "ConnectionError", "sqlalchemy.exc.OperationalError"),
+        description="exception classes (dotted names, bases match) retried in-process",
+    )
+    permanent: tuple[str, ...] = Field(
+        default=("ValueError", "TypeError", "KeyError", "LookupError"),
+        description="exception classes dead-lettered at once; wins over retriable",
+    )
+    default: bool = Field(default=True, description="whether an exception in neither list is retried")
 
     def is_retriable(self, exc: BaseException) -> bool:
         if is_deterministic(exc):

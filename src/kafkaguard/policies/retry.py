@@ -23,7 +23,7 @@ class RetryPolicy(BaseModel):
     """How many attempts in all, and how long to wait between them."""
 
     model_config = ConfigDict(frozen=True)
-    max_attempts: int = Field(default=5, ge=1)
+    max_attempts: int = Field(default=5, ge=1, description="attempts in all, the first included; 1 = no retry")
     backoff: Backoff = Field(default_factory=Fixed)
 
 

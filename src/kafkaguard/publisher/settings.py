@@ -16,7 +16,7 @@ from kafkaguard.policies.retry import RetryPolicy
 
 
 class PublishMode(StrEnum):
-    """How an event leaves the writing service (see DESIGN.md for each mode's guarantee)."""
+    """How an event leaves the writing service; each mode's guarantee is in docs/concepts/publish-modes.md."""
 
     OUTBOX = "outbox"
     DIRECT = "direct"
@@ -29,9 +29,9 @@ class PublishSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    default_mode: PublishMode = PublishMode.OUTBOX
-    modes_by_type: dict[str, PublishMode] = Field(default_factory=dict)
-    modes_by_aggregate: dict[str, PublishMode] = Field(default_factory=dict)
+    default_mode: PublishMode = Field(default=PublishMode.OUTBOX, description="mode of an event no other rule names")
+    modes_by_type: dict[str, PublishMode] = Field(default_factory=dict, description="event type -> mode (wins)")
+    modes_by_aggregate: dict[str, PublishMode] = Field(default_factory=dict, description="aggregate type -> mode")
 
     direct_timeout: float = Field(default=5.0, gt=0, description="time budget for the broker's ack in direct mode")
     hold_key_behind_dead_letters: bool = Field(
@@ -51,8 +51,8 @@ class PublishSettings(BaseModel):
     http_endpoints: dict[str, str] = Field(
         default_factory=dict, description="aggregate type (or event type) -> receiving URL for http mode"
     )
-    http_default_endpoint: str | None = None
-    http_timeout: float = Field(default=5.0, gt=0)
+    http_default_endpoint: str | None = Field(default=None, description="receiving URL when http_endpoints names none")
+    http_timeout: float = Field(default=5.0, gt=0, description="per-request timeout of http mode")
     http_retries: int = Field(default=2, ge=0, description="retries after the first attempt, on 5xx and I/O errors")
 
     def mode_for(self, event_type: str, aggregate_type: str) -> PublishMode:

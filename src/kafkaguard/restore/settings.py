@@ -23,6 +23,8 @@ class RestoreSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     policy: RetryPolicy = Field(default_factory=lambda: RetryPolicy(max_attempts=5, backoff=Fixed(seconds=3600)))
-    batch_size: int = Field(default=100, ge=1)
-    publisher_strategy: PublisherStrategy = PublisherStrategy.REPUBLISH
+    batch_size: int = Field(default=100, ge=1, description="due keys (and keyless records) taken per run")
+    publisher_strategy: PublisherStrategy = Field(
+        default=PublisherStrategy.REPUBLISH, description="republish to Kafka, or hand off to the listener store"
+    )
     handoff_group: str | None = Field(default=None, description="consumer group that receives handed-off events")
