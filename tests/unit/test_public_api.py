@@ -151,10 +151,10 @@ def test_the_examples_import_only_the_public_api() -> None:
     assert problems == []
 
 
-def test_the_readmes_python_blocks_import_only_the_public_api() -> None:
+def test_the_python_blocks_of_the_readmes_and_docs_import_only_the_public_api() -> None:
     blocks = 0
     problems = []
-    for readme in (REPO / "README.md", REPO / "examples" / "README.md"):
+    for readme in (REPO / "README.md", REPO / "examples" / "README.md", *sorted((REPO / "docs").rglob("*.md"))):
         for n, code in enumerate(re.findall(r"```python\n(.*?)```", readme.read_text(), flags=re.S)):
             blocks += 1
             problems += _problems(f"{readme.relative_to(REPO)} block {n}", ast.parse(code))
