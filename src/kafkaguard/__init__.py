@@ -27,6 +27,7 @@ from kafkaguard.errors import (
     PortInUseError,
     PublishError,
     PublishUnavailableError,
+    SchemaNotReadyError,
     StartTimeoutError,
     StoreUnavailableError,
     ToolMissingError,
@@ -43,9 +44,12 @@ if TYPE_CHECKING:
         Worker,
         due_keys,
         restore_key,
+        restore_key_async,
         retry_dead_letter,
+        retry_dead_letter_async,
     )
     from kafkaguard.consumer.http import receiving_router
+    from kafkaguard.db.engine import create_async_engine, create_engine
     from kafkaguard.envelope import Event
     from kafkaguard.publisher.facade import Publisher, PublishOutcome
     from kafkaguard.publisher.outbox import add_event, add_event_async, add_events, add_events_async
@@ -76,6 +80,7 @@ __all__ = [
     "Publisher",
     "Relay",
     "RestoreResult",
+    "SchemaNotReadyError",
     "StartTimeoutError",
     "StoreUnavailableError",
     "ToolMissingError",
@@ -86,10 +91,14 @@ __all__ = [
     "add_event_async",
     "add_events",
     "add_events_async",
+    "create_async_engine",
+    "create_engine",
     "due_keys",
     "receiving_router",
     "restore_key",
+    "restore_key_async",
     "retry_dead_letter",
+    "retry_dead_letter_async",
 ]
 
 # Public name -> the module it is imported from on first use (keep the TYPE_CHECKING block in step).
@@ -103,6 +112,10 @@ _LAZY: dict[str, str] = {
     "due_keys": "kafkaguard.consumer",
     "restore_key": "kafkaguard.consumer",
     "retry_dead_letter": "kafkaguard.consumer",
+    "restore_key_async": "kafkaguard.consumer",
+    "retry_dead_letter_async": "kafkaguard.consumer",
+    "create_engine": "kafkaguard.db.engine",
+    "create_async_engine": "kafkaguard.db.engine",
     "receiving_router": "kafkaguard.consumer.http",
     "Event": "kafkaguard.envelope",
     "Publisher": "kafkaguard.publisher.facade",

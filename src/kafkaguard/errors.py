@@ -6,6 +6,7 @@ boundary, so callers never need to import those libraries to handle a failure.
 
     KafkaguardError
     ├── ConfigurationError        bad settings or arguments; fix the input
+    │   └── SchemaNotReadyError   kafkaguard's tables are missing in the schema (run `kafkaguard db upgrade`)
     ├── DevStackError             local Kafka/PostgreSQL tooling failed
     │   ├── ToolMissingError      java, mvn or apt-get not found
     │   ├── PortInUseError        a loopback port we need is taken
@@ -36,6 +37,11 @@ class KafkaguardError(Exception):
 
 class ConfigurationError(KafkaguardError):
     """Settings or arguments are invalid; the message names the field and the fix."""
+
+
+class SchemaNotReadyError(ConfigurationError):
+    """kafkaguard's tables are missing in the schema a component uses (not upgraded, or the wrong
+    schema); the message names the schema and the ``kafkaguard db upgrade`` command to run."""
 
 
 class DevStackError(KafkaguardError):

@@ -27,6 +27,7 @@ def test_public_api_is_locked() -> None:
             "Publisher",
             "Relay",
             "RestoreResult",
+            "SchemaNotReadyError",
             "StartTimeoutError",
             "StoreUnavailableError",
             "ToolMissingError",
@@ -37,10 +38,14 @@ def test_public_api_is_locked() -> None:
             "add_event_async",
             "add_events",
             "add_events_async",
+            "create_async_engine",
+            "create_engine",
             "due_keys",
             "receiving_router",
             "restore_key",
+            "restore_key_async",
             "retry_dead_letter",
+            "retry_dead_letter_async",
         ]
     )
 
