@@ -20,6 +20,7 @@ schema an engine built here puts first.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -184,6 +185,8 @@ def async_engine(
 ) -> AsyncEngine:
     """An asyncio SQLAlchemy engine (asyncpg when ``url`` names it, else psycopg 3) with ``schema`` first."""
     u, args = _engine_args(url, schema, True, _search_path)
+    if u.drivername == "postgresql+asyncpg" and importlib.util.find_spec("asyncpg") is None:
+        raise ConfigurationError("a postgresql+asyncpg:// URL needs asyncpg: pip install 'kafkaguard[asyncpg]'")
     engine = sa_create_async_engine(
         u, connect_args={**args, **kwargs.pop("connect_args", {})}, pool_pre_ping=True, **kwargs
     )
