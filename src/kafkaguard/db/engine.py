@@ -173,9 +173,8 @@ def _libpq_options(existing: str | None, schema: str | None, path: str | None = 
 def sync_engine(url: str | URL, *, schema: str | None = None, **kwargs: Any) -> Engine:
     """A sync SQLAlchemy engine (psycopg 3, whatever driver ``url`` names) with ``schema`` first."""
     u, args = _engine_args(url, schema, False)
-    engine = sqlalchemy.create_engine(
-        u, connect_args={**args, **kwargs.pop("connect_args", {})}, pool_pre_ping=True, **kwargs
-    )
+    kwargs.setdefault("pool_pre_ping", True)
+    engine = sqlalchemy.create_engine(u, connect_args={**args, **kwargs.pop("connect_args", {})}, **kwargs)
     _ORIGINS[engine] = (_parse(url), schema)
     return engine
 
@@ -187,9 +186,8 @@ def async_engine(
     u, args = _engine_args(url, schema, True, _search_path)
     if u.drivername == "postgresql+asyncpg" and importlib.util.find_spec("asyncpg") is None:
         raise ConfigurationError("a postgresql+asyncpg:// URL needs asyncpg: pip install 'kafkaguard[asyncpg]'")
-    engine = sa_create_async_engine(
-        u, connect_args={**args, **kwargs.pop("connect_args", {})}, pool_pre_ping=True, **kwargs
-    )
+    kwargs.setdefault("pool_pre_ping", True)
+    engine = sa_create_async_engine(u, connect_args={**args, **kwargs.pop("connect_args", {})}, **kwargs)
     _ORIGINS[engine.sync_engine] = (_parse(url), schema)
     return engine
 
