@@ -249,8 +249,10 @@ def restore_key(
     ``restored_by`` (default ``"replay"``) is stored on restored rows; ``policy`` (default: the
     restore jobs' 5 attempts, 1 h apart) sets ``next_attempt_at`` and when a row turns ``failed``.
     With ``async def`` handlers in ``registry`` the key is restored in an async transaction on
-    ``async_engine`` (default: one on ``engine``'s database and schema for this call); inside a
-    running event loop use :func:`restore_key_async`.
+    ``async_engine`` (default: one on ``engine``'s database and schema for this call; an engine
+    passed here is used from an event loop kafkaguard keeps in this thread, so give one that
+    nothing else uses, e.g. from :func:`async_engine_for`); inside a running event loop use
+    :func:`restore_key_async`.
     Raises :class:`StoreUnavailableError` if PostgreSQL is unreachable (nothing changed then).
     """
     if registry.has_async:
@@ -357,17 +359,25 @@ _T = TypeVar("_T")
 _local = threading.local()
 
 
-def _runner() -> asyncio.Runner:
-    """This thread's event loop for the sync restore functions, kept for the thread's life: the
-    connections of a caller's ``async_engine`` belong to the loop that opened them."""
+def _loop() -> asyncio.Runner:
+    """This thread's event loop for a caller's ``async_engine`` (kept until :func:`async_engine_for`
+    ends): the connections of an async engine belong to the loop that opened them."""
     runner: asyncio.Runner | None = getattr(_local, "runner", None)
     if runner is None:
         runner = _local.runner = asyncio.Runner()
     return runner
 
 
+def _close_loop() -> None:
+    runner: asyncio.Runner | None = getattr(_local, "runner", None)
+    if runner is not None:
+        _local.runner = None
+        runner.close()
+
+
 def _run_async(engine: Engine, async_engine: AsyncEngine | None, work: Callable[[AsyncEngine], Awaitable[_T]]) -> _T:
-    """Run ``work`` on ``async_engine`` (or a pool-less twin of ``engine``, disposed after) to the end."""
+    """Run ``work`` to the end: on ``async_engine`` in this thread's kept loop, or on a pool-less
+    async twin of ``engine`` in a loop of its own (both closed after)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -378,7 +388,7 @@ def _run_async(engine: Engine, async_engine: AsyncEngine | None, work: Callable[
             "await restore_key_async / retry_dead_letter_async instead"
         )
     if async_engine is not None:
-        return _runner().run(_awaited(work(async_engine)))
+        return _loop().run(_awaited(work(async_engine)))
     twin = async_twin(engine, poolclass=NullPool)
 
     async def once() -> _T:
@@ -387,7 +397,8 @@ def _run_async(engine: Engine, async_engine: AsyncEngine | None, work: Callable[
         finally:
             await twin.dispose()
 
-    return _runner().run(once())
+    with asyncio.Runner() as runner:
+        return runner.run(once())
 
 
 async def _awaited(value: Awaitable[_T]) -> _T:
@@ -397,8 +408,8 @@ async def _awaited(value: Awaitable[_T]) -> _T:
 @contextmanager
 def async_engine_for(engine: Engine, registry: HandlerRegistry | None) -> Iterator[AsyncEngine | None]:
     """For a command that restores many keys with the sync functions: an async engine on ``engine``'s
-    database and schema when ``registry`` holds async handlers (None otherwise), used from this
-    thread's restore loop and disposed there at the end."""
+    database and schema when ``registry`` holds async handlers (None otherwise), to pass as their
+    ``async_engine``; it runs in one event loop of this thread, closed with it at the end."""
     if registry is None or not registry.has_async:
         yield None
         return
@@ -406,7 +417,10 @@ def async_engine_for(engine: Engine, registry: HandlerRegistry | None) -> Iterat
     try:
         yield twin
     finally:
-        _runner().run(twin.dispose())
+        try:
+            _loop().run(twin.dispose())
+        finally:
+            _close_loop()
 
 
 def due_keys(engine: Engine, *, limit: int = 100, group: str | None = None) -> list[tuple[str, str]]:
