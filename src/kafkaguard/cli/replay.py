@@ -41,7 +41,8 @@ from kafkaguard.cli.replay_plan import (
 )
 from kafkaguard.cli.restore_runners import publisher_job
 from kafkaguard.consumer.registry import HandlerRegistry
-from kafkaguard.consumer.restore import async_engine_for, restore_key, retry_dead_letter
+from kafkaguard.consumer.restore import restore_key, retry_dead_letter
+from kafkaguard.consumer.restore_loop import async_engine_for
 from kafkaguard.logtext import short
 from kafkaguard.restore.publisher_job import PublisherRestoreJob
 from kafkaguard.settings import KafkaguardSettings

@@ -21,7 +21,7 @@ from kafkaguard.cli.handlers import load_handlers
 from kafkaguard.cli.listener_restore import ListenerRunReport, listener_run_once, resolve_group
 from kafkaguard.cli.replay_plan import listing
 from kafkaguard.cli.restore_runners import publisher_job
-from kafkaguard.consumer.restore import async_engine_for
+from kafkaguard.consumer.restore_loop import async_engine_for
 from kafkaguard.db.readiness import RESTORE_TABLES
 from kafkaguard.logtext import short
 from kafkaguard.metrics import Metrics

@@ -25,21 +25,16 @@ code that runs in an event loop.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import traceback
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, Update, cast, func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
 
 from kafkaguard import raw_headers
 from kafkaguard.consumer import store
@@ -47,9 +42,9 @@ from kafkaguard.consumer.apply import Applier, call_handler, check_identity_asyn
 from kafkaguard.consumer.decisions import Outcome
 from kafkaguard.consumer.records import RawHeaders, Record
 from kafkaguard.consumer.registry import HandlerRegistry
+from kafkaguard.consumer.restore_loop import run_async
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.db.columns import OPEN_STATUSES, DeadLetterStatus
-from kafkaguard.db.engine import async_twin
 from kafkaguard.db.history import history_entry
 from kafkaguard.db.safe_text import pg_json, pg_text
 from kafkaguard.db.tables import listener_dead_letters as DL
@@ -251,12 +246,12 @@ def restore_key(
     With ``async def`` handlers in ``registry`` the key is restored in an async transaction on
     ``async_engine`` (default: one on ``engine``'s database and schema for this call; an engine
     passed here is used from an event loop kafkaguard keeps in this thread, so give one that
-    nothing else uses, e.g. from :func:`async_engine_for`); inside a running event loop use
-    :func:`restore_key_async`.
+    nothing else uses, e.g. from :func:`~kafkaguard.consumer.restore_loop.async_engine_for`);
+    inside a running event loop use :func:`restore_key_async`.
     Raises :class:`StoreUnavailableError` if PostgreSQL is unreachable (nothing changed then).
     """
     if registry.has_async:
-        return _run_async(
+        return run_async(
             engine, async_engine,
             lambda ae: restore_key_async(
                 ae, registry, group, key, restored_by=restored_by, policy=policy, consumer_settings=consumer_settings
@@ -304,7 +299,7 @@ def retry_dead_letter(
     a keyless row (undecodable key) is retried alone. ``consumer_settings``: limits and classifier
     (the group is always the row's own). ``async_engine``: as for :func:`restore_key`."""
     if registry.has_async:
-        return _run_async(
+        return run_async(
             engine, async_engine,
             lambda ae: retry_dead_letter_async(
                 ae, registry, dead_letter_id, restored_by=restored_by, policy=policy,
@@ -353,74 +348,6 @@ async def retry_dead_letter_async(
         return await _restore_rows_async(
             applier, s, rows, restored_by=restored_by, policy=policy or RestoreSettings().policy
         )
-
-
-_T = TypeVar("_T")
-_local = threading.local()
-
-
-def _loop() -> asyncio.Runner:
-    """This thread's event loop for a caller's ``async_engine`` (kept until :func:`async_engine_for`
-    ends): the connections of an async engine belong to the loop that opened them."""
-    runner: asyncio.Runner | None = getattr(_local, "runner", None)
-    if runner is None:
-        runner = _local.runner = asyncio.Runner()
-    return runner
-
-
-def _close_loop() -> None:
-    runner: asyncio.Runner | None = getattr(_local, "runner", None)
-    if runner is not None:
-        _local.runner = None
-        runner.close()
-
-
-def _run_async(engine: Engine, async_engine: AsyncEngine | None, work: Callable[[AsyncEngine], Awaitable[_T]]) -> _T:
-    """Run ``work`` to the end: on ``async_engine`` in this thread's kept loop, or on a pool-less
-    async twin of ``engine`` in a loop of its own (both closed after)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        raise ConfigurationError(
-            "the registry has async handlers and an event loop is running in this thread: "
-            "await restore_key_async / retry_dead_letter_async instead"
-        )
-    if async_engine is not None:
-        return _loop().run(_awaited(work(async_engine)))
-    twin = async_twin(engine, poolclass=NullPool)
-
-    async def once() -> _T:
-        try:
-            return await work(twin)
-        finally:
-            await twin.dispose()
-
-    with asyncio.Runner() as runner:
-        return runner.run(once())
-
-
-async def _awaited(value: Awaitable[_T]) -> _T:
-    return await value
-
-
-@contextmanager
-def async_engine_for(engine: Engine, registry: HandlerRegistry | None) -> Iterator[AsyncEngine | None]:
-    """For a command that restores many keys with the sync functions: an async engine on ``engine``'s
-    database and schema when ``registry`` holds async handlers (None otherwise), to pass as their
-    ``async_engine``; it runs in one event loop of this thread, closed with it at the end."""
-    if registry is None or not registry.has_async:
-        yield None
-        return
-    twin = async_twin(engine, pool_size=1)
-    try:
-        yield twin
-    finally:
-        try:
-            _loop().run(twin.dispose())
-        finally:
-            _close_loop()
 
 
 def due_keys(engine: Engine, *, limit: int = 100, group: str | None = None) -> list[tuple[str, str]]:
