@@ -26,11 +26,11 @@ from kafkaguard import (
     PublisherStrategy,
     RunReport,
     StoreUnavailableError,
+    create_engine,
     due_keys,
     restore_key,
     run_every,
 )
-from kafkaguard.db.engine import sync_engine
 
 log = logging.getLogger("dailyfeed.batch")
 
@@ -52,8 +52,8 @@ class Batch:
                 "consumer": base.consumer.model_copy(update={"group_id": settings.activity_group}),
             }
         )
-        self.content = sync_engine(settings.database_url, schema=settings.content_schema)
-        self.activity = sync_engine(settings.database_url, schema=settings.activity_schema)
+        self.content = create_engine(url=settings.database_url, schema=settings.content_schema)
+        self.activity = create_engine(url=settings.database_url, schema=settings.activity_schema)
         self.publisher_job = PublisherRestoreJob.from_settings(self.kg, self.content, listener_engine=self.activity)
         self.registry = activity_handlers  # the listener restore re-runs the activity service's handlers
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 from examples.dailyfeed.activity.models import Base as ActivityBase
 from examples.dailyfeed.config import DailyfeedSettings
 from examples.dailyfeed.content.models import Base as ContentBase
-from kafkaguard.db.engine import sync_engine
+from kafkaguard import create_engine
 
 
 def main() -> None:
     settings = DailyfeedSettings()
     for schema, base in ((settings.content_schema, ContentBase), (settings.activity_schema, ActivityBase)):
-        engine = sync_engine(settings.database_url, schema=schema)
+        engine = create_engine(url=settings.database_url, schema=schema)
         base.metadata.create_all(engine)
         engine.dispose()
         print(f"tables of schema {schema}: {', '.join(sorted(base.metadata.tables))}")

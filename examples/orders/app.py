@@ -18,15 +18,14 @@ from examples.orders.config import OrdersSettings
 from examples.orders.events import order_created
 from examples.orders.models import Order, OrderItem
 from examples.orders.schemas import BIGINT_MAX, OrderCreate, OrderOut
-from kafkaguard import add_event_async
-from kafkaguard.db.engine import async_engine
+from kafkaguard import add_event_async, create_async_engine
 
 OrderId = Annotated[int, Path(gt=0, le=BIGINT_MAX)]
 
 
 def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     settings = settings or OrdersSettings()
-    engine = async_engine(settings.database_url, schema=settings.schema_name, pool_size=10)
+    engine = create_async_engine(url=settings.database_url, schema=settings.schema_name, pool_size=10)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     @asynccontextmanager

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from examples.orders.config import OrdersSettings
 from examples.orders.models import Base
-from kafkaguard.db.engine import sync_engine
+from kafkaguard import create_engine
 
 
 def main() -> None:
     settings = OrdersSettings()
-    engine = sync_engine(settings.database_url, schema=settings.schema_name)
+    engine = create_engine(url=settings.database_url, schema=settings.schema_name)
     Base.metadata.create_all(engine)
     engine.dispose()
     print(f"tables of schema {settings.schema_name}: {', '.join(sorted(Base.metadata.tables))}")

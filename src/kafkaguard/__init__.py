@@ -48,6 +48,7 @@ from kafkaguard.errors import (
     PortInUseError,
     PublishError,
     PublishUnavailableError,
+    SchemaNotReadyError,
     StartTimeoutError,
     StoreUnavailableError,
     ToolMissingError,
@@ -65,10 +66,13 @@ if TYPE_CHECKING:
         Worker,
         due_keys,
         restore_key,
+        restore_key_async,
         retry_dead_letter,
+        retry_dead_letter_async,
     )
     from kafkaguard.consumer.http import receiving_router
     from kafkaguard.consumer.settings import ConsumerSettings
+    from kafkaguard.db.engine import create_async_engine, create_engine
     from kafkaguard.envelope import Event
     from kafkaguard.interfaces.http import install_exception_handlers
     from kafkaguard.policies.backoff import Exponential, Fixed, Schedule
@@ -129,6 +133,7 @@ __all__ = [
     "RetryPolicy",
     "RunReport",
     "Schedule",
+    "SchemaNotReadyError",
     "StartTimeoutError",
     "StoreUnavailableError",
     "ToolMissingError",
@@ -140,11 +145,15 @@ __all__ = [
     "add_event_async",
     "add_events",
     "add_events_async",
+    "create_async_engine",
+    "create_engine",
     "due_keys",
     "install_exception_handlers",
     "receiving_router",
     "restore_key",
+    "restore_key_async",
     "retry_dead_letter",
+    "retry_dead_letter_async",
     "run_every",
 ]
 
@@ -160,6 +169,10 @@ _LAZY: dict[str, str] = {
     "restore_key": "kafkaguard.consumer",
     "retry_dead_letter": "kafkaguard.consumer",
     "Position": "kafkaguard.consumer",
+    "restore_key_async": "kafkaguard.consumer",
+    "retry_dead_letter_async": "kafkaguard.consumer",
+    "create_engine": "kafkaguard.db.engine",
+    "create_async_engine": "kafkaguard.db.engine",
     "receiving_router": "kafkaguard.consumer.http",
     "ConsumerSettings": "kafkaguard.consumer.settings",
     "Event": "kafkaguard.envelope",

@@ -6,6 +6,7 @@ boundary, so callers never need to import those libraries to handle a failure.
 
     KafkaguardError
     ├── ConfigurationError        bad settings or arguments; fix the input
+    │   └── SchemaNotReadyError   kafkaguard's tables are missing in the schema (run `kafkaguard db upgrade`)
     ├── EnvelopeError             an Event was built with invalid fields (also a ValueError)
     ├── DecodeError               bytes from Kafka (or an HTTP body) are not an event; ``reason`` says why
     ├── DevStackError             local Kafka/PostgreSQL tooling failed
@@ -67,6 +68,11 @@ class DecodeError(KafkaguardError):
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class SchemaNotReadyError(ConfigurationError):
+    """kafkaguard's tables are missing in the schema a component uses (not upgraded, or the wrong
+    schema); the message names the schema and the ``kafkaguard db upgrade`` command to run."""
 
 
 class DevStackError(KafkaguardError):

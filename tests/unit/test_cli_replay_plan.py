@@ -51,7 +51,7 @@ def test_group_of_several_groups_needs_a_choice() -> None:
         (["order.created"], {}),
         (["order.created", None], {}),  # undecodable: reported by the restore, not refused here
         (["order.shipped"], {"order.shipped": "no handler"}),
-        (["order.paid"], {"order.paid": "async handler (restore runs sync handlers only)"}),
+        (["order.paid"], {}),  # async handlers are restored like sync ones
     ],
 )
 def test_handler_problems(types: list[str | None], expected: dict[str, str]) -> None:

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from examples.dailyfeed.activity.handlers import registry
 from examples.dailyfeed.activity.models import MemberActivity
 from examples.dailyfeed.config import DailyfeedSettings
+from kafkaguard import create_async_engine, create_engine
 from kafkaguard import receiving_router as kafkaguard_receiving_router
-from kafkaguard.db.engine import async_engine, sync_engine
 
 RECEIVE_PATH = "/kafkaguard/events"
 BIGINT_MAX = 2**63 - 1
@@ -23,8 +23,8 @@ BIGINT_MAX = 2**63 - 1
 
 def create_app(settings: DailyfeedSettings | None = None) -> FastAPI:
     settings = settings or DailyfeedSettings()
-    engine = async_engine(settings.database_url, schema=settings.activity_schema, pool_size=10)
-    apply_engine = sync_engine(settings.database_url, schema=settings.activity_schema, pool_size=10)
+    engine = create_async_engine(url=settings.database_url, schema=settings.activity_schema, pool_size=10)
+    apply_engine = create_engine(url=settings.database_url, schema=settings.activity_schema, pool_size=10)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     @asynccontextmanager

@@ -13,8 +13,15 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from examples.dailyfeed.config import DailyfeedSettings
-from kafkaguard import Event, KafkaguardSettings, Publisher, PublishMode, install_exception_handlers
-from kafkaguard.db.engine import async_engine, sync_engine
+from kafkaguard import (
+    Event,
+    KafkaguardSettings,
+    Publisher,
+    PublishMode,
+    create_async_engine,
+    create_engine,
+    install_exception_handlers,
+)
 
 RECEIVE_PATH = "/kafkaguard/events"
 
@@ -48,12 +55,12 @@ class ContentPublisher:
 
     def __init__(self, settings: DailyfeedSettings) -> None:
         self.settings = kafkaguard_settings(settings)
-        self.engine: AsyncEngine = async_engine(
-            settings.database_url, schema=settings.content_schema, pool_size=20, max_overflow=10
+        self.engine: AsyncEngine = create_async_engine(
+            url=settings.database_url, schema=settings.content_schema, pool_size=20, max_overflow=10
         )
         # Background mode writes its last-resort dead letters through a sync engine of its own.
         self.publisher = Publisher.from_settings(
-            self.settings, engine=sync_engine(settings.database_url, schema=settings.content_schema)
+            self.settings, engine=create_engine(url=settings.database_url, schema=settings.content_schema)
         )
 
     async def start(self) -> None:

@@ -38,7 +38,7 @@ from examples.dailyfeed.content.models import Base as ContentBase
 from examples.dailyfeed.demo.reconcile import Reconciliation, reconcile
 from examples.dailyfeed.demo.services import Service, python_module, wait_for
 from examples.dailyfeed.demo.workload import run_workload
-from kafkaguard.db.engine import sync_engine
+from kafkaguard import create_engine
 from kafkaguard.testing import DevStack, default_run_dir, delete_topics, ensure_topics, free_ports, upgrade_database
 
 console = Console()
@@ -53,7 +53,7 @@ def reset(stack: DevStack, settings: DailyfeedSettings) -> None:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     for schema, base in ((settings.content_schema, ContentBase), (settings.activity_schema, ActivityBase)):
         upgrade_database(settings.database_url, schema=schema)
-        engine = sync_engine(settings.database_url, schema=schema)
+        engine = create_engine(url=settings.database_url, schema=schema)
         base.metadata.create_all(engine)
         engine.dispose()
     delete_topics(stack.kafka.bootstrap, TOPICS + [t + ".dlq" for t in TOPICS])

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 
 from kafkaguard.cli.errors import URL_FORM
 from kafkaguard.db.engine import sync_engine
+from kafkaguard.db.readiness import require_engine_tables
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.logtext import short
 from kafkaguard.metrics import Metrics, serve_metrics
@@ -52,11 +53,18 @@ def load_settings(database_url: str | None = None, schema: str | None = None) ->
     return KafkaguardSettings(**overrides)
 
 
-def engine_for(settings: KafkaguardSettings) -> Engine:
-    """An engine on ``settings.database_url`` / ``db_schema`` for an operator command."""
+def engine_for(settings: KafkaguardSettings, *, tables: Sequence[str] = ()) -> Engine:
+    """An engine on ``settings.database_url`` (any URL form) / ``db_schema`` for an operator command.
+
+    ``tables``: checked to exist in the schema now (:class:`~kafkaguard.errors.SchemaNotReadyError`
+    names the schema and ``kafkaguard db upgrade`` otherwise).
+    """
     if not settings.database_url:
         raise ConfigurationError("no database URL: pass --url or set KAFKAGUARD_DATABASE_URL")
-    return sync_engine(with_connect_timeout(settings.database_url), schema=settings.db_schema)
+    engine = sync_engine(with_connect_timeout(settings.database_url), schema=settings.db_schema)
+    if tables:
+        require_engine_tables(engine, settings.db_schema, tables)
+    return engine
 
 
 def with_connect_timeout(url: str) -> str:

@@ -30,6 +30,7 @@ from kafkaguard.cli.last_resort import (
 from kafkaguard.cli.listener_restore import configured_group
 from kafkaguard.cli.replay import ReplayRequest, check, execute, find_candidates, unknown_group
 from kafkaguard.db.columns import DeadLetterStatus
+from kafkaguard.db.readiness import RESTORE_TABLES
 from kafkaguard.errors import DeadLetterNotFoundError
 from kafkaguard.logtext import short
 from kafkaguard.stores.dead_letter_queries import (
@@ -229,7 +230,7 @@ def replay_cmd(
         )
     registry = load_handlers(app) if target is Store.LISTENER and app is not None else None
     settings = load_settings(url, schema)
-    engine = engine_for(settings)
+    engine = engine_for(settings, tables=RESTORE_TABLES)
     if target is Store.LISTENER and group is None:
         group = configured_group(settings)
     filters = _filters(status, event_type, key, error_class, since, until, group, ids)

@@ -7,9 +7,10 @@ keys and checks the handler registry before any record of a key changes:
 - the group is ``--group``, else the configured ``consumer.group_id`` (set in the environment or
   the config file), else the one group that has open listener dead letters; records of several
   groups and no choice is refused (each group has its own handlers);
-- a key whose open records include an event type the registry cannot apply (no handler, or an
-  async one) is left as it is and reported (``unhandled_keys``), instead of being marked failed
-  for a wrong ``--app``.
+- a key whose open records include an event type the registry has no handler for is left as it
+  is and reported (``unhandled_keys``), instead of being marked failed for a wrong ``--app``;
+- async handlers are restored like sync ones: with an ``async_engine`` (built once per command on
+  the same URL and schema) when the registry holds any.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kafkaguard.cli.errors import UsageProblem
 from kafkaguard.cli.handlers import load_handlers
@@ -111,10 +113,12 @@ def listener_process_keys(
     app: str | None = None,
     registry: HandlerRegistry | None = None,
     group: str | None = None,
+    async_engine: AsyncEngine | None = None,
 ) -> ListenerRunReport:
     """Restore ``keys`` of ``group`` (default: the configured consumer group) now, heads first.
 
     Keys with an open record the registry cannot apply are not touched (``unhandled_keys``).
+    ``async_engine``: for async handlers (default: one per key, see :func:`restore_key`).
     """
     registry = registry or load_handlers(app)
     group = group or settings.consumer.group_id
@@ -129,7 +133,7 @@ def listener_process_keys(
         try:
             result = restore_key(
                 engine, registry, group, key, restored_by="restore", policy=settings.restore.policy,
-                consumer_settings=settings.consumer,
+                consumer_settings=settings.consumer, async_engine=async_engine,
             )  # fmt: skip
         except StoreUnavailableError:
             log.warning("database unavailable; the listener restore run of group %s stops here, retried next run",
@@ -162,8 +166,11 @@ def listener_run_once(
     app: str | None = None,
     registry: HandlerRegistry | None = None,
     group: str | None = None,
+    async_engine: AsyncEngine | None = None,
 ) -> ListenerRunReport:
     """Restore every key of ``group`` (default: the configured consumer group) whose head is due."""
     group = group or settings.consumer.group_id
     keys = [key for _, key in due_keys(engine, limit=settings.restore.batch_size, group=group)]
-    return listener_process_keys(settings, engine, keys, app=app, registry=registry, group=group)
+    return listener_process_keys(
+        settings, engine, keys, app=app, registry=registry, group=group, async_engine=async_engine
+    )

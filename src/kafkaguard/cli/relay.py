@@ -64,17 +64,17 @@ def relay(
         create_missing=settings.topics.create_missing,
         overrides=settings.producer,
     )
+    db_schema = schema or settings.db_schema
     worker = Relay(
-        conninfo=libpq_conninfo(database_url, schema=schema or settings.db_schema),
+        conninfo=libpq_conninfo(database_url, schema=db_schema),
+        schema=db_schema,
         bootstrap=servers,
         settings=relay_settings,
         topics=topics,
         for_aggregate=settings.topics.for_aggregate,
         producer_overrides=settings.producer,
         name=name,
-        metrics=start_metrics(
-            metrics_port or settings.metrics_port, metrics_addr, database_url, schema or settings.db_schema
-        ),
+        metrics=start_metrics(metrics_port or settings.metrics_port, metrics_addr, database_url, db_schema),
     )
     stop = threading.Event()
     on_stop_signals(stop.set, "relay")

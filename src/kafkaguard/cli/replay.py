@@ -23,6 +23,7 @@ from typing import Any
 
 from rich.progress import Progress
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kafkaguard.cli.common import out
 from kafkaguard.cli.errors import UsageProblem
@@ -41,6 +42,7 @@ from kafkaguard.cli.replay_plan import (
 from kafkaguard.cli.restore_runners import publisher_job
 from kafkaguard.consumer.registry import HandlerRegistry
 from kafkaguard.consumer.restore import restore_key, retry_dead_letter
+from kafkaguard.consumer.restore_loop import async_engine_for
 from kafkaguard.logtext import short
 from kafkaguard.restore.publisher_job import PublisherRestoreJob
 from kafkaguard.settings import KafkaguardSettings
@@ -135,9 +137,17 @@ def execute(settings: KafkaguardSettings, engine: Engine, request: ReplayRequest
         log.warning("%d record(s) changed while the replay was checked and were left alone", len(ids) - len(reset))
     chosen = [c for c in checked.candidates if c.id in set(reset)]
     restored_ids: list[int] = []
-    restore = _listener_restorer(settings, engine, request, checked) if job is None else _publisher_restorer(job)
+    registry = request.registry if job is None else None
     try:
-        with Progress(console=out, disable=not out.is_terminal) as progress:
+        with (
+            async_engine_for(engine, registry) as async_engine,
+            Progress(console=out, disable=not out.is_terminal) as progress,
+        ):
+            restore = (
+                _listener_restorer(settings, engine, request, checked, async_engine)
+                if job is None
+                else _publisher_restorer(job)
+            )
             task = progress.add_task("replaying", total=len(chosen))
             for unit in _units(chosen):
                 started = time.monotonic()
@@ -170,7 +180,11 @@ def _units(candidates: Sequence[Candidate]) -> list[list[Candidate]]:
 
 
 def _listener_restorer(
-    settings: KafkaguardSettings, engine: Engine, request: ReplayRequest, checked: Checked
+    settings: KafkaguardSettings,
+    engine: Engine,
+    request: ReplayRequest,
+    checked: Checked,
+    async_engine: AsyncEngine | None = None,
 ) -> Callable[[list[Candidate]], list[int]]:
     assert request.registry is not None and checked.group is not None
     registry, group, policy = request.registry, checked.group, settings.restore.policy
@@ -180,12 +194,14 @@ def _listener_restorer(
         head = unit[0]
         if head.key is None:
             result = retry_dead_letter(
-                engine, registry, head.id, restored_by="replay", policy=policy, consumer_settings=consumer
-            )
+                engine, registry, head.id, restored_by="replay", policy=policy, consumer_settings=consumer,
+                async_engine=async_engine,
+            )  # fmt: skip
         else:
             result = restore_key(
-                engine, registry, group, head.key, restored_by="replay", policy=policy, consumer_settings=consumer
-            )
+                engine, registry, group, head.key, restored_by="replay", policy=policy, consumer_settings=consumer,
+                async_engine=async_engine,
+            )  # fmt: skip
         return [*result.restored, *result.duplicates]
 
     return restore

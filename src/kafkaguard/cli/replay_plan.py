@@ -8,7 +8,7 @@ exit 0). The checks:
   inbox and the key locks are per group); records of several groups need ``--group``, since each
   group is a service with its own handlers;
 - the handlers: every event type the restore will apply (the records, and the other open records
-  of their keys, which are applied with them in key order) has a sync handler in the registry;
+  of their keys, which are applied with them in key order) has a handler (sync or async) in the registry;
 - the ids an operator named exist and are open (``pending`` or ``failed``).
 
 The summary of a run is computed from the records' statuses afterwards, so the exit code says
@@ -81,18 +81,17 @@ def check_requested_ids(requested: Sequence[int], candidates: Sequence[Candidate
 
 
 def handler_problems(registry: HandlerRegistry, types: Iterable[str | None]) -> dict[str, str]:
-    """Event types the restore cannot apply with ``registry``, each with why (no handler, async).
+    """Event types the restore cannot apply with ``registry``, each with why (no handler).
+
+    Async handlers are restored like sync ones (:mod:`kafkaguard.consumer.restore`).
 
     ``None`` (an undecodable record: no type known) is not checked here: its restore fails and is
     reported like any failed record.
     """
     problems: dict[str, str] = {}
     for event_type in sorted({t for t in types if t is not None}):
-        reg = registry.get(event_type)
-        if reg is None:
+        if registry.get(event_type) is None:
             problems[event_type] = "no handler"
-        elif reg.is_async:
-            problems[event_type] = "async handler (restore runs sync handlers only)"
     return problems
 
 

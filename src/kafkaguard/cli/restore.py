@@ -21,6 +21,8 @@ from kafkaguard.cli.handlers import load_handlers
 from kafkaguard.cli.listener_restore import ListenerRunReport, listener_run_once, resolve_group
 from kafkaguard.cli.replay_plan import listing
 from kafkaguard.cli.restore_runners import publisher_job
+from kafkaguard.consumer.restore_loop import async_engine_for
+from kafkaguard.db.readiness import RESTORE_TABLES
 from kafkaguard.logtext import short
 from kafkaguard.metrics import Metrics
 from kafkaguard.restore.publisher_job import RunReport
@@ -82,7 +84,7 @@ def publisher(
             update={k: v for k, v in {"publisher_strategy": strategy, "handoff_group": handoff_group}.items() if v}
         )
         settings = settings.model_copy(update={"restore": restore})
-    engine = engine_for(settings)
+    engine = engine_for(settings, tables=RESTORE_TABLES)
     job = publisher_job(settings, engine)
     metrics = start_metrics(metrics_port, metrics_addr, settings.database_url, settings.db_schema)
 
@@ -109,15 +111,17 @@ def listener(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     registry = load_handlers(app)  # before anything else: a wrong --app changes nothing
     settings = load_settings(url, schema)
-    engine = engine_for(settings)
+    engine = engine_for(settings, tables=RESTORE_TABLES)
     metrics = start_metrics(metrics_port, metrics_addr, settings.database_url, settings.db_schema)
 
-    def run() -> bool:
-        chosen = resolve_group(engine, group, settings)  # per run: records of new groups may appear
-        if chosen is None:
-            say("restore listener: no open listener dead letters")
-            return True
-        report = listener_run_once(settings, engine, registry=registry, group=chosen)
-        return _report("listener", report, metrics, group=chosen)
+    with async_engine_for(engine, registry) as async_engine:  # async handlers: restored like sync ones
 
-    _schedule(once, interval, run)
+        def run() -> bool:
+            chosen = resolve_group(engine, group, settings)  # per run: records of new groups may appear
+            if chosen is None:
+                say("restore listener: no open listener dead letters")
+                return True
+            report = listener_run_once(settings, engine, registry=registry, group=chosen, async_engine=async_engine)
+            return _report("listener", report, metrics, group=chosen)
+
+        _schedule(once, interval, run)

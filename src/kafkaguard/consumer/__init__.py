@@ -10,7 +10,14 @@ from kafkaguard.consumer.apply import Applier
 from kafkaguard.consumer.decisions import Outcome
 from kafkaguard.consumer.records import Record
 from kafkaguard.consumer.registry import BatchContext, HandlerContext, HandlerRegistry, Position
-from kafkaguard.consumer.restore import RestoreResult, due_keys, restore_key, retry_dead_letter
+from kafkaguard.consumer.restore import (
+    RestoreResult,
+    due_keys,
+    restore_key,
+    restore_key_async,
+    retry_dead_letter,
+    retry_dead_letter_async,
+)
 from kafkaguard.consumer.source import MemorySource, MessageSource
 from kafkaguard.consumer.worker import Worker
 
@@ -28,5 +35,7 @@ __all__ = [
     "Worker",
     "due_keys",
     "restore_key",
+    "restore_key_async",
     "retry_dead_letter",
+    "retry_dead_letter_async",
 ]

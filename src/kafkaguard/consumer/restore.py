@@ -15,8 +15,12 @@ Guarantees:
 - Two restore jobs never process one row twice: the second waits for the lock, then finds the rows
   restored.
 
-Only sync handlers can be restored (the restore runs in one sync transaction); an async handler's
-row fails with a :class:`~kafkaguard.errors.ConfigurationError` in its history.
+Async handlers are restored like sync ones. When the registry holds an ``async def`` handler the
+key's transaction is an :class:`~sqlalchemy.ext.asyncio.AsyncSession` (on ``async_engine``, or an
+async engine on the same database and schema as ``engine``): async handlers get that session,
+sync handlers its sync form (``AsyncSession.run_sync``), so a key mixing both keeps its order in
+one transaction. :func:`restore_key_async` / :func:`retry_dead_letter_async` are the forms for
+code that runs in an event loop.
 """
 
 from __future__ import annotations
@@ -27,16 +31,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, cast, func, literal, select, update
+from sqlalchemy import ColumnElement, Engine, Update, cast, func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from kafkaguard import raw_headers
 from kafkaguard.consumer import store
-from kafkaguard.consumer.apply import Applier, decode_record
+from kafkaguard.consumer.apply import Applier, call_handler, check_identity_async, decode_record, inbox_row
 from kafkaguard.consumer.decisions import Outcome
 from kafkaguard.consumer.records import RawHeaders, Record
 from kafkaguard.consumer.registry import HandlerRegistry
+from kafkaguard.consumer.restore_loop import run_async
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.db.columns import OPEN_STATUSES, DeadLetterStatus
 from kafkaguard.db.history import history_entry
@@ -85,9 +91,78 @@ def _apply_row(applier: Applier, s: Session, row: Any) -> Outcome:
     reg = applier.registry.get(event.type)
     if reg is None:
         raise UnknownEventTypeError(f"no handler for event type {event.type!r} in group {applier.group!r}")
-    if reg.is_async:
-        raise ConfigurationError(f"handler of {event.type!r} is async; restore runs sync handlers only")
+    if reg.is_async:  # only reachable through a registry that gained an async handler meanwhile
+        raise ConfigurationError(f"handler of {event.type!r} is async: restore it with an async engine")
     return applier.apply_in(s, record, event, reg, attempt=row.attempts + 1, park=False)
+
+
+async def _apply_row_async(applier: Applier, s: AsyncSession, row: Any) -> Outcome:
+    """:func:`_apply_row` in an async transaction: the consumer's inbox path (lock, identity, inbox
+    row, handler) for an async handler; a sync handler runs on the session's sync form."""
+    record = _record_of(row)
+    event = decode_record(record, applier.settings)
+    reg = applier.registry.get(event.type)
+    if reg is None:
+        raise UnknownEventTypeError(f"no handler for event type {event.type!r} in group {applier.group!r}")
+    attempt = row.attempts + 1
+    if not reg.is_async:
+        return await s.run_sync(lambda sync: applier.apply_in(sync, record, event, reg, attempt, park=False))
+    await s.execute(store.lock_key(applier.group, event.key))
+    if reg.inbox and await check_identity_async(s, applier.group, event, record) is Outcome.DUPLICATE:
+        return Outcome.DUPLICATE
+    if reg.inbox:
+        await s.execute(store.insert_inbox([inbox_row(applier.group, event, record)]))
+    await call_handler(reg, s, applier.group, record, event, attempt)
+    return Outcome.APPLIED
+
+
+def _failed(row: Any, exc: BaseException, policy: RetryPolicy, now: datetime) -> Update:
+    """The update of a row whose restore failed: attempts, error, history, next try (or ``failed``)."""
+    attempts = row.attempts + 1
+    terminal = attempts >= policy.max_attempts
+    return (
+        update(DL)
+        .where(DL.c.id == row.id)
+        .values(
+            attempts=attempts,
+            status=(DeadLetterStatus.FAILED if terminal else DeadLetterStatus.PENDING).value,
+            next_attempt_at=now + timedelta(seconds=policy.backoff.delay(attempts)),
+            error_class=qualified_name(type(exc)),
+            error_message=pg_text(str(exc)[:10_000]),
+            stack=pg_text("".join(traceback.format_exception(exc))[-50_000:]),
+            updated_at=func.now(),
+            history=DL.c.history.op("||")(_json_list(pg_json(history_entry("restore_failed", exc, attempts=attempts)))),
+        )
+    )
+
+
+def _restored(row: Any, outcome: Outcome, restored_by: str) -> Update:
+    """The update of a restored row."""
+    return (
+        update(DL)
+        .where(DL.c.id == row.id)
+        .values(
+            status=DeadLetterStatus.RESTORED.value,
+            restored_at=func.now(),
+            restored_by=restored_by,
+            attempts=row.attempts + 1,
+            updated_at=func.now(),
+            history=DL.c.history.op("||")(_json_list(history_entry("restored", outcome=outcome.value))),
+        )
+    )
+
+
+def _stopped(applier: Applier, result: RestoreResult, row: Any, exc: BaseException) -> RestoreResult:
+    log.warning(
+        "restore stopped group=%s key=%s id=%s %s[%s]@%s: %s",
+        applier.group, short(row.key), row.id, row.topic, row.partition, row.offset, short(repr(exc), 500),
+    )  # fmt: skip
+    return RestoreResult(result.group, result.key, result.restored, result.duplicates, row.id, repr(exc))
+
+
+def _outage(exc: BaseException) -> None:
+    if store.is_connection_error(exc):
+        raise StoreUnavailableError(f"PostgreSQL is unreachable: {exc.__class__.__name__}") from exc
 
 
 def _restore_rows(
@@ -100,51 +175,57 @@ def _restore_rows(
         try:
             outcome = _apply_row(applier, s, row)
             savepoint.commit()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the row's failure is stored; outages re-raised
             savepoint.rollback()
-            if store.is_connection_error(exc):
-                raise StoreUnavailableError(f"PostgreSQL is unreachable: {exc.__class__.__name__}") from exc
-            attempts = row.attempts + 1
-            terminal = attempts >= policy.max_attempts
-            s.execute(
-                update(DL)
-                .where(DL.c.id == row.id)
-                .values(
-                    attempts=attempts,
-                    status=(DeadLetterStatus.FAILED if terminal else DeadLetterStatus.PENDING).value,
-                    next_attempt_at=now + timedelta(seconds=policy.backoff.delay(attempts)),
-                    error_class=qualified_name(type(exc)),
-                    error_message=pg_text(str(exc)[:10_000]),
-                    stack=pg_text("".join(traceback.format_exception(exc))[-50_000:]),
-                    updated_at=func.now(),
-                    history=DL.c.history.op("||")(
-                        _json_list(pg_json(history_entry("restore_failed", exc, attempts=attempts)))
-                    ),
-                )
-            )
-            log.warning(
-                "restore stopped group=%s key=%s id=%s %s[%s]@%s: %s",
-                applier.group, short(row.key), row.id, row.topic, row.partition, row.offset, short(repr(exc), 500),
-            )  # fmt: skip
-            return RestoreResult(result.group, result.key, result.restored, result.duplicates, row.id, repr(exc))
-        s.execute(
-            update(DL)
-            .where(DL.c.id == row.id)
-            .values(
-                status=DeadLetterStatus.RESTORED.value,
-                restored_at=func.now(),
-                restored_by=restored_by,
-                attempts=row.attempts + 1,
-                updated_at=func.now(),
-                history=DL.c.history.op("||")(_json_list(history_entry("restored", outcome=outcome.value))),
-            )
-        )
+            _outage(exc)
+            s.execute(_failed(row, exc, policy, now))
+            return _stopped(applier, result, row, exc)
+        s.execute(_restored(row, outcome, restored_by))
+        (result.duplicates if outcome is Outcome.DUPLICATE else result.restored).append(row.id)
+    return result
+
+
+async def _restore_rows_async(
+    applier: Applier, s: AsyncSession, rows: list[Any], *, restored_by: str, policy: RetryPolicy
+) -> RestoreResult:
+    """:func:`_restore_rows` in an async transaction (same order, savepoints and outcomes)."""
+    now = datetime.now(UTC)
+    result = RestoreResult(applier.group, rows[0].key if rows else None)
+    for row in rows:
+        savepoint = await s.begin_nested()
+        try:
+            outcome = await _apply_row_async(applier, s, row)
+            await savepoint.commit()
+        except Exception as exc:  # noqa: BLE001 - the row's failure is stored; outages re-raised
+            await savepoint.rollback()
+            _outage(exc)
+            await s.execute(_failed(row, exc, policy, now))
+            return _stopped(applier, result, row, exc)
+        await s.execute(_restored(row, outcome, restored_by))
         (result.duplicates if outcome is Outcome.DUPLICATE else result.restored).append(row.id)
     return result
 
 
 def _json_list(entry: dict[str, Any]) -> Any:
     return cast(literal([entry], JSONB), JSONB)
+
+
+def _consumer_settings(group: str, consumer_settings: ConsumerSettings | None) -> ConsumerSettings:
+    settings = consumer_settings or ConsumerSettings(group_id=group)
+    return settings if settings.group_id == group else settings.model_copy(update={"group_id": group})
+
+
+_KEY_ROWS = (DL.c.status.in_(OPEN_STATUSES),)
+
+
+def _key_rows(group: str, key: str) -> Any:
+    return (
+        select(DL).where(DL.c.consumer_group == group, DL.c.key == key, *_KEY_ROWS).order_by(DL.c.id).with_for_update()
+    )
+
+
+def _id_rows(dead_letter_id: int) -> Any:
+    return select(DL).where(DL.c.id == dead_letter_id, *_KEY_ROWS).with_for_update()
 
 
 def restore_key(
@@ -156,28 +237,52 @@ def restore_key(
     restored_by: str = "replay",
     policy: RetryPolicy | None = None,
     consumer_settings: ConsumerSettings | None = None,
+    async_engine: AsyncEngine | None = None,
 ) -> RestoreResult:
     """Re-apply every open dead letter of ``key`` in ``group``, oldest first; stop at the first failure.
 
     ``restored_by`` (default ``"replay"``) is stored on restored rows; ``policy`` (default: the
     restore jobs' 5 attempts, 1 h apart) sets ``next_attempt_at`` and when a row turns ``failed``.
+    With ``async def`` handlers in ``registry`` the key is restored in an async transaction on
+    ``async_engine`` (default: one on ``engine``'s database and schema for this call; an engine
+    passed here is used from an event loop kafkaguard keeps in this thread, so give one that
+    nothing else uses, e.g. from :func:`~kafkaguard.consumer.restore_loop.async_engine_for`);
+    inside a running event loop use :func:`restore_key_async`.
     Raises :class:`StoreUnavailableError` if PostgreSQL is unreachable (nothing changed then).
     """
-    settings = consumer_settings or ConsumerSettings(group_id=group)
-    if settings.group_id != group:
-        settings = settings.model_copy(update={"group_id": group})
-    applier = Applier(engine, registry, settings)
+    if registry.has_async:
+        return run_async(
+            engine, async_engine,
+            lambda ae: restore_key_async(
+                ae, registry, group, key, restored_by=restored_by, policy=policy, consumer_settings=consumer_settings
+            ),
+        )  # fmt: skip
+    applier = Applier(engine, registry, _consumer_settings(group, consumer_settings))
     with Session(engine) as s, s.begin():
         s.execute(store.lock_key(group, key))
-        rows = list(
-            s.execute(
-                select(DL)
-                .where(DL.c.consumer_group == group, DL.c.key == key, DL.c.status.in_(OPEN_STATUSES))
-                .order_by(DL.c.id)
-                .with_for_update()
-            )
-        )
+        rows = list(s.execute(_key_rows(group, key)))
         return _restore_rows(applier, s, rows, restored_by=restored_by, policy=policy or RestoreSettings().policy)
+
+
+async def restore_key_async(
+    async_engine: AsyncEngine,
+    registry: HandlerRegistry,
+    group: str,
+    key: str,
+    *,
+    restored_by: str = "replay",
+    policy: RetryPolicy | None = None,
+    consumer_settings: ConsumerSettings | None = None,
+) -> RestoreResult:
+    """:func:`restore_key` for an event loop: the same guarantees, in one async transaction on
+    ``async_engine`` (async handlers get the :class:`AsyncSession`, sync ones its sync form)."""
+    applier = Applier(async_engine.sync_engine, registry, _consumer_settings(group, consumer_settings))
+    async with AsyncSession(async_engine) as s, s.begin():
+        await s.execute(store.lock_key(group, key))
+        rows = list(await s.execute(_key_rows(group, key)))
+        return await _restore_rows_async(
+            applier, s, rows, restored_by=restored_by, policy=policy or RestoreSettings().policy
+        )
 
 
 def retry_dead_letter(
@@ -188,15 +293,24 @@ def retry_dead_letter(
     restored_by: str = "replay",
     policy: RetryPolicy | None = None,
     consumer_settings: ConsumerSettings | None = None,
+    async_engine: AsyncEngine | None = None,
 ) -> RestoreResult:
     """Retry one dead letter by id: a keyed row restores its whole key from the head (order holds);
     a keyless row (undecodable key) is retried alone. ``consumer_settings``: limits and classifier
-    (the group is always the row's own)."""
+    (the group is always the row's own). ``async_engine``: as for :func:`restore_key`."""
+    if registry.has_async:
+        return run_async(
+            engine, async_engine,
+            lambda ae: retry_dead_letter_async(
+                ae, registry, dead_letter_id, restored_by=restored_by, policy=policy,
+                consumer_settings=consumer_settings,
+            ),
+        )  # fmt: skip
     with Session(engine) as s:
         row = s.execute(select(DL).where(DL.c.id == dead_letter_id)).first()
     if row is None:
         raise DeadLetterNotFoundError(f"listener dead letter {dead_letter_id} does not exist")
-    settings = (consumer_settings or ConsumerSettings()).model_copy(update={"group_id": row.consumer_group})
+    settings = _consumer_settings(row.consumer_group, consumer_settings)
     if row.key is not None:
         return restore_key(
             engine, registry, row.consumer_group, row.key,
@@ -204,10 +318,36 @@ def retry_dead_letter(
         )  # fmt: skip
     applier = Applier(engine, registry, settings)
     with Session(engine) as s, s.begin():
-        rows = list(
-            s.execute(select(DL).where(DL.c.id == dead_letter_id, DL.c.status.in_(OPEN_STATUSES)).with_for_update())
-        )
+        rows = list(s.execute(_id_rows(dead_letter_id)))
         return _restore_rows(applier, s, rows, restored_by=restored_by, policy=policy or RestoreSettings().policy)
+
+
+async def retry_dead_letter_async(
+    async_engine: AsyncEngine,
+    registry: HandlerRegistry,
+    dead_letter_id: int,
+    *,
+    restored_by: str = "replay",
+    policy: RetryPolicy | None = None,
+    consumer_settings: ConsumerSettings | None = None,
+) -> RestoreResult:
+    """:func:`retry_dead_letter` for an event loop (see :func:`restore_key_async`)."""
+    async with AsyncSession(async_engine) as s:
+        row = (await s.execute(select(DL).where(DL.c.id == dead_letter_id))).first()
+    if row is None:
+        raise DeadLetterNotFoundError(f"listener dead letter {dead_letter_id} does not exist")
+    settings = _consumer_settings(row.consumer_group, consumer_settings)
+    if row.key is not None:
+        return await restore_key_async(
+            async_engine, registry, row.consumer_group, row.key,
+            restored_by=restored_by, policy=policy, consumer_settings=settings,
+        )  # fmt: skip
+    applier = Applier(async_engine.sync_engine, registry, settings)
+    async with AsyncSession(async_engine) as s, s.begin():
+        rows = list(await s.execute(_id_rows(dead_letter_id)))
+        return await _restore_rows_async(
+            applier, s, rows, restored_by=restored_by, policy=policy or RestoreSettings().policy
+        )
 
 
 def due_keys(engine: Engine, *, limit: int = 100, group: str | None = None) -> list[tuple[str, str]]:

@@ -22,6 +22,7 @@ from kafkaguard.consumer.registry import HandlerRegistry
 from kafkaguard.consumer.source import MessageSource
 from kafkaguard.consumer.worker import Worker
 from kafkaguard.db.engine import async_engine, sync_engine
+from kafkaguard.db.readiness import CONSUMER_TABLES, require_engine_tables
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.signals import on_stop_signals
@@ -53,7 +54,9 @@ def build_worker(
     (:meth:`Worker.from_settings`).
 
     ``on_outcome`` is called after each message's outcome is durable (metrics, tests); ``source``
-    replaces the Kafka consumer.
+    replaces the Kafka consumer. Raises :class:`~kafkaguard.errors.SchemaNotReadyError` when the
+    database answers without kafkaguard's tables in ``settings.db_schema`` (an unreachable one is
+    waited for by the worker, as ever).
     """
     cs = settings.consumer
     if not cs.topics and source is None:
@@ -61,6 +64,7 @@ def build_worker(
     if not settings.database_url:
         raise ConfigurationError("a database URL is needed (--url or KAFKAGUARD_DATABASE_URL)")
     engine = sync_engine(settings.database_url, schema=settings.db_schema, pool_size=2)
+    require_engine_tables(engine, settings.db_schema, CONSUMER_TABLES, if_reachable=True)
     aengine = async_engine(settings.database_url, schema=settings.db_schema) if registry.has_async else None
     copier = DlqCopier(settings.bootstrap_servers, settings.producer) if cs.dlq_topic else None
     applier = Applier(engine, registry, cs, async_engine=aengine, stop=threading.Event(), on_dead_letter=copier)

@@ -1,31 +1,253 @@
-"""Engines and connection strings that put kafkaguard's schema first on the search_path."""
+"""Engines and connection strings on any PostgreSQL URL form, with kafkaguard's schema first.
+
+One place turns the URL a user gives (``postgresql://``, ``postgresql+psycopg://``,
+``postgresql+psycopg_async://``, ``postgresql+asyncpg://``) into what each consumer of it needs:
+
+- :func:`driver_url`: the URL for a sync engine (psycopg 3, whatever async driver was named) or an
+  async one (the named async driver; psycopg 3 otherwise), with the query parameters each driver
+  understands (``options`` / ``connect_timeout`` / ``sslmode`` for libpq, ``server_settings`` /
+  ``timeout`` / ``ssl`` for asyncpg);
+- :func:`connect_args`: how each driver is told the search_path (libpq ``options=-csearch_path=...``,
+  asyncpg ``server_settings``);
+- :func:`sync_engine` / :func:`async_engine`: SQLAlchemy engines built from both;
+- :func:`libpq_conninfo`: a libpq string for raw psycopg connections (the relay, LISTEN/NOTIFY);
+- :func:`create_engine` / :func:`create_async_engine`: the public builders from settings.
+
+With a schema the search_path is ``<schema>, public``: kafkaguard's tables are found in the schema
+(first), an application's own tables in ``public`` still resolve. :func:`schema_of` answers which
+schema an engine built here puts first.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib.util
+import re
+import weakref
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+import sqlalchemy
+from sqlalchemy import Engine
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import create_async_engine as sa_create_async_engine
+
+from kafkaguard.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from kafkaguard.settings import KafkaguardSettings
+
+SYNC_DRIVER = "psycopg"
+ASYNC_DRIVERS = frozenset({"asyncpg", "psycopg_async"})
+LIBPQ_DRIVERS = frozenset({"psycopg", "psycopg_async", "psycopg2"})
+URL_FORMS = "postgresql://, postgresql+psycopg://, postgresql+psycopg_async:// or postgresql+asyncpg://"
+
+# Query parameters that mean the same thing under two names: (libpq, asyncpg).
+_RENAMED = (("connect_timeout", "timeout"), ("sslmode", "ssl"))
+# SQLAlchemy's asyncpg dialect reads these from the URL; libpq would refuse them.
+_ASYNCPG_ONLY = frozenset({"prepared_statement_cache_size", "prepared_statement_name_func", "server_settings"})
+# Connection parameters a libpq string carries over from the URL (the others are SQLAlchemy's or asyncpg's).
+_LIBPQ_KEYS = frozenset(
+    {
+        "connect_timeout", "sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword", "application_name",
+        "target_session_attrs", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+        "tcp_user_timeout", "gssencmode", "channel_binding", "passfile", "service", "hostaddr",
+    }
+)  # fmt: skip
+
+# Engines built here -> (the URL as given, the schema): an async twin keeps the driver and schema.
+_ORIGINS: weakref.WeakKeyDictionary[Engine, tuple[URL, str | None]] = weakref.WeakKeyDictionary()
 
 
-def _connect_args(schema: str | None) -> dict[str, Any]:
-    return {"options": f"-csearch_path={schema}"} if schema else {}
+def _parse(url: str | URL) -> URL:
+    if isinstance(url, URL):
+        return url
+    if not url:
+        raise ConfigurationError("no database URL: pass --url or set KAFKAGUARD_DATABASE_URL")
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy's messages quote the URL (and its password)
+        raise ConfigurationError(f"bad database URL ({type(exc).__name__}): expected {URL_FORMS}") from None
+    return parsed
 
 
-def sync_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Engine:
-    """A SQLAlchemy engine (psycopg 3) whose connections use ``schema`` first when given."""
-    return create_engine(url, connect_args=_connect_args(schema), pool_pre_ping=True, **kwargs)
+def driver_of(url: str | URL) -> str:
+    """The DBAPI driver ``url`` names (``psycopg`` for a plain ``postgresql://``).
+
+    Raises :class:`ConfigurationError` for a URL that is not PostgreSQL.
+    """
+    u = _parse(url)
+    backend, _, driver = u.drivername.partition("+")
+    if backend not in ("postgresql", "postgres"):
+        raise ConfigurationError(f"kafkaguard needs PostgreSQL, the database URL is {backend}://; expected {URL_FORMS}")
+    return driver or SYNC_DRIVER
 
 
-def async_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> AsyncEngine:
-    """An asyncio SQLAlchemy engine (psycopg 3) whose connections use ``schema`` first when given."""
-    return create_async_engine(url, connect_args=_connect_args(schema), pool_pre_ping=True, **kwargs)
+def driver_url(url: str | URL, *, asynchronous: bool = False) -> URL:
+    """``url`` for a sync (psycopg 3) or an async (asyncpg when named, else psycopg 3) engine.
+
+    The user's query parameters are kept, renamed where the two drivers spell them differently
+    (``connect_timeout``/``timeout``, ``sslmode``/``ssl``). For asyncpg, ``options`` and ``timeout``
+    leave the URL: :func:`connect_args` passes them the way asyncpg takes them.
+    """
+    return _engine_args(url, None, asynchronous)[0]
 
 
-def libpq_conninfo(url: str, *, schema: str | None = None) -> str:
-    """A libpq connection string for raw psycopg connections (the relay, LISTEN/NOTIFY)."""
-    u = make_url(url)
+def connect_args(url: str | URL, schema: str | None = None, *, asynchronous: bool = False) -> dict[str, Any]:
+    """The DBAPI ``connect()`` arguments for ``url``'s engine (sync or async) that put ``schema``
+    first on the search_path, merged with the URL's own ``options`` settings."""
+    return _engine_args(url, schema, asynchronous)[1]
+
+
+def _engine_args(
+    url: str | URL, schema: str | None, asynchronous: bool, path: str | None = None
+) -> tuple[URL, dict[str, Any]]:
+    u = _parse(url)
+    named = driver_of(u)
+    if asynchronous:
+        driver = named if named in ASYNC_DRIVERS else "psycopg"  # SQLAlchemy picks psycopg's async form
+    else:
+        driver = named if named in ("psycopg", "psycopg2") else SYNC_DRIVER
+    query = {k: (v if isinstance(v, str) else v[-1]) for k, v in u.query.items()}
+    to_asyncpg = driver == "asyncpg"
+    for libpq, asyncpg in _RENAMED:
+        old, new = (libpq, asyncpg) if to_asyncpg else (asyncpg, libpq)
+        if old in query and new not in query:
+            query[new] = query.pop(old)
+    options = query.pop("options", None)
+    args: dict[str, Any] = {}
+    if to_asyncpg:
+        settings = _settings_in_options(options or "")
+        if schema or path:
+            settings["search_path"] = path or search_path(schema or "")
+        if settings:
+            args["server_settings"] = settings
+        if "timeout" in query:
+            try:
+                args["timeout"] = float(query.pop("timeout"))
+            except ValueError:
+                raise ConfigurationError("bad database URL: timeout / connect_timeout is not a number") from None
+    else:
+        if named == "asyncpg":
+            for name in _ASYNCPG_ONLY:
+                query.pop(name, None)
+        merged = _libpq_options(options, schema, path)
+        if merged:
+            args["options"] = merged
+    return u.set(drivername=f"postgresql+{driver}", query=query), args
+
+
+def search_path(schema: str) -> str:
+    """The search_path kafkaguard sets for ``schema``: the schema first, then ``public``."""
+    return f"{quote_ident(schema)},public" if schema != "public" else "public"
+
+
+_BARE = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
+def quote_ident(name: str) -> str:
+    """``name`` as a PostgreSQL identifier (bare when it needs no quotes)."""
+    return name if _BARE.fullmatch(name) else '"' + name.replace('"', '""') + '"'
+
+
+def _settings_in_options(options: str) -> dict[str, str]:
+    """``-cname=value`` / ``--name=value`` settings of a libpq ``options`` string (for asyncpg)."""
+    found: dict[str, str] = {}
+    for part in options.replace("\\ ", "\0").split():
+        part = part.replace("\0", " ")
+        body = part[2:] if part.startswith("-c") else part[2:] if part.startswith("--") else ""
+        name, sep, value = body.partition("=")
+        if sep and name:
+            found[name.strip().replace("-", "_")] = value
+    return found
+
+
+def _libpq_options(existing: str | None, schema: str | None, path: str | None = None) -> str | None:
+    parts = [existing] if existing else []
+    if schema or path:
+        value = path or search_path(schema or "")
+        # A space inside a libpq options value is written "\ ".
+        parts.append("-csearch_path=" + value.replace("\\", "\\\\").replace(" ", "\\ "))
+    return " ".join(parts) or None
+
+
+def sync_engine(url: str | URL, *, schema: str | None = None, **kwargs: Any) -> Engine:
+    """A sync SQLAlchemy engine (psycopg 3, whatever driver ``url`` names) with ``schema`` first."""
+    u, args = _engine_args(url, schema, False)
+    kwargs.setdefault("pool_pre_ping", True)
+    engine = sqlalchemy.create_engine(u, connect_args={**args, **kwargs.pop("connect_args", {})}, **kwargs)
+    _ORIGINS[engine] = (_parse(url), schema)
+    return engine
+
+
+def async_engine(
+    url: str | URL, *, schema: str | None = None, _search_path: str | None = None, **kwargs: Any
+) -> AsyncEngine:
+    """An asyncio SQLAlchemy engine (asyncpg when ``url`` names it, else psycopg 3) with ``schema`` first."""
+    u, args = _engine_args(url, schema, True, _search_path)
+    if u.drivername == "postgresql+asyncpg" and importlib.util.find_spec("asyncpg") is None:
+        raise ConfigurationError("a postgresql+asyncpg:// URL needs asyncpg: pip install 'kafkaguard[asyncpg]'")
+    kwargs.setdefault("pool_pre_ping", True)
+    engine = sa_create_async_engine(u, connect_args={**args, **kwargs.pop("connect_args", {})}, **kwargs)
+    _ORIGINS[engine.sync_engine] = (_parse(url), schema)
+    return engine
+
+
+def schema_of(engine: Engine | AsyncEngine) -> tuple[bool, str | None]:
+    """``(built here, schema)``: whether kafkaguard built ``engine`` and the schema it puts first."""
+    sync = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    origin = _ORIGINS.get(sync)
+    return (True, origin[1]) if origin is not None else (False, None)
+
+
+def async_twin(engine: Engine, **kwargs: Any) -> AsyncEngine:
+    """An async engine on the database of ``engine`` (a sync engine) whose connections see the same
+    tables: built here, the URL as given (asyncpg stays asyncpg) and the schema; otherwise the
+    engine's URL with the search_path its connections have (asked of the database)."""
+    origin = _ORIGINS.get(engine)
+    if origin is not None:
+        return async_engine(origin[0], schema=origin[1], **kwargs)
+    with engine.connect() as conn:
+        path = str(conn.exec_driver_sql("SHOW search_path").scalar_one())
+    return async_engine(engine.url, _search_path=path, **kwargs)
+
+
+def create_engine(
+    settings: KafkaguardSettings | None = None, *, url: str | None = None, schema: str | None = None, **kwargs: Any
+) -> Engine:
+    """A SQLAlchemy engine on ``settings.database_url`` (or ``url``) whose connections find kafkaguard's
+    tables in ``settings.db_schema`` (or ``schema``) and the application's in ``public``.
+
+    Any PostgreSQL URL form works (:data:`URL_FORMS`; an async driver's URL gives psycopg 3).
+    ``kwargs`` go to :func:`sqlalchemy.create_engine` (``pool_size``, ``echo``, ...).
+    """
+    url, schema = _url_and_schema(settings, url, schema)
+    return sync_engine(url, schema=schema, **kwargs)
+
+
+def create_async_engine(
+    settings: KafkaguardSettings | None = None, *, url: str | None = None, schema: str | None = None, **kwargs: Any
+) -> AsyncEngine:
+    """The asyncio form of :func:`create_engine` (asyncpg when the URL names it, else psycopg 3)."""
+    url, schema = _url_and_schema(settings, url, schema)
+    return async_engine(url, schema=schema, **kwargs)
+
+
+def _url_and_schema(settings: KafkaguardSettings | None, url: str | None, schema: str | None) -> tuple[str, str | None]:
+    if settings is None and url is None:
+        from kafkaguard.settings import KafkaguardSettings  # the environment and the config file
+
+        settings = KafkaguardSettings()
+    found_url = url or (settings.database_url if settings is not None else "")
+    found_schema = schema or (settings.db_schema if settings is not None else None)
+    if not found_url:
+        raise ConfigurationError("no database URL: pass --url or set KAFKAGUARD_DATABASE_URL")
+    return found_url, found_schema
+
+
+def libpq_conninfo(url: str | URL, *, schema: str | None = None) -> str:
+    """A libpq connection string for raw psycopg connections (the relay, LISTEN/NOTIFY), from any
+    URL form; ``schema`` first on the search_path, the URL's own ``options`` kept."""
+    u, args = _engine_args(url, schema, False)
     parts = {
         "host": u.host or "127.0.0.1",
         "port": str(u.port or 5432),
@@ -33,10 +255,11 @@ def libpq_conninfo(url: str, *, schema: str | None = None) -> str:
         "user": u.username or "",
         "password": u.password or "",
     }
-    query_options = u.query.get("options")
-    options = f"-csearch_path={schema}" if schema else (str(query_options) if query_options else "")
-    if options:
-        parts["options"] = options
+    for name, value in u.query.items():
+        if name in _LIBPQ_KEYS:
+            parts[name] = value if isinstance(value, str) else value[-1]
+    if args.get("options"):
+        parts["options"] = args["options"]
     return " ".join(f"{k}='{_quote(v)}'" for k, v in parts.items() if v)
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
+from kafkaguard.db.engine import quote_ident, sync_engine
 from kafkaguard.db.tables import metadata
 
 config = context.config
@@ -19,11 +20,11 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = create_engine(str(url))
+    engine = sync_engine(str(url))  # any URL form: asyncpg and plain postgresql:// run on psycopg 3
     with engine.connect() as connection:
         if schema:
-            connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-            connection.execute(text(f'SET search_path TO "{schema}"'))
+            connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}"))
+            connection.execute(text(f"SET search_path TO {quote_ident(schema)}"))
             connection.commit()
         context.configure(
             connection=connection,

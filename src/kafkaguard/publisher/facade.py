@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from kafkaguard.db.columns import PUBLISHER_DEAD_LETTERS, PublishSource
+from kafkaguard.db.columns import OUTBOX, PUBLISHER_DEAD_LETTERS, PublishSource
 from kafkaguard.db.engine import sync_engine
 from kafkaguard.envelope import Event
 from kafkaguard.errors import KeyHeldError
@@ -32,12 +32,14 @@ from kafkaguard.publisher.direct import DirectPublisher
 from kafkaguard.publisher.fallback import dead_letter_or_raise, dead_letter_or_raise_async
 from kafkaguard.publisher.http import HttpPublisher
 from kafkaguard.publisher.outbox import add_events, add_events_async
+from kafkaguard.publisher.schema_scope import SchemaScope
 from kafkaguard.publisher.settings import PublishMode
 from kafkaguard.relay.settings import RelayKind
 from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.transports.kafka_delivery import DeliveryProducer
 from kafkaguard.transports.kafka_topics import TopicRegistry
 
+_OUTBOX = (OUTBOX,)
 _PENDING = "kafkaguard.background.pending"
 _FUTURES = "kafkaguard.background.futures"
 
@@ -80,6 +82,7 @@ class Publisher:
         # With Debezium as the relay the outbox is written insert-then-delete (relay.debezium).
         self._debezium = settings.relay.kind is RelayKind.DEBEZIUM
         self._hold = settings.publish.hold_key_behind_dead_letters
+        self._schema = SchemaScope(settings.db_schema)
         self._engine = engine
         self._owns_engine = False
         self._producer: DeliveryProducer | None = None
@@ -168,14 +171,23 @@ class Publisher:
         return self._background
 
     def publish(self, session: Session, event: Event) -> PublishOutcome:
-        """Publish ``event`` by its mode as part of ``session``'s transaction (which the caller commits)."""
+        """Publish ``event`` by its mode as part of ``session``'s transaction (which the caller commits).
+
+        kafkaguard's tables are found in ``settings.db_schema`` whatever the session's search_path
+        (:mod:`kafkaguard.publisher.schema_scope`); a schema without them raises
+        :class:`~kafkaguard.errors.SchemaNotReadyError` at the first publish, before anything is written.
+        """
         mode = self.mode_for(event)
+        if mode is PublishMode.BACKGROUND:  # nothing in the caller's transaction
+            self._after_commit(session, event)
+            return PublishOutcome.SCHEDULED
+        with self._schema.around(session, _OUTBOX if mode is PublishMode.OUTBOX else ()):
+            return self._publish(session, event, mode)
+
+    def _publish(self, session: Session, event: Event, mode: PublishMode) -> PublishOutcome:
         if mode is PublishMode.OUTBOX:
             add_events(session, [event], delete_after_insert=self._debezium)
             return PublishOutcome.OUTBOX
-        if mode is PublishMode.BACKGROUND:
-            self._after_commit(session, event)
-            return PublishOutcome.SCHEDULED
         source = PublishSource.DIRECT if mode is PublishMode.DIRECT else PublishSource.HTTP
         if self._hold and self._key_held(session, event):
             dead_letter_or_raise(session, event, topic=self._topic(event), source=source, error=_held(event))
@@ -187,12 +199,16 @@ class Publisher:
     async def publish_async(self, session: AsyncSession, event: Event) -> PublishOutcome:
         """Asyncio form of :meth:`publish`: no step blocks the event loop."""
         mode = self.mode_for(event)
-        if mode is PublishMode.OUTBOX:
-            await add_events_async(session, [event], delete_after_insert=self._debezium)
-            return PublishOutcome.OUTBOX
         if mode is PublishMode.BACKGROUND:
             self._after_commit(session.sync_session, event)
             return PublishOutcome.SCHEDULED
+        async with self._schema.around_async(session, _OUTBOX if mode is PublishMode.OUTBOX else ()):
+            return await self._publish_async(session, event, mode)
+
+    async def _publish_async(self, session: AsyncSession, event: Event, mode: PublishMode) -> PublishOutcome:
+        if mode is PublishMode.OUTBOX:
+            await add_events_async(session, [event], delete_after_insert=self._debezium)
+            return PublishOutcome.OUTBOX
         source = PublishSource.DIRECT if mode is PublishMode.DIRECT else PublishSource.HTTP
         if self._hold and await self._key_held_async(session, event):
             await dead_letter_or_raise_async(

@@ -37,7 +37,8 @@ import psycopg
 
 from kafkaguard.db.columns import OUTBOX_NOTIFY_CHANNEL, OUTBOX_SHARDS, PublishSource
 from kafkaguard.db.engine import libpq_conninfo
-from kafkaguard.errors import ConfigurationError
+from kafkaguard.db.readiness import RELAY_TABLES, require_tables_psycopg
+from kafkaguard.errors import ConfigurationError, SchemaNotReadyError
 from kafkaguard.logtext import short
 from kafkaguard.metrics.registry import Metrics
 from kafkaguard.publisher.dead_letters import outbox_params
@@ -83,7 +84,9 @@ class Relay:
     ``conninfo``: libpq string whose search_path starts with kafkaguard's schema
     (:func:`kafkaguard.db.engine.libpq_conninfo`). ``for_aggregate``: aggregate type → topic.
     ``topic_limits``: topic → ``max.message.bytes`` or None if unknown (default: asked of Kafka
-    once per topic, :class:`~kafkaguard.relay.limits.TopicLimits`).
+    once per topic, :class:`~kafkaguard.relay.limits.TopicLimits`). ``schema``: the schema the
+    conninfo puts first; its tables are checked at connect (None: the search_path's first schema),
+    a missing one raises :class:`~kafkaguard.errors.SchemaNotReadyError` from :meth:`run`.
 
     Build one with :meth:`from_settings`; the constructor takes the ports for tests and custom wiring.
     """
@@ -117,6 +120,7 @@ class Relay:
         )
         return cls(
             conninfo=libpq_conninfo(settings.database_url, schema=settings.db_schema),
+            schema=settings.db_schema,
             bootstrap=settings.bootstrap_servers,
             settings=settings.relay,
             topics=topics,
@@ -138,8 +142,10 @@ class Relay:
         name: str | None = None,
         metrics: Metrics | None = None,
         topic_limits: Callable[[str], int | None] | None = None,
+        schema: str | None = None,
     ) -> None:
         self.settings = settings
+        self.schema = schema
         self.metrics = metrics
         self.name = name or f"relay-{os.getpid()}"
         self._conninfo = conninfo
@@ -209,6 +215,11 @@ class Relay:
         if self._work is not None and self._listen is not None:
             return
         self._work = psycopg.connect(self._conninfo, autocommit=True)
+        try:  # a schema that was never upgraded fails here, in one line, not as a TypeError later
+            require_tables_psycopg(self._work, self.schema, RELAY_TABLES)
+        except SchemaNotReadyError:
+            self._disconnect()
+            raise
         shard_space, presence_space, schema = store.namespaces(self._work)
         self._spaces = (shard_space, presence_space)
         store.register_presence(self._work, presence_space)
