@@ -6,6 +6,7 @@ boundary, so callers never need to import those libraries to handle a failure.
 
     KafkaguardError
     ├── ConfigurationError        bad settings or arguments; fix the input
+    ├── AuthenticationError       PostgreSQL or Kafka refused the credentials; fatal at start, never retried
     ├── DevStackError             local Kafka/PostgreSQL tooling failed
     │   ├── ToolMissingError      java, mvn or apt-get not found
     │   ├── PortInUseError        a loopback port we need is taken
@@ -36,6 +37,14 @@ class KafkaguardError(Exception):
 
 class ConfigurationError(KafkaguardError):
     """Settings or arguments are invalid; the message names the field and the fix."""
+
+
+class AuthenticationError(KafkaguardError):
+    """PostgreSQL or Kafka refused kafkaguard's credentials (wrong password, unknown user, SASL failure).
+
+    Not an outage: waiting does not help, so a worker stops at start with this one line (which
+    names the server and the user, never the password) instead of retrying.
+    """
 
 
 class DevStackError(KafkaguardError):

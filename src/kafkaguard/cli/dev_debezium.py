@@ -18,7 +18,7 @@ from kafkaguard.relay.debezium import SLOT_LAG_SQL, DebeziumOptions, SlotStatus,
 debezium_app = typer.Typer(help="Debezium's PostgreSQL connector with the Outbox Event Router, as the relay.")
 
 SchemaOpt = Annotated[str, typer.Option("--schema", help="Schema whose outbox Debezium relays.")]
-RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", help="Run folder [env KAFKAGUARD_RUN_DIR].")]
+RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", help="Run folder \\[env KAFKAGUARD_RUN_DIR].")]
 
 
 def _stack(run_dir: Path | None) -> DevStack:
