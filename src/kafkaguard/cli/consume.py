@@ -86,15 +86,15 @@ def consume(
         schema=settings.db_schema, group=cs.group_id, topics=cs.topics,
         extra={"instance id": cs.instance_id} if cs.instance_id else None,
     )  # fmt: skip
+    # The database login only: the consumer's own client waits for Kafka, saying so once per
+    # interval, and stops at once if Kafka refuses its credentials.
+    preflight("consumer", bootstrap=settings.bootstrap_servers, database_url=settings.database_url,
+              schema=settings.db_schema, wait_for_kafka=False)  # fmt: skip
     metrics = start_metrics(
         metrics_port or settings.metrics_port, metrics_addr, settings.database_url, settings.db_schema,
         parts=("consumer",),
     )  # fmt: skip
-    worker = build_worker(settings, registry)  # refuses missing topics or URL before anything waits
-    preflight(
-        "consumer", bootstrap=settings.bootstrap_servers, database_url=settings.database_url,
-        schema=settings.db_schema, kafka_overrides=settings.consumer_client,
-    )  # fmt: skip
+    worker = build_worker(settings, registry)
     if metrics is not None:
         worker.on_outcome = outcome_counter(metrics, cs.group_id)
         lag = getattr(worker.source, "lag", None)  # KafkaSource has it; in-memory sources do not

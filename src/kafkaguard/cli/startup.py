@@ -7,12 +7,14 @@
    :class:`~kafkaguard.errors.AuthenticationError`: fatal, one line, exit 1; an unreachable server
    is an outage the worker rides out, so it only warns), then wait until Kafka answers, one line
    per interval while it does not (:func:`~kafkaguard.transports.kafka_probe.wait_for_kafka`; a
-   refused SASL login is fatal too).
+   refused SASL login is fatal too). The consumer skips that wait: its own client reports the
+   same way (:mod:`kafkaguard.transports.kafka_logging`) and raises on refused credentials.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,7 +23,7 @@ from sqlalchemy.engine import make_url
 
 from kafkaguard.db.engine import libpq_conninfo
 from kafkaguard.db.login import check_login
-from kafkaguard.transports.kafka_probe import wait_for_kafka
+from kafkaguard.transports.kafka_probe import wait_for_kafka as kafka_ready
 
 log = logging.getLogger("kafkaguard.startup")
 
@@ -44,6 +46,10 @@ def database_target(url: str, schema: str | None) -> str:
         return "(a URL that cannot be parsed)"
     user = f" as {u.username}" if u.username else ""
     where = f"{u.host or 'localhost'}:{u.port or 5432}/{u.database or ''}{user}"
+    if schema is None:  # the URL may choose it: ?options=-csearch_path%3Dname
+        options = u.query.get("options")
+        found = re.search(r"search_path=([^\s,]+)", options if isinstance(options, str) else "")
+        schema = found.group(1) if found else None
     return f"{where}, schema {schema or '(search_path)'}"
 
 
@@ -77,8 +83,10 @@ def preflight(
     schema: str | None = None,
     kafka_overrides: Mapping[str, Any] | None = None,
     stop: threading.Event | None = None,
+    wait_for_kafka: bool = True,
 ) -> bool:
-    """Check the database login, then wait for Kafka; False when ``stop`` was set while waiting.
+    """Check the database login, then (unless not ``wait_for_kafka``: a consumer's own client does
+    it) wait for Kafka; False when ``stop`` was set while waiting.
 
     Raises :class:`~kafkaguard.errors.AuthenticationError` when PostgreSQL or Kafka refuses the credentials.
     """
@@ -92,7 +100,9 @@ def preflight(
                 unreachable,
                 what,
             )
-    brokers = wait_for_kafka(bootstrap, kafka_overrides, client=what, stop=stop)
+    if not wait_for_kafka:
+        return True
+    brokers = kafka_ready(bootstrap, kafka_overrides, client=what, stop=stop)
     if brokers is None:
         return False
     log.info("Kafka at %s answers (%d broker%s)", bootstrap, brokers, "" if brokers == 1 else "s")

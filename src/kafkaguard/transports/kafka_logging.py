@@ -11,9 +11,10 @@ outside the application's logging. :class:`KafkaClientLog` is given to a client 
   line; librdkafka's own connect-failure lines, which say the same, go to DEBUG;
 - every other librdkafka line reaches ``kafkaguard.librdkafka`` at its own level, at most once per
   ``interval`` for lines that differ only in numbers (a suppressed count is added to the next);
-- an authentication failure (SASL) is remembered in :attr:`KafkaClientLog.auth_failure`: the owner
-  of the client raises :class:`~kafkaguard.errors.AuthenticationError` from it (see
-  :meth:`KafkaClientLog.raise_if_refused`), since waiting does not fix a password.
+- an authentication failure (SASL) is logged once and remembered in
+  :attr:`KafkaClientLog.auth_failure`: the owner of the client raises
+  :class:`~kafkaguard.errors.AuthenticationError` from it (see :meth:`KafkaClientLog.raise_if_refused`),
+  since waiting does not fix a password; the "brokers down" that follows is not called an outage.
 
 Thread-safe: librdkafka serves callbacks from whichever thread polls. Client settings are never logged.
 """
@@ -44,6 +45,7 @@ _THREAD = re.compile(r"^\[thrd:[^\]]*\]:\s*")
 _NUMBERS = re.compile(r"\d+")
 _ATTEMPT_DETAIL = re.compile(r"\s*\(after \d+ms in state \w+(, \d+ identical error\(s\) suppressed)?\)")
 _CONNECT_FAILURE = ("Connect to ", "Failed to resolve", "Connection refused", "brokers are down")
+_REFUSED_MARKERS = ("SASL authentication", "SASL PLAIN", "SASL SCRAM", "SASL OAUTHBEARER", "Authentication failed")
 
 kafka_log = logging.getLogger("kafkaguard.kafka")
 librdkafka_log = logging.getLogger("kafkaguard.librdkafka")
@@ -83,10 +85,18 @@ class KafkaClientLog:
     """The ``logger`` and ``error_cb`` of one Kafka client (see the module docstring).
 
     ``bootstrap``: the client's bootstrap servers (named in the "unreachable" line); ``client``: what
-    the client is for ("consumer", "relay producer", ...); ``interval``: seconds between lines of one kind.
+    the client is for ("consumer", "relay producer", ...); ``interval``: seconds between lines of one
+    kind (default :data:`LOG_INTERVAL`); ``clock``: monotonic seconds (tests pass a fake one).
     """
 
-    def __init__(self, bootstrap: str, client: str, *, interval: float = LOG_INTERVAL) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        client: str,
+        *,
+        interval: float = LOG_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.bootstrap = bootstrap
         self.client = client
         self.auth_failure: str | None = None
@@ -94,7 +104,8 @@ class KafkaClientLog:
         self.last_unreachable: str | None = None
         """The reason of the latest "cannot reach the broker" error (None before the first)."""
         self._last_unreachable_at: float | None = None
-        self._limiter = RateLimiter(interval)
+        self._clock = clock
+        self._limiter = RateLimiter(interval, clock)
         self._reported_auth = False
 
     # confluent-kafka's logger protocol: log(level, "%s [%s] %s", facility, client name, message)
@@ -102,7 +113,7 @@ class KafkaClientLog:
         """One librdkafka log line (see the module docstring for what is kept)."""
         facility = str(args[0]) if args else ""
         message = _THREAD.sub("", str(args[-1])) if args else fmt
-        if facility == "FAIL" and any(marker in message for marker in _CONNECT_FAILURE):
+        if facility == "FAIL" and any(marker in message for marker in (*_CONNECT_FAILURE, *_REFUSED_MARKERS)):
             librdkafka_log.debug("%s %s: %s", self.client, facility, message)
             return
         held = self._limiter.allow(("log", facility, _NUMBERS.sub("#", message)))
@@ -115,16 +126,19 @@ class KafkaClientLog:
         """The client's ``error_cb``: unreachable brokers, refused credentials, other client errors."""
         code = error.code()
         text = str(error.str())
-        if code in REFUSED or "SASL authentication" in text:
+        if code in REFUSED or any(marker in text for marker in _REFUSED_MARKERS):
             self.auth_failure = self.auth_failure or short_reason(text)
             if not self._reported_auth:
                 self._reported_auth = True
                 kafka_log.error("Kafka at %s refused the credentials (%s)", self.bootstrap, self.auth_failure)
             return
         if code in UNREACHABLE:
+            if self.auth_failure is not None:  # the brokers are "down" because they refused us: not an outage
+                librdkafka_log.debug("%s: %s (after refused credentials)", self.client, text)
+                return
             if code != KafkaError._ALL_BROKERS_DOWN or self.last_unreachable is None:
                 self.last_unreachable = short_reason(text)
-            self._last_unreachable_at = time.monotonic()
+            self._last_unreachable_at = self._clock()
             self.report_unreachable()
             return
         held = self._limiter.allow(("error", code))
@@ -152,7 +166,7 @@ class KafkaClientLog:
     def unreachable_now(self) -> str | None:
         """Why the brokers cannot be reached, if a client error said so within the last interval."""
         at = self._last_unreachable_at
-        if at is None or time.monotonic() - at > self._limiter.interval:
+        if at is None or self._clock() - at > self._limiter.interval:
             return None
         return self.last_unreachable
 
