@@ -18,8 +18,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from kafkaguard.cli.dev import psql_url
 from kafkaguard.testing.fixtures import TestDatabase, TopicFactory
 from tests.integration.cli_operator_helpers import closed_port
 
@@ -261,3 +263,12 @@ def test_a_static_member_restarted_after_a_kill_gets_its_partitions_at_once(
     assert "instance id billing-0" in text.splitlines()[0]
     assert "waiting" not in text, text
     assert waited < 30, waited
+
+
+# -- dev env ------------------------------------------------------------------------------------------
+def test_the_psql_url_of_dev_env_is_one_libpq_takes(migrated_database: TestDatabase) -> None:
+    """What `kafkaguard dev env --psql` prints for the stack's URL connects as psql would (libpq), on the schema."""
+    url = psql_url(migrated_database.server.url(), migrated_database.schema)
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT current_schema()").fetchone()
+    assert row is not None and row[0] == migrated_database.schema

@@ -99,7 +99,8 @@ class KafkaSource:
     ``instance_id``: ``group.instance.id`` (static membership; default none, see
     :attr:`~kafkaguard.consumer.settings.ConsumerSettings.instance_id`). While it has no partitions
     it says so, and why, every few seconds (:mod:`.assignment_wait`); Kafka refusing its
-    credentials raises :class:`~kafkaguard.errors.AuthenticationError` from :meth:`poll`.
+    credentials before the first assignment raises :class:`~kafkaguard.errors.AuthenticationError`
+    from :meth:`poll` (later, as after a credential rotation, it is logged and retried like an outage).
     """
 
     def __init__(
@@ -121,6 +122,7 @@ class KafkaSource:
             static=bool(config.get("group.instance.id")),
             session_timeout_ms=int(config.get("session.timeout.ms", 45_000)),
         )
+        self._ever_assigned = False
         self._consumer = Consumer(config)
         self._on_revoke: RevokeCallback | None = None
         self._paused = False
@@ -128,6 +130,7 @@ class KafkaSource:
 
     def _assigned(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         log.info("assigned group=%s %s", self.group_id, [(p.topic, p.partition) for p in partitions])
+        self._ever_assigned = True
         waited = self._wait.assigned(len(partitions))
         if waited is not None:
             log.info("%s", waited)
@@ -163,7 +166,8 @@ class KafkaSource:
                     msgs += self._consumer.consume(num_messages=max_records - 1, timeout=0)
         except KafkaException as exc:
             raise ConsumerError(f"reading from Kafka failed: {exc}") from exc
-        self._client_log.raise_if_refused()  # a wrong password is not an outage: stop, do not wait
+        if not self._ever_assigned:  # at start a wrong password is not an outage: stop, do not wait
+            self._client_log.raise_if_refused()
         if not msgs and self._client_log.unreachable_now() is None:  # unreachable: that line says it
             waiting = self._wait.check()
             if waiting is not None:

@@ -11,7 +11,7 @@ outside the application's logging. :class:`KafkaClientLog` is given to a client 
   line; librdkafka's own connect-failure lines, which say the same, go to DEBUG;
 - every other librdkafka line reaches ``kafkaguard.librdkafka`` at its own level, at most once per
   ``interval`` for lines that differ only in numbers (a suppressed count is added to the next);
-- an authentication failure (SASL) is logged once and remembered in
+- an authentication failure (SASL) is logged (once per interval) and remembered in
   :attr:`KafkaClientLog.auth_failure`: the owner of the client raises
   :class:`~kafkaguard.errors.AuthenticationError` from it (see :meth:`KafkaClientLog.raise_if_refused`),
   since waiting does not fix a password; the "brokers down" that follows is not called an outage.
@@ -34,6 +34,9 @@ from kafkaguard.errors import AuthenticationError
 
 LOG_INTERVAL = 10.0
 """Seconds between two lines of one kind (the "unreachable" line, or librdkafka lines alike but for numbers)."""
+
+MAX_KINDS = 1000
+"""Kinds of line a :class:`RateLimiter` remembers at most (librdkafka lines name topics and brokers)."""
 
 UNREACHABLE = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE})
 """Client errors that mean "the broker cannot be reached now": an outage, retried by librdkafka."""
@@ -66,6 +69,9 @@ class RateLimiter:
         """None when the event for ``key`` is held back; else how many were held back since the last one."""
         now = self._clock()
         with self._lock:
+            if len(self._last) >= MAX_KINDS and key not in self._last:
+                self._last.clear()  # bounded memory; at worst a kind is said once more
+                self._held.clear()
             last = self._last.get(key)
             if last is not None and now - last < self.interval:
                 self._held[key] = self._held.get(key, 0) + 1
@@ -106,7 +112,6 @@ class KafkaClientLog:
         self._last_unreachable_at: float | None = None
         self._clock = clock
         self._limiter = RateLimiter(interval, clock)
-        self._reported_auth = False
 
     # confluent-kafka's logger protocol: log(level, "%s [%s] %s", facility, client name, message)
     def log(self, level: int, fmt: str, *args: Any) -> None:
@@ -128,9 +133,10 @@ class KafkaClientLog:
         text = str(error.str())
         if code in REFUSED or any(marker in text for marker in _REFUSED_MARKERS):
             self.auth_failure = self.auth_failure or short_reason(text)
-            if not self._reported_auth:
-                self._reported_auth = True
-                kafka_log.error("Kafka at %s refused the credentials (%s)", self.bootstrap, self.auth_failure)
+            held = self._limiter.allow("refused")
+            if held is not None:
+                more = f"; {held + 1} refusals since the last line" if held else ""
+                kafka_log.error("Kafka at %s refused the credentials (%s)%s", self.bootstrap, short_reason(text), more)
             return
         if code in UNREACHABLE:
             if self.auth_failure is not None:  # the brokers are "down" because they refused us: not an outage
