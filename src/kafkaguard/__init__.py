@@ -31,6 +31,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from kafkaguard.errors import (
+    AuthenticationError,
     ConfigurationError,
     ConsumerError,
     DeadLetterNotFoundError,
@@ -91,6 +92,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthenticationError",
     "BatchContext",
     "ConfigurationError",
     "ConsumerError",

@@ -9,6 +9,7 @@ boundary, so callers never need to import those libraries to handle a failure.
     │   └── SchemaNotReadyError   kafkaguard's tables are missing in the schema (run `kafkaguard db upgrade`)
     ├── EnvelopeError             an Event was built with invalid fields (also a ValueError)
     ├── DecodeError               bytes from Kafka (or an HTTP body) are not an event; ``reason`` says why
+    ├── AuthenticationError       PostgreSQL or Kafka refused the credentials; fatal at start, never retried
     ├── DevStackError             local Kafka/PostgreSQL tooling failed
     │   ├── ToolMissingError      java, mvn or apt-get not found
     │   ├── PortInUseError        a loopback port we need is taken
@@ -73,6 +74,14 @@ class DecodeError(KafkaguardError):
 class SchemaNotReadyError(ConfigurationError):
     """kafkaguard's tables are missing in the schema a component uses (not upgraded, or the wrong
     schema); the message names the schema and the ``kafkaguard db upgrade`` command to run."""
+
+
+class AuthenticationError(KafkaguardError):
+    """PostgreSQL or Kafka refused kafkaguard's credentials (wrong password, unknown user, SASL failure).
+
+    Not an outage: waiting does not help, so a worker stops at start with this one line (which
+    names the server and the user, never the password) instead of retrying.
+    """
 
 
 class DevStackError(KafkaguardError):

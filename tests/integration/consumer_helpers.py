@@ -82,7 +82,7 @@ def spawn_cli_consumer(
     env["KAFKAGUARD_CONSUMER_CLIENT"] = json.dumps({"session.timeout.ms": 6000, "group.instance.id": f"{group}-cli"})
     cmd = [
         sys.executable, "-m", "kafkaguard", "consume", "tests.integration.consumer_app:registry",
-        "--group", group, "--topic", topic, "--bootstrap", bootstrap, "--url", url, "--schema", schema,
+        "--group", group, "--topic", topic, "--bootstrap-servers", bootstrap, "--url", url, "--schema", schema,
         "--log-level", "WARNING",
     ]  # fmt: skip
     with log.open("ab") as out:

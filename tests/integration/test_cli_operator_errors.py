@@ -76,7 +76,9 @@ def test_missing_tables_name_the_command_to_run(database: TestDatabase) -> None:
 
 
 def test_consume_of_a_module_that_does_not_exist(migrated_database: TestDatabase) -> None:
-    result = run_cli("consume", "nosuch.module:registry", "--topic", "t", "--url", migrated_database.server.url())
+    result = run_cli(
+        "consume", "nosuch.module:registry", "--group", "g", "--topic", "t", "--url", migrated_database.server.url()
+    )
     line = assert_one_error_line(result, 1)
     assert "nosuch.module" in line
 

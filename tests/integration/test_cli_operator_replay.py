@@ -219,7 +219,8 @@ def test_show_prints_raw_bytes_and_exact_headers(migrated_database: TestDatabase
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
     assert shown["raw_key"] == "k-é".encode().hex() and shown["raw_key_text"] == "k-é"
-    assert shown["raw_value_text"] == event.payload_bytes().decode()
+    # A JSON value is shown decoded, not as hex (`hex only for non-JSON/binary`, issue 14).
+    assert shown["raw_value_json"] == json.loads(event.payload_bytes()) and "raw_value" not in shown
     headers = {h["name"]: h for h in shown["raw_headers_decoded"]}
     assert headers["bin"] == {"name": "bin", "value": None, "value_hex": "ff00"}
     assert headers["none"]["value_hex"] is None

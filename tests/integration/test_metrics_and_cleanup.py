@@ -124,7 +124,7 @@ def test_relay_and_consumer_workers_serve_metrics_matching_the_database(
     relay_port, consumer_port = free_ports(2)
     env = {
         **os.environ,
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),  # this tree's code, not an installed one
         "KAFKAGUARD_DATABASE_URL": db.server.url(),
         "KAFKAGUARD_DB_SCHEMA": db.schema,
         "KAFKAGUARD_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -165,6 +165,7 @@ def test_relay_and_consumer_workers_serve_metrics_matching_the_database(
             return sum(lags) if lags else None
 
         wait_until(lambda: lag_total() == 0, 30, "the consumer lag gauge to report 0 once caught up")
+        consumer_view = scrape(consumer_port)
     finally:
         for p in procs:
             p.terminate()
@@ -173,3 +174,6 @@ def test_relay_and_consumer_workers_serve_metrics_matching_the_database(
     assert scalar(db.conninfo, "SELECT count(*) FROM kafka_inbox") == 40
     assert relay_view[("kafkaguard_outbox_backlog", ())] == scalar(db.conninfo, "SELECT count(*) FROM outbox") == 0
     assert relay_view[("kafkaguard_relay_event_age_seconds_count", ())] == 40
+    # Each worker exposes its own metrics only: no relay histograms at zero on the consumer's /metrics.
+    assert not [name for name, _ in consumer_view if name.startswith("kafkaguard_relay_")]
+    assert not [name for name, _ in relay_view if name.startswith("kafkaguard_consumer_")]

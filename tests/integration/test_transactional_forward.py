@@ -21,12 +21,12 @@ N = 3000
 
 
 def spawn(bootstrap: str, group: str, source: str, output: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "FORWARD_OUTPUT_TOPIC": output}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]), "FORWARD_OUTPUT_TOPIC": output}
     # A short session: the killed instance's partitions move to its successor within seconds.
     env["KAFKAGUARD_CONSUMER_CLIENT"] = json.dumps({"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000})
     cmd = [
         sys.executable, "-m", "kafkaguard", "forward", "tests.integration.forward_app:transform",
-        "--group", group, "--topic", source, "--transactional-id", f"{group}-0", "--bootstrap", bootstrap,
+        "--group", group, "--topic", source, "--transactional-id", f"{group}-0", "--bootstrap-servers", bootstrap,
         "--batch-size", "100", "--log-level", "WARNING",
     ]  # fmt: skip
     with log.open("ab") as out:

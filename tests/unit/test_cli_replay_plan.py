@@ -86,7 +86,12 @@ def test_readable_bytes_and_headers() -> None:
     raw = encode([("type", b"order.created"), ("bin", b"\xff"), ("none", None), ("caf\udcc3", b"")])
     shown = with_readable_bytes({"raw_key": b"k\xff", "raw_value": "7b7d", "raw_headers": raw})
     assert (shown["raw_key"], shown["raw_key_text"]) == ("6bff", None)
-    assert (shown["raw_value"], shown["raw_value_text"]) == ("7b7d", "{}")  # hex text from show_record
+    assert shown["raw_value_json"] == {} and "raw_value" not in shown  # JSON decoded (hex text from show_record)
+    binary = with_readable_bytes({"raw_value": b"\xff{", "raw_key": None})
+    assert (binary["raw_value"], binary["raw_value_text"]) == ("ff7b", None)
+    for not_json in (b"{", b"NaN", b"[" * 100_000, b"1" * 10_000):  # truncated, non-standard, too deep, too long
+        plain = with_readable_bytes({"raw_value": not_json})
+        assert plain["raw_value"] == not_json.hex() and "raw_value_json" not in plain
     headers = shown["raw_headers_decoded"]
     assert headers[0] == {"name": "type", "value": "order.created", "value_hex": b"order.created".hex()}
     assert headers[1] == {"name": "bin", "value": None, "value_hex": "ff"}

@@ -37,7 +37,7 @@ PUBLIC = {
     "ToolMissingError", "PortInUseError", "StartTimeoutError", "PublishError", "KafkaUnavailableError",
     "DeliveryTimeoutError", "KeyHeldError", "EventRejectedError", "PublishUnavailableError", "ConsumerError",
     "StoreUnavailableError", "UnknownEventTypeError", "IdConflictError", "PayloadValidationError",
-    "DeadLetterNotFoundError", "SchemaNotReadyError",
+    "DeadLetterNotFoundError", "SchemaNotReadyError", "AuthenticationError",
     "__version__",
 }  # fmt: skip
 TESTING = {
@@ -57,7 +57,7 @@ def test_public_api_is_locked() -> None:
 def test_every_error_derives_from_the_root_and_lives_in_errors() -> None:
     errors = [getattr(kafkaguard, n) for n in kafkaguard.__all__]
     errors = [e for e in errors if isinstance(e, type) and issubclass(e, BaseException)]
-    assert len(errors) == 21
+    assert len(errors) == 22
     for error in errors:
         assert issubclass(error, kafkaguard.KafkaguardError), error
         assert error.__module__ == "kafkaguard.errors", error

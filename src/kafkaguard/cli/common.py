@@ -8,6 +8,7 @@ control and format characters, so a key cannot move the cursor, hide text or cra
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import unicodedata
@@ -32,8 +33,20 @@ from kafkaguard.metrics import Metrics, serve_metrics
 from kafkaguard.restore.schedule import parse_interval
 from kafkaguard.settings import KafkaguardSettings
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+PIPED_WIDTH = 1000
+"""Columns of the output when it is not a terminal (a pipe, a file): tables are not cut to 80
+columns for ``grep`` or a log (set ``COLUMNS`` to choose another width)."""
+
+
+def _console(*, stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not (hasattr(stream, "isatty") and stream.isatty())
+    width = PIPED_WIDTH if piped and "COLUMNS" not in os.environ else None
+    return Console(stderr=stderr, soft_wrap=True, width=width)
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
 
 CONNECT_TIMEOUT_S = 10
 """Seconds an operator command waits for PostgreSQL to accept a connection (unless the URL sets
@@ -157,18 +170,40 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, title
     out.print(table)
 
 
-def start_metrics(port: int | None, addr: str, database_url: str, schema: str | None) -> Metrics | None:
-    """Serve ``/metrics`` on ``addr:port`` (worker counters + database gauges); None when no port."""
+def start_metrics(
+    port: int | None, addr: str, database_url: str, schema: str | None, *, parts: Sequence[str]
+) -> Metrics | None:
+    """Serve ``/metrics`` on ``addr:port`` (the counters of the worker ``parts`` + database gauges); None
+    when no port."""
     if port is None:
         return None
-    metrics = Metrics()
+    metrics = Metrics(parts=frozenset(parts))
     serve_metrics(metrics, port, addr=addr, engine=sync_engine(database_url, schema=schema, pool_size=1))
     err.print(f"metrics on http://{addr}:{port}/metrics", highlight=False, markup=False)
     return metrics
 
 
+BootstrapOpt = Annotated[
+    str | None,
+    typer.Option("--bootstrap-servers", help="Kafka bootstrap servers \\[env KAFKAGUARD_BOOTSTRAP_SERVERS]."),
+]
+BootstrapAliasOpt = Annotated[
+    str | None, typer.Option("--bootstrap", hidden=True, help="Deprecated spelling of --bootstrap-servers.")
+]
+
+
+def bootstrap_option(servers: str | None, alias: str | None) -> str | None:
+    """``--bootstrap-servers``, or the deprecated ``--bootstrap`` (with a warning); both at once is a usage error."""
+    if alias is None:
+        return servers
+    if servers is not None and servers != alias:
+        raise typer.BadParameter("pass --bootstrap-servers only", param_hint="'--bootstrap'")
+    say("warning: --bootstrap is deprecated; use --bootstrap-servers", error=True)
+    return alias
+
+
 MetricsPortOpt = Annotated[
     int | None,
-    typer.Option("--metrics-port", help="Serve Prometheus /metrics on this port [env KAFKAGUARD_METRICS_PORT]."),
+    typer.Option("--metrics-port", help="Serve Prometheus /metrics on this port \\[env KAFKAGUARD_METRICS_PORT]."),
 ]
 MetricsAddrOpt = Annotated[str, typer.Option("--metrics-addr", help="Address for /metrics (loopback by default).")]

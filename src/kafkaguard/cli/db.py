@@ -16,9 +16,9 @@ from kafkaguard.settings import KafkaguardSettings
 db_app = typer.Typer(help="kafkaguard's tables: outbox, dead letters, inbox.")
 _out = Console(soft_wrap=True)
 
-UrlOption = Annotated[str | None, typer.Option("--url", help="SQLAlchemy URL [env KAFKAGUARD_DATABASE_URL].")]
+UrlOption = Annotated[str | None, typer.Option("--url", help="SQLAlchemy URL \\[env KAFKAGUARD_DATABASE_URL].")]
 SchemaOption = Annotated[
-    str | None, typer.Option("--schema", help="Schema (created if missing) [env KAFKAGUARD_DB_SCHEMA].")
+    str | None, typer.Option("--schema", help="Schema (created if missing) \\[env KAFKAGUARD_DB_SCHEMA].")
 ]
 
 

@@ -72,7 +72,7 @@ class StoreName(StrEnum):
 
 
 StoreOpt = Annotated[StoreName, typer.Option("--store", help="listener, publisher or last-resort.")]
-UrlOpt = Annotated[str | None, typer.Option("--url", help="Database URL [env KAFKAGUARD_DATABASE_URL].")]
+UrlOpt = Annotated[str | None, typer.Option("--url", help="Database URL \\[env KAFKAGUARD_DATABASE_URL].")]
 SchemaOpt = Annotated[str | None, typer.Option("--schema", help="Schema of kafkaguard's tables.")]
 StatusOpt = Annotated[DeadLetterStatus | None, typer.Option(help="pending | parked | restored | failed | discarded")]
 TypeOpt = Annotated[str | None, typer.Option("--type", help="Event type, e.g. post.created.")]

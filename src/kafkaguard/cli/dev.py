@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from kafkaguard.cli.common import out
 from kafkaguard.cli.dev_debezium import debezium_app
 from kafkaguard.devstack.stack import DevStack, StackPorts, default_run_dir
 from kafkaguard.errors import ConfigurationError
+from kafkaguard.settings import ENV_PREFIX
 
 dev_app = typer.Typer(help="Local Kafka (KRaft, from Maven Central) and PostgreSQL 15 for development.")
 dev_app.add_typer(debezium_app, name="debezium")
-_out = Console(soft_wrap=True)
+_out = out
 _err = Console(stderr=True)
 
 RunDir = Annotated[
     Path | None,
-    typer.Option("--run-dir", help="Folder for data, logs and state [env KAFKAGUARD_RUN_DIR; default ./.run]."),
+    typer.Option("--run-dir", help="Folder for data, logs and state \\[env KAFKAGUARD_RUN_DIR; default ./.run]."),
 ]
 
 
@@ -70,6 +74,38 @@ def status(
             _out.print("no dev stack here; start one with `kafkaguard dev up`")
         raise typer.Exit(1)
     _print_status(stack, as_json=as_json)
+
+
+def psql_url(database_url: str, schema: str | None = None) -> str:
+    """``database_url`` as libpq (``psql URL``) takes it: no SQLAlchemy driver suffix; ``schema`` first
+    on the search_path when given."""
+    scheme, sep, rest = database_url.partition("://")
+    url = f"{scheme.split('+', 1)[0]}{sep}{rest}"
+    if schema:
+        url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
+    return url
+
+
+def env_lines(info: dict[str, Any], schema: str | None = None) -> list[str]:
+    """``export`` lines that point kafkaguard at the stack described by ``info`` (:meth:`DevStack.status`)."""
+    values = {"BOOTSTRAP_SERVERS": str(info["bootstrap_servers"]), "DATABASE_URL": str(info["database_url"])}
+    if schema:
+        values["DB_SCHEMA"] = schema
+    lines = [f"export {ENV_PREFIX}{name}={shlex.quote(value)}" for name, value in values.items()]
+    lines.append(f"# psql {shlex.quote(psql_url(str(info['database_url']), schema))}")
+    return lines
+
+
+@dev_app.command("env")
+def env(
+    schema: Annotated[str | None, typer.Option("--schema", help="Also export KAFKAGUARD_DB_SCHEMA.")] = None,
+    psql: Annotated[bool, typer.Option("--psql", help="Print only the URL for psql.")] = False,
+    run_dir: RunDir = None,
+) -> None:
+    """Print shell `export` lines for this stack: eval "$(kafkaguard dev env)"; psql "$(kafkaguard dev env --psql)"."""
+    info = _require_stack(run_dir).status()
+    lines = [psql_url(str(info["database_url"]), schema)] if psql else env_lines(info, schema)
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 @dev_app.command("down")

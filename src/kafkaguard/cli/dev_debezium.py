@@ -9,7 +9,8 @@ from typing import Annotated
 import psycopg
 import typer
 
-from kafkaguard.cli.common import out
+from kafkaguard.cli.common import out, say
+from kafkaguard.cli.startup import database_target
 from kafkaguard.devstack.connect import ConnectWorker, ensure_connect
 from kafkaguard.devstack.stack import DevStack, default_run_dir
 from kafkaguard.errors import ConfigurationError
@@ -18,7 +19,7 @@ from kafkaguard.relay.debezium import SLOT_LAG_SQL, DebeziumOptions, SlotStatus,
 debezium_app = typer.Typer(help="Debezium's PostgreSQL connector with the Outbox Event Router, as the relay.")
 
 SchemaOpt = Annotated[str, typer.Option("--schema", help="Schema whose outbox Debezium relays.")]
-RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", help="Run folder [env KAFKAGUARD_RUN_DIR].")]
+RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", help="Run folder \\[env KAFKAGUARD_RUN_DIR].")]
 
 
 def _stack(run_dir: Path | None) -> DevStack:
@@ -53,7 +54,9 @@ def start(schema: SchemaOpt = "public", rest_port: int = 28083, run_dir: RunDirO
     opts = DebeziumOptions(database_url=stack.postgres.url(), schema=schema)
     worker.start(connector_config(opts))
     (worker.home / "pid").write_text(str(worker.pid))
-    out.print(f"Debezium relays {schema}.outbox (REST {worker.rest}, slot {opts.slot}); log: {worker.log_file}")
+    database = database_target(opts.database_url, schema)
+    say(f"Debezium relays the outbox of PostgreSQL {database} to Kafka {stack.kafka.bootstrap} "
+        f"(REST {worker.rest}, slot {opts.slot}); log: {worker.log_file}")  # fmt: skip
 
 
 @debezium_app.command("stop")

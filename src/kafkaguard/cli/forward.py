@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import threading
 from typing import Annotated
 
 import typer
 
-from kafkaguard.cli.common import err
+from kafkaguard.cli.common import BootstrapAliasOpt, BootstrapOpt, bootstrap_option, err
+from kafkaguard.cli.startup import announce, configure_logging, preflight
 from kafkaguard.consumer.transactional import TransactionalForwarder, Transform
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.settings import KafkaguardSettings
@@ -33,19 +33,26 @@ def forward(
     group: Annotated[str, typer.Option("--group", help="Consumer group.")],
     topic: Annotated[list[str], typer.Option("--topic", help="Input topic; repeatable.")],
     transactional_id: Annotated[str, typer.Option("--transactional-id", help="Stable per instance.")],
-    bootstrap: Annotated[str | None, typer.Option("--bootstrap", help="Kafka bootstrap servers.")] = None,
+    bootstrap: BootstrapOpt = None,
     batch_size: Annotated[int, typer.Option(help="Inputs per transaction.")] = 200,
-    log_level: Annotated[str, typer.Option("--log-level")] = "INFO",
+    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ...")] = "INFO",
+    bootstrap_alias: BootstrapAliasOpt = None,
 ) -> None:
     """Consume, transform and produce with offsets in the same Kafka transaction, until SIGTERM."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(log_level)
     settings = KafkaguardSettings()
+    servers = bootstrap_option(bootstrap, bootstrap_alias) or settings.bootstrap_servers
+    function = _load(transform)
+    announce("forwarder", bootstrap=servers, group=group, topics=topic,
+             extra={"transactional id": transactional_id})  # fmt: skip
+    stop = threading.Event()
+    on_stop_signals(stop.set, "forwarder")
+    if not preflight("forwarder", bootstrap=servers, kafka_overrides=settings.consumer_client, stop=stop):
+        return
     forwarder = TransactionalForwarder(
-        bootstrap or settings.bootstrap_servers, group, topic, transactional_id, _load(transform),
+        servers, group, topic, transactional_id, function,
         batch_size=batch_size, classifier=settings.consumer.classifier,
         consumer_overrides=settings.consumer_client, producer_overrides=settings.producer,
     )  # fmt: skip
-    stop = threading.Event()
-    on_stop_signals(stop.set, "forwarder")
     forwarder.run(stop)
     err.print(f"forwarder stopped: {forwarder.stats}")

@@ -7,6 +7,7 @@ make such a record findable; nothing here changes one.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -93,14 +94,40 @@ def _utf8(data: bytes) -> str | None:
         return None
 
 
+def _json(data: bytes) -> tuple[bool, Any]:
+    """(True, the value) when ``data`` is one JSON document (strict: no NaN/Infinity); else (False, None).
+
+    Outside data: too deep or too large numbers are "not JSON" here, never an error."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(constant)
+
+    text = _utf8(data)
+    if text is None:
+        return False, None
+    try:
+        return True, json.loads(text, parse_constant=refuse)
+    except (ValueError, RecursionError):
+        return False, None
+
+
 def with_readable_bytes(row: dict[str, Any], names: tuple[str, ...] = ("raw_key", "raw_value")) -> dict[str, Any]:
-    """``row`` with each raw column as hex plus ``<name>_text`` (its UTF-8 text, or null when it is not
-    UTF-8), and ``raw_headers`` decoded into a list of headers (each value as text and hex)."""
+    """``row`` with each raw column readable, and ``raw_headers`` decoded into a list of headers
+    (each value as text and hex).
+
+    ``raw_value`` holding one JSON document is shown decoded as ``raw_value_json`` (instead of hex);
+    other raw columns are hex plus ``<name>_text`` (their UTF-8 text, or null when not UTF-8)."""
     shown = dict(row)
     for name in names:
         data = _as_bytes(shown.get(name))
         if data is None:
             continue
+        if name == "raw_value":
+            is_json, value = _json(data)
+            if is_json:
+                del shown[name]
+                shown[f"{name}_json"] = value
+                continue
         shown[name] = data.hex()
         shown[f"{name}_text"] = _utf8(data)
     raw = _as_bytes(shown.get("raw_headers"))

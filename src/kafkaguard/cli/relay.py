@@ -6,13 +6,20 @@ through PostgreSQL advisory locks, and the survivors take a stopped or killed in
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import Annotated
 
 import typer
 
-from kafkaguard.cli.common import MetricsAddrOpt, MetricsPortOpt, start_metrics
+from kafkaguard.cli.common import (
+    BootstrapAliasOpt,
+    BootstrapOpt,
+    MetricsAddrOpt,
+    MetricsPortOpt,
+    bootstrap_option,
+    start_metrics,
+)
+from kafkaguard.cli.startup import announce, configure_logging, preflight
 from kafkaguard.db.engine import libpq_conninfo
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.relay.settings import RelayKind
@@ -23,24 +30,24 @@ from kafkaguard.transports.kafka_topics import TopicRegistry
 
 
 def relay(
-    url: Annotated[str | None, typer.Option("--url", help="SQLAlchemy URL [env KAFKAGUARD_DATABASE_URL].")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="SQLAlchemy URL \\[env KAFKAGUARD_DATABASE_URL].")] = None,
     schema: Annotated[
-        str | None, typer.Option("--schema", help="Schema of the outbox [env KAFKAGUARD_DB_SCHEMA].")
+        str | None, typer.Option("--schema", help="Schema of the outbox \\[env KAFKAGUARD_DB_SCHEMA].")
     ] = None,
-    bootstrap: Annotated[
-        str | None, typer.Option("--bootstrap-servers", help="Kafka [env KAFKAGUARD_BOOTSTRAP_SERVERS].")
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Rows per round [env KAFKAGUARD_RELAY__BATCH_SIZE].")] = None,
+    bootstrap: BootstrapOpt = None,
+    batch_size: Annotated[int | None, typer.Option(help="Rows per round \\[env KAFKAGUARD_RELAY__BATCH_SIZE].")] = None,
     poll_interval: Annotated[
-        float | None, typer.Option(help="Seconds between polls without NOTIFY [env KAFKAGUARD_RELAY__POLL_INTERVAL].")
+        float | None, typer.Option(help="Seconds between polls without NOTIFY \\[env KAFKAGUARD_RELAY__POLL_INTERVAL].")
     ] = None,
     name: Annotated[str | None, typer.Option(help="Instance name for logs (default relay-<pid>).")] = None,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ...")] = "INFO",
+    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ...")] = "INFO",
     metrics_port: MetricsPortOpt = None,
     metrics_addr: MetricsAddrOpt = "127.0.0.1",
+    bootstrap_alias: BootstrapAliasOpt = None,
 ) -> None:
     """Publish the outbox to Kafka: per-key order, at-least-once, rows removed only after the ack."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level)
+    bootstrap = bootstrap_option(bootstrap, bootstrap_alias)
     settings = KafkaguardSettings()
     if settings.relay.kind is RelayKind.DEBEZIUM:
         raise ConfigurationError(
@@ -57,6 +64,14 @@ def relay(
         updates["poll_interval"] = poll_interval
     relay_settings = settings.relay.model_copy(update=updates)
     servers = bootstrap or settings.bootstrap_servers
+    db_schema = schema or settings.db_schema
+    announce("relay", bootstrap=servers, database_url=database_url, schema=db_schema,
+             extra={"name": name} if name else None)  # fmt: skip
+    stop = threading.Event()
+    on_stop_signals(stop.set, "relay")
+    if not preflight("relay", bootstrap=servers, database_url=database_url, schema=db_schema,
+                     kafka_overrides=settings.producer, stop=stop):  # fmt: skip
+        return
     topics = TopicRegistry(
         servers,
         partitions=settings.topics.partitions,
@@ -64,7 +79,6 @@ def relay(
         create_missing=settings.topics.create_missing,
         overrides=settings.producer,
     )
-    db_schema = schema or settings.db_schema
     worker = Relay(
         conninfo=libpq_conninfo(database_url, schema=db_schema),
         schema=db_schema,
@@ -74,8 +88,8 @@ def relay(
         for_aggregate=settings.topics.for_aggregate,
         producer_overrides=settings.producer,
         name=name,
-        metrics=start_metrics(metrics_port or settings.metrics_port, metrics_addr, database_url, db_schema),
+        metrics=start_metrics(
+            metrics_port or settings.metrics_port, metrics_addr, database_url, db_schema, parts=("relay",)
+        ),
     )
-    stop = threading.Event()
-    on_stop_signals(stop.set, "relay")
     worker.run(stop)

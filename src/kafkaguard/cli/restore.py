@@ -31,7 +31,7 @@ from kafkaguard.restore.settings import PublisherStrategy
 
 restore_app = typer.Typer(help="Restore jobs: due dead letters back to Kafka or through the handlers.")
 
-UrlOpt = Annotated[str | None, typer.Option("--url", help="Database URL [env KAFKAGUARD_DATABASE_URL].")]
+UrlOpt = Annotated[str | None, typer.Option("--url", help="Database URL \\[env KAFKAGUARD_DATABASE_URL].")]
 SchemaOpt = Annotated[str | None, typer.Option("--schema", help="Schema of kafkaguard's tables.")]
 OnceOpt = Annotated[bool, typer.Option("--once", help="One run, then exit (a Kubernetes CronJob).")]
 EveryOpt = Annotated[str | None, typer.Option("--every", help="Run on a schedule, e.g. 60s (until SIGTERM).")]
@@ -86,7 +86,7 @@ def publisher(
         settings = settings.model_copy(update={"restore": restore})
     engine = engine_for(settings, tables=RESTORE_TABLES)
     job = publisher_job(settings, engine)
-    metrics = start_metrics(metrics_port, metrics_addr, settings.database_url, settings.db_schema)
+    metrics = start_metrics(metrics_port, metrics_addr, settings.database_url, settings.db_schema, parts=("restore",))
 
     def run() -> bool:
         return _report("publisher", job.run_once(), metrics)
@@ -98,7 +98,7 @@ def publisher(
 def listener(
     app: Annotated[str, typer.Option(help="module:registry of the consumer's handlers.")],
     once: OnceOpt = False, every: EveryOpt = None,
-    group: Annotated[str | None, typer.Option(help="Consumer group [env KAFKAGUARD_CONSUMER__GROUP_ID].")] = None,
+    group: Annotated[str | None, typer.Option(help="Consumer group \\[env KAFKAGUARD_CONSUMER__GROUP_ID].")] = None,
     url: UrlOpt = None, schema: SchemaOpt = None,
     metrics_port: MetricsPortOpt = None, metrics_addr: MetricsAddrOpt = "127.0.0.1",
 ) -> None:  # fmt: skip
@@ -112,7 +112,7 @@ def listener(
     registry = load_handlers(app)  # before anything else: a wrong --app changes nothing
     settings = load_settings(url, schema)
     engine = engine_for(settings, tables=RESTORE_TABLES)
-    metrics = start_metrics(metrics_port, metrics_addr, settings.database_url, settings.db_schema)
+    metrics = start_metrics(metrics_port, metrics_addr, settings.database_url, settings.db_schema, parts=("restore",))
 
     with async_engine_for(engine, registry) as async_engine:  # async handlers: restored like sync ones
 

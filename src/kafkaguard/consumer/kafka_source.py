@@ -20,10 +20,12 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTP
 
+from kafkaguard.consumer.assignment_wait import AssignmentWait
 from kafkaguard.consumer.records import Record
 from kafkaguard.consumer.source import RevokeCallback, TopicPartition
 from kafkaguard.errors import ConsumerError
 from kafkaguard.transports.kafka_config import consumer_config
+from kafkaguard.transports.kafka_logging import client_logging
 
 log = logging.getLogger("kafkaguard.consumer.kafka")
 
@@ -92,7 +94,14 @@ def _log_commit(err: KafkaError | None, partitions: list[KafkaTP]) -> None:
 
 
 class KafkaSource:
-    """A subscribed consumer of ``topics`` in ``group_id``; pause state survives rebalances."""
+    """A subscribed consumer of ``topics`` in ``group_id``; pause state survives rebalances.
+
+    ``instance_id``: ``group.instance.id`` (static membership; default none, see
+    :attr:`~kafkaguard.consumer.settings.ConsumerSettings.instance_id`). While it has no partitions
+    it says so, and why, every few seconds (:mod:`.assignment_wait`); Kafka refusing its
+    credentials before the first assignment raises :class:`~kafkaguard.errors.AuthenticationError`
+    from :meth:`poll` (later, as after a credential rotation, it is logged and retried like an outage).
+    """
 
     def __init__(
         self,
@@ -101,15 +110,30 @@ class KafkaSource:
         topics: Sequence[str],
         *,
         overrides: Mapping[str, Any] | None = None,
+        instance_id: str | None = None,
     ) -> None:
         self.group_id = group_id
-        self._consumer = Consumer(consumer_config(bootstrap, group_id, overrides, on_commit=_log_commit))
+        # librdkafka's lines through logging, rate-limited; a refused login is fatal (see poll).
+        self._client_log, logging_settings = client_logging(bootstrap, f"consumer of group {group_id}")
+        static = {"group.instance.id": instance_id} if instance_id else {}
+        config = consumer_config(bootstrap, group_id, overrides, on_commit=_log_commit, **logging_settings, **static)
+        self._wait = AssignmentWait(
+            group_id,
+            static=bool(config.get("group.instance.id")),
+            session_timeout_ms=int(config.get("session.timeout.ms", 45_000)),
+        )
+        self._ever_assigned = False
+        self._consumer = Consumer(config)
         self._on_revoke: RevokeCallback | None = None
         self._paused = False
         self._consumer.subscribe(list(topics), on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost)
 
     def _assigned(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         log.info("assigned group=%s %s", self.group_id, [(p.topic, p.partition) for p in partitions])
+        self._ever_assigned = True
+        waited = self._wait.assigned(len(partitions))
+        if waited is not None:
+            log.info("%s", waited)
         consumer.assign(partitions)
         if self._paused and partitions:
             consumer.pause(partitions)  # still paused for an outage: new partitions wait too
@@ -119,6 +143,7 @@ class KafkaSource:
         if self._on_revoke is not None:
             self._on_revoke([(p.topic, p.partition) for p in partitions])
         consumer.unassign()
+        self._wait.waiting()
 
     def _lost(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         # Lost, not revoked: another member may own them already, so a commit would be refused.
@@ -141,6 +166,12 @@ class KafkaSource:
                     msgs += self._consumer.consume(num_messages=max_records - 1, timeout=0)
         except KafkaException as exc:
             raise ConsumerError(f"reading from Kafka failed: {exc}") from exc
+        if not self._ever_assigned:  # at start a wrong password is not an outage: stop, do not wait
+            self._client_log.raise_if_refused()
+        if not msgs and self._client_log.unreachable_now() is None:  # unreachable: that line says it
+            waiting = self._wait.check()
+            if waiting is not None:
+                log.warning("%s", waiting)
         out: list[Record] = []
         for m in msgs:
             err = m.error()

@@ -69,7 +69,13 @@ def build_worker(
     copier = DlqCopier(settings.bootstrap_servers, settings.producer) if cs.dlq_topic else None
     applier = Applier(engine, registry, cs, async_engine=aengine, stop=threading.Event(), on_dead_letter=copier)
     if source is None:
-        source = KafkaSource(settings.bootstrap_servers, cs.group_id, cs.topics, overrides=settings.consumer_client)
+        source = KafkaSource(
+            settings.bootstrap_servers,
+            cs.group_id,
+            cs.topics,
+            overrides=settings.consumer_client,
+            instance_id=cs.instance_id,
+        )
     return Worker(source, applier, on_outcome=on_outcome)
 
 

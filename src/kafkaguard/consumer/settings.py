@@ -16,6 +16,14 @@ class ConsumerSettings(BaseModel):
 
     group_id: str = Field(default="kafkaguard", description="Kafka consumer group; also the inbox's dedupe scope")
     topics: tuple[str, ...] = Field(default=(), description="topics to read (a worker needs at least one)")
+    instance_id: str | None = Field(
+        default=None,
+        description="group.instance.id (static membership, opt-in): a consumer restarted with the same id takes "
+        "its partitions back at once instead of waiting up to session.timeout.ms for a rebalance; unique per "
+        "running consumer (a second one with the same id fences the first), stable across its restarts (a "
+        "StatefulSet pod name); a static member does not leave the group on shutdown, so its partitions wait "
+        "for its return or its session timeout",
+    )
     retry: RetryPolicy = Field(default_factory=in_process_policy, description="in-process retries before a dead letter")
     classifier: ErrorClassifier = Field(default_factory=ErrorClassifier)
     dlq_topic: bool = Field(default=False, description="also copy dead letters to <topic>.dlq")

@@ -93,6 +93,7 @@ class TransactionalForwarder:
         try:
             while not stop.is_set():
                 batch = [m for m in self._consumer.consume(self.batch_size, 0.5) if not m.error()]
+                self._producer.poll(0)  # serves the producer's log lines and errors (kafka_logging)
                 if not batch:
                     continue
                 try:

@@ -9,6 +9,8 @@ Guarantees (DESIGN.md, "Relay"):
   one instance through a session advisory lock on the connection that claims its rows, and a shard
   changes hands only between rounds or when its owner's connection is gone;
 - Kafka down: nothing is dead-lettered; the relay backs off (up to ``max_backoff``) and resumes;
+- PostgreSQL refusing the login before the first connection (wrong password) raises
+  :class:`~kafkaguard.errors.AuthenticationError` from :meth:`Relay.run`: that is no outage;
 - a rejected event (too large, topic refused, not an event) goes to ``kafka_publisher_dead_letters``
   and, with ``block_key_on_dead_letter``, later rows of its key wait behind it;
 - totality: nothing a row contains stops the relay. A row that is not an event (deeper than
@@ -37,6 +39,7 @@ import psycopg
 
 from kafkaguard.db.columns import OUTBOX_NOTIFY_CHANNEL, OUTBOX_SHARDS, PublishSource
 from kafkaguard.db.engine import libpq_conninfo
+from kafkaguard.db.login import login_refused, refused_reason
 from kafkaguard.db.readiness import RELAY_TABLES, require_tables_psycopg
 from kafkaguard.errors import ConfigurationError, SchemaNotReadyError
 from kafkaguard.logtext import short
@@ -162,6 +165,7 @@ class Relay:
         self._last_balance = 0.0
         self._start = random.randrange(OUTBOX_SHARDS)  # noqa: S311 - spreads instances, not security
         self._last_cleanup = 0.0
+        self._connected_once = False
 
     @property
     def held_shards(self) -> frozenset[int]:
@@ -179,10 +183,14 @@ class Relay:
                     result = self.run_round()
                     self._maybe_cleanup()
                 except psycopg.Error as exc:
+                    refused = refused_reason(exc)
+                    if refused is not None and not self._connected_once:
+                        # A wrong password is not an outage: stop with one line instead of retrying forever.
+                        raise login_refused(self._conninfo, refused) from None
                     failures += 1
                     if self.metrics is not None:
                         self.metrics.relay_errors.labels("database").inc()
-                    logger.warning("%s: database problem (%s); reconnecting", self.name, type(exc).__name__)
+                    logger.warning("%s: database problem (%s); reconnecting", self.name, refused or type(exc).__name__)
                     self._disconnect()
                     stop.wait(self._backoff(failures))
                     continue
@@ -228,6 +236,7 @@ class Relay:
         self._listen.execute(f"LISTEN {OUTBOX_NOTIFY_CHANNEL}")
         self._held.clear()
         self._last_balance = 0.0
+        self._connected_once = True
         logger.info("%s: connected (schema %s)", self.name, schema)
 
     def _disconnect(self) -> None:

@@ -9,6 +9,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from kafkaguard.errors import PublishError
+from kafkaguard.transports.kafka_logging import client_logging
 
 
 def ensure_topics(
@@ -20,7 +21,7 @@ def ensure_topics(
     timeout: float = 30.0,
 ) -> None:
     """Create each missing topic with ``partitions`` and ``replication``; existing topics are left as they are."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **client_logging(bootstrap, "admin client")[1]})
     wanted = [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in topics]
     if not wanted:
         return
@@ -40,7 +41,7 @@ def delete_topics(bootstrap: str, topics: Iterable[str], *, timeout: float = 30.
     names = list(topics)
     if not names:
         return
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **client_logging(bootstrap, "admin client")[1]})
     for future in admin.delete_topics(names, operation_timeout=timeout).values():
         with contextlib.suppress(KafkaException):  # already gone is fine
             future.result(timeout=timeout)

@@ -2,12 +2,16 @@
 
 Each safety-relevant setting is set explicitly (DESIGN.md, "Kafka defaults that lose or
 duplicate"); callers pass extra librdkafka settings through one mapping that wins over these.
+Every client logs through Python logging, rate-limited (:mod:`.kafka_logging`), unless the caller
+installs its own ``logger`` / ``error_cb``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from kafkaguard.transports.kafka_logging import client_logging
 
 SAFE_PRODUCER: Mapping[str, Any] = {
     "enable.idempotence": True,
@@ -47,19 +51,23 @@ BOUNDED_CONSUMER_MEMORY: Mapping[str, Any] = {
 
 def producer_config(bootstrap: str, overrides: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     """Return the idempotent ``acks=all`` producer settings for ``bootstrap`` plus ``overrides``."""
-    return {"bootstrap.servers": bootstrap, **SAFE_PRODUCER, **extra, **(overrides or {})}
+    logging_settings = {} if "logger" in extra else client_logging(bootstrap, "producer")[1]
+    return {"bootstrap.servers": bootstrap, **SAFE_PRODUCER, **logging_settings, **extra, **(overrides or {})}
 
 
 def consumer_config(
     bootstrap: str, group_id: str, overrides: Mapping[str, Any] | None = None, **extra: Any
 ) -> dict[str, Any]:
     """Return manual-commit, ``read_committed``, ``earliest`` consumer settings with a bounded
-    pre-fetch queue (:data:`BOUNDED_CONSUMER_MEMORY`), plus ``overrides``, which win."""
+    pre-fetch queue (:data:`BOUNDED_CONSUMER_MEMORY`), logging through Python (:mod:`.kafka_logging`),
+    plus ``extra`` and ``overrides``, which win."""
+    logging_settings = {} if "logger" in extra else client_logging(bootstrap, "consumer")[1]
     return {
         "bootstrap.servers": bootstrap,
         "group.id": group_id,
         **SAFE_CONSUMER,
         **BOUNDED_CONSUMER_MEMORY,
+        **logging_settings,
         **extra,
         **(overrides or {}),
     }

@@ -33,6 +33,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from kafkaguard.errors import DeliveryTimeoutError, EventRejectedError, KeyHeldError, PublishError
 from kafkaguard.transports.kafka_config import producer_config
 from kafkaguard.transports.kafka_errors import translate_kafka_error
+from kafkaguard.transports.kafka_logging import client_logging
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +71,8 @@ class DeliveryProducer:
             **{
                 "message.timeout.ms": int(message_timeout * 1000),
                 "request.timeout.ms": max(1000, min(int(message_timeout * 1000), 30_000)),
-                "error_cb": self._on_error,
-                "logger": logging.getLogger("kafkaguard.librdkafka"),  # not stderr: outages are expected
+                # Through Python logging, rate-limited (not stderr: outages are expected).
+                **client_logging(bootstrap, "producer", on_error=self._on_error)[1],
             },
         )
         self.max_message_bytes = int(config.get("message.max.bytes", LIBRDKAFKA_MESSAGE_MAX_BYTES))

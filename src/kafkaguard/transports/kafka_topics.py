@@ -18,6 +18,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from kafkaguard.errors import EventRejectedError, KafkaUnavailableError
+from kafkaguard.transports.kafka_logging import client_logging
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +36,9 @@ _REJECTING = frozenset(
 _SHARED_PREFIXES = ("security.", "sasl.", "ssl.", "client.id")
 
 
-def _admin_config(bootstrap: str, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+def _admin_config(bootstrap: str, overrides: Mapping[str, Any] | None, client: str = "admin client") -> dict[str, Any]:
     shared = {k: v for k, v in (overrides or {}).items() if k.startswith(_SHARED_PREFIXES)}
-    return {"bootstrap.servers": bootstrap, **shared}
+    return {"bootstrap.servers": bootstrap, **client_logging(bootstrap, client)[1], **shared}
 
 
 class TopicRegistry:

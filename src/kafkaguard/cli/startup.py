@@ -1,0 +1,109 @@
+"""What a worker command (``relay``, ``consume``, ``forward``) says and checks before it starts.
+
+1. :func:`announce`: one line naming what it connects to: the bootstrap servers, the database's
+   host, port, name, user and schema (never the password), the consumer group and the topics;
+   so a typo'd variable or someone else's broker is visible in the first line of the log.
+2. :func:`preflight`: log in to PostgreSQL once (a refused login raises
+   :class:`~kafkaguard.errors.AuthenticationError`: fatal, one line, exit 1; an unreachable server
+   is an outage the worker rides out, so it only warns), then wait until Kafka answers, one line
+   per interval while it does not (:func:`~kafkaguard.transports.kafka_probe.wait_for_kafka`; a
+   refused SASL login is fatal too). The consumer skips that wait: its own client reports the
+   same way (:mod:`kafkaguard.transports.kafka_logging`) and raises on refused credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from kafkaguard.db.engine import libpq_conninfo
+from kafkaguard.db.login import check_login
+from kafkaguard.transports.kafka_probe import wait_for_kafka as kafka_ready
+
+log = logging.getLogger("kafkaguard.startup")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+"""The format of every worker command's log lines."""
+
+
+def configure_logging(level: str) -> None:
+    """Log lines at ``level`` and above to stderr in :data:`LOG_FORMAT` (librdkafka's included)."""
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+
+
+def database_target(url: str, schema: str | None) -> str:
+    """``host:port/db as user, schema s`` for ``url`` (never the password); ``(none)`` without a URL."""
+    if not url:
+        return "(none)"
+    try:
+        u = make_url(url)
+    except Exception:  # noqa: BLE001 - a bad URL is reported where it is used; the banner must not fail
+        return "(a URL that cannot be parsed)"
+    user = f" as {u.username}" if u.username else ""
+    where = f"{u.host or 'localhost'}:{u.port or 5432}/{u.database or ''}{user}"
+    if schema is None:  # the URL may choose it: ?options=-csearch_path%3Dname
+        options = u.query.get("options")
+        found = re.search(r"search_path=([^\s,]+)", options if isinstance(options, str) else "")
+        schema = found.group(1) if found else None
+    return f"{where}, schema {schema or '(search_path)'}"
+
+
+def announce(
+    what: str,
+    *,
+    bootstrap: str,
+    database_url: str = "",
+    schema: str | None = None,
+    group: str | None = None,
+    topics: Sequence[str] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Log once which Kafka, database, group and topics ``what`` (``relay``, ``consumer``, ...) uses."""
+    parts = [f"Kafka {bootstrap}"]
+    if database_url or schema:
+        parts.append(f"PostgreSQL {database_target(database_url, schema)}")
+    if group is not None:
+        parts.append(f"group {group}")
+    if topics:
+        parts.append(f"topics {', '.join(topics)}")
+    parts.extend(f"{key} {value}" for key, value in (extra or {}).items())
+    log.info("%s starting: %s", what, "; ".join(parts))
+
+
+def preflight(
+    what: str,
+    *,
+    bootstrap: str,
+    database_url: str = "",
+    schema: str | None = None,
+    kafka_overrides: Mapping[str, Any] | None = None,
+    stop: threading.Event | None = None,
+    wait_for_kafka: bool = True,
+) -> bool:
+    """Check the database login, then (unless not ``wait_for_kafka``: a consumer's own client does
+    it) wait for Kafka; False when ``stop`` was set while waiting.
+
+    Raises :class:`~kafkaguard.errors.AuthenticationError` when PostgreSQL or Kafka refuses the credentials.
+    """
+    if database_url:
+        conninfo = libpq_conninfo(database_url, schema=schema)
+        unreachable = check_login(conninfo)
+        if unreachable is not None:
+            log.warning(
+                "PostgreSQL at %s cannot be reached now (%s); the %s starts and retries",
+                database_target(database_url, schema),
+                unreachable,
+                what,
+            )
+    if not wait_for_kafka:
+        return True
+    brokers = kafka_ready(bootstrap, kafka_overrides, client=what, stop=stop)
+    if brokers is None:
+        return False
+    log.info("Kafka at %s answers (%d broker%s)", bootstrap, brokers, "" if brokers == 1 else "s")
+    return True
