@@ -18,8 +18,8 @@ from kafkaguard.cli.app import app
 ROOT = Path(__file__).resolve().parents[2]
 
 BUILTINS = frozenset(
-    {"export", "eval", "cd", "echo", "set", "unset", "source", ".", "true", "false", "test", "[", "read", "wait", "kill",
-     "printf", "exit"}
+    {"export", "eval", "cd", "echo", "set", "unset", "source", ".", "true", "false", "test", "[", "read", "wait",
+     "kill", "printf", "exit"}
 )  # fmt: skip
 """Shell builtins a documented block may use."""
 
