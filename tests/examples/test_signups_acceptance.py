@@ -121,7 +121,7 @@ def services(postgres: PostgresServer, kafka_bootstrap: str, topics: TopicFactor
     try:
         for service, env, schema in (("signup", signup_env, signup_schema), ("welcome", welcome_env, welcome_schema)):
             done = s.kafkaguard(env, "db", "upgrade")
-            assert done.returncode == 0, done.stderr[-2000:]
+            assert done.returncode == 0 and f"schema {schema}" in done.stdout, done.stdout + done.stderr[-2000:]
             settings = KafkaguardSettings(database_url=env["KAFKAGUARD_DATABASE_URL"], db_schema=schema)
             assert create_tables(service, settings)  # the service's own tables, next to kafkaguard's
         yield s
