@@ -138,7 +138,7 @@ def profile_consumer(stack: Stack, events: int, batch_size: int) -> dict[str, li
     ct.produce_events(stack.bootstrap, topic, events)
     group = f"pc-{uuid.uuid4().hex[:6]}"
     cmd = [sys.executable, "-m", "kafkaguard", "consume", "bench.handlers:registry", "--group", group]
-    cmd += ["--topic", topic, "--bootstrap", stack.bootstrap, "--url", db.url, "--batch-size", str(batch_size)]
+    cmd += ["--topic", topic, "--bootstrap-servers", stack.bootstrap, "--url", db.url, "--batch-size", str(batch_size)]
     cmd += ["--log-level", "WARNING"]
     proc = subprocess.Popen(cmd, env=python_env(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     out = REPORT_DIR / f"profile-consumer-{batch_size}.txt"

@@ -64,7 +64,16 @@ def run(stack: Stack, *, backlogs: tuple[int, ...], profile: str) -> Report:
     topic = new_topic(stack, aggregate)
     relay = start_relay(db, stack.bootstrap, logs / f"relay-{db.schema}.log", name="rss")
     cmd = [sys.executable, "-m", "kafkaguard", "consume", "bench.handlers:registry", "--group", f"rss-{db.schema}"]
-    cmd += ["--topic", topic, "--bootstrap", stack.bootstrap, "--url", db.url, "--batch-size", str(CONSUMER_BATCH)]
+    cmd += [
+        "--topic",
+        topic,
+        "--bootstrap-servers",
+        stack.bootstrap,
+        "--url",
+        db.url,
+        "--batch-size",
+        str(CONSUMER_BATCH),
+    ]
     cmd += ["--log-level", "WARNING"]
     clog = Path(logs / f"consumer-{db.schema}.log")
     with clog.open("wb") as out:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -47,9 +48,14 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+STARTUP_BANNER = re.compile(r"^\S+ \S+ INFO kafkaguard\.startup: ")
+
+
 def assert_one_error_line(result: subprocess.CompletedProcess[str], code: int) -> str:
-    """The command failed with ``code``, printing one line on stderr and no traceback; return it."""
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    """The command failed with ``code``, printing one line on stderr and no traceback; return it.
+
+    A worker's start-up lines (INFO: the Kafka and database it uses, Kafka answering) may come first."""
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not STARTUP_BANNER.match(line)]
     assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr + result.stdout

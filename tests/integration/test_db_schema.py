@@ -133,7 +133,7 @@ def test_commands_on_a_schema_without_tables_fail_at_start_in_one_line(
     common = ["--url", db.server.url(), "--schema", schema]
     commands = {
         "relay": ["relay", *common, "--bootstrap-servers", kafka_bootstrap],
-        "consume": ["consume", "tests.integration.async_app:registry", *common, "--bootstrap", kafka_bootstrap,
+        "consume": ["consume", "tests.integration.async_app:registry", *common, "--bootstrap-servers", kafka_bootstrap,
                     "--group", "g-missing", "--topic", "t-missing"],
         "restore listener": ["restore", "listener", "--once", "--app", "tests.integration.async_app:registry",
                              *common],

@@ -102,7 +102,7 @@ def test_every_command_on_each_url_form(
     procs = [
         _spawn(["relay", *args, "--bootstrap-servers", kafka_bootstrap, "--poll-interval", "0.2",
                 "--metrics-port", str(relay_port)], env, tmp_path / "relay.log"),
-        _spawn(["consume", ASYNC_APP, *args, "--bootstrap", kafka_bootstrap, "--group", group,
+        _spawn(["consume", ASYNC_APP, *args, "--bootstrap-servers", kafka_bootstrap, "--group", group,
                 "--topic", f"outbox.event.{aggregate}", "--metrics-port", str(consumer_port)],
                env, tmp_path / "consume.log"),
     ]  # fmt: skip
