@@ -57,10 +57,21 @@ class CliState:
     debug: bool = False
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from kafkaguard import __version__
+
+        typer.echo(f"kafkaguard {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", envvar=DEBUG_ENV, help="Print the traceback of an error.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """Carry domain events from a database through Kafka into other databases, losing none."""
     if isinstance(ctx.obj, CliState):
