@@ -8,6 +8,32 @@ import uuid
 from confluent_kafka import Consumer, Message
 
 
+def consume_values(bootstrap: str, topic: str, wanted: set[bytes], *, timeout: float = 60.0) -> set[bytes]:
+    """Read ``topic`` from the beginning until every value of ``wanted`` arrived or the deadline passed;
+    return the values read. (A count is not enough where a message whose delivery timed out may
+    still have been written: Kafka's timeout does not mean "not stored".)"""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    values: set[bytes] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while not wanted <= values and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            values.add(msg.value() or b"")
+    finally:
+        consumer.close()
+    return values
+
+
 def consume_all(bootstrap: str, topic: str, expected: int, *, timeout: float = 60.0) -> list[Message]:
     """Read ``topic`` from the beginning until ``expected`` messages arrived or the deadline passed."""
     consumer = Consumer(

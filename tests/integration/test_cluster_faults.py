@@ -8,7 +8,7 @@ from kafkaguard.devstack.kafka import KafkaCluster
 from kafkaguard.errors import DeliveryTimeoutError
 from kafkaguard.transports.kafka_admin import ensure_topics
 from kafkaguard.transports.kafka_producer import SyncProducer
-from tests.integration.kafka_helpers import consume_all
+from tests.integration.kafka_helpers import consume_all, consume_values
 
 
 def test_acks_all_with_one_of_three_killed_then_two(kafka_cluster3: KafkaCluster) -> None:
@@ -35,11 +35,15 @@ def test_acks_all_with_one_of_three_killed_then_two(kafka_cluster3: KafkaCluster
     # Restart both with their data kept: everything acknowledged before is still there.
     kafka_cluster3.restart(2)
     kafka_cluster3.restart(3)
-    msgs = consume_all(kafka_cluster3.bootstrap, topic, 60, timeout=90)
-    values = {m.value() for m in msgs}
+    # Read until every acknowledged value is there, not until a count: the message that timed out
+    # may have been stored after all (the leader kept it uncommitted until a replica returned), as
+    # Kafka's timeout means "unknown", not "not stored" (the relay retries such rows; the inbox
+    # drops the duplicate).
+    acked = {f"before-{i}".encode() for i in range(30)} | {f"one-down-{i}".encode() for i in range(30)}
+    values = consume_values(kafka_cluster3.bootstrap, topic, acked, timeout=90)
     assert {f"before-{i}".encode() for i in range(30)} <= values
     assert {f"one-down-{i}".encode() for i in range(30)} <= values
-    assert b"two-down" not in values
+    assert values - acked <= {b"two-down"}
 
 
 def test_paused_broker_answers_nothing_until_resumed(dedicated_kafka: KafkaCluster) -> None:
