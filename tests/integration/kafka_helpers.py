@@ -8,10 +8,8 @@ import uuid
 from confluent_kafka import Consumer, Message
 
 
-def consume_values(bootstrap: str, topic: str, wanted: set[bytes], *, timeout: float = 60.0) -> set[bytes]:
-    """Read ``topic`` from the beginning until every value of ``wanted`` arrived or the deadline passed;
-    return the values read. (A count is not enough where a message whose delivery timed out may
-    still have been written: Kafka's timeout does not mean "not stored".)"""
+def _reader(bootstrap: str, topic: str) -> Consumer:
+    """A plain consumer of ``topic`` from its first offset, in a group of its own, committing nothing."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -21,6 +19,14 @@ def consume_values(bootstrap: str, topic: str, wanted: set[bytes], *, timeout: f
         }
     )
     consumer.subscribe([topic])
+    return consumer
+
+
+def consume_values(bootstrap: str, topic: str, wanted: set[bytes], *, timeout: float = 60.0) -> set[bytes]:
+    """Read ``topic`` from the beginning until every value of ``wanted`` arrived or the deadline passed;
+    return the values read. (A count is not enough where a message whose delivery timed out may
+    still have been written: Kafka's timeout does not mean "not stored".)"""
+    consumer = _reader(bootstrap, topic)
     values: set[bytes] = set()
     deadline = time.monotonic() + timeout
     try:
@@ -36,15 +42,7 @@ def consume_values(bootstrap: str, topic: str, wanted: set[bytes], *, timeout: f
 
 def consume_all(bootstrap: str, topic: str, expected: int, *, timeout: float = 60.0) -> list[Message]:
     """Read ``topic`` from the beginning until ``expected`` messages arrived or the deadline passed."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
+    consumer = _reader(bootstrap, topic)
     got: list[Message] = []
     deadline = time.monotonic() + timeout
     try:
