@@ -21,9 +21,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from kafkaguard.cli.errors import UsageProblem
-from kafkaguard.consumer.registry import HandlerRegistry
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.logtext import short
+from kafkaguard.restore.listener_job import handler_problems
+
+__all__ = ["handler_problems"]  # re-exported: the job decides, the CLI refuses
 
 REPLAYABLE = ("pending", "failed")
 """Statuses ``replay`` resets; ``parked`` records follow their key's head, the rest are closed."""
@@ -78,21 +80,6 @@ def check_requested_ids(requested: Sequence[int], candidates: Sequence[Candidate
             problems.append(f"{record_id} is {status} (replay takes pending or failed records)")
     if problems:
         raise ConfigurationError("nothing was changed: record " + "; record ".join(problems))
-
-
-def handler_problems(registry: HandlerRegistry, types: Iterable[str | None]) -> dict[str, str]:
-    """Event types the restore cannot apply with ``registry``, each with why (no handler).
-
-    Async handlers are restored like sync ones (:mod:`kafkaguard.consumer.restore`).
-
-    ``None`` (an undecodable record: no type known) is not checked here: its restore fails and is
-    reported like any failed record.
-    """
-    problems: dict[str, str] = {}
-    for event_type in sorted({t for t in types if t is not None}):
-        if registry.get(event_type) is None:
-            problems[event_type] = "no handler"
-    return problems
 
 
 def check_handlers(app: str, group: str, problems: dict[str, str]) -> None:

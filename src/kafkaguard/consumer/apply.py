@@ -27,11 +27,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kafkaguard.consumer import store
 from kafkaguard.consumer.dead_letters import dead_letter_row, key_text, last_resort_row
 from kafkaguard.consumer.decisions import (
     ID_CONFLICT,
@@ -50,6 +48,7 @@ from kafkaguard.envelope import DecodeError, DecodeReason, Event, decode
 from kafkaguard.errors import IdConflictError, StoreUnavailableError, UnknownEventTypeError
 from kafkaguard.logtext import short
 from kafkaguard.policies.retry import GiveUp
+from kafkaguard.stores.inbox import AsyncConsumerTx, ConsumerStore, ConsumerTx, PostgresConsumerStore, Prior
 
 log = logging.getLogger("kafkaguard.consumer")
 
@@ -85,23 +84,17 @@ def decode_record(record: Record, settings: ConsumerSettings) -> Event:
     )
 
 
-def check_identity(s: Any, group: str, event: Event, record: Record | None) -> Outcome | None:
+def check_identity(tx: ConsumerTx, group: str, event: Event, record: Record | None) -> Outcome | None:
     """Inside the key's transaction: ``DUPLICATE`` if the inbox holds ``event`` already, ``None`` if
     it is new; raise :class:`IdConflictError` if the inbox holds its id with other content."""
-    prior = s.execute(store.applied_before(group, event.event_id)).first()
-    return _judge(prior, group, event, record)
+    return judge(tx.prior(group, event.event_id), group, event, record)
 
 
-async def check_identity_async(s: AsyncSession, group: str, event: Event, record: Record | None) -> Outcome | None:
-    """:func:`check_identity` on an :class:`AsyncSession`."""
-    prior = (await s.execute(store.applied_before(group, event.event_id))).first()
-    return _judge(prior, group, event, record)
-
-
-def _judge(prior: Any, group: str, event: Event, record: Record | None) -> Outcome | None:
+def judge(prior: Prior | None, group: str, event: Event, record: Record | None) -> Outcome | None:
+    """:func:`check_identity`'s decision on the inbox row ``prior`` (pure)."""
     if prior is None:
         return None
-    if prior.content_hash is None or bytes(prior.content_hash) == content_hash(event):
+    if prior.content_hash is None or prior.content_hash == content_hash(event):
         return Outcome.DUPLICATE  # rows written before content hashes existed count as the same event
     first = f"{prior.topic}[{prior.partition}]@{prior.offset}" if prior.topic is not None else "http"
     now = record.where() if record is not None else "http"
@@ -132,14 +125,15 @@ def call_handler(reg: Registration, session: Any, group: str, record: Record | N
 class Applier:
     """Carries one message to a durable outcome (see the module docstring for the guarantees).
 
-    ``async_engine`` is needed only when the registry holds ``async def`` handlers; ``stop`` cuts a
-    retry wait short at shutdown; ``on_dead_letter(record, row)`` runs after a new dead letter
-    committed (the DLQ topic copy).
+    ``store``: where the inbox and the dead letters live (a :class:`ConsumerStore`; an
+    :class:`~sqlalchemy.Engine` is wrapped in :class:`PostgresConsumerStore` with ``async_engine``,
+    which ``async def`` handlers need). ``stop`` cuts a retry wait short at shutdown;
+    ``on_dead_letter(record, row)`` runs after a new dead letter committed (the DLQ topic copy).
     """
 
     def __init__(
         self,
-        engine: Engine,
+        store: ConsumerStore | Engine,
         registry: HandlerRegistry,
         settings: ConsumerSettings,
         *,
@@ -148,8 +142,7 @@ class Applier:
         rng: random.Random | None = None,
         on_dead_letter: Callable[[Record, dict[str, Any]], None] | None = None,
     ) -> None:
-        self.engine = engine
-        self.async_engine = async_engine
+        self.store: ConsumerStore = PostgresConsumerStore(store, async_engine) if isinstance(store, Engine) else store
         self.registry = registry
         self.settings = settings
         self.group = settings.group_id
@@ -199,57 +192,74 @@ class Applier:
         """One attempt in one transaction; handler errors propagate, outages become StoreUnavailableError."""
         try:
             if reg.is_async:
-                return self._run_async(self._apply_async(record, event, reg, attempt))
-            with Session(self.engine) as session, session.begin():
-                return self.apply_in(session, record, event, reg, attempt)
+                return self._run_async(self.apply_once_async(record, event, reg, attempt))
+            with self.store.transaction() as tx:
+                return self.apply_in(tx, record, event, reg, attempt)
         except Exception as exc:
             self.raise_if_store_down(exc)
             raise
 
-    def apply_in(
-        self, s: Session, record: Record | None, event: Event, reg: Registration, attempt: int, *, park: bool = True
-    ) -> Outcome:
-        """The inbox path inside the caller's transaction ``s``.
+    async def apply_once_async(self, record: Record | None, event: Event, reg: Registration, attempt: int) -> Outcome:
+        """:meth:`apply_once` for an ``async def`` handler, awaited in the caller's event loop (HTTP);
+        handler errors propagate unclassified."""
+        async with self.store.async_transaction() as atx:
+            return await self.apply_in_async(atx, record, event, reg, attempt)
+
+    def prepare(
+        self, tx: ConsumerTx, record: Record | None, event: Event, reg: Registration, *, park: bool = True
+    ) -> Outcome | None:
+        """The steps before the handler, in the caller's transaction ``tx``: lock the key, dedupe,
+        park behind an open dead letter, write the inbox row. ``None``: run the handler now.
 
         ``park=False`` skips the blocked check (the restore job, which applies the key's open dead
         letters themselves, in order). Without a ``record`` (HTTP) a blocked key is not stored but
         answered with ``Outcome.BLOCKED``.
         """
-        s.execute(store.lock_key(self.group, event.key))
-        if reg.inbox and check_identity(s, self.group, event, record) is Outcome.DUPLICATE:
+        tx.lock_key(self.group, event.key)
+        if reg.inbox and check_identity(tx, self.group, event, record) is Outcome.DUPLICATE:
             return Outcome.DUPLICATE
-        if park and s.execute(store.is_blocked(self.group, event.key)).scalar():
+        if park and tx.is_blocked(self.group, event.key):
             if record is None:
                 return Outcome.BLOCKED
             row = dead_letter_row(
                 self.group, record, reason=PARKED, event=event, exc=None, attempts=0, status=DeadLetterStatus.PARKED
             )
-            s.execute(store.insert_dead_letter(row))
+            tx.insert_dead_letter(row)
             return Outcome.PARKED
         if reg.inbox:
-            s.execute(store.insert_inbox([inbox_row(self.group, event, record)]))
-        call_handler(reg, s, self.group, record, event, attempt)
+            tx.insert_inbox(inbox_row(self.group, event, record))
+        return None
+
+    def apply_in(
+        self, tx: ConsumerTx, record: Record | None, event: Event, reg: Registration, attempt: int, *, park: bool = True
+    ) -> Outcome:
+        """The inbox path inside the caller's transaction ``tx`` (:meth:`prepare`, then a sync handler)."""
+        outcome = self.prepare(tx, record, event, reg, park=park)
+        if outcome is not None:
+            return outcome
+        call_handler(reg, tx.session, self.group, record, event, attempt)
         return Outcome.APPLIED
 
-    async def _apply_async(self, record: Record | None, event: Event, reg: Registration, attempt: int) -> Outcome:
-        if self.async_engine is None:
-            raise StoreUnavailableError("an async handler needs an async engine (Worker(async_engine=...))")
-        async with AsyncSession(self.async_engine) as s, s.begin():
-            await s.execute(store.lock_key(self.group, event.key))
-            if reg.inbox and await check_identity_async(s, self.group, event, record) is Outcome.DUPLICATE:
-                return Outcome.DUPLICATE
-            if (await s.execute(store.is_blocked(self.group, event.key))).scalar():
-                if record is None:
-                    return Outcome.BLOCKED
-                row = dead_letter_row(
-                    self.group, record, reason=PARKED, event=event, exc=None, attempts=0, status=DeadLetterStatus.PARKED
-                )
-                await s.execute(store.insert_dead_letter(row))
-                return Outcome.PARKED
-            if reg.inbox:
-                await s.execute(store.insert_inbox([inbox_row(self.group, event, record)]))
-            await call_handler(reg, s, self.group, record, event, attempt)
-            return Outcome.APPLIED
+    async def apply_in_async(
+        self,
+        atx: AsyncConsumerTx,
+        record: Record | None,
+        event: Event,
+        reg: Registration,
+        attempt: int,
+        *,
+        park: bool = True,
+    ) -> Outcome:
+        """:meth:`apply_in` in an async transaction: the same sync steps (:meth:`prepare`) through
+        ``run_sync``; an ``async def`` handler is awaited with the async session, a sync one runs on
+        the sync form (so a key mixing both keeps its order in one transaction)."""
+        if not reg.is_async:
+            return await atx.run_sync(lambda tx: self.apply_in(tx, record, event, reg, attempt, park=park))
+        outcome = await atx.run_sync(lambda tx: self.prepare(tx, record, event, reg, park=park))
+        if outcome is not None:
+            return outcome
+        await call_handler(reg, atx.session, self.group, record, event, attempt)
+        return Outcome.APPLIED
 
     def dead_letter(
         self, record: Record, event: Event | None, *, reason: str, exc: BaseException, attempts: int
@@ -258,10 +268,10 @@ class Applier:
         row = dead_letter_row(self.group, record, reason=reason, event=event, exc=exc, attempts=attempts)
         key = key_text(record, event)
         try:
-            with Session(self.engine) as s, s.begin():
+            with self.store.transaction() as tx:
                 if key is not None:
-                    s.execute(store.lock_key(self.group, key))
-                new_id = s.execute(store.insert_dead_letter(row)).scalar()
+                    tx.lock_key(self.group, key)
+                new_id = tx.insert_dead_letter(row)
         except Exception as db_exc:  # noqa: BLE001 - refused for its data (outages re-raised above)
             self.raise_if_store_down(db_exc)
             return self.last_resort(record, reason=reason, failure=exc, why_refused=db_exc)
@@ -281,8 +291,8 @@ class Applier:
         was refused for what it contains; an outage still raises :class:`StoreUnavailableError`."""
         row = last_resort_row(self.group, record, reason=reason, failure=failure, why_refused=why_refused)
         try:
-            with Session(self.engine) as s, s.begin():
-                s.execute(store.insert_last_resort(row))
+            with self.store.transaction() as tx:
+                tx.insert_last_resort(row)
         except Exception as db_exc:
             self.raise_if_store_down(db_exc)
             # Nothing is left that the data could be refused for: treat it as the store failing.
@@ -304,18 +314,15 @@ class Applier:
 
     # -- helpers ----------------------------------------------------------------------------------
     def store_alive(self) -> bool:
-        """Whether PostgreSQL answers ``SELECT 1`` now."""
-        try:
-            with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception:  # noqa: BLE001 - any failure means "not reachable"
-            return False
-        return True
+        """Whether the store answers now."""
+        return self.store.store_alive()
 
     def raise_if_store_down(self, exc: BaseException) -> None:
-        """Turn a connection failure into StoreUnavailableError when PostgreSQL does not answer."""
-        if store.is_connection_error(exc) and not self.store_alive():
-            raise StoreUnavailableError(f"PostgreSQL is unreachable: {exc.__class__.__name__}") from exc
+        """Turn a connection failure into StoreUnavailableError when the store does not answer."""
+        if isinstance(exc, StoreUnavailableError):
+            raise exc
+        if self.store.is_connection_error(exc) and not self.store.store_alive():
+            raise StoreUnavailableError(f"the consumer store is unreachable: {exc.__class__.__name__}") from exc
 
     def _run_async(self, coro: Any) -> Outcome:
         if self._runner is None:

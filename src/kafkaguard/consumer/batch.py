@@ -17,15 +17,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from kafkaguard.consumer import store
 from kafkaguard.consumer.apply import Applier, call_handler, decode_record, inbox_row, position
 from kafkaguard.consumer.decisions import Outcome
 from kafkaguard.consumer.records import Record
 from kafkaguard.consumer.registry import BatchContext, Registration
 from kafkaguard.envelope import DecodeError, Event
 from kafkaguard.errors import StoreUnavailableError
+from kafkaguard.stores.inbox import ConsumerTx
 
 log = logging.getLogger("kafkaguard.consumer")
 
@@ -48,11 +46,11 @@ def _decode_all(applier: Applier, records: Sequence[Record]) -> list[tuple[Recor
     return out
 
 
-def _conflicts(s: Session, group: str, rows: dict[uuid.UUID, dict[str, Any]], new_ids: set[uuid.UUID]) -> bool:
+def _conflicts(tx: ConsumerTx, group: str, rows: dict[uuid.UUID, dict[str, Any]], new_ids: set[uuid.UUID]) -> bool:
     """Whether an event of the chunk that the inbox held already has other content there (an id conflict)."""
     seen = [i for i in rows if i not in new_ids]
-    for event_id, digest in s.execute(store.hashes_of(group, seen)):
-        if digest is not None and bytes(digest) != rows[event_id]["content_hash"]:
+    for event_id, digest in tx.hashes(group, seen).items():
+        if digest is not None and digest != rows[event_id]["content_hash"]:
             return True
     return False
 
@@ -78,10 +76,9 @@ def apply_batch(applier: Applier, records: Sequence[Record]) -> list[Outcome] | 
     group = applier.group
     keys = sorted({e.key for _, e, _ in items})
     try:
-        with Session(applier.engine) as s, s.begin():
-            keys_param = {"scope": group, "group": group, "keys": store.keys_json(keys)}
-            s.execute(store.LOCK_KEYS, keys_param)  # one round trip, not one per key; sorted: no deadlock
-            if s.execute(store.BLOCKED_KEYS, keys_param).first() is not None:
+        with applier.store.transaction() as tx:
+            tx.lock_keys(group, keys)  # one round trip, not one per key; sorted: no deadlock
+            if tx.any_blocked(group, keys):
                 raise _Fallback
             rows: dict[uuid.UUID, dict[str, Any]] = {}
             for r, e, reg in items:
@@ -92,9 +89,8 @@ def apply_batch(applier: Applier, records: Sequence[Record]) -> list[Outcome] | 
                 if first is not row and first["content_hash"] != row["content_hash"]:
                     raise _Fallback  # one id, two contents in this chunk: per-event processing tells them apart
             if rows:
-                params = {"group": group, "rows": store.inbox_rows_json(list(rows.values()))}
-                new_ids = set(s.execute(store.INSERT_INBOX_BATCH, params).scalars())
-                if len(new_ids) < len(rows) and _conflicts(s, group, rows, new_ids):
+                new_ids = tx.insert_inbox_batch(group, list(rows.values()))
+                if len(new_ids) < len(rows) and _conflicts(tx, group, rows, new_ids):
                     raise _Fallback  # per-event processing dead-letters the conflicting event alone
             else:
                 new_ids = set()
@@ -112,11 +108,11 @@ def apply_batch(applier: Applier, records: Sequence[Record]) -> list[Outcome] | 
             for call in runs(new):
                 reg = call[0][2]
                 if reg.batch:
-                    ctx = BatchContext[Session](s, group, [position(r) for r, _, _ in call])
+                    ctx = BatchContext[Any](tx.session, group, [position(r) for r, _, _ in call])
                     reg.func([e for _, e, _ in call], ctx)
                 else:
                     r, e, _ = call[0]
-                    call_handler(reg, s, group, r, e, attempt=1)
+                    call_handler(reg, tx.session, group, r, e, attempt=1)
     except _Fallback:
         return None
     except StoreUnavailableError:

@@ -146,7 +146,7 @@ def receiving_router(
         applier = make_applier()
         try:
             if reg.is_async:
-                outcome = await applier._apply_async(None, event, reg, 1)
+                outcome = await applier.apply_once_async(None, event, reg, 1)
             else:
                 outcome = await run_in_threadpool(applier.apply_once, None, event, reg, 1)
         except StoreUnavailableError as exc:

@@ -7,18 +7,16 @@
 from __future__ import annotations
 
 import gc
-import importlib
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from kafkaguard.consumer.apply import Applier
 from kafkaguard.consumer.decisions import Outcome
 from kafkaguard.consumer.dlq import DlqCopier
 from kafkaguard.consumer.kafka_source import KafkaSource
 from kafkaguard.consumer.records import Record
-from kafkaguard.consumer.registry import HandlerRegistry
+from kafkaguard.consumer.registry import HandlerRegistry, load_registry
 from kafkaguard.consumer.source import MessageSource
 from kafkaguard.consumer.worker import Worker
 from kafkaguard.db.engine import async_engine, sync_engine
@@ -26,21 +24,11 @@ from kafkaguard.db.readiness import CONSUMER_TABLES, require_engine_tables
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.signals import on_stop_signals
+from kafkaguard.stores.inbox import PostgresConsumerStore
+
+__all__ = ["build_worker", "load_registry", "run_until_signalled"]
 
 log = logging.getLogger("kafkaguard.consumer")
-
-
-def load_registry(target: str) -> HandlerRegistry:
-    """Import ``module:attr`` and return the registry it names (or its ``registry`` attribute)."""
-    module_name, _, attr = target.partition(":")
-    if not module_name or not attr:
-        raise ConfigurationError(f"expected 'module:attribute', got {target!r} (e.g. 'myapp.handlers:registry')")
-    obj: Any = getattr(importlib.import_module(module_name), attr, None)
-    if obj is not None and not isinstance(obj, HandlerRegistry):
-        obj = getattr(obj, "registry", None)
-    if not isinstance(obj, HandlerRegistry):
-        raise ConfigurationError(f"{target!r} is not a kafkaguard HandlerRegistry (nor has a .registry)")
-    return obj
 
 
 def build_worker(
@@ -67,7 +55,8 @@ def build_worker(
     require_engine_tables(engine, settings.db_schema, CONSUMER_TABLES, if_reachable=True)
     aengine = async_engine(settings.database_url, schema=settings.db_schema) if registry.has_async else None
     copier = DlqCopier(settings.bootstrap_servers, settings.producer) if cs.dlq_topic else None
-    applier = Applier(engine, registry, cs, async_engine=aengine, stop=threading.Event(), on_dead_letter=copier)
+    store = PostgresConsumerStore(engine, aengine)
+    applier = Applier(store, registry, cs, stop=threading.Event(), on_dead_letter=copier)
     if source is None:
         source = KafkaSource(
             settings.bootstrap_servers,

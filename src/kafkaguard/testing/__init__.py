@@ -4,6 +4,8 @@
   PostgreSQL and give each test its own topics and schema: ``pytest_plugins =
   ["kafkaguard.testing.fixtures"]`` (``kafka_bootstrap``, ``postgres``, ``topics``, ``database``,
   ``migrated_database``, ``dedicated_kafka``, ``dedicated_postgres``);
+- in-memory fakes for unit tests: :class:`FakeConsumerStore` (inbox, listener dead letters; switch it
+  ``down`` for an outage) for ``Applier(FakeConsumerStore(), registry, settings)``;
 - the in-memory consumer source for unit tests: ``Worker.from_settings(settings, registry,
   source=MemorySource([Record(...), ...]))``;
 - helpers for tests and demos that run services against a local stack: :class:`DevStack` (what
@@ -26,10 +28,13 @@ if TYPE_CHECKING:
     from kafkaguard.devstack.process import free_ports, poll
     from kafkaguard.devstack.services import ServiceProcess
     from kafkaguard.devstack.stack import DevStack, default_run_dir
+    from kafkaguard.testing.fakes.consumer_store import FakeConsumerStore, FakeStoreDown
     from kafkaguard.transports.kafka_admin import delete_topics, ensure_topics
 
 __all__ = [
     "DevStack",
+    "FakeConsumerStore",
+    "FakeStoreDown",
     "MemorySource",
     "Record",
     "ServiceProcess",
@@ -44,6 +49,8 @@ __all__ = [
 # Public name -> (module, attribute) imported on first use (keep the TYPE_CHECKING block in step).
 _LAZY: dict[str, tuple[str, str]] = {
     "DevStack": ("kafkaguard.devstack.stack", "DevStack"),
+    "FakeConsumerStore": ("kafkaguard.testing.fakes.consumer_store", "FakeConsumerStore"),
+    "FakeStoreDown": ("kafkaguard.testing.fakes.consumer_store", "FakeStoreDown"),
     "MemorySource": ("kafkaguard.consumer.source", "MemorySource"),
     "Record": ("kafkaguard.consumer.records", "Record"),
     "ServiceProcess": ("kafkaguard.devstack.services", "ServiceProcess"),
@@ -67,4 +74,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*__all__, "fixtures", "stacks"})
+    return sorted({*__all__, "fakes", "fixtures", "stacks"})

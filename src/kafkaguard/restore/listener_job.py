@@ -1,0 +1,318 @@
+"""The listener restore job: due listener dead letters re-run through the handlers and the inbox.
+
+Guarantees:
+- Serialised with the consumer: a key is restored in one transaction holding the key's lock (scope
+  = consumer group), the lock the consumer takes before deciding "is K blocked?". A message of K
+  that arrives meanwhile waits for the lock, then sees K free (applied after the restored ones) or
+  still blocked (parked behind them).
+- Order: the key's open records (``pending``, ``failed``, ``parked``) are applied in arrival order,
+  each in a savepoint, through the consumer's inbox path (a duplicate is skipped but still marked
+  restored). The first failure stops the key: that record's new state comes from
+  :func:`kafkaguard.restore.outcome.after_failure` (backoff, ``failed`` once attempts are
+  exhausted); the records after it stay as they were.
+- Two jobs never process one record twice: the second waits for the lock, then finds the records
+  restored.
+- Fair between groups: due keys are filtered by group before the run's limit.
+- A key whose open records include an event type the registry has no handler for is left as it
+  is and reported (``unhandled_keys``), instead of being marked failed for a wrong registry.
+- An outage raises :class:`~kafkaguard.errors.StoreUnavailableError` from a key (nothing changed
+  for it); :meth:`ListenerRestoreJob.run_once` stops there and the next run resumes.
+
+Async handlers are restored like sync ones: the key's transaction is then the store's async
+transaction; async handlers await with its session, sync ones run on its sync form, so a key
+mixing both keeps its order in one transaction. ``*_async`` methods are for code in an event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from kafkaguard import raw_headers
+from kafkaguard.consumer.apply import Applier, decode_record
+from kafkaguard.consumer.decisions import Outcome
+from kafkaguard.consumer.records import RawHeaders, Record
+from kafkaguard.consumer.registry import HandlerRegistry, Registration
+from kafkaguard.consumer.settings import ConsumerSettings
+from kafkaguard.db.columns import DeadLetterStatus
+from kafkaguard.db.safe_text import pg_text
+from kafkaguard.envelope import Event
+from kafkaguard.errors import ConfigurationError, DeadLetterNotFoundError, StoreUnavailableError, UnknownEventTypeError
+from kafkaguard.logtext import short
+from kafkaguard.policies.classify import qualified_name
+from kafkaguard.policies.retry import RetryPolicy
+from kafkaguard.restore.outcome import after_failure, after_success
+from kafkaguard.restore.publisher_job import RunReport
+from kafkaguard.restore.settings import RestoreSettings
+from kafkaguard.stores.inbox import AsyncConsumerTx, ConsumerStore, ConsumerTx
+from kafkaguard.stores.listener_dead_letters import ListenerDeadLetter, RecordUpdate
+
+log = logging.getLogger("kafkaguard.restore.listener")
+
+HOW = "handler"
+"""How a listener record is restored (``by`` in its history)."""
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """What one restore of a key (or record) did: ids restored in order, and the id that failed (the
+    run stopped there; ``gave_up``: it turned ``failed``)."""
+
+    group: str
+    key: str | None
+    restored: list[int] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+    failed_id: int | None = None
+    error: str | None = None
+    gave_up: bool = False
+
+
+@dataclass
+class ListenerRunReport(RunReport):
+    """A listener run's report: also the keys left alone because the registry cannot apply them."""
+
+    unhandled_keys: int = 0
+    unhandled_types: dict[str, str] = field(default_factory=dict)  # event type -> why
+
+    def add(self, other: RunReport) -> None:
+        super().add(other)
+        if isinstance(other, ListenerRunReport):
+            self.unhandled_keys += other.unhandled_keys
+            self.unhandled_types.update(other.unhandled_types)
+
+
+def handler_problems(registry: HandlerRegistry, types: Iterable[str | None]) -> dict[str, str]:
+    """Event types a restore cannot apply with ``registry``, each with why (no handler).
+
+    ``None`` (an undecodable record: no type known) is not checked: its restore fails and is
+    reported like any failed record.
+    """
+    return {t: "no handler" for t in sorted({t for t in types if t is not None}) if registry.get(t) is None}
+
+
+def message_of(row: ListenerDeadLetter) -> Record:
+    """The message a dead letter holds: ``raw_headers`` gives the exact header bytes; records stored
+    before it existed fall back to the readable JSON copy."""
+    headers: RawHeaders
+    if row.raw_headers is not None:
+        headers = raw_headers.decode(row.raw_headers)
+    else:
+        headers = [(str(k), str(v).encode()) for k, v in row.headers.items()]
+    return Record(row.topic, row.partition, row.offset, row.raw_key, row.raw_value, headers)
+
+
+def restored_update(row: ListenerDeadLetter, outcome: Outcome, restored_by: str, now: datetime) -> RecordUpdate:
+    """The record's state once restored (``outcome``: applied or duplicate)."""
+    o = after_success(row.attempts, now, HOW)
+    entry = {**o.history_entry, "outcome": outcome.value}
+    return RecordUpdate(o.status, o.attempts, o.next_attempt_at, entry, restored_by=restored_by)
+
+
+def failed_update(row: ListenerDeadLetter, exc: BaseException, policy: RetryPolicy, now: datetime) -> RecordUpdate:
+    """The record's state after a failed restore attempt: backoff, or ``failed`` when exhausted."""
+    o = after_failure(row.attempts, exc, policy, now, HOW)
+    return RecordUpdate(
+        o.status,
+        o.attempts,
+        o.next_attempt_at,
+        o.history_entry,
+        error_class=qualified_name(type(exc)),
+        error_message=pg_text(str(exc)[:10_000]),
+        stack=pg_text("".join(traceback.format_exception(exc))[-50_000:]),
+    )
+
+
+class ListenerRestoreJob:
+    """Restores listener dead letters of ``store`` with ``registry``'s handlers.
+
+    ``consumer_settings``: limits and error classifier (the group is always the key's own);
+    ``policy``: attempts and backoff (default: 5 tries, 1 h apart); ``batch_size``: due keys per
+    run; ``restored_by``: stored on restored records (``restore``, ``replay``); ``clock``: "now"
+    for the next attempt's time (tests move it).
+    """
+
+    def __init__(
+        self,
+        store: ConsumerStore,
+        registry: HandlerRegistry,
+        consumer_settings: ConsumerSettings | None = None,
+        *,
+        policy: RetryPolicy | None = None,
+        batch_size: int = 100,
+        restored_by: str = "restore",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.registry = registry
+        self.consumer_settings = consumer_settings or ConsumerSettings()
+        self.policy = policy or RestoreSettings().policy
+        self.batch_size = batch_size
+        self.restored_by = restored_by
+
+    def _on(self, store: ConsumerStore) -> ListenerRestoreJob:
+        return ListenerRestoreJob(
+            store, self.registry, self.consumer_settings,
+            policy=self.policy, batch_size=self.batch_size, restored_by=self.restored_by, clock=self.clock,
+        )  # fmt: skip
+
+    def _applier(self, group: str) -> Applier:
+        cs = self.consumer_settings
+        if cs.group_id != group:
+            cs = cs.model_copy(update={"group_id": group})
+        return Applier(self.store, self.registry, cs)
+
+    # -- runs -------------------------------------------------------------------------------------
+    def run_once(self, group: str) -> ListenerRunReport:
+        """Restore every key of ``group`` whose head is due (at most ``batch_size`` keys), heads first."""
+        keys = [key for _, key in self.store.dead_letters.due_keys(limit=self.batch_size, group=group)]
+        return self.process_keys(group, keys)
+
+    def process_keys(self, group: str, keys: Sequence[str]) -> ListenerRunReport:
+        """Restore ``keys`` of ``group`` now; keys with a type the registry cannot apply are left alone."""
+        report = ListenerRunReport()
+        types = self.store.dead_letters.open_types_by_key(group, keys)
+        for key in keys:
+            problems = handler_problems(self.registry, types.get(key, set()))
+            if problems:
+                report.unhandled_keys += 1
+                report.unhandled_types.update(problems)
+                continue
+            try:
+                result = self.process_key(group, key)
+            except StoreUnavailableError:
+                log.warning("database unavailable; the listener restore run of group %s stops here, retried next run",
+                            short(group))  # fmt: skip
+                break
+            report.restored += len(result.restored) + len(result.duplicates)
+            report.restored_ids += [*result.restored, *result.duplicates]
+            if result.failed_id is not None:
+                if result.gave_up:
+                    report.failed += 1
+                else:
+                    report.retried += 1
+        if report.unhandled_keys:
+            log.warning(
+                "listener restore of group %s left %d key(s) alone: the handlers cannot apply %s",
+                short(group), report.unhandled_keys,
+                ", ".join(f"{t} ({why})" for t, why in report.unhandled_types.items()),
+            )  # fmt: skip
+        return report
+
+    # -- one key, one record ----------------------------------------------------------------------
+    def process_key(self, group: str, key: str) -> RestoreResult:
+        """Re-apply every open dead letter of ``key`` in ``group``, oldest first; stop at the first failure."""
+        if self.registry.has_async:
+            return self.store.run_async(lambda st: self._on(st).process_key_async(group, key))
+        with self.store.transaction() as tx:
+            tx.lock_key(group, key)
+            return self._restore(tx, group, key, tx.open_records(group, key))
+
+    async def process_key_async(self, group: str, key: str) -> RestoreResult:
+        """:meth:`process_key` in the store's async transaction (for an event loop)."""
+        async with self.store.async_transaction() as atx:
+            rows = await atx.run_sync(lambda tx: _locked_records(tx, group, key))
+            return await self._restore_async(atx, group, key, rows)
+
+    def process_record(self, dead_letter_id: int) -> RestoreResult:
+        """Retry one record: a keyed one restores its whole key from the head (order holds); a keyless
+        one (undecodable key) is retried alone. Raises :class:`DeadLetterNotFoundError`."""
+        row = self._get(dead_letter_id)
+        if row.key is not None:
+            return self.process_key(row.consumer_group, row.key)
+        if self.registry.has_async:
+            return self.store.run_async(lambda st: self._on(st).process_record_async(dead_letter_id))
+        with self.store.transaction() as tx:
+            return self._restore(tx, row.consumer_group, None, tx.open_record(dead_letter_id))
+
+    async def process_record_async(self, dead_letter_id: int) -> RestoreResult:
+        """:meth:`process_record` for an event loop."""
+        row = self._get(dead_letter_id)
+        if row.key is not None:
+            return await self.process_key_async(row.consumer_group, row.key)
+        async with self.store.async_transaction() as atx:
+            rows = await atx.run_sync(lambda tx: tx.open_record(dead_letter_id))
+            return await self._restore_async(atx, row.consumer_group, None, rows)
+
+    def _get(self, dead_letter_id: int) -> ListenerDeadLetter:
+        row = self.store.dead_letters.get(dead_letter_id)
+        if row is None:
+            raise DeadLetterNotFoundError(f"listener dead letter {dead_letter_id} does not exist")
+        return row
+
+    # -- the records of one transaction -------------------------------------------------------------
+    def _resolve(self, row: ListenerDeadLetter, group: str) -> tuple[Record, Event, Registration]:
+        record = message_of(row)
+        event = decode_record(record, self.consumer_settings)
+        reg = self.registry.get(event.type)
+        if reg is None:
+            raise UnknownEventTypeError(f"no handler for event type {event.type!r} in group {group!r}")
+        return record, event, reg
+
+    def _apply(self, applier: Applier, tx: ConsumerTx, row: ListenerDeadLetter) -> Outcome:
+        record, event, reg = self._resolve(row, applier.group)
+        if reg.is_async:  # only reachable through a registry that gained an async handler meanwhile
+            raise ConfigurationError(f"handler of {event.type!r} is async: restore it with an async engine")
+        return applier.apply_in(tx, record, event, reg, row.attempts + 1, park=False)
+
+    def _restore(self, tx: ConsumerTx, group: str, key: str | None, rows: list[ListenerDeadLetter]) -> RestoreResult:
+        applier, now = self._applier(group), self.clock()
+        result = RestoreResult(group, key)
+        for row in rows:
+            try:
+                with tx.savepoint():
+                    outcome = self._apply(applier, tx, row)
+            except Exception as exc:  # noqa: BLE001 - the record's failure is stored; outages re-raised
+                self._raise_if_outage(exc)
+                change = failed_update(row, exc, self.policy, now)
+                tx.mark(row.id, change)
+                return self._stopped(result, row, exc, change)
+            tx.mark(row.id, restored_update(row, outcome, self.restored_by, now))
+            (result.duplicates if outcome is Outcome.DUPLICATE else result.restored).append(row.id)
+        return result
+
+    async def _restore_async(
+        self, atx: AsyncConsumerTx, group: str, key: str | None, rows: list[ListenerDeadLetter]
+    ) -> RestoreResult:
+        """:meth:`_restore` in an async transaction: the same order, savepoints and updates."""
+        applier, now = self._applier(group), self.clock()
+        result = RestoreResult(group, key)
+        for row in rows:
+            try:
+                async with atx.savepoint():
+                    record, event, reg = self._resolve(row, group)
+                    outcome = await applier.apply_in_async(atx, record, event, reg, row.attempts + 1, park=False)
+            except Exception as exc:  # noqa: BLE001 - the record's failure is stored; outages re-raised
+                self._raise_if_outage(exc)
+                change = failed_update(row, exc, self.policy, now)
+                await atx.run_sync(lambda tx: tx.mark(row.id, change))  # noqa: B023 - awaited at once
+                return self._stopped(result, row, exc, change)
+            done = restored_update(row, outcome, self.restored_by, now)
+            await atx.run_sync(lambda tx: tx.mark(row.id, done))  # noqa: B023 - awaited at once
+            (result.duplicates if outcome is Outcome.DUPLICATE else result.restored).append(row.id)
+        return result
+
+    def _raise_if_outage(self, exc: BaseException) -> None:
+        if isinstance(exc, StoreUnavailableError):
+            raise exc
+        if self.store.is_connection_error(exc):
+            raise StoreUnavailableError(f"the listener dead-letter store is unreachable: {type(exc).__name__}") from exc
+
+    @staticmethod
+    def _stopped(
+        result: RestoreResult, row: ListenerDeadLetter, exc: BaseException, change: RecordUpdate
+    ) -> RestoreResult:
+        log.warning(
+            "restore stopped group=%s key=%s id=%s %s[%s]@%s: %s",
+            result.group, short(row.key), row.id, row.topic, row.partition, row.offset, short(repr(exc), 500),
+        )  # fmt: skip
+        gave_up = change.status is DeadLetterStatus.FAILED
+        return RestoreResult(result.group, result.key, result.restored, result.duplicates, row.id, repr(exc), gave_up)
+
+
+def _locked_records(tx: ConsumerTx, group: str, key: str) -> list[ListenerDeadLetter]:
+    tx.lock_key(group, key)
+    return tx.open_records(group, key)

@@ -1,0 +1,1 @@
+"""In-memory fakes of kafkaguard's ports, for unit tests (no Kafka, no PostgreSQL)."""

@@ -1,0 +1,375 @@
+"""An in-memory :class:`~kafkaguard.stores.inbox.ConsumerStore`: inbox, listener dead letters and
+last-resort rows in dicts, for unit tests of handlers, the consumer and the listener restore job.
+
+It keeps the PostgreSQL adapter's guarantees (the contract suite runs the same tests on both):
+
+- a transaction's changes are undone when its block raises (an undo log, so a concurrent
+  transaction's commits survive), and a savepoint undoes only what happened inside it;
+- ``lock_key`` is a real lock (a :class:`threading.Lock` per group and key) held until the
+  transaction ends, so a restore and a consumer thread serialise as they do on PostgreSQL;
+- an inbox row or a dead letter whose identity exists is skipped, as ``ON CONFLICT DO NOTHING``.
+
+``session_factory`` (optional) makes the session a handler gets as ``ctx.session`` — e.g. a
+SQLAlchemy ``Session`` on SQLite for the handler's own tables; it is committed or rolled back with
+the fake's transaction (and savepoints nest with ``begin_nested``). Without one ``ctx.session`` is
+``None``. Set :attr:`FakeConsumerStore.down` to simulate an outage: every operation raises
+:class:`FakeStoreDown` and :meth:`~FakeConsumerStore.store_alive` answers False, so the consumer
+pauses (:class:`~kafkaguard.errors.StoreUnavailableError`) and nothing is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+import threading
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, nullcontext
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from kafkaguard.db.columns import OPEN_STATUSES, DeadLetterStatus
+from kafkaguard.stores.inbox import AsyncConsumerTx, ConsumerStore, ConsumerTx, Prior
+from kafkaguard.stores.listener_dead_letters import ListenerDeadLetter, ListenerDeadLetters, RecordUpdate
+
+_T = TypeVar("_T")
+
+
+class FakeStoreDown(ConnectionError):
+    """The fake store is switched down (:attr:`FakeConsumerStore.down`)."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_record(row: dict[str, Any]) -> ListenerDeadLetter:
+    """A stored dead-letter dict as the :class:`ListenerDeadLetter` the restore job reads."""
+    return ListenerDeadLetter(
+        id=row["id"],
+        consumer_group=row["consumer_group"],
+        topic=row["topic"],
+        partition=row["partition"],
+        offset=row["offset"],
+        key=row["key"],
+        raw_key=row["raw_key"],
+        raw_value=row["raw_value"],
+        raw_headers=row["raw_headers"],
+        headers=dict(row["headers"] or {}),
+        type=row["type"],
+        status=row["status"],
+        attempts=row["attempts"],
+    )
+
+
+class FakeConsumerStore:
+    """In-memory consumer store (see the module docstring). Thread-safe.
+
+    For assertions: :attr:`inbox` (``(group, event_id)`` → row), :attr:`records` (dead letters by
+    id, as the table's columns), :attr:`last_resort_rows`, and :meth:`dead_letters_of`.
+    ``clock`` gives "now" (due times, timestamps); pass one to move time in tests.
+    """
+
+    def __init__(
+        self, session_factory: Callable[[], Any] | None = None, *, clock: Callable[[], datetime] = _utcnow
+    ) -> None:
+        self.session_factory = session_factory
+        self.clock = clock
+        self.inbox: dict[tuple[str, uuid.UUID], dict[str, Any]] = {}
+        self.records: dict[int, dict[str, Any]] = {}
+        self.last_resort_rows: list[dict[str, Any]] = []
+        self.down = False
+        self.dead_letters: ListenerDeadLetters = self  # the ListenerDeadLetters reads are this object's too
+        self._mutex = threading.RLock()
+        self._key_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._next_id = 1
+
+    # -- ConsumerStore ----------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[ConsumerTx]:
+        self.check()
+        tx = FakeTx(self)
+        try:
+            yield tx
+        except BaseException:
+            tx.rollback()
+            raise
+        else:
+            tx.commit()
+
+    @asynccontextmanager
+    async def async_transaction(self) -> AsyncIterator[AsyncConsumerTx]:
+        with self.transaction() as tx:
+            assert isinstance(tx, FakeTx)
+            yield FakeAsyncTx(tx)
+
+    def run_async(self, work: Callable[[ConsumerStore], Awaitable[_T]]) -> _T:
+        async def run() -> _T:
+            return await work(self)
+
+        return asyncio.run(run())
+
+    def store_alive(self) -> bool:
+        return not self.down
+
+    def is_connection_error(self, exc: BaseException) -> bool:
+        seen: BaseException | None = exc
+        while seen is not None:
+            if isinstance(seen, FakeStoreDown):
+                return True
+            seen = seen.__cause__
+        return False
+
+    def check(self) -> None:
+        """Raise :class:`FakeStoreDown` while the store is switched down."""
+        if self.down:
+            raise FakeStoreDown("the fake consumer store is down")
+
+    # -- ListenerDeadLetters ------------------------------------------------------------------------
+    def due_keys(self, *, limit: int = 100, group: str | None = None) -> list[tuple[str, str]]:
+        self.check()
+        with self._mutex:
+            heads: dict[tuple[str, str], dict[str, Any]] = {}
+            for row in sorted(self.records.values(), key=lambda r: r["id"]):
+                open_keyed = row["status"] in OPEN_STATUSES and row["key"] is not None
+                if open_keyed and (group is None or row["consumer_group"] == group):
+                    heads.setdefault((row["consumer_group"], row["key"]), row)
+            now = self.clock()
+            due = [
+                (gk, h["id"])
+                for gk, h in heads.items()
+                if h["status"] == DeadLetterStatus.PENDING.value and h["next_attempt_at"] <= now
+            ]
+        return [gk for gk, _ in sorted(due, key=lambda d: d[1])][:limit]
+
+    def groups_with_open_records(self, *, limit: int = 20) -> list[str]:
+        self.check()
+        with self._mutex:
+            groups = {r["consumer_group"] for r in self.records.values() if r["status"] in OPEN_STATUSES}
+        return sorted(groups)[:limit]
+
+    def open_types_by_key(self, group: str, keys: Sequence[str]) -> dict[str, set[str | None]]:
+        self.check()
+        wanted = set(keys)
+        types: dict[str, set[str | None]] = {}
+        with self._mutex:
+            for r in self.records.values():
+                if r["consumer_group"] == group and r["key"] in wanted and r["status"] in OPEN_STATUSES:
+                    types.setdefault(r["key"], set()).add(r["type"])
+        return types
+
+    def get(self, dead_letter_id: int) -> ListenerDeadLetter | None:
+        self.check()
+        with self._mutex:
+            row = self.records.get(dead_letter_id)
+            return as_record(row) if row is not None else None
+
+    # -- for assertions -------------------------------------------------------------------------------
+    def dead_letters_of(
+        self, group: str | None = None, *, status: str | None = None, key: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Stored dead letters (copies) in id order, optionally of one group, status or key."""
+        with self._mutex:
+            rows = sorted(self.records.values(), key=lambda r: r["id"])
+            return [
+                copy.deepcopy(r)
+                for r in rows
+                if (group is None or r["consumer_group"] == group)
+                and (status is None or r["status"] == status)
+                and (key is None or r["key"] == key)
+            ]
+
+    def key_lock(self, group: str, key: str) -> threading.Lock:
+        """The lock of ``key`` in ``group`` (what :meth:`FakeTx.lock_key` holds)."""
+        with self._mutex:
+            return self._key_locks.setdefault((group, key), threading.Lock())
+
+    def new_id(self) -> int:
+        """The next dead-letter id (ids grow in insert order, as PostgreSQL's identity column)."""
+        with self._mutex:
+            self._next_id += 1
+            return self._next_id - 1
+
+
+class FakeTx:
+    """One transaction of :class:`FakeConsumerStore` (:class:`~kafkaguard.stores.inbox.ConsumerTx`)."""
+
+    def __init__(self, store: FakeConsumerStore) -> None:
+        self.store = store
+        self.session: Any = store.session_factory() if store.session_factory is not None else None
+        self._undo: list[Callable[[], object]] = []
+        self._held: dict[tuple[str, str], threading.Lock] = {}
+
+    # -- ends ---------------------------------------------------------------------------------------
+    def commit(self) -> None:
+        try:
+            if self.session is not None:
+                self.session.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        self._end()
+
+    def rollback(self) -> None:
+        with self.store._mutex:
+            for undo in reversed(self._undo):
+                undo()
+        if self.session is not None:
+            self.session.rollback()
+        self._end()
+
+    def _end(self) -> None:
+        self._undo.clear()
+        if self.session is not None and hasattr(self.session, "close"):
+            self.session.close()
+        for lock in self._held.values():
+            lock.release()
+        self._held.clear()
+
+    # -- ConsumerTx --------------------------------------------------------------------------------------
+    def lock_key(self, group: str, key: str) -> None:
+        self.store.check()
+        if (group, key) not in self._held:
+            lock = self.store.key_lock(group, key)
+            lock.acquire()
+            self._held[(group, key)] = lock
+
+    def lock_keys(self, group: str, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.lock_key(group, key)
+
+    def prior(self, group: str, event_id: uuid.UUID) -> Prior | None:
+        self.store.check()
+        row = self.store.inbox.get((group, event_id))
+        if row is None:
+            return None
+        return Prior(row.get("content_hash"), row.get("topic"), row.get("partition"), row.get("offset"))
+
+    def hashes(self, group: str, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, bytes | None]:
+        self.store.check()
+        inbox = self.store.inbox
+        return {i: inbox[(group, i)].get("content_hash") for i in event_ids if (group, i) in inbox}
+
+    def is_blocked(self, group: str, key: str) -> bool:
+        return self.any_blocked(group, [key])
+
+    def any_blocked(self, group: str, keys: Sequence[str]) -> bool:
+        self.store.check()
+        wanted = set(keys)
+        with self.store._mutex:
+            return any(
+                r["consumer_group"] == group and r["key"] in wanted and r["status"] in OPEN_STATUSES
+                for r in self.store.records.values()
+            )
+
+    def insert_inbox(self, row: dict[str, Any]) -> None:
+        self.insert_inbox_batch(row["consumer_group"], [row])
+
+    def insert_inbox_batch(self, group: str, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
+        self.store.check()
+        new: set[uuid.UUID] = set()
+        with self.store._mutex:
+            for row in rows:
+                ident = (group, row["event_id"])
+                if ident in self.store.inbox:
+                    continue
+                self.store.inbox[ident] = {**row, "consumer_group": group, "processed_at": self.store.clock()}
+                self._undo.append(functools.partial(self.store.inbox.pop, ident, None))
+                new.add(row["event_id"])
+        return new
+
+    def insert_dead_letter(self, row: dict[str, Any]) -> int | None:
+        self.store.check()
+        position = (row["consumer_group"], row["topic"], row["partition"], row["offset"])
+        with self.store._mutex:
+            for r in self.store.records.values():
+                if (r["consumer_group"], r["topic"], r["partition"], r["offset"]) == position:
+                    return None
+            now = self.store.clock()
+            new_id = self.store.new_id()
+            self.store.records[new_id] = {
+                "next_attempt_at": now,
+                "restored_at": None,
+                "restored_by": None,
+                **copy.deepcopy(row),
+                "id": new_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+            self._undo.append(functools.partial(self.store.records.pop, new_id, None))
+        return new_id
+
+    def insert_last_resort(self, row: dict[str, Any]) -> None:
+        self.store.check()
+        with self.store._mutex:
+            stored = {**row, "id": len(self.store.last_resort_rows) + 1}
+            self.store.last_resort_rows.append(stored)
+            self._undo.append(lambda: self.store.last_resort_rows.remove(stored))
+
+    def open_records(self, group: str, key: str) -> list[ListenerDeadLetter]:
+        self.store.check()
+        with self.store._mutex:
+            rows = sorted(self.store.records.values(), key=lambda r: r["id"])
+            return [
+                as_record(r)
+                for r in rows
+                if r["consumer_group"] == group and r["key"] == key and r["status"] in OPEN_STATUSES
+            ]
+
+    def open_record(self, dead_letter_id: int) -> list[ListenerDeadLetter]:
+        self.store.check()
+        with self.store._mutex:
+            row = self.store.records.get(dead_letter_id)
+            return [as_record(row)] if row is not None and row["status"] in OPEN_STATUSES else []
+
+    def mark(self, dead_letter_id: int, change: RecordUpdate) -> None:
+        self.store.check()
+        with self.store._mutex:
+            row = self.store.records[dead_letter_id]
+            before = copy.deepcopy(row)
+            row.update(
+                status=change.status.value,
+                attempts=change.attempts,
+                updated_at=self.store.clock(),
+                history=[*row.get("history", []), change.history_entry],
+            )
+            if change.status is DeadLetterStatus.RESTORED:
+                row.update(restored_at=self.store.clock(), restored_by=change.restored_by)
+            else:
+                row.update(
+                    next_attempt_at=change.next_attempt_at,
+                    error_class=change.error_class,
+                    error_message=change.error_message,
+                    stack=change.stack,
+                )
+            self._undo.append(lambda: self.store.records.__setitem__(dead_letter_id, before))
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        mark = len(self._undo)
+        nested = self.session.begin_nested() if hasattr(self.session, "begin_nested") else nullcontext()
+        with nested:
+            try:
+                yield
+            except BaseException:
+                with self.store._mutex:
+                    while len(self._undo) > mark:
+                        self._undo.pop()()
+                raise
+
+
+class FakeAsyncTx:
+    """:class:`~kafkaguard.stores.inbox.AsyncConsumerTx` of the fake: the sync transaction, awaited."""
+
+    def __init__(self, tx: FakeTx) -> None:
+        self.tx = tx
+        self.session = tx.session
+
+    async def run_sync(self, fn: Callable[[ConsumerTx], _T]) -> _T:
+        return fn(self.tx)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        with self.tx.savepoint():
+            yield

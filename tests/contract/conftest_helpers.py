@@ -1,0 +1,24 @@
+"""Stores for the contract suite: the in-memory fake and the PostgreSQL adapter on a fresh schema."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from kafkaguard.db.engine import sync_engine
+from kafkaguard.stores.inbox import ConsumerStore, PostgresConsumerStore
+from kafkaguard.testing import FakeConsumerStore
+
+
+def make_store(request: pytest.FixtureRequest) -> Iterator[ConsumerStore]:
+    """``request.param``: ``fake`` or ``postgres`` (the real server, kafkaguard's migrations applied)."""
+    if request.param == "fake":
+        yield FakeConsumerStore()
+        return
+    db = request.getfixturevalue("migrated_database")
+    engine = sync_engine(db.server.url(), schema=db.schema, pool_size=2)
+    try:
+        yield PostgresConsumerStore(engine)
+    finally:
+        engine.dispose()
