@@ -115,3 +115,19 @@ def _lock_then(store: ConsumerStore, order: list[str]) -> None:
 def test_the_store_answers_and_a_statement_error_is_no_outage(store: ConsumerStore) -> None:
     assert store.store_alive()
     assert not store.is_connection_error(ValueError("bad data"))
+
+
+def test_an_async_transaction_runs_the_sync_steps_and_its_savepoints(store: ConsumerStore) -> None:
+    a, b = uuid.uuid4(), uuid.uuid4()
+
+    async def work(on: ConsumerStore) -> None:
+        async with on.async_transaction() as atx:
+            await atx.run_sync(lambda tx: tx.insert_inbox(_inbox(a)))
+            with pytest.raises(RuntimeError):
+                async with atx.savepoint():
+                    await atx.run_sync(lambda tx: tx.insert_inbox(_inbox(b)))
+                    raise RuntimeError("async handler failed")
+
+    store.run_async(work)
+    with store.transaction() as tx:
+        assert tx.prior(G, a) is not None and tx.prior(G, b) is None

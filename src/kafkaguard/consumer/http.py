@@ -42,6 +42,7 @@ from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH, DecodeError, DecodeRe
 from kafkaguard.errors import StoreUnavailableError
 from kafkaguard.logtext import short
 from kafkaguard.policies.classify import qualified_name
+from kafkaguard.stores.inbox import PostgresConsumerStore
 
 log = logging.getLogger("kafkaguard.consumer.http")
 
@@ -111,9 +112,11 @@ def receiving_router(
     cs = (settings or ConsumerSettings()).model_copy(update={"group_id": group})
     router = APIRouter(prefix=prefix)
 
+    store = PostgresConsumerStore(engine, async_engine)  # thread-safe: a session per transaction
+
     def make_applier() -> Applier:
         # One Applier per request: an Applier is not thread-safe, requests run concurrently.
-        return Applier(engine, registry, cs, async_engine=async_engine, stop=threading.Event())
+        return Applier(store, registry, cs, stop=threading.Event())
 
     def failed(event: Event, exc: BaseException) -> JSONResponse:
         sqlstate = _sqlstate(exc)

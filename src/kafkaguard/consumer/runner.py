@@ -24,7 +24,7 @@ from kafkaguard.db.readiness import CONSUMER_TABLES, require_engine_tables
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.signals import on_stop_signals
-from kafkaguard.stores.inbox import PostgresConsumerStore
+from kafkaguard.stores.inbox import ConsumerStore, PostgresConsumerStore
 
 __all__ = ["build_worker", "load_registry", "run_until_signalled"]
 
@@ -37,25 +37,22 @@ def build_worker(
     *,
     on_outcome: Callable[[Record, Outcome], None] | None = None,
     source: MessageSource | None = None,
+    store: ConsumerStore | None = None,
 ) -> Worker:
     """A :class:`Worker` for ``settings.consumer`` reading ``settings.consumer.topics``
     (:meth:`Worker.from_settings`).
 
     ``on_outcome`` is called after each message's outcome is durable (metrics, tests); ``source``
-    replaces the Kafka consumer. Raises :class:`~kafkaguard.errors.SchemaNotReadyError` when the
-    database answers without kafkaguard's tables in ``settings.db_schema`` (an unreachable one is
-    waited for by the worker, as ever).
+    replaces the Kafka consumer; ``store`` replaces the PostgreSQL store (e.g. a
+    :class:`~kafkaguard.testing.FakeConsumerStore`; no database URL is needed then).
+    Raises :class:`~kafkaguard.errors.SchemaNotReadyError` when the database answers without
+    kafkaguard's tables in ``settings.db_schema`` (an unreachable one is waited for by the worker).
     """
     cs = settings.consumer
     if not cs.topics and source is None:
         raise ConfigurationError("no topics to consume: pass --topic or set KAFKAGUARD_CONSUMER__TOPICS")
-    if not settings.database_url:
-        raise ConfigurationError("a database URL is needed (--url or KAFKAGUARD_DATABASE_URL)")
-    engine = sync_engine(settings.database_url, schema=settings.db_schema, pool_size=2)
-    require_engine_tables(engine, settings.db_schema, CONSUMER_TABLES, if_reachable=True)
-    aengine = async_engine(settings.database_url, schema=settings.db_schema) if registry.has_async else None
+    store = store or _postgres_store(settings, registry)
     copier = DlqCopier(settings.bootstrap_servers, settings.producer) if cs.dlq_topic else None
-    store = PostgresConsumerStore(engine, aengine)
     applier = Applier(store, registry, cs, stop=threading.Event(), on_dead_letter=copier)
     if source is None:
         source = KafkaSource(
@@ -66,6 +63,16 @@ def build_worker(
             instance_id=cs.instance_id,
         )
     return Worker(source, applier, on_outcome=on_outcome)
+
+
+def _postgres_store(settings: KafkaguardSettings, registry: HandlerRegistry) -> PostgresConsumerStore:
+    """The consumer store of ``settings.database_url`` (an async engine too for ``async def`` handlers)."""
+    if not settings.database_url:
+        raise ConfigurationError("a database URL is needed (--url or KAFKAGUARD_DATABASE_URL)")
+    engine = sync_engine(settings.database_url, schema=settings.db_schema, pool_size=2)
+    require_engine_tables(engine, settings.db_schema, CONSUMER_TABLES, if_reachable=True)
+    aengine = async_engine(settings.database_url, schema=settings.db_schema) if registry.has_async else None
+    return PostgresConsumerStore(engine, aengine)
 
 
 def run_until_signalled(worker: Worker) -> None:

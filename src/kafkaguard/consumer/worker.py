@@ -33,6 +33,7 @@ from kafkaguard.errors import ConsumerError, StoreUnavailableError
 if TYPE_CHECKING:
     from kafkaguard.consumer.registry import HandlerRegistry
     from kafkaguard.settings import KafkaguardSettings
+    from kafkaguard.stores.inbox import ConsumerStore
 
 log = logging.getLogger("kafkaguard.consumer")
 
@@ -54,6 +55,7 @@ class Worker:
         *,
         on_outcome: Callable[[Record, Outcome], None] | None = None,
         source: MessageSource | None = None,
+        store: ConsumerStore | None = None,
     ) -> Worker:
         """A worker of ``settings.consumer`` (group, topics, retries, batch size) applying ``registry``'s
         handlers in ``settings.database_url`` (schema ``settings.db_schema``), reading Kafka at
@@ -61,13 +63,14 @@ class Worker:
         is ``async def``) and live as long as the process.
 
         ``on_outcome(record, outcome)`` runs after each message's outcome is durable; ``source``
-        replaces the Kafka consumer (e.g. a ``MemorySource`` in tests). Raises
+        replaces the Kafka consumer (e.g. a ``MemorySource`` in tests), ``store`` the PostgreSQL store
+        (e.g. a ``FakeConsumerStore``: then no database is needed). Raises
         :class:`~kafkaguard.errors.ConfigurationError` without topics or database URL.
         Run it with :meth:`run` in a thread of its own; :meth:`stop` (any thread) ends it.
         """
         from kafkaguard.consumer.runner import build_worker  # runner imports this module
 
-        return build_worker(settings, registry, on_outcome=on_outcome, source=source)
+        return build_worker(settings, registry, on_outcome=on_outcome, source=source, store=store)
 
     def __init__(
         self,

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
 
 from kafkaguard import raw_headers
 from kafkaguard.consumer.apply import Applier, decode_record
@@ -47,9 +48,10 @@ from kafkaguard.policies.retry import RetryPolicy
 from kafkaguard.restore.outcome import after_failure, after_success
 from kafkaguard.restore.publisher_job import RunReport
 from kafkaguard.restore.settings import RestoreSettings
-from kafkaguard.stores.inbox import AsyncConsumerTx, ConsumerStore, ConsumerTx
+from kafkaguard.stores.inbox import AsyncConsumerTx, ConsumerStore, ConsumerTx, SyncTxAsAsync
 from kafkaguard.stores.listener_dead_letters import ListenerDeadLetter, RecordUpdate
 
+_T = TypeVar("_T")
 log = logging.getLogger("kafkaguard.restore.listener")
 
 HOW = "handler"
@@ -230,7 +232,9 @@ class ListenerRestoreJob:
 
     async def process_record_async(self, dead_letter_id: int) -> RestoreResult:
         """:meth:`process_record` for an event loop."""
-        row = self._get(dead_letter_id)
+        async with self.store.async_transaction() as atx:  # read on the async engine: no sync I/O here
+            found = await atx.run_sync(lambda tx: tx.record(dead_letter_id))
+        row = self._found(dead_letter_id, found)
         if row.key is not None:
             return await self.process_key_async(row.consumer_group, row.key)
         async with self.store.async_transaction() as atx:
@@ -238,7 +242,10 @@ class ListenerRestoreJob:
             return await self._restore_async(atx, row.consumer_group, None, rows)
 
     def _get(self, dead_letter_id: int) -> ListenerDeadLetter:
-        row = self.store.dead_letters.get(dead_letter_id)
+        return self._found(dead_letter_id, self.store.dead_letters.get(dead_letter_id))
+
+    @staticmethod
+    def _found(dead_letter_id: int, row: ListenerDeadLetter | None) -> ListenerDeadLetter:
         if row is None:
             raise DeadLetterNotFoundError(f"listener dead letter {dead_letter_id} does not exist")
         return row
@@ -252,38 +259,29 @@ class ListenerRestoreJob:
             raise UnknownEventTypeError(f"no handler for event type {event.type!r} in group {group!r}")
         return record, event, reg
 
-    def _apply(self, applier: Applier, tx: ConsumerTx, row: ListenerDeadLetter) -> Outcome:
-        record, event, reg = self._resolve(row, applier.group)
-        if reg.is_async:  # only reachable through a registry that gained an async handler meanwhile
-            raise ConfigurationError(f"handler of {event.type!r} is async: restore it with an async engine")
-        return applier.apply_in(tx, record, event, reg, row.attempts + 1, park=False)
-
     def _restore(self, tx: ConsumerTx, group: str, key: str | None, rows: list[ListenerDeadLetter]) -> RestoreResult:
-        applier, now = self._applier(group), self.clock()
-        result = RestoreResult(group, key)
-        for row in rows:
-            try:
-                with tx.savepoint():
-                    outcome = self._apply(applier, tx, row)
-            except Exception as exc:  # noqa: BLE001 - the record's failure is stored; outages re-raised
-                self._raise_if_outage(exc)
-                change = failed_update(row, exc, self.policy, now)
-                tx.mark(row.id, change)
-                return self._stopped(result, row, exc, change)
-            tx.mark(row.id, restored_update(row, outcome, self.restored_by, now))
-            (result.duplicates if outcome is Outcome.DUPLICATE else result.restored).append(row.id)
-        return result
+        """:meth:`_restore_async` in a sync transaction (nothing in it suspends: sync handlers only)."""
+        return _run_to_end(self._restore_async(SyncTxAsAsync(tx), group, key, rows, sync_only=True))
 
     async def _restore_async(
-        self, atx: AsyncConsumerTx, group: str, key: str | None, rows: list[ListenerDeadLetter]
+        self,
+        atx: AsyncConsumerTx,
+        group: str,
+        key: str | None,
+        rows: list[ListenerDeadLetter],
+        *,
+        sync_only: bool = False,
     ) -> RestoreResult:
-        """:meth:`_restore` in an async transaction: the same order, savepoints and updates."""
+        """The one restore core: ``rows`` in order, each in a savepoint through the consumer's inbox
+        path; the first failure is marked by :func:`failed_update` and stops the run."""
         applier, now = self._applier(group), self.clock()
         result = RestoreResult(group, key)
         for row in rows:
             try:
                 async with atx.savepoint():
                     record, event, reg = self._resolve(row, group)
+                    if sync_only and reg.is_async:  # a registry that gained an async handler meanwhile
+                        raise ConfigurationError(f"handler of {event.type!r} is async: restore it with an async engine")
                     outcome = await applier.apply_in_async(atx, record, event, reg, row.attempts + 1, park=False)
             except Exception as exc:  # noqa: BLE001 - the record's failure is stored; outages re-raised
                 self._raise_if_outage(exc)
@@ -311,6 +309,16 @@ class ListenerRestoreJob:
         )  # fmt: skip
         gave_up = change.status is DeadLetterStatus.FAILED
         return RestoreResult(result.group, result.key, result.restored, result.duplicates, row.id, repr(exc), gave_up)
+
+
+def _run_to_end(work: Coroutine[Any, Any, _T]) -> _T:
+    """Run a coroutine that never suspends (every await is on a sync transaction) to its result."""
+    try:
+        work.send(None)
+    except StopIteration as done:
+        return cast(_T, done.value)
+    work.close()
+    raise RuntimeError("the sync restore core suspended: an awaitable that needs an event loop was awaited")
 
 
 def _locked_records(tx: ConsumerTx, group: str, key: str) -> list[ListenerDeadLetter]:

@@ -110,6 +110,10 @@ class ConsumerTx(Protocol):
         """Record ``dead_letter_id`` if it is open (a one-element list), held like :meth:`open_records`."""
         ...
 
+    def record(self, dead_letter_id: int) -> ListenerDeadLetter | None:
+        """Record ``dead_letter_id`` whatever its status (not held), or ``None``."""
+        ...
+
     def mark(self, dead_letter_id: int, change: RecordUpdate) -> None:
         """Store a restore attempt's result on the record."""
         ...
@@ -257,12 +261,18 @@ class PostgresTx:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._keys: tuple[Sequence[str], str] | None = None  # batch mode: the chunk's keys, dumped once
 
     def lock_key(self, group: str, key: str) -> None:
         self.session.execute(lock_key(group, key))
 
     def lock_keys(self, group: str, keys: Sequence[str]) -> None:
-        self.session.execute(LOCK_KEYS, {"scope": group, "keys": keys_json(keys)})  # one round trip
+        self.session.execute(LOCK_KEYS, {"scope": group, "keys": self._keys_json(keys)})  # one round trip
+
+    def _keys_json(self, keys: Sequence[str]) -> str:
+        if self._keys is None or self._keys[0] is not keys:
+            self._keys = (keys, keys_json(keys))
+        return self._keys[1]
 
     def prior(self, group: str, event_id: uuid.UUID) -> Prior | None:
         row = self.session.execute(applied_before(group, event_id)).first()
@@ -278,7 +288,7 @@ class PostgresTx:
         return bool(self.session.execute(LDL.is_blocked(group, key)).scalar())
 
     def any_blocked(self, group: str, keys: Sequence[str]) -> bool:
-        params = {"group": group, "keys": keys_json(keys)}
+        params = {"group": group, "keys": self._keys_json(keys)}
         return self.session.execute(LDL.BLOCKED_KEYS, params).first() is not None
 
     def insert_inbox(self, row: dict[str, Any]) -> None:
@@ -301,6 +311,10 @@ class PostgresTx:
     def open_record(self, dead_letter_id: int) -> list[ListenerDeadLetter]:
         return [LDL.to_record(r) for r in self.session.execute(LDL.open_by_id(dead_letter_id))]
 
+    def record(self, dead_letter_id: int) -> ListenerDeadLetter | None:
+        row = self.session.execute(LDL.by_id(dead_letter_id)).first()
+        return LDL.to_record(row) if row is not None else None
+
     def mark(self, dead_letter_id: int, change: RecordUpdate) -> None:
         self.session.execute(LDL.mark(dead_letter_id, change))
 
@@ -322,6 +336,23 @@ class PostgresAsyncTx:
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         async with self.session.begin_nested():
+            yield
+
+
+class SyncTxAsAsync:
+    """An :class:`AsyncConsumerTx` over a sync :class:`ConsumerTx`: nothing in it ever suspends, so
+    one ``async`` core can serve both paths (the fake's async transaction, the sync restore)."""
+
+    def __init__(self, tx: ConsumerTx) -> None:
+        self.tx = tx
+        self.session = tx.session
+
+    async def run_sync(self, fn: Callable[[ConsumerTx], _T]) -> _T:
+        return fn(self.tx)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        with self.tx.savepoint():
             yield
 
 

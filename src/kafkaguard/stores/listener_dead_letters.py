@@ -158,6 +158,11 @@ def open_of_key(group: str, key: str) -> Select[Any]:
     )
 
 
+def by_id(dead_letter_id: int) -> Select[Any]:
+    """Record ``dead_letter_id`` whatever its status."""
+    return select(DL).where(DL.c.id == dead_letter_id)
+
+
 def open_by_id(dead_letter_id: int) -> Select[Any]:
     """Record ``dead_letter_id`` if it is open, locked for the restore."""
     return select(DL).where(DL.c.id == dead_letter_id, DL.c.status.in_(OPEN_STATUSES)).with_for_update()
@@ -245,5 +250,5 @@ class PostgresListenerDeadLetters:
 
     def get(self, dead_letter_id: int) -> ListenerDeadLetter | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(DL).where(DL.c.id == dead_letter_id)).first()
+            row = conn.execute(by_id(dead_letter_id)).first()
         return to_record(row) if row is not None else None

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from kafkaguard.db.columns import OPEN_STATUSES, DeadLetterStatus
-from kafkaguard.stores.inbox import AsyncConsumerTx, ConsumerStore, ConsumerTx, Prior
+from kafkaguard.stores.inbox import AsyncConsumerTx, ConsumerStore, ConsumerTx, Prior, SyncTxAsAsync
 from kafkaguard.stores.listener_dead_letters import ListenerDeadLetter, ListenerDeadLetters, RecordUpdate
 
 _T = TypeVar("_T")
@@ -101,8 +101,7 @@ class FakeConsumerStore:
     @asynccontextmanager
     async def async_transaction(self) -> AsyncIterator[AsyncConsumerTx]:
         with self.transaction() as tx:
-            assert isinstance(tx, FakeTx)
-            yield FakeAsyncTx(tx)
+            yield SyncTxAsAsync(tx)
 
     def run_async(self, work: Callable[[ConsumerStore], Awaitable[_T]]) -> _T:
         async def run() -> _T:
@@ -323,6 +322,9 @@ class FakeTx:
             row = self.store.records.get(dead_letter_id)
             return [as_record(row)] if row is not None and row["status"] in OPEN_STATUSES else []
 
+    def record(self, dead_letter_id: int) -> ListenerDeadLetter | None:
+        return self.store.get(dead_letter_id)
+
     def mark(self, dead_letter_id: int, change: RecordUpdate) -> None:
         self.store.check()
         with self.store._mutex:
@@ -357,19 +359,3 @@ class FakeTx:
                     while len(self._undo) > mark:
                         self._undo.pop()()
                 raise
-
-
-class FakeAsyncTx:
-    """:class:`~kafkaguard.stores.inbox.AsyncConsumerTx` of the fake: the sync transaction, awaited."""
-
-    def __init__(self, tx: FakeTx) -> None:
-        self.tx = tx
-        self.session = tx.session
-
-    async def run_sync(self, fn: Callable[[ConsumerTx], _T]) -> _T:
-        return fn(self.tx)
-
-    @asynccontextmanager
-    async def savepoint(self) -> AsyncIterator[None]:
-        with self.tx.savepoint():
-            yield
