@@ -63,13 +63,7 @@ if TYPE_CHECKING:
         HandlerRegistry,
         Outcome,
         Position,
-        RestoreResult,
         Worker,
-        due_keys,
-        restore_key,
-        restore_key_async,
-        retry_dead_letter,
-        retry_dead_letter_async,
     )
     from kafkaguard.consumer.http import receiving_router
     from kafkaguard.consumer.settings import ConsumerSettings
@@ -84,6 +78,14 @@ if TYPE_CHECKING:
     from kafkaguard.publisher.settings import PublishMode, PublishSettings
     from kafkaguard.relay.settings import RelayKind, RelaySettings
     from kafkaguard.relay.worker import Relay
+    from kafkaguard.restore.listener_functions import (
+        RestoreResult,
+        due_keys,
+        restore_key,
+        restore_key_async,
+        retry_dead_letter,
+        retry_dead_letter_async,
+    )
     from kafkaguard.restore.publisher_job import PublisherRestoreJob, RunReport
     from kafkaguard.restore.schedule import run_every
     from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
@@ -165,14 +167,14 @@ _LAZY: dict[str, str] = {
     "HandlerContext": "kafkaguard.consumer",
     "HandlerRegistry": "kafkaguard.consumer",
     "Outcome": "kafkaguard.consumer",
-    "RestoreResult": "kafkaguard.consumer",
+    "RestoreResult": "kafkaguard.restore.listener_functions",
     "Worker": "kafkaguard.consumer",
-    "due_keys": "kafkaguard.consumer",
-    "restore_key": "kafkaguard.consumer",
-    "retry_dead_letter": "kafkaguard.consumer",
+    "due_keys": "kafkaguard.restore.listener_functions",
+    "restore_key": "kafkaguard.restore.listener_functions",
+    "retry_dead_letter": "kafkaguard.restore.listener_functions",
     "Position": "kafkaguard.consumer",
-    "restore_key_async": "kafkaguard.consumer",
-    "retry_dead_letter_async": "kafkaguard.consumer",
+    "restore_key_async": "kafkaguard.restore.listener_functions",
+    "retry_dead_letter_async": "kafkaguard.restore.listener_functions",
     "create_engine": "kafkaguard.db.engine",
     "create_async_engine": "kafkaguard.db.engine",
     "receiving_router": "kafkaguard.consumer.http",

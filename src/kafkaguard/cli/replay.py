@@ -7,7 +7,7 @@ Order of work (the guarantee: a refusal changes nothing):
    the publisher job's settings — any problem refuses before a record changes;
 3. reset exactly the checked records to ``pending``, due now (history keeps the replay);
 4. restore them key by key, heads first: listener records under their own consumer group through
-   :func:`kafkaguard.consumer.restore.restore_key` (a keyless one through ``retry_dead_letter``),
+   :func:`kafkaguard.restore.listener_functions.restore_key` (a keyless one through ``retry_dead_letter``),
    publisher records through the publisher restore job;
 5. read their statuses back: the summary and the exit code come from the database, not from
    what the restore functions returned.
@@ -41,9 +41,9 @@ from kafkaguard.cli.replay_plan import (
 )
 from kafkaguard.cli.restore_runners import publisher_job
 from kafkaguard.consumer.registry import HandlerRegistry
-from kafkaguard.consumer.restore import restore_key, retry_dead_letter
 from kafkaguard.consumer.restore_loop import async_engine_for
 from kafkaguard.logtext import short
+from kafkaguard.restore.listener_functions import restore_key, retry_dead_letter
 from kafkaguard.restore.publisher_job import PublisherRestoreJob
 from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.stores.dead_letter_queries import Filters, Store, reset_to_pending
