@@ -7,13 +7,13 @@ Register handlers (per event, or per run of events with ``register_batch``) on a
 receive ``http`` publish mode with :func:`kafkaguard.consumer.http.receiving_router`.
 """
 
-import importlib
 from typing import Any
 
 from kafkaguard.consumer.apply import Applier
 from kafkaguard.consumer.decisions import Outcome
 from kafkaguard.consumer.records import Record
 from kafkaguard.consumer.registry import BatchContext, HandlerContext, HandlerRegistry, Position
+from kafkaguard.consumer.restore import forward
 from kafkaguard.consumer.source import MemorySource, MessageSource
 from kafkaguard.consumer.worker import Worker
 
@@ -36,21 +36,10 @@ __all__ = [
     "retry_dead_letter_async",
 ]
 
-_RESTORE = {
-    "RestoreResult",
-    "due_keys",
-    "restore_key",
-    "restore_key_async",
-    "retry_dead_letter",
-    "retry_dead_letter_async",
-}
-
 
 def __getattr__(name: str) -> Any:
     """The restore functions, imported on first use: they live in :mod:`kafkaguard.restore` (which
     depends on this package, so a static import here would be a cycle)."""
-    if name not in _RESTORE:
-        raise AttributeError(f"module 'kafkaguard.consumer' has no attribute {name!r}")
-    value = getattr(importlib.import_module("kafkaguard.restore.listener_functions"), name)
+    value = forward(name, __name__)
     globals()[name] = value
     return value

@@ -9,18 +9,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_MOVED = (
-    "RestoreResult",
-    "due_keys",
-    "restore_key",
-    "restore_key_async",
-    "retry_dead_letter",
-    "retry_dead_letter_async",
+MOVED = frozenset(
+    ("RestoreResult", "due_keys", "restore_key", "restore_key_async", "retry_dead_letter", "retry_dead_letter_async")
 )
 
 
-def __getattr__(name: str) -> Any:
-    """Forward a moved name to :mod:`kafkaguard.restore.listener_functions`."""
-    if name not in _MOVED:
-        raise AttributeError(f"module 'kafkaguard.consumer.restore' has no attribute {name!r}")
+def forward(name: str, module: str = __name__) -> Any:
+    """The moved ``name`` from :mod:`kafkaguard.restore.listener_functions` (``AttributeError`` for
+    any other name, naming ``module``)."""
+    if name not in MOVED:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
     return getattr(importlib.import_module("kafkaguard.restore.listener_functions"), name)
+
+
+def __getattr__(name: str) -> Any:
+    """Forward a moved name (see :func:`forward`)."""
+    return forward(name)
