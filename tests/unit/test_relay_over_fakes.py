@@ -6,6 +6,8 @@ import json
 
 from kafkaguard.envelope import Event
 from kafkaguard.errors import EventRejectedError, KafkaUnavailableError, PublishError
+from kafkaguard.metrics.registry import Metrics
+from kafkaguard.metrics.relay_hook import RelayMetrics
 from kafkaguard.relay.settings import RelaySettings
 from kafkaguard.relay.worker import Relay
 from kafkaguard.testing import MemoryOutbox
@@ -112,3 +114,24 @@ def test_two_instances_split_the_shards_and_never_claim_the_same_key() -> None:
     r2.run_round()
     assert len(p1.sent) + len(p2.sent) == 40
     assert set(p1.keys()).isdisjoint(p2.keys())
+
+
+def test_the_metrics_hook_counts_what_a_round_settled() -> None:
+    metrics = Metrics(parts=frozenset({"relay"}))
+    outbox = MemoryOutbox()
+    producer = FakeProducer(_failing(b"b", EventRejectedError("too large")))
+    relay = Relay(
+        outbox=outbox,
+        producer=producer,
+        topics=NoTopics(),
+        for_aggregate=lambda agg: f"outbox.event.{agg}",
+        settings=RelaySettings(),
+        hook=RelayMetrics(metrics),
+    )
+    relay.take_shards()
+    outbox.add(None, _events("a", "a", "b"))
+    relay.run_round()
+    sample = metrics.registry.get_sample_value
+    assert sample("kafkaguard_relay_published_total", {"topic": "outbox.event.order"}) == 2
+    dead = sample("kafkaguard_publisher_dead_lettered_total", {"source": "outbox", "error_class": "EventRejectedError"})
+    assert dead == 1
