@@ -16,15 +16,17 @@ class FakeProducer:
 
     max_message_bytes = 1_000_000
 
-    def __init__(self, fail: Failure | None = None) -> None:
+    def __init__(self, fail: Failure | None = None, *, fail_in_batch: Failure | None = None) -> None:
         self.fail: Failure = fail or (lambda _t, _k, _v: None)
+        # Only for produce_all (a broker refusing a whole request, not the record): send() succeeds.
+        self.fail_in_batch: Failure = fail_in_batch or (lambda _t, _k, _v: None)
         self.sent: list[tuple[str, bytes | None, bytes | None]] = []
         self.closed = False
 
     def produce_all(self, messages: Sequence[OutgoingMessage], timeout: float) -> PendingDeliveries:
         pending = PendingDeliveries([m[0] for m in messages], timeout)
         for index, (topic, value, key, _headers) in enumerate(messages):
-            error = self.fail(topic, key, value)
+            error = self.fail(topic, key, value) or self.fail_in_batch(topic, key, value)
             if error is None:
                 self.sent.append((topic, key, value))
             pending.settle(index, error)

@@ -369,7 +369,10 @@ class Relay:
                 result, stopped = self._settle(flight, stopped)
                 total = total.plus(result)
                 if result.transient_failures:
-                    break  # back off; a batch produced meanwhile is still settled below
+                    # Back off; the batch produced meanwhile is settled below (it was once left
+                    # unsettled here and the settled one settled twice: its acked rows were resent).
+                    flight = following
+                    break
             flight = following
             more = len(rows) == self.settings.batch_size and time.monotonic() < until
             if flight is None or not more:
