@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import create_engine
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from kafkaguard.db.columns import PublishSource
 from kafkaguard.envelope import Event
 from kafkaguard.errors import KafkaUnavailableError
+from kafkaguard.stores.outbox import OutboxWriter, PostgresOutboxWriter
 from kafkaguard.testing import MemoryOutbox, MemoryPublisherDeadLetters
 
 
@@ -44,3 +48,21 @@ def test_dead_letters_appear_on_commit_once_per_event() -> None:
     assert len(store.records) == 1 and store.open_keys() == {"k"}
     record = store.by_event(event.event_id)
     assert record is not None and record["last_error_class"] == "kafkaguard.errors.KafkaUnavailableError"
+
+
+def test_the_fake_and_the_real_outbox_writer_are_both_outbox_writers() -> None:
+    writers: list[OutboxWriter] = [MemoryOutbox(), PostgresOutboxWriter()]
+    assert all(callable(w.add) and callable(w.add_async) for w in writers)
+
+
+def test_async_session_writes_appear_on_commit() -> None:
+    outbox = MemoryOutbox()
+
+    async def write() -> None:
+        async with AsyncSession() as session:  # no database: the fake needs only the transaction's events
+            await outbox.add_async(session, [_event("async")])
+            assert outbox.backlog() == 0
+            await session.commit()
+
+    asyncio.run(write())
+    assert [r["aggregateid"] for r in outbox.rows] == ["async"]

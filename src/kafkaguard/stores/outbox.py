@@ -139,6 +139,27 @@ class OutboxWriter(Protocol):
     def add(self, session: Any, events: Iterable[Event], *, topic: str | None = None) -> None:
         """Add ``events`` so that they become visible to the relay exactly when ``session`` commits."""
 
+    async def add_async(self, session: Any, events: Iterable[Event], *, topic: str | None = None) -> None:
+        """:meth:`add` with an ``AsyncSession`` (or ``AsyncConnection``)."""
+
+
+class PostgresOutboxWriter:
+    """:class:`OutboxWriter` into the ``outbox`` table through the caller's SQLAlchemy session.
+
+    ``delete_after_insert``: for Debezium as the relay (see :func:`add_events`).
+    """
+
+    def __init__(self, *, delete_after_insert: bool = False) -> None:
+        self.delete_after_insert = delete_after_insert
+
+    def add(self, session: Any, events: Iterable[Event], *, topic: str | None = None) -> None:
+        """See :meth:`OutboxWriter.add`."""
+        add_events(session, events, topic=topic, delete_after_insert=self.delete_after_insert)
+
+    async def add_async(self, session: Any, events: Iterable[Event], *, topic: str | None = None) -> None:
+        """See :meth:`OutboxWriter.add_async`."""
+        await add_events_async(session, events, topic=topic, delete_after_insert=self.delete_after_insert)
+
 
 # ---------------------------------------------------------------------------------------------- port
 

@@ -101,6 +101,10 @@ class MemoryOutbox:
         rows = [outbox_row(e, topic=topic) for e in events]
         on_commit(session, lambda: self._insert(rows))
 
+    async def add_async(self, session: Any, events: Iterable[Event], *, topic: str | None = None) -> None:
+        """:meth:`add` for an ``AsyncSession`` (the same: nothing here waits)."""
+        self.add(session, events, topic=topic)
+
     def _insert(self, rows: list[dict[str, Any]]) -> None:
         with self._t.changed:
             now = self._t.clock()
