@@ -10,7 +10,7 @@ from kafkaguard.errors import EventRejectedError, KafkaUnavailableError
 from kafkaguard.policies.backoff import Fixed
 from kafkaguard.policies.retry import RetryPolicy
 from kafkaguard.restore.publisher_job import PublisherRestoreJob
-from kafkaguard.restore.settings import RestoreSettings
+from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
 from kafkaguard.testing import MemoryPublisherDeadLetters
 from tests.unit.relay_fakes import FakeProducer
 
@@ -76,3 +76,15 @@ def test_exhausted_attempts_park_the_record_as_failed() -> None:
     assert [h["attempts"] for h in record["history"]] == [1, 2, 3]
     assert record["last_error_class"] == "kafkaguard.errors.EventRejectedError"
     assert job.run_once().failed == 0 and store.open_keys() == {"a"}  # parked for an operator
+
+
+def test_handoff_goes_through_the_hand_off_port_in_key_order() -> None:
+    clock = Clock()
+    store, events = _store("a", "b", "a", clock=clock)
+    handed: list[tuple[int, str]] = []
+    settings = RestoreSettings(publisher_strategy=PublisherStrategy.HANDOFF, handoff_group="activity")
+    job = PublisherRestoreJob(store, settings, hand_off=lambda _h, row, event: handed.append((row["id"], event.key)))
+    assert job.run_once().restored == 3
+    assert handed == [(1, "a"), (3, "a"), (2, "b")]
+    assert {r["restored_by"] for r in store.records} == {"handoff"}
+    assert [e.event_id for e in events] == [r["event_id"] for r in store.records]
