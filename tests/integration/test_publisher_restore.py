@@ -82,9 +82,9 @@ def test_keeps_failing_then_failed_with_full_history_and_replay(
             text("SELECT status, attempts, history, last_error_class FROM kafka_publisher_dead_letters")
         ).one()
     assert (status, attempts) == ("failed", 3)
-    assert [h["attempt"] for h in history] == [1, 2, 3]
+    assert [h["attempts"] for h in history] == [1, 2, 3]
     assert all(h["what"] == "restore_failed" for h in history)
-    assert err == "DeliveryTimeoutError"
+    assert err == "kafkaguard.errors.DeliveryTimeoutError"
 
     env = {**os.environ, "KAFKAGUARD_DATABASE_URL": migrated_database.server.url()}
     cmd = [sys.executable, "-m", "kafkaguard", "dead-letters", "replay", "--store", "publisher", "--id", str(record)]

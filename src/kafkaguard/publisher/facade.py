@@ -31,11 +31,11 @@ from kafkaguard.publisher.background import BackgroundOutcome, BackgroundPublish
 from kafkaguard.publisher.direct import DirectPublisher
 from kafkaguard.publisher.fallback import dead_letter_or_raise, dead_letter_or_raise_async
 from kafkaguard.publisher.http import HttpPublisher
-from kafkaguard.publisher.outbox import add_events, add_events_async
 from kafkaguard.publisher.schema_scope import SchemaScope
 from kafkaguard.publisher.settings import PublishMode
 from kafkaguard.relay.settings import RelayKind
 from kafkaguard.settings import KafkaguardSettings
+from kafkaguard.stores.outbox import add_events, add_events_async
 from kafkaguard.transports.kafka_delivery import DeliveryProducer
 from kafkaguard.transports.kafka_topics import TopicRegistry
 

@@ -4,6 +4,9 @@
   PostgreSQL and give each test its own topics and schema: ``pytest_plugins =
   ["kafkaguard.testing.fixtures"]`` (``kafka_bootstrap``, ``postgres``, ``topics``, ``database``,
   ``migrated_database``, ``dedicated_kafka``, ``dedicated_postgres``);
+- in-memory stores: :class:`MemoryOutbox` (the outbox, both the publisher's and the relay's side;
+  ``Relay(outbox=MemoryOutbox(), producer=...)`` runs rounds without PostgreSQL) and
+  :class:`MemoryPublisherDeadLetters` (for ``PublisherRestoreJob``);
 - the in-memory consumer source for unit tests: ``Worker.from_settings(settings, registry,
   source=MemorySource([Record(...), ...]))``;
 - helpers for tests and demos that run services against a local stack: :class:`DevStack` (what
@@ -26,10 +29,14 @@ if TYPE_CHECKING:
     from kafkaguard.devstack.process import free_ports, poll
     from kafkaguard.devstack.services import ServiceProcess
     from kafkaguard.devstack.stack import DevStack, default_run_dir
+    from kafkaguard.testing.fakes.outbox import MemoryOutbox
+    from kafkaguard.testing.fakes.publisher_dead_letters import MemoryPublisherDeadLetters
     from kafkaguard.transports.kafka_admin import delete_topics, ensure_topics
 
 __all__ = [
     "DevStack",
+    "MemoryOutbox",
+    "MemoryPublisherDeadLetters",
     "MemorySource",
     "Record",
     "ServiceProcess",
@@ -44,6 +51,8 @@ __all__ = [
 # Public name -> (module, attribute) imported on first use (keep the TYPE_CHECKING block in step).
 _LAZY: dict[str, tuple[str, str]] = {
     "DevStack": ("kafkaguard.devstack.stack", "DevStack"),
+    "MemoryOutbox": ("kafkaguard.testing.fakes.outbox", "MemoryOutbox"),
+    "MemoryPublisherDeadLetters": ("kafkaguard.testing.fakes.publisher_dead_letters", "MemoryPublisherDeadLetters"),
     "MemorySource": ("kafkaguard.consumer.source", "MemorySource"),
     "Record": ("kafkaguard.consumer.records", "Record"),
     "ServiceProcess": ("kafkaguard.devstack.services", "ServiceProcess"),
