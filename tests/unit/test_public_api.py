@@ -42,7 +42,7 @@ PUBLIC = {
 }  # fmt: skip
 TESTING = {
     "DevStack", "MemorySource", "Record", "ServiceProcess", "default_run_dir", "delete_topics", "ensure_topics",
-    "free_ports", "poll", "upgrade_database",
+    "free_ports", "poll", "upgrade_database", "MemoryProducer", "StoredMessage",
 }  # fmt: skip
 # What ``kafkaguard/__init__.py`` itself needs in its namespace; everything else there is public.
 PLUMBING = {"annotations", "importlib", "TYPE_CHECKING", "Any"}

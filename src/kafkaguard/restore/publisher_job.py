@@ -39,7 +39,7 @@ from kafkaguard.errors import ConfigurationError
 from kafkaguard.logtext import short
 from kafkaguard.restore.outcome import Outcome, after_failure, after_success
 from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
-from kafkaguard.transports.kafka_producer import SyncProducer
+from kafkaguard.transports.ports import Producer
 
 if TYPE_CHECKING:
     from kafkaguard.settings import KafkaguardSettings
@@ -182,6 +182,7 @@ class PublisherRestoreJob:
         Run it with :meth:`run_once`; :meth:`close` flushes the producer.
         """
         from kafkaguard.db.engine import sync_engine
+        from kafkaguard.transports.kafka_delivery import DeliveryProducer
         from kafkaguard.transports.kafka_topics import TopicRegistry
 
         owned = None
@@ -192,8 +193,8 @@ class PublisherRestoreJob:
         if settings.restore.publisher_strategy is not PublisherStrategy.REPUBLISH:
             job = cls(engine, settings.restore, listener_engine=listener_engine)
         else:
-            producer = SyncProducer(
-                settings.bootstrap_servers, timeout=settings.relay.delivery_timeout, overrides=settings.producer
+            producer = DeliveryProducer(
+                settings.bootstrap_servers, message_timeout=settings.relay.delivery_timeout, overrides=settings.producer
             )
             # Dead letters made while Kafka was down may name a topic that was never created.
             topics = TopicRegistry(
@@ -214,7 +215,7 @@ class PublisherRestoreJob:
         engine: Engine,
         settings: RestoreSettings,
         *,
-        producer: SyncProducer | None = None,
+        producer: Producer | None = None,
         topic_for: Callable[[dict[str, Any]], str] | None = None,
         listener_engine: Engine | None = None,
         ensure_topic: Callable[[str], None] | None = None,

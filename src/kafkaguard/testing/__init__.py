@@ -6,6 +6,8 @@
   ``migrated_database``, ``dedicated_kafka``, ``dedicated_postgres``);
 - the in-memory consumer source for unit tests: ``Worker.from_settings(settings, registry,
   source=MemorySource([Record(...), ...]))``;
+- the in-memory producer for unit tests: ``Publisher(settings, producer=MemoryProducer())``, then
+  ``producer.messages(topic)``; faults by ``reject(...)`` and ``time_out(...)``;
 - helpers for tests and demos that run services against a local stack: :class:`DevStack` (what
   ``kafkaguard dev up`` starts), :func:`upgrade_database` (``kafkaguard db upgrade``),
   :func:`ensure_topics` / :func:`delete_topics`, :func:`free_ports`, :func:`poll` (wait for a
@@ -26,13 +28,16 @@ if TYPE_CHECKING:
     from kafkaguard.devstack.process import free_ports, poll
     from kafkaguard.devstack.services import ServiceProcess
     from kafkaguard.devstack.stack import DevStack, default_run_dir
+    from kafkaguard.testing.fakes.producer import MemoryProducer, StoredMessage
     from kafkaguard.transports.kafka_admin import delete_topics, ensure_topics
 
 __all__ = [
     "DevStack",
+    "MemoryProducer",
     "MemorySource",
     "Record",
     "ServiceProcess",
+    "StoredMessage",
     "default_run_dir",
     "delete_topics",
     "ensure_topics",
@@ -44,9 +49,11 @@ __all__ = [
 # Public name -> (module, attribute) imported on first use (keep the TYPE_CHECKING block in step).
 _LAZY: dict[str, tuple[str, str]] = {
     "DevStack": ("kafkaguard.devstack.stack", "DevStack"),
+    "MemoryProducer": ("kafkaguard.testing.fakes.producer", "MemoryProducer"),
     "MemorySource": ("kafkaguard.consumer.source", "MemorySource"),
     "Record": ("kafkaguard.consumer.records", "Record"),
     "ServiceProcess": ("kafkaguard.devstack.services", "ServiceProcess"),
+    "StoredMessage": ("kafkaguard.testing.fakes.producer", "StoredMessage"),
     "default_run_dir": ("kafkaguard.devstack.stack", "default_run_dir"),
     "delete_topics": ("kafkaguard.transports.kafka_admin", "delete_topics"),
     "ensure_topics": ("kafkaguard.transports.kafka_admin", "ensure_topics"),
@@ -67,4 +74,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*__all__, "fixtures", "stacks"})
+    return sorted({*__all__, "fakes", "fixtures", "stacks"})
