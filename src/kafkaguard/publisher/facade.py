@@ -142,11 +142,8 @@ class Publisher:
         """The producer and topic registry, the real ones of ``settings`` made now if none was passed in."""
         s = self.settings
         if self._producer is None:
-            self._producer = DeliveryProducer(
-                s.bootstrap_servers,
-                message_timeout=max(s.publish.direct_timeout, s.publish.background_timeout),
-                overrides=s.producer,
-            )
+            budget = max(s.publish.direct_timeout, s.publish.background_timeout)
+            self._producer = DeliveryProducer.from_settings(s, message_timeout=budget)
         if self._topics is None:
             self._topics = TopicRegistry.from_settings(s)
         return self._producer, self._topics

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -45,6 +45,9 @@ from kafkaguard.transports.kafka_errors import translate_kafka_error
 from kafkaguard.transports.kafka_logging import client_logging
 from kafkaguard.transports.ports import Delivered, Headers, OutgoingMessage, PendingDeliveries, no_ack
 
+if TYPE_CHECKING:
+    from kafkaguard.settings import KafkaguardSettings
+
 logger = logging.getLogger(__name__)
 
 LIBRDKAFKA_MESSAGE_MAX_BYTES = 1_000_000  # librdkafka's default message.max.bytes
@@ -57,6 +60,12 @@ class DeliveryProducer:
     message waits for an ack (retries included) before its future fails with DeliveryTimeoutError.
     ``overrides``: raw librdkafka settings, applied last.
     """
+
+    @classmethod
+    def from_settings(cls, settings: KafkaguardSettings, *, message_timeout: float) -> DeliveryProducer:
+        """The producer of the Kafka at ``settings.bootstrap_servers`` with the librdkafka overrides of
+        ``settings.producer``; ``message_timeout`` (s) is the caller's ack budget (each component has its own)."""
+        return cls(settings.bootstrap_servers, message_timeout=message_timeout, overrides=settings.producer)
 
     def __init__(
         self, bootstrap: str, *, message_timeout: float = 30.0, overrides: Mapping[str, Any] | None = None
