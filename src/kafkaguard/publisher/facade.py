@@ -97,6 +97,7 @@ class Publisher:
         self._owns_engine = False
         self._producer = producer
         self._owns_producer = producer is None
+        # A producer passed in without a registry knows its topics (the fake) or reports a missing one.
         self._topics = topics if topics is not None or producer is None else TopicsExist()
         self._direct: DirectPublisher | None = None
         self._background: BackgroundPublisher | None = None
