@@ -34,8 +34,8 @@ from kafkaguard.publisher.http import HttpPublisher
 from kafkaguard.publisher.outbox import add_events, add_events_async
 from kafkaguard.publisher.schema_scope import SchemaScope
 from kafkaguard.publisher.settings import PublishMode
-from kafkaguard.relay_kind import RelayKind
 from kafkaguard.settings import KafkaguardSettings
+from kafkaguard.topics import RelayKind
 from kafkaguard.transports.kafka_delivery import DeliveryProducer
 from kafkaguard.transports.kafka_topics import TopicRegistry
 from kafkaguard.transports.ports import Producer, Topics, TopicsExist

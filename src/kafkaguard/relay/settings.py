@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH
-from kafkaguard.relay_kind import RelayKind as RelayKind  # its home before it moved down a layer
+from kafkaguard.topics import RelayKind as RelayKind  # its home before it moved down a layer
 
 
 class RelaySettings(BaseModel):
