@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kafkaguard.chaos import report
-from kafkaguard.chaos.profiles import QUICK
-from kafkaguard.chaos.runner import matrix, run_suite
+from chaos import report
+from chaos.profiles import QUICK
+from chaos.runner import matrix, run_suite
 from kafkaguard.publisher.settings import PublishMode
 
 SEED = 7

@@ -51,7 +51,7 @@ def test_wheel_from_a_read_only_checkout_writes_nothing_and_has_full_metadata(tm
         meta = Parser().parsestr(zf.read(meta_name).decode())
     assert "kafkaguard/py.typed" in names
     assert "kafkaguard/migrations/versions/0002_total_inputs.py" in names
-    assert not [n for n in names if n.startswith(("tests/", "examples/", "bench/"))]
+    assert not [n for n in names if n.startswith(("tests/", "examples/", "bench/", "chaos/", "kafkaguard/chaos/"))]
     assert meta["License-Expression"] == "Apache-2.0" or meta["License"]
     urls = dict(v.split(", ", 1) for v in meta.get_all("Project-URL") or [])
     assert {"Homepage", "Documentation", "Source", "Issues"} <= set(urls)

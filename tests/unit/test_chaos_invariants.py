@@ -6,12 +6,12 @@ import uuid
 
 import pytest
 
-from kafkaguard.chaos.invariants import Applied, Committed, verdict
-from kafkaguard.chaos.profiles import QUICK
-from kafkaguard.chaos.report import violations
-from kafkaguard.chaos.run import Outcome
-from kafkaguard.chaos.runner import RunResult, matrix
-from kafkaguard.chaos.workload import plan
+from chaos.invariants import Applied, Committed, verdict
+from chaos.profiles import QUICK
+from chaos.report import violations
+from chaos.run import Outcome
+from chaos.runner import RunResult, matrix
+from chaos.workload import plan
 from kafkaguard.publisher.settings import PublishMode
 
 IDS = [uuid.UUID(int=n) for n in range(10)]

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kafkaguard.chaos.proxy import TcpProxy
+from chaos.proxy import TcpProxy
 from kafkaguard.devstack.process import free_ports
 
 

@@ -1,20 +1,57 @@
-"""``kafkaguard chaos``: run the chaos suite and print, then write, its table."""
+"""``kafkaguard chaos``: run the chaos suite and print, then write, its table.
+
+The suite is dev tooling and is not installed with the package: it lives in the repository's
+``chaos/`` folder beside ``src/`` (like ``bench/``). This command finds that folder — the checkout
+the running kafkaguard was installed from, else the working directory — and runs it; anywhere else
+it says so in one line (exit 2).
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import logging
+import importlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from types import ModuleType
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from kafkaguard.chaos.profiles import PROFILES
+import kafkaguard
+from kafkaguard.cli.errors import UsageProblem
 
-if TYPE_CHECKING:
-    from kafkaguard.chaos.runner import RunResult
+SUITE = "chaos.command"  # the module holding the command's body, in the checkout's chaos package
+
+
+def _checkouts() -> list[Path]:
+    """Where a checkout may be: the one ``kafkaguard`` is imported from (``src/kafkaguard``), the cwd."""
+    package = Path(kafkaguard.__file__).resolve().parent
+    return [package.parent.parent, Path.cwd()]
+
+
+def find_suite(checkouts: list[Path] | None = None) -> ModuleType:
+    """Import the chaos suite's command module from a checkout of the repository.
+
+    A ``chaos`` already importable (``python -m chaos`` from the checkout, or on ``PYTHONPATH``) is
+    used as is; otherwise the first of ``checkouts`` that has ``chaos/command.py`` is put first on
+    ``sys.path``. Raises :class:`UsageProblem` (exit 2) when there is none.
+    """
+    roots = _checkouts() if checkouts is None else checkouts
+    if "chaos" not in sys.modules:
+        for root in roots:
+            if (root / "chaos" / "command.py").is_file():
+                if str(root) not in sys.path:
+                    sys.path.insert(0, str(root))
+                break
+    try:
+        return importlib.import_module(SUITE)
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("chaos", SUITE):
+            raise
+        looked = ", ".join(str(r) for r in roots)
+        raise UsageProblem(
+            "kafkaguard chaos runs from a checkout of the repository: no chaos/ suite found "
+            f"(looked in {looked}); clone the repository, install it with `pip install -e .` and run it there"
+        ) from exc
 
 
 def chaos(
@@ -31,35 +68,19 @@ def chaos(
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ...")] = "WARNING",
 ) -> None:
     """Run workloads through real Kafka and PostgreSQL while injecting faults; check lost, duplicated,
-    reordered and phantom events from the databases. Exits 1 if a mode broke its promise."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if profile not in PROFILES:
-        raise typer.BadParameter(f"profile must be one of {sorted(PROFILES)}")
-    chosen = PROFILES[profile]
-    if events is not None:
-        chosen = dataclasses.replace(chosen, events=events)
-    # The suite drives the reference services (FastAPI): imported here, so `kafkaguard` runs without the http extra.
-    from kafkaguard.chaos import report
-    from kafkaguard.chaos.runner import run_suite
+    reordered and phantom events from the databases. Exits 1 if a mode broke its promise.
 
-    console = Console(width=None if sys.stdout.isatty() else 160)
-
-    done: list[RunResult] = []
-
-    def show(r: RunResult) -> None:
-        d = report.row(r)
-        summary = r.error or ", ".join(f"{c}={d[c]}" for c in report.COLUMNS)
-        console.print(f"[bold]{r.scenario}[/] / {r.mode.value}: {summary} ({r.seconds:.0f} s)")
-        # The tables are rewritten after every run: an interrupted full suite keeps what it measured.
-        done.append(r)
-        report.write(done, chosen, seed, out)
-
-    results = run_suite(chosen, seed=seed, out=out, scenarios=scenario or (), modes=mode or (), on_result=show)
-    report.print_table(results, chosen, seed, console)
-    json_path, md_path = report.write(results, chosen, seed, out)
-    console.print(f"written: {json_path}, {md_path}")
-    problems = report.violations(results)
-    for p in problems:
-        console.print(f"[bold red]violation:[/] {p}")
-    if problems:
-        raise typer.Exit(1)
+    Runs from a checkout of the repository only (the suite is not installed with the package)."""
+    # Imported here: the suite drives the reference services (FastAPI), so `kafkaguard` runs without the http extra.
+    suite = find_suite()
+    code: int = suite.run(
+        profile=profile,
+        seed=seed,
+        events=events,
+        scenarios=scenario or (),
+        modes=mode or (),
+        out=out,
+        log_level=log_level,
+    )
+    if code:
+        raise typer.Exit(code)

@@ -20,13 +20,7 @@ from sqlalchemy import Engine
 from kafkaguard.cli.common import engine_for, load_settings, print_json, print_table, say
 from kafkaguard.cli.errors import UsageProblem
 from kafkaguard.cli.handlers import load_handlers
-from kafkaguard.cli.last_resort import (
-    LastResortFilters,
-    list_last_resort,
-    show_last_resort,
-    stats_last_resort,
-    with_readable_bytes,
-)
+from kafkaguard.cli.last_resort import with_readable_bytes
 from kafkaguard.cli.listener_restore import configured_group
 from kafkaguard.cli.replay import ReplayRequest, check, execute, find_candidates, unknown_group
 from kafkaguard.db.columns import DeadLetterStatus
@@ -42,6 +36,7 @@ from kafkaguard.stores.dead_letter_queries import (
     show_record,
     stats,
 )
+from kafkaguard.stores.last_resort import LastResortFilters, list_last_resort, show_last_resort, stats_last_resort
 
 dead_letters_app = typer.Typer(help="Inspect and act on publisher, listener and last-resort dead letters.")
 

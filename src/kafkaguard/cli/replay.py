@@ -19,10 +19,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from rich.progress import Progress
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kafkaguard.cli.common import out
@@ -46,7 +45,16 @@ from kafkaguard.consumer.restore_loop import async_engine_for
 from kafkaguard.logtext import short
 from kafkaguard.restore.publisher_job import PublisherRestoreJob
 from kafkaguard.settings import KafkaguardSettings
-from kafkaguard.stores.dead_letter_queries import Filters, Store, reset_to_pending
+from kafkaguard.stores.dead_letter_queries import (
+    Filters,
+    Store,
+    listener_group_exists,
+    listener_groups,
+    open_listener_count,
+    replay_candidates,
+    reset_to_pending,
+    statuses_of,
+)
 
 log = logging.getLogger("kafkaguard.cli.replay")
 
@@ -75,13 +83,7 @@ class Checked:
 
 def find_candidates(conn: Connection, store: Store, filters: Filters, *, limit: int) -> list[Candidate]:
     """Records matching ``filters`` that ``replay`` would reset, oldest first."""
-    where, params = filters.where(store)
-    group = "consumer_group" if store is Store.LISTENER else "NULL"
-    sql = (
-        f"SELECT id, status, key, type, {group} AS consumer_group FROM {store.table} "  # noqa: S608 - enum table
-        f"WHERE {where} AND status = ANY(:replayable) ORDER BY id LIMIT :limit"
-    )
-    rows = conn.execute(text(sql), {**params, "replayable": list(REPLAYABLE), "limit": limit})
+    rows = replay_candidates(conn, store, filters, statuses=REPLAYABLE, limit=limit)
     return [Candidate(int(r.id), str(r.status), r.key, r.type, r.consumer_group) for r in rows]
 
 
@@ -90,7 +92,7 @@ def check(engine: Engine, request: ReplayRequest, candidates: list[Candidate]) -
     store, filters = request.store, request.filters
     if filters.ids:
         with engine.connect() as conn:
-            found = _statuses(conn, store, list(filters.ids))
+            found = statuses_of(conn, store, list(filters.ids))
         check_requested_ids(filters.ids, candidates, {i: s for i, (s, _) in found.items()})
     if store is not Store.LISTENER or not candidates:
         return Checked(candidates, None)
@@ -102,23 +104,16 @@ def check(engine: Engine, request: ReplayRequest, candidates: list[Candidate]) -
     types = {t for ts in types_by_key.values() for t in ts} | {c.type for c in candidates}
     check_handlers(request.app or "--app", group, handler_problems(request.registry, types))
     with engine.connect() as conn:
-        others = _open_count(conn, group, keys) - sum(1 for c in candidates if c.key is not None)
+        others = open_listener_count(conn, group, keys) - sum(1 for c in candidates if c.key is not None)
     return Checked(candidates, group, max(0, others))
 
 
 def unknown_group(engine: Engine, group: str) -> UsageProblem | None:
     """A refusal when ``group`` has no listener dead letters at all (a typo), naming the groups that do."""
     with engine.connect() as conn:
-        if conn.execute(
-            text("SELECT 1 FROM kafka_listener_dead_letters WHERE consumer_group = :g LIMIT 1"), {"g": group}
-        ).first():
+        if listener_group_exists(conn, group):
             return None
-        known = [
-            r[0]
-            for r in conn.execute(
-                text("SELECT DISTINCT consumer_group FROM kafka_listener_dead_letters ORDER BY 1 LIMIT 20")
-            )
-        ]
+        known = listener_groups(conn, limit=20)
     return UsageProblem(
         f"consumer group {short(group, 60)} has no listener dead letters; groups that have some: "
         f"{listing(known) if known else 'none'}"
@@ -160,7 +155,7 @@ def execute(settings: KafkaguardSettings, engine: Engine, request: ReplayRequest
         if job is not None and job.producer is not None:
             job.producer.close()  # flushes: every republished record is acknowledged or failed
     with engine.connect() as conn:
-        statuses = _statuses(conn, request.store, reset)
+        statuses = statuses_of(conn, request.store, reset)
     return summarise(request.store.value, checked.group, reset, statuses, restored_ids)
 
 
@@ -215,21 +210,3 @@ def _publisher_restorer(job: PublisherRestoreJob) -> Callable[[list[Candidate]],
         return job.process_key(key).restored_ids
 
     return restore
-
-
-def _statuses(conn: Connection, store: Store, ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
-    sql = f"SELECT id, status, {store.error_class_column} FROM {store.table} WHERE id = ANY(:ids)"  # noqa: S608
-    return {int(r[0]): (str(r[1]), r[2]) for r in conn.execute(text(sql), {"ids": list(ids)})}
-
-
-def _open_count(conn: Connection, group: str, keys: list[str]) -> int:
-    if not keys:
-        return 0
-    row: Any = conn.execute(
-        text(
-            "SELECT count(*) FROM kafka_listener_dead_letters WHERE consumer_group = :g AND key = ANY(:keys) "
-            "AND status IN ('pending', 'failed', 'parked')"
-        ),
-        {"g": group, "keys": keys},
-    ).scalar_one()
-    return int(row)

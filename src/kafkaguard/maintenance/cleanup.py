@@ -18,13 +18,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from kafkaguard.db import columns as C
+from kafkaguard.stores.retention import RETENTIONS, delete_expired, release_cleanup_lock, try_cleanup_lock
 
 log = logging.getLogger(__name__)
-
-CLEANUP_LOCK = 0x6B67_636C  # 'kgcl': one cleanup at a time per database
 
 
 class CleanupSettings(BaseModel):
@@ -45,49 +43,29 @@ class CleanupReport:
     skipped: bool = False
 
 
-_TARGETS = (
-    (C.OUTBOX, "published_at IS NOT NULL AND published_at < now() - :age", "outbox_retention"),
-    (C.INBOX, "processed_at < now() - :age", "inbox_retention"),
-    (
-        C.PUBLISHER_DEAD_LETTERS,
-        "status IN ('restored', 'discarded') AND updated_at < now() - :age",
-        "dead_letter_retention",
-    ),
-    (
-        C.LISTENER_DEAD_LETTERS,
-        "status IN ('restored', 'discarded') AND updated_at < now() - :age",
-        "dead_letter_retention",
-    ),
-)
-
-
 def run_cleanup(engine: Engine, settings: CleanupSettings) -> CleanupReport:
     """Delete expired rows of every table in batches of ``settings.batch_size``."""
     report = CleanupReport()
     with engine.connect() as lock_conn:
-        got = lock_conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": CLEANUP_LOCK}).scalar_one()
+        got = try_cleanup_lock(lock_conn)
         lock_conn.commit()
         if not got:
             report.skipped = True
             return report
         try:
-            for table, condition, retention in _TARGETS:
-                age = timedelta(seconds=getattr(settings, retention))
-                sql = text(
-                    f"DELETE FROM {table} WHERE ctid IN "  # noqa: S608 - constant table and condition
-                    f"(SELECT ctid FROM {table} WHERE {condition} LIMIT :n)"
-                )
+            for rule in RETENTIONS:
+                age = timedelta(seconds=getattr(settings, rule.setting))
                 total = 0
                 while True:
                     with engine.begin() as conn:
-                        n = conn.execute(sql, {"age": age, "n": settings.batch_size}).rowcount
+                        n = delete_expired(conn, rule, age=age, limit=settings.batch_size)
                     total += n
                     if n < settings.batch_size:
                         break
-                report.deleted[table] = total
+                report.deleted[rule.table] = total
                 if total:
-                    log.info("cleanup: deleted %d rows from %s", total, table)
+                    log.info("cleanup: deleted %d rows from %s", total, rule.table)
         finally:
-            lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": CLEANUP_LOCK})
+            release_cleanup_lock(lock_conn)
             lock_conn.commit()
     return report

@@ -1,8 +1,9 @@
 """Gauges read from the database when Prometheus scrapes: backlog, dead letters, parked keys.
 
 Read at scrape time (not counted in memory), so they agree with the database after any crash or
-restart and across worker instances. Each scrape runs a few aggregate queries with a statement
-timeout; a failing scrape reports ``kafkaguard_db_up 0`` instead of raising.
+restart and across worker instances. Each scrape runs the aggregate queries of
+:func:`kafkaguard.stores.gauges.read_gauges` with a statement timeout; a failing scrape reports
+``kafkaguard_db_up 0`` instead of raising.
 """
 
 from __future__ import annotations
@@ -12,26 +13,12 @@ from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from kafkaguard.db import columns as C
+from kafkaguard.stores.gauges import read_gauges
 
 log = logging.getLogger(__name__)
-
-_BACKLOG = f"""
-SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)
-FROM {C.OUTBOX} WHERE published_at IS NULL
-"""  # noqa: S608 - constant table names
-_PUBLISHER_DL = f"""
-SELECT status, coalesce(last_error_class, '-'), count(*) FROM {C.PUBLISHER_DEAD_LETTERS} GROUP BY 1, 2
-"""  # noqa: S608
-_LISTENER_DL = f"""
-SELECT status, coalesce(error_class, reason), count(*) FROM {C.LISTENER_DEAD_LETTERS} GROUP BY 1, 2
-"""  # noqa: S608
-_PARKED_KEYS = f"""
-SELECT count(*) FROM (SELECT DISTINCT consumer_group, key FROM {C.LISTENER_DEAD_LETTERS} WHERE status = 'parked') k
-"""  # noqa: S608
 
 
 class DatabaseCollector(Collector):
@@ -57,19 +44,16 @@ class DatabaseCollector(Collector):
         parked = GaugeMetricFamily("kafkaguard_parked_keys", "Keys with events parked behind a dead letter.")
         try:
             with self.engine.connect() as conn:
-                conn.execute(text("SELECT set_config('statement_timeout', :t, true)"), {"t": str(self.timeout_ms)})
-                count, age = conn.execute(text(_BACKLOG)).one()
-                backlog.add_metric([], float(count))
-                oldest.add_metric([], float(age))
-                for status, err, n in conn.execute(text(_PUBLISHER_DL)):
-                    dead.add_metric(["publisher", status, err], float(n))
-                for status, err, n in conn.execute(text(_LISTENER_DL)):
-                    dead.add_metric(["listener", status, err], float(n))
-                parked.add_metric([], float(conn.execute(text(_PARKED_KEYS)).scalar_one()))
+                read = read_gauges(conn, timeout_ms=self.timeout_ms)
         except SQLAlchemyError as exc:
             log.warning("metrics scrape could not read the database: %s", exc.__class__.__name__)
             up.add_metric([], 0.0)
             yield up
             return
+        backlog.add_metric([], float(read.backlog))
+        oldest.add_metric([], read.oldest_age_seconds)
+        for store, status, error_class, n in read.dead_letters:
+            dead.add_metric([store, status, error_class], float(n))
+        parked.add_metric([], float(read.parked_keys))
         up.add_metric([], 1.0)
         yield from (up, backlog, oldest, dead, parked)

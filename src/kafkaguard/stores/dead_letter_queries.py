@@ -1,4 +1,5 @@
-"""Operator queries over both dead-letter stores: list, show, stats, reset for replay, discard.
+"""Operator queries over both dead-letter stores: list, show, stats, replay's candidates and checks,
+reset for replay, discard.
 
 Every query is parameterised (values never enter SQL text); the two table names come from a
 closed enum. Changes an operator makes (replay, discard) are appended to the record's history
@@ -8,12 +9,13 @@ so that the audit trail survives.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Row, text
 
 from kafkaguard.db import columns as C
 from kafkaguard.db.history import history_entry
@@ -151,3 +153,46 @@ def discard(conn: Connection, store: Store, filters: Filters, *, limit: int, by:
     )
     entry = history_json("discard", by=by)
     return sorted(int(r[0]) for r in conn.execute(text(sql), {**params, "limit": limit, "entry": entry}))
+
+
+def replay_candidates(
+    conn: Connection, store: Store, filters: Filters, *, statuses: Sequence[str], limit: int
+) -> list[Row[Any]]:
+    """Rows ``(id, status, key, type, consumer_group)`` matching ``filters`` with one of ``statuses``,
+    oldest first, at most ``limit`` (``consumer_group`` is NULL for the publisher store). Reads only."""
+    where, params = filters.where(store)
+    group = "consumer_group" if store is Store.LISTENER else "NULL"
+    sql = (
+        f"SELECT id, status, key, type, {group} AS consumer_group FROM {store.table} "  # noqa: S608 - enum table
+        f"WHERE {where} AND status = ANY(:statuses) ORDER BY id LIMIT :limit"
+    )
+    return list(conn.execute(text(sql), {**params, "statuses": list(statuses), "limit": limit}))
+
+
+def statuses_of(conn: Connection, store: Store, ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
+    """``id → (status, error class)`` of those of ``ids`` that exist."""
+    sql = f"SELECT id, status, {store.error_class_column} FROM {store.table} WHERE id = ANY(:ids)"  # noqa: S608
+    return {int(r[0]): (str(r[1]), r[2]) for r in conn.execute(text(sql), {"ids": list(ids)})}
+
+
+def open_listener_count(conn: Connection, group: str, keys: Sequence[str]) -> int:
+    """Open (pending, failed or parked) listener dead letters of ``group`` for any of ``keys``."""
+    if not keys:
+        return 0
+    sql = (
+        f"SELECT count(*) FROM {C.LISTENER_DEAD_LETTERS} "  # noqa: S608 - constant table name
+        "WHERE consumer_group = :g AND key = ANY(:keys) AND status = ANY(:open)"
+    )
+    return int(conn.execute(text(sql), {"g": group, "keys": list(keys), "open": list(C.OPEN_STATUSES)}).scalar_one())
+
+
+def listener_group_exists(conn: Connection, group: str) -> bool:
+    """Whether ``group`` has any listener dead letter, whatever its status."""
+    sql = f"SELECT 1 FROM {C.LISTENER_DEAD_LETTERS} WHERE consumer_group = :g LIMIT 1"  # noqa: S608
+    return conn.execute(text(sql), {"g": group}).first() is not None
+
+
+def listener_groups(conn: Connection, *, limit: int = 20) -> list[str]:
+    """Consumer groups that have listener dead letters, sorted, at most ``limit``."""
+    sql = f"SELECT DISTINCT consumer_group FROM {C.LISTENER_DEAD_LETTERS} ORDER BY 1 LIMIT :limit"  # noqa: S608
+    return [str(r[0]) for r in conn.execute(text(sql), {"limit": limit})]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from types import TracebackType
 
-from kafkaguard.chaos.proxy import TcpProxy
+from chaos.proxy import TcpProxy
 from kafkaguard.devstack.kafka import KafkaCluster
 from kafkaguard.devstack.postgres import PostgresServer
 from kafkaguard.devstack.process import free_ports

@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafkaguard.chaos.profiles import Profile
-from kafkaguard.chaos.recovery import recover
-from kafkaguard.chaos.run import Outcome, RunContext
-from kafkaguard.chaos.scenarios import SCENARIOS, Scenario
-from kafkaguard.chaos.stack import ChaosStack
+from chaos.profiles import Profile
+from chaos.recovery import recover
+from chaos.run import Outcome, RunContext
+from chaos.scenarios import SCENARIOS, Scenario
+from chaos.stack import ChaosStack
 from kafkaguard.publisher.settings import PublishMode
 
 log = logging.getLogger("kafkaguard.chaos")

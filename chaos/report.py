@@ -17,8 +17,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from kafkaguard.chaos.profiles import Profile
-from kafkaguard.chaos.runner import RunResult
+from chaos.profiles import Profile
+from chaos.runner import RunResult
 from kafkaguard.publisher.settings import PublishMode as M
 
 MODE_NOTES = {

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kafkaguard.chaos.injections import duplicate_messages, poison_messages
-from kafkaguard.chaos.run import RunContext
+from chaos.injections import duplicate_messages, poison_messages
+from chaos.run import RunContext
 from kafkaguard.devstack.process import poll, wait_until
 from kafkaguard.devstack.services import ServiceProcess as Proc
 from kafkaguard.publisher.settings import PublishMode as M

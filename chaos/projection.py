@@ -54,7 +54,7 @@ def apply_written(event: Event, ctx: HandlerContext[Session]) -> None:
 
 
 def create_app() -> FastAPI:
-    """The receiving endpoint for ``http`` mode (``uvicorn --factory kafkaguard.chaos.projection:create_app``)."""
+    """The receiving endpoint for ``http`` mode (``uvicorn --factory chaos.projection:create_app``)."""
     settings = KafkaguardSettings()
     engine = sync_engine(settings.database_url, schema=settings.db_schema)
     app = FastAPI()

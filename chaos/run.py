@@ -1,14 +1,15 @@
 """One chaos run: one scenario for one publish mode, on its own schemas, topic and consumer group.
 
-Lifecycle (driven by :func:`kafkaguard.chaos.runner.run_one`): ``setup`` → ``start`` (consumer or
+Lifecycle (driven by :func:`chaos.runner.run_one`): ``setup`` → ``start`` (consumer or
 http endpoint, relay for outbox, the writer) → the scenario injects its fault and heals it →
-``wait_writer`` → :func:`~kafkaguard.chaos.recovery.recover` (restore jobs until every committed
+``wait_writer`` → :func:`~chaos.recovery.recover` (restore jobs until every committed
 write is applied or nothing moves) → ``measure`` (the invariants, from both databases) → ``teardown``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -16,11 +17,12 @@ from pathlib import Path
 
 import psycopg
 
-from kafkaguard.chaos import projection
-from kafkaguard.chaos.invariants import Applied, Committed, Verdict, verdict
-from kafkaguard.chaos.profiles import Profile
-from kafkaguard.chaos.recovery import RESTORE_POLICY, lag
-from kafkaguard.chaos.stack import ChaosStack
+from chaos import projection
+from chaos.invariants import Applied, Committed, Verdict, verdict
+from chaos.profiles import Profile
+from chaos.recovery import RESTORE_POLICY, lag
+from chaos.stack import ChaosStack
+from kafkaguard.db import columns as C
 from kafkaguard.db import migrate
 from kafkaguard.devstack.kafka import KafkaCluster
 from kafkaguard.devstack.postgres import PostgresServer
@@ -31,6 +33,15 @@ from kafkaguard.publisher.settings import PublishMode
 from kafkaguard.transports.kafka_admin import ensure_topics
 
 log = logging.getLogger("kafkaguard.chaos")
+
+# The checkout holding this package: every process a run starts imports ``chaos.*`` (the writer, the
+# consumer's registry, the http endpoint) whatever its working directory.
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def _rows(table: str, condition: str = "TRUE") -> str:
+    """``SELECT count(*)`` of a kafkaguard table (named in ``db/columns``) under a constant condition."""
+    return f"SELECT count(*) FROM {table} WHERE {condition}"  # noqa: S608 - constant table and condition
 
 
 @dataclass
@@ -101,7 +112,9 @@ class RunContext:
             ensure_topics(self.bootstrap, self.topics, partitions=3, replication=self.brokers)
 
     def _env(self, server: PostgresServer, schema: str) -> dict[str, str]:
+        inherited = os.environ.get("PYTHONPATH")
         return {
+            "PYTHONPATH": os.pathsep.join([str(CHECKOUT), *([inherited] if inherited else [])]),
             "KAFKAGUARD_BOOTSTRAP_SERVERS": self.bootstrap,
             "KAFKAGUARD_DATABASE_URL": server.url(),
             "KAFKAGUARD_DB_SCHEMA": schema,
@@ -123,7 +136,7 @@ class RunContext:
     def consumer_proc(self, name: str = "consumer") -> Proc:
         """A Kafka consumer process of the run's group (not started)."""
         topics = [a for t in self.topics for a in ("--topic", t)]
-        argv = python("-m", "kafkaguard", "consume", "kafkaguard.chaos.projection:registry", "--group", self.group,
+        argv = python("-m", "kafkaguard", "consume", "chaos.projection:registry", "--group", self.group,
                       *topics)  # fmt: skip
         return Proc(name, argv, self._env(self.pg_consumer, self.con_schema), self.logs / f"{name}.log")
 
@@ -132,7 +145,7 @@ class RunContext:
         pub_env = self._env(self.pg_publisher, self.pub_schema)
         if self.mode is PublishMode.HTTP:
             port = free_ports(1)[0]
-            argv = python("-m", "uvicorn", "--factory", "kafkaguard.chaos.projection:create_app", "--host",
+            argv = python("-m", "uvicorn", "--factory", "chaos.projection:create_app", "--host",
                           "127.0.0.1", "--port", str(port), "--log-level", "warning")  # fmt: skip
             self.procs["endpoint"] = Proc("endpoint", argv, self._env(self.pg_consumer, self.con_schema),
                                           self.logs / "endpoint.log", f"http://127.0.0.1:{port}/health")  # fmt: skip
@@ -142,7 +155,7 @@ class RunContext:
         if self.mode is PublishMode.OUTBOX:
             self.procs["relay"] = Proc("relay", python("-m", "kafkaguard", "relay"), pub_env, self.logs / "relay.log")
         p = self.profile
-        argv = python("-m", "kafkaguard.chaos.writer", "--seed", str(self.seed), "--events", str(p.events),
+        argv = python("-m", "chaos.writer", "--seed", str(self.seed), "--events", str(p.events),
                       "--rate", str(p.rate), "--keys", str(p.keys), "--aggregate", self.aggregate)  # fmt: skip
         self.procs["writer"] = Proc("writer", argv, pub_env, self.logs / "writer.log")
         for proc in self.procs.values():
@@ -195,8 +208,7 @@ class RunContext:
 
     def restored(self) -> int:
         """Publisher dead letters marked restored so far."""
-        sql = "SELECT count(*) FROM kafka_publisher_dead_letters WHERE status = 'restored'"
-        return self._count(self._conninfo_pub(), sql)
+        return self._count(self._conninfo_pub(), _rows(C.PUBLISHER_DEAD_LETTERS, "status = 'restored'"))
 
     def _conninfo_pub(self) -> str:
         return f"{self.pg_publisher.conninfo()} options=-csearch_path={self.pub_schema}"
@@ -224,14 +236,9 @@ class RunContext:
 
     def pending_work(self) -> int:
         """Outbox rows, open dead letters not yet given up on and consumer lag (work the system owes)."""
-        outbox = self._count(self._conninfo_pub(), "SELECT count(*) FROM outbox")
-        pub = self._count(
-            self._conninfo_pub(), "SELECT count(*) FROM kafka_publisher_dead_letters WHERE status = 'pending'"
-        )
-        con = self._count(
-            self._conninfo_con(),
-            "SELECT count(*) FROM kafka_listener_dead_letters WHERE status = 'pending' AND key LIKE 'k%'",
-        )
+        outbox = self._count(self._conninfo_pub(), _rows(C.OUTBOX))
+        pub = self._count(self._conninfo_pub(), _rows(C.PUBLISHER_DEAD_LETTERS, "status = 'pending'"))
+        con = self._count(self._conninfo_con(), _rows(C.LISTENER_DEAD_LETTERS, "status = 'pending' AND key LIKE 'k%'"))
         return outbox + pub + con + lag(self)
 
     def measure(self, recover_seconds: float | None) -> Outcome:
@@ -245,10 +252,8 @@ class RunContext:
             recover_seconds=recover_seconds,
             attempts=self._count(self._conninfo_pub(), "SELECT count(*) FROM chaos_attempts"),
             rolled_back=self._count(self._conninfo_pub(), "SELECT count(*) FROM chaos_attempts WHERE rollback"),
-            publisher_dead_letters=self._count(
-                self._conninfo_pub(), "SELECT count(*) FROM kafka_publisher_dead_letters"
-            ),
-            listener_dead_letters=self._count(self._conninfo_con(), "SELECT count(*) FROM kafka_listener_dead_letters"),
+            publisher_dead_letters=self._count(self._conninfo_pub(), _rows(C.PUBLISHER_DEAD_LETTERS)),
+            listener_dead_letters=self._count(self._conninfo_con(), _rows(C.LISTENER_DEAD_LETTERS)),
             notes=list(self.notes),
             phantom_on_purpose=sum(1 for a in applied if a.event_id in rolled_back),
         )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from sqlalchemy import Engine
 
-from kafkaguard.chaos import projection
+from chaos import projection
 from kafkaguard.consumer.restore import due_keys, restore_key
 from kafkaguard.db.engine import sync_engine
 from kafkaguard.policies.backoff import Fixed
@@ -27,7 +27,7 @@ from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
 from kafkaguard.transports.kafka_delivery import DeliveryProducer
 
 if TYPE_CHECKING:
-    from kafkaguard.chaos.run import RunContext
+    from chaos.run import RunContext
 
 log = logging.getLogger("kafkaguard.chaos")
 

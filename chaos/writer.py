@@ -1,6 +1,6 @@
 """The writing service of a chaos run, as its own process (so a scenario can SIGKILL it).
 
-``python -m kafkaguard.chaos.writer --seed S --events N --rate R --aggregate A``; the publish mode,
+``python -m chaos.writer --seed S --events N --rate R --aggregate A``; the publish mode,
 Kafka, the database and the http endpoint come from ``KAFKAGUARD_*`` environment variables.
 
 For each planned step, in order: record the attempt (autocommit; retried while PostgreSQL is down),
@@ -21,8 +21,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from kafkaguard.chaos.projection import EVENT_TYPE
-from kafkaguard.chaos.workload import Step, plan
+from chaos.projection import EVENT_TYPE
+from chaos.workload import Step, plan
 from kafkaguard.db.engine import sync_engine
 from kafkaguard.envelope import Event
 from kafkaguard.errors import KafkaguardError
