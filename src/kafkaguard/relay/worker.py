@@ -39,10 +39,8 @@ from kafkaguard.logtext import short
 from kafkaguard.raw_headers import encode as encode_headers
 from kafkaguard.relay import shards as S
 from kafkaguard.relay.deliver import (
-    BatchProducer,
     InFlight,
     Sent,
-    Topics,
     describe,
     finish_publish,
     no_topic_limits,
@@ -52,6 +50,7 @@ from kafkaguard.relay.plan import Outcome, plan_round
 from kafkaguard.relay.settings import RelayKind, RelaySettings
 from kafkaguard.stores.outbox import DeadLetter, OutboxStore
 from kafkaguard.stores.publisher_dead_letters import outbox_params
+from kafkaguard.transports.ports import Producer, Topics
 
 if TYPE_CHECKING:
     from kafkaguard.settings import KafkaguardSettings
@@ -78,16 +77,6 @@ class RoundResult:
         )
 
 
-class RelayProducer(BatchProducer, Protocol):
-    """The producer the relay owns: :class:`~kafkaguard.relay.deliver.BatchProducer` plus ``close``.
-
-    A producer with a truthy ``fatal_error`` attribute (librdkafka's idempotence fatal errors) is
-    closed and replaced by ``Relay(new_producer=...)`` when one is given.
-    """
-
-    def close(self, timeout: float = 10.0) -> None: ...
-
-
 class RelayHook(Protocol):
     """What the relay reports (metrics implement it: :mod:`kafkaguard.metrics.relay_hook`).
 
@@ -107,7 +96,7 @@ class Relay:
     """One relay instance. ``run(stop)`` loops until ``stop`` is set; safe to run several at once.
 
     Ports: ``outbox`` (an :class:`~kafkaguard.stores.outbox.OutboxStore`), ``producer`` (a
-    :class:`RelayProducer`; ``new_producer`` makes a replacement after a fatal error), ``topics``
+    :class:`Producer`; ``new_producer`` makes a replacement after a fatal error), ``topics``
     (checks or creates a topic before its first message), ``for_aggregate`` (aggregate type →
     topic), ``hook`` (a :class:`RelayHook`, e.g. metrics; None: nothing reported). ``topic_limits``:
     topic → ``max.message.bytes`` or None if unknown (default: unknown, only the producer's limit
@@ -213,14 +202,14 @@ class Relay:
         self,
         *,
         outbox: OutboxStore,
-        producer: RelayProducer,
+        producer: Producer,
         topics: Topics,
         for_aggregate: Callable[[str], str],
         settings: RelaySettings,
         name: str | None = None,
         hook: RelayHook | None = None,
         topic_limits: Callable[[str], int | None] = no_topic_limits,
-        new_producer: Callable[[], RelayProducer] | None = None,
+        new_producer: Callable[[], Producer] | None = None,
     ) -> None:
         self.settings = settings
         self.outbox = outbox
@@ -327,7 +316,7 @@ class Relay:
                 len(give_back),
             )
 
-    def _producer_now(self) -> RelayProducer:
+    def _producer_now(self) -> Producer:
         fatal = getattr(self._producer, "fatal_error", None)
         if fatal and self._new_producer is not None:
             logger.error("%s: producer failed fatally (%s); starting a new one", self.name, fatal)

@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, text
 
@@ -44,7 +44,7 @@ from kafkaguard.stores.publisher_dead_letters import (
     PublisherDeadLetterStore,
     SqlHeldRecords,
 )
-from kafkaguard.transports.kafka_producer import SyncProducer
+from kafkaguard.transports.ports import Producer
 
 if TYPE_CHECKING:
     from kafkaguard.settings import KafkaguardSettings
@@ -105,15 +105,6 @@ def record_event(row: dict[str, Any]) -> Event:
     )
 
 
-class RestoreProducer(Protocol):
-    """What the republish strategy needs of a producer: a send that returns after the broker's ack
-    (raising when there is none), and ``close``."""
-
-    def send(self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Any = ()) -> object: ...
-
-    def close(self) -> None: ...
-
-
 Handoff = Callable[[HeldRecords, dict[str, Any], Event], None]
 """Hands one record's event to the listener store, inside (or beside) the record's held transaction."""
 
@@ -137,6 +128,7 @@ class PublisherRestoreJob:
         Run it with :meth:`run_once`; :meth:`close` flushes the producer.
         """
         from kafkaguard.db.engine import sync_engine
+        from kafkaguard.transports.kafka_delivery import DeliveryProducer
         from kafkaguard.transports.kafka_topics import TopicRegistry
 
         owned = None
@@ -147,8 +139,8 @@ class PublisherRestoreJob:
         if settings.restore.publisher_strategy is not PublisherStrategy.REPUBLISH:
             job = cls(engine, settings.restore, listener_engine=listener_engine)
         else:
-            producer = SyncProducer(
-                settings.bootstrap_servers, timeout=settings.relay.delivery_timeout, overrides=settings.producer
+            producer = DeliveryProducer(
+                settings.bootstrap_servers, message_timeout=settings.relay.delivery_timeout, overrides=settings.producer
             )
             # Dead letters made while Kafka was down may name a topic that was never created.
             topics = TopicRegistry(
@@ -169,7 +161,7 @@ class PublisherRestoreJob:
         store: PublisherDeadLetterStore | Engine,
         settings: RestoreSettings,
         *,
-        producer: RestoreProducer | None = None,
+        producer: Producer | None = None,
         topic_for: Callable[[dict[str, Any]], str] | None = None,
         listener_engine: Engine | None = None,
         ensure_topic: Callable[[str], None] | None = None,

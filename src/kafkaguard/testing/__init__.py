@@ -9,6 +9,8 @@
   :class:`MemoryPublisherDeadLetters` (for ``PublisherRestoreJob``);
 - the in-memory consumer source for unit tests: ``Worker.from_settings(settings, registry,
   source=MemorySource([Record(...), ...]))``;
+- the in-memory producer for unit tests: ``Publisher(settings, producer=MemoryProducer())``, then
+  ``producer.messages(topic)``; faults by ``reject(...)`` and ``time_out(...)``;
 - helpers for tests and demos that run services against a local stack: :class:`DevStack` (what
   ``kafkaguard dev up`` starts), :func:`upgrade_database` (``kafkaguard db upgrade``),
   :func:`ensure_topics` / :func:`delete_topics`, :func:`free_ports`, :func:`poll` (wait for a
@@ -30,16 +32,19 @@ if TYPE_CHECKING:
     from kafkaguard.devstack.services import ServiceProcess
     from kafkaguard.devstack.stack import DevStack, default_run_dir
     from kafkaguard.testing.fakes.outbox import MemoryOutbox
+    from kafkaguard.testing.fakes.producer import MemoryProducer, StoredMessage
     from kafkaguard.testing.fakes.publisher_dead_letters import MemoryPublisherDeadLetters
     from kafkaguard.transports.kafka_admin import delete_topics, ensure_topics
 
 __all__ = [
     "DevStack",
     "MemoryOutbox",
+    "MemoryProducer",
     "MemoryPublisherDeadLetters",
     "MemorySource",
     "Record",
     "ServiceProcess",
+    "StoredMessage",
     "default_run_dir",
     "delete_topics",
     "ensure_topics",
@@ -53,9 +58,11 @@ _LAZY: dict[str, tuple[str, str]] = {
     "DevStack": ("kafkaguard.devstack.stack", "DevStack"),
     "MemoryOutbox": ("kafkaguard.testing.fakes.outbox", "MemoryOutbox"),
     "MemoryPublisherDeadLetters": ("kafkaguard.testing.fakes.publisher_dead_letters", "MemoryPublisherDeadLetters"),
+    "MemoryProducer": ("kafkaguard.testing.fakes.producer", "MemoryProducer"),
     "MemorySource": ("kafkaguard.consumer.source", "MemorySource"),
     "Record": ("kafkaguard.consumer.records", "Record"),
     "ServiceProcess": ("kafkaguard.devstack.services", "ServiceProcess"),
+    "StoredMessage": ("kafkaguard.testing.fakes.producer", "StoredMessage"),
     "default_run_dir": ("kafkaguard.devstack.stack", "default_run_dir"),
     "delete_topics": ("kafkaguard.transports.kafka_admin", "delete_topics"),
     "ensure_topics": ("kafkaguard.transports.kafka_admin", "ensure_topics"),
@@ -76,4 +83,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*__all__, "fixtures", "stacks"})
+    return sorted({*__all__, "fakes", "fixtures", "stacks"})
