@@ -38,10 +38,10 @@ from bench.common import (
     stop,
     wait_until,
 )
-from kafkaguard.relay import store as relay_store
 from kafkaguard.relay.rows import OutboxRow
 from kafkaguard.relay.settings import RelaySettings
 from kafkaguard.relay.worker import Relay
+from kafkaguard.stores import outbox as relay_store
 from kafkaguard.topics import topic_for
 from kafkaguard.transports.kafka_topics import TopicRegistry
 
@@ -176,7 +176,7 @@ def claim_ab(stack: Stack, rows: int, rounds: int) -> dict[str, list[float]]:
                 db = new_schema(stack, "ab")
                 aggregate = f"ab{uuid.uuid4().hex[:8]}"
                 new_topic(stack, aggregate)
-                relay = Relay(
+                relay = Relay.for_database(
                     conninfo=db.conninfo,
                     bootstrap=stack.bootstrap,
                     settings=RelaySettings(),

@@ -40,8 +40,8 @@ from bench.common import (
     stop,
     wait_until,
 )
-from kafkaguard.relay import store as relay_store
 from kafkaguard.relay.rows import CLAIM_COLUMNS, OutboxRow, to_message
+from kafkaguard.stores import outbox as relay_store
 from kafkaguard.transports.kafka_config import producer_config
 
 BATCH = 500  # the relay's default batch_size, used by the database ceiling too

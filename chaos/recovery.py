@@ -24,7 +24,7 @@ from kafkaguard.policies.retry import RetryPolicy
 from kafkaguard.publisher.settings import PublishMode
 from kafkaguard.restore.publisher_job import PublisherRestoreJob
 from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
-from kafkaguard.transports.kafka_producer import SyncProducer
+from kafkaguard.transports.kafka_delivery import DeliveryProducer
 
 if TYPE_CHECKING:
     from chaos.run import RunContext
@@ -55,13 +55,15 @@ def lag(ctx: RunContext) -> int:
         client.close()
 
 
-def publisher_restore_job(ctx: RunContext, pub: Engine, con: Engine) -> tuple[PublisherRestoreJob, SyncProducer | None]:
+def publisher_restore_job(
+    ctx: RunContext, pub: Engine, con: Engine
+) -> tuple[PublisherRestoreJob, DeliveryProducer | None]:
     """The publisher restore job of this mode: republish to Kafka, or (http) hand off to the listener store."""
     if ctx.mode is PublishMode.HTTP:
         settings = RestoreSettings(policy=RESTORE_POLICY, publisher_strategy=PublisherStrategy.HANDOFF,
                                    handoff_group=ctx.group)  # fmt: skip
         return PublisherRestoreJob(pub, settings, listener_engine=con), None
-    producer = SyncProducer(ctx.bootstrap, timeout=10)
+    producer = DeliveryProducer(ctx.bootstrap, message_timeout=10)
     return PublisherRestoreJob(pub, RestoreSettings(policy=RESTORE_POLICY), producer=producer), producer
 
 

@@ -135,7 +135,15 @@ class KeyHeldError(PublishError):
 
 class EventRejectedError(PublishError):
     """The event is refused for good (record too large, topic not authorised or unknown, not
-    serialisable, HTTP 4xx): retrying will not help; it belongs in the publisher dead-letter store."""
+    serialisable, HTTP 4xx): retrying will not help; it belongs in the publisher dead-letter store.
+
+    ``reason``: what refused it, for programs: Kafka's error name when Kafka refused it (e.g.
+    ``"MSG_SIZE_TOO_LARGE"``, ``"TOPIC_AUTHORIZATION_FAILED"``), else None.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class PublishUnavailableError(PublishError):

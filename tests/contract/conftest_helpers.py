@@ -8,13 +8,13 @@ import pytest
 
 from kafkaguard.db.engine import sync_engine
 from kafkaguard.stores.inbox import ConsumerStore, PostgresConsumerStore
-from kafkaguard.testing import FakeConsumerStore
+from kafkaguard.testing import MemoryConsumerStore
 
 
 def make_store(request: pytest.FixtureRequest) -> Iterator[ConsumerStore]:
     """``request.param``: ``fake`` or ``postgres`` (the real server, kafkaguard's migrations applied)."""
     if request.param == "fake":
-        yield FakeConsumerStore()
+        yield MemoryConsumerStore()
         return
     db = request.getfixturevalue("migrated_database")
     engine = sync_engine(db.server.url(), schema=db.schema, pool_size=2)

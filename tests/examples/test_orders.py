@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from kafkaguard.db.engine import sync_engine
 from kafkaguard.envelope import Event
 from kafkaguard.testing.fixtures import TestDatabase, TopicFactory
-from kafkaguard.transports.kafka_producer import SyncProducer
+from kafkaguard.transports.kafka_delivery import DeliveryProducer
 from tests.examples.dailyfeed_env import column, snapshot
 from tests.integration.consumer_helpers import start_worker, wait_until
 
@@ -128,7 +128,7 @@ def test_order_reaches_the_projection_once_through_relay_and_consumer(
         wait_until(lambda: column(db.conninfo, "SELECT count(*) FROM order_summaries") == [1], 60, "the summary")
         wait_until(lambda: column(db.conninfo, "SELECT count(*) FROM outbox") == [0], 30, "the relay to clear its row")
         # Kafka delivers the event a second time (as after a relay crash between ack and delete).
-        producer = SyncProducer(orders.bootstrap_servers, timeout=15)
+        producer = DeliveryProducer(orders.bootstrap_servers, message_timeout=15)
         rows = column(db.conninfo, "SELECT event_id::text FROM order_summaries")
         assert rows == [order["event_id"]]
         replay = order_created_again(order)

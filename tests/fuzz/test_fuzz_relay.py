@@ -88,7 +88,7 @@ class RelayHarness(Fixture):
     def start(self) -> None:
         self.errors.clear()
         self.stop = threading.Event()
-        self.relay = Relay(
+        self.relay = Relay.for_database(
             conninfo=self.db.conninfo,
             bootstrap=self.bootstrap,
             settings=RelaySettings(poll_interval=0.2, max_backoff=0.5, delivery_timeout=10.0),

@@ -43,7 +43,7 @@ def scalar(db: TestDatabase, sql: str, params: Any = None) -> Any:
 @contextmanager
 def relay_thread(db: TestDatabase, bootstrap: str, **settings: Any) -> Iterator[Relay]:
     """Run one in-process relay on ``db`` until the block ends."""
-    relay = Relay(
+    relay = Relay.for_database(
         conninfo=db.conninfo,
         bootstrap=bootstrap,
         settings=RelaySettings(**{"poll_interval": 0.5, **settings}),

@@ -7,14 +7,14 @@ import pytest
 from kafkaguard.devstack.kafka import KafkaCluster
 from kafkaguard.errors import DeliveryTimeoutError
 from kafkaguard.transports.kafka_admin import ensure_topics
-from kafkaguard.transports.kafka_producer import SyncProducer
+from kafkaguard.transports.kafka_delivery import DeliveryProducer
 from tests.integration.kafka_helpers import consume_all, consume_values
 
 
 def test_acks_all_with_one_of_three_killed_then_two(kafka_cluster3: KafkaCluster) -> None:
     topic = "faults.acks-all"
     ensure_topics(kafka_cluster3.bootstrap, [topic], partitions=3, replication=3)
-    producer = SyncProducer(kafka_cluster3.bootstrap, timeout=20)
+    producer = DeliveryProducer(kafka_cluster3.bootstrap, message_timeout=20)
     for i in range(30):
         producer.send(topic, f"before-{i}".encode(), key=str(i).encode())
 
@@ -25,7 +25,7 @@ def test_acks_all_with_one_of_three_killed_then_two(kafka_cluster3: KafkaCluster
 
     kafka_cluster3.node(2).kill()
     assert kafka_cluster3.running() == [1]
-    short = SyncProducer(kafka_cluster3.bootstrap, timeout=8)
+    short = DeliveryProducer(kafka_cluster3.bootstrap, message_timeout=8)
     started = time.monotonic()
     with pytest.raises(DeliveryTimeoutError, match="did not acknowledge.*too few in-sync replicas"):
         short.send(topic, b"two-down", key=b"x")
@@ -54,9 +54,9 @@ def test_paused_broker_answers_nothing_until_resumed(dedicated_kafka: KafkaClust
         assert node.is_paused()
         assert not node.answers_metadata()
         with pytest.raises(DeliveryTimeoutError):
-            SyncProducer(dedicated_kafka.bootstrap, timeout=3).send("pause.t", b"during-pause")
+            DeliveryProducer(dedicated_kafka.bootstrap, message_timeout=3).send("pause.t", b"during-pause")
     finally:
         node.resume()
-    SyncProducer(dedicated_kafka.bootstrap, timeout=20).send("pause.t", b"after-resume")
+    DeliveryProducer(dedicated_kafka.bootstrap, message_timeout=20).send("pause.t", b"after-resume")
     values = [m.value() for m in consume_all(dedicated_kafka.bootstrap, "pause.t", 1, timeout=30)]
     assert b"after-resume" in values

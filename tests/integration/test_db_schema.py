@@ -150,7 +150,7 @@ def test_commands_on_a_schema_without_tables_fail_at_start_in_one_line(
 
 def test_relay_and_worker_apis_refuse_a_schema_without_tables(database: TestDatabase, kafka_bootstrap: str) -> None:
     db = database
-    relay = Relay(
+    relay = Relay.for_database(
         conninfo=libpq_conninfo(db.server.url(), schema=db.schema),
         schema=db.schema,
         bootstrap=kafka_bootstrap,

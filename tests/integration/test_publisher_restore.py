@@ -14,7 +14,7 @@ from kafkaguard.policies.retry import RetryPolicy
 from kafkaguard.restore.publisher_job import PublisherRestoreJob
 from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
 from kafkaguard.testing.fixtures import TestDatabase, TopicFactory
-from kafkaguard.transports.kafka_producer import SyncProducer
+from kafkaguard.transports.kafka_delivery import DeliveryProducer
 from tests.integration.dead_letter_rows import insert_publisher_dead_letter
 from tests.integration.kafka_helpers import consume_all
 
@@ -41,7 +41,7 @@ def test_republish_in_key_order_and_only_once(
     topic = topics("orders")
     engine = engine_of(migrated_database)
     expected = fill(engine, topic, keys=5, per_key=8)
-    job = PublisherRestoreJob(engine, RestoreSettings(), producer=SyncProducer(kafka_bootstrap, timeout=20))
+    job = PublisherRestoreJob(engine, RestoreSettings(), producer=DeliveryProducer(kafka_bootstrap, message_timeout=20))
 
     # Two runs started together: the key locks keep each record to one run.
     reports = []
@@ -73,7 +73,7 @@ def test_keeps_failing_then_failed_with_full_history_and_replay(
             conn, Event(type="order.created", key="k", payload={}), "topic-that-does-not-exist"
         )
     settings = RestoreSettings(policy=RetryPolicy(max_attempts=3, backoff=Fixed(seconds=0)))
-    job = PublisherRestoreJob(engine, settings, producer=SyncProducer(kafka_bootstrap, timeout=1))
+    job = PublisherRestoreJob(engine, settings, producer=DeliveryProducer(kafka_bootstrap, message_timeout=1))
     outcomes = [job.run_once() for _ in range(3)]
     assert [(o.retried, o.failed) for o in outcomes] == [(1, 0), (1, 0), (0, 1)]
     assert job.run_once().failed == 0  # failed records wait for an operator
@@ -82,9 +82,9 @@ def test_keeps_failing_then_failed_with_full_history_and_replay(
             text("SELECT status, attempts, history, last_error_class FROM kafka_publisher_dead_letters")
         ).one()
     assert (status, attempts) == ("failed", 3)
-    assert [h["attempt"] for h in history] == [1, 2, 3]
+    assert [h["attempts"] for h in history] == [1, 2, 3]
     assert all(h["what"] == "restore_failed" for h in history)
-    assert err == "DeliveryTimeoutError"
+    assert err == "kafkaguard.errors.DeliveryTimeoutError"
 
     env = {**os.environ, "KAFKAGUARD_DATABASE_URL": migrated_database.server.url()}
     cmd = [sys.executable, "-m", "kafkaguard", "dead-letters", "replay", "--store", "publisher", "--id", str(record)]

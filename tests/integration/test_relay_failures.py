@@ -57,7 +57,7 @@ def test_too_large_record_is_dead_lettered_and_its_key_waits(
         assert dl is not None
         assert (dl[0], dl[1], dl[2], dl[3], dl[4]) == (a[1].event_id, "A", "outbox", "pending", topic)
         assert dl[5] == "kafkaguard.errors.EventRejectedError"
-        assert dl[6][0]["attempt"] == 1 and "MSG_SIZE_TOO_LARGE" in dl[6][0]["error_message"]
+        assert dl[6][0]["attempts"] == 1 and "MSG_SIZE_TOO_LARGE" in dl[6][0]["error_message"]
         assert left == [a[2].event_id], "A's later event waits behind its dead letter"
         order = reader.per_key_first_seen()
         assert order == {"A": [str(a[0].event_id)], "B": [str(e.event_id) for e in b]}

@@ -19,7 +19,7 @@ from kafkaguard.envelope import Event
 from kafkaguard.restore.publisher_job import PublisherRestoreJob
 from kafkaguard.restore.settings import RestoreSettings
 from kafkaguard.testing.fixtures import TestDatabase, TopicFactory
-from kafkaguard.transports.kafka_producer import SyncProducer
+from kafkaguard.transports.kafka_delivery import DeliveryProducer
 from tests.integration.dead_letter_rows import insert_publisher_dead_letter
 from tests.integration.relay_helpers import TopicReader, header, relay_thread, scalar, wait_until
 
@@ -104,7 +104,7 @@ def test_poison_rows_are_dead_letters_and_the_relay_keeps_publishing(
 
         # The restore job reads each of these dead letters without crashing and fails it as itself.
         engine = sync_engine(db.url)
-        producer = SyncProducer(kafka_bootstrap, timeout=20)
+        producer = DeliveryProducer(kafka_bootstrap, message_timeout=20)
         try:
             report = PublisherRestoreJob(engine, RestoreSettings(), producer=producer).run_once()
         finally:
@@ -179,7 +179,7 @@ def _restore_keyless(engine: Engine, db: TestDatabase, bootstrap: str, reader: T
     keyed = Event(type="doc.saved", key="unknown", payload={"restored": True})
     with engine.begin() as conn:
         insert_publisher_dead_letter(conn, keyed, topic)
-    producer = SyncProducer(bootstrap, timeout=20)
+    producer = DeliveryProducer(bootstrap, message_timeout=20)
     try:
         report = PublisherRestoreJob(engine, RestoreSettings(), producer=producer).run_once()
     finally:

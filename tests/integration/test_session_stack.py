@@ -5,7 +5,7 @@ import json
 import psycopg
 
 from kafkaguard.testing.fixtures import TestDatabase, TopicFactory
-from kafkaguard.transports.kafka_producer import SyncProducer
+from kafkaguard.transports.kafka_delivery import DeliveryProducer
 from tests.integration.kafka_helpers import consume_all
 
 
@@ -17,7 +17,7 @@ def test_round_trip_through_postgres_and_kafka(
         conn.execute("CREATE TABLE note (id serial PRIMARY KEY, body jsonb NOT NULL)")
         conn.execute("INSERT INTO note (body) VALUES (%s)", (json.dumps({"n": 42}),))
         (body,) = conn.execute("SELECT body::text FROM note").fetchone() or ("",)
-    producer = SyncProducer(kafka_bootstrap, timeout=10)
+    producer = DeliveryProducer(kafka_bootstrap, message_timeout=10)
     delivered = producer.send(topic, body.encode(), key=b"k1", headers=[("event_id", b"e1")])
     assert delivered.topic == topic and delivered.offset >= 0
     [msg] = consume_all(kafka_bootstrap, topic, 1)

@@ -10,7 +10,7 @@ from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.envelope import Event
 from kafkaguard.policies.backoff import Fixed
 from kafkaguard.policies.retry import RetryPolicy
-from kafkaguard.testing import FakeConsumerStore
+from kafkaguard.testing import MemoryConsumerStore
 
 GROUP = "g"
 
@@ -33,5 +33,5 @@ def record(event: Event, offset: int, *, partition: int = 0, topic: str = "t") -
     return Record(topic, partition, offset, event.key.encode(), event.payload_bytes(), headers)
 
 
-def applier(store: FakeConsumerStore, registry: HandlerRegistry, **extra: Any) -> Applier:
+def applier(store: MemoryConsumerStore, registry: HandlerRegistry, **extra: Any) -> Applier:
     return Applier(store, registry, settings(**extra), stop=threading.Event())

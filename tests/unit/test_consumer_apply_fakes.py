@@ -13,7 +13,7 @@ from kafkaguard.consumer import HandlerRegistry, Outcome, Record, Worker
 from kafkaguard.consumer.batch import apply_batch
 from kafkaguard.envelope import Event
 from kafkaguard.errors import StoreUnavailableError
-from kafkaguard.testing import FakeConsumerStore, MemorySource
+from kafkaguard.testing import MemoryConsumerStore, MemorySource
 from tests.unit.consumer_fakes import GROUP, applier, record
 
 
@@ -36,7 +36,7 @@ def _event(key: str, n: int, **kw: Any) -> Event:
 
 
 def test_applied_then_a_redelivery_is_a_duplicate() -> None:
-    store, seen = FakeConsumerStore(), []
+    store, seen = MemoryConsumerStore(), []
     a = applier(store, _registry(seen))
     ev = _event("k", 1)
     assert a.process(record(ev, 0)) is Outcome.APPLIED
@@ -46,7 +46,7 @@ def test_applied_then_a_redelivery_is_a_duplicate() -> None:
 
 
 def test_same_id_other_content_is_an_id_conflict_and_dead_lettered() -> None:
-    store, seen = FakeConsumerStore(), []
+    store, seen = MemoryConsumerStore(), []
     a = applier(store, _registry(seen))
     ev = _event("k", 1)
     a.process(record(ev, 0))
@@ -57,7 +57,7 @@ def test_same_id_other_content_is_an_id_conflict_and_dead_lettered() -> None:
 
 
 def test_retriable_failure_retries_then_dead_letters_and_later_events_of_the_key_park() -> None:
-    store, seen = FakeConsumerStore(), []
+    store, seen = MemoryConsumerStore(), []
     fail: dict[str, list[BaseException]] = {"k": [TimeoutError("slow")] * 3}
     a = applier(store, _registry(seen, fail))
     assert a.process(record(_event("k", 1), 0)) is Outcome.DEAD_LETTERED
@@ -70,14 +70,14 @@ def test_retriable_failure_retries_then_dead_letters_and_later_events_of_the_key
 
 
 def test_retriable_failure_that_recovers_is_applied_once() -> None:
-    store, seen = FakeConsumerStore(), []
+    store, seen = MemoryConsumerStore(), []
     a = applier(store, _registry(seen, {"k": [TimeoutError("once")]}))
     assert a.process(record(_event("k", 1), 0)) is Outcome.APPLIED
     assert seen == [("k", 1)] and not store.records
 
 
 def test_permanent_failure_dead_letters_at_once_and_rolls_back_the_attempt() -> None:
-    store, seen = FakeConsumerStore(), []
+    store, seen = MemoryConsumerStore(), []
     a = applier(store, _registry(seen, {"k": [ValueError("bad"), ValueError("again")]}))
     assert a.process(record(_event("k", 1), 0)) is Outcome.DEAD_LETTERED
     (row,) = store.dead_letters_of(GROUP)
@@ -86,7 +86,7 @@ def test_permanent_failure_dead_letters_at_once_and_rolls_back_the_attempt() -> 
 
 
 def test_unknown_type_and_undecodable_messages_become_dead_letters_with_their_bytes() -> None:
-    store = FakeConsumerStore()
+    store = MemoryConsumerStore()
     a = applier(store, _registry([]))
     other = Event(type="t.unknown", key="k", payload={})
     assert a.process(record(other, 0)) is Outcome.DEAD_LETTERED
@@ -97,7 +97,7 @@ def test_unknown_type_and_undecodable_messages_become_dead_letters_with_their_by
 
 
 def test_store_outage_raises_dead_letters_nothing_and_the_worker_pauses_then_redelivers() -> None:
-    store, seen = FakeConsumerStore(), []
+    store, seen = MemoryConsumerStore(), []
     a = applier(store, _registry(seen), store_backoff_max=0.05)
     store.down = True
     with pytest.raises(StoreUnavailableError):
@@ -138,7 +138,7 @@ def test_a_session_factory_commits_with_the_transaction_and_rolls_back_with_it()
         sessions.append(Session())
         return sessions[-1]
 
-    store = FakeConsumerStore(factory)
+    store = MemoryConsumerStore(factory)
     got: list[Any] = []
     reg = HandlerRegistry()
 
@@ -156,7 +156,7 @@ def test_a_session_factory_commits_with_the_transaction_and_rolls_back_with_it()
 
 
 def test_batch_mode_applies_a_chunk_in_one_transaction_and_finds_duplicates() -> None:
-    store, seen = FakeConsumerStore(), []
+    store, seen = MemoryConsumerStore(), []
     a = applier(store, _registry(seen), batch_size=10)
     first = [record(_event(f"k{n}", n), n) for n in range(3)]
     assert apply_batch(a, first) == [Outcome.APPLIED] * 3
@@ -166,7 +166,7 @@ def test_batch_mode_applies_a_chunk_in_one_transaction_and_finds_duplicates() ->
 
 
 def test_batch_mode_falls_back_for_a_failing_handler_or_a_blocked_key_and_rolls_back() -> None:
-    store, seen = FakeConsumerStore(), []
+    store, seen = MemoryConsumerStore(), []
     fail: dict[str, list[BaseException]] = {"bad": [ValueError("x")], "blk": [ValueError("y")]}
     a = applier(store, _registry(seen, fail), batch_size=10)
     assert apply_batch(a, [record(_event("ok", 1), 0), record(_event("bad", 2), 1)]) is None
@@ -177,7 +177,7 @@ def test_batch_mode_falls_back_for_a_failing_handler_or_a_blocked_key_and_rolls_
 
 
 def test_worker_in_batch_mode_counts_applied_and_fallen_back_chunks() -> None:
-    store, seen = FakeConsumerStore(), []
+    store, seen = MemoryConsumerStore(), []
     a = applier(store, _registry(seen, {"bad": [ValueError("x")] * 2}), batch_size=2)
     source = MemorySource([record(_event(k, n), n) for n, k in enumerate(["a", "b", "bad", "c"])])
     worker = Worker(source, a)
@@ -187,7 +187,7 @@ def test_worker_in_batch_mode_counts_applied_and_fallen_back_chunks() -> None:
 
 
 def test_async_handlers_run_the_same_steps_including_parking() -> None:
-    store, seen = FakeConsumerStore(), []
+    store, seen = MemoryConsumerStore(), []
     reg = HandlerRegistry()
 
     @reg.handler("t.made")

@@ -1,5 +1,5 @@
 """What a user's handler test looks like with ``kafkaguard.testing``: Worker.from_settings over a
-MemorySource and a FakeConsumerStore whose sessions are SQLAlchemy sessions on in-memory SQLite."""
+MemorySource and a MemoryConsumerStore whose sessions are SQLAlchemy sessions on in-memory SQLite."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from kafkaguard import KafkaguardSettings
 from kafkaguard.consumer import HandlerRegistry, Worker
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.envelope import Event
-from kafkaguard.testing import FakeConsumerStore, MemorySource
+from kafkaguard.testing import MemoryConsumerStore, MemorySource
 from tests.unit.consumer_fakes import record
 
 metadata = MetaData()
@@ -25,7 +25,7 @@ signups = Table("signups", metadata, Column("id", Integer, primary_key=True), Co
 def test_handler_writes_commit_with_the_inbox_and_a_failure_leaves_none() -> None:
     engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
     metadata.create_all(engine)
-    store = FakeConsumerStore(lambda: Session(engine))
+    store = MemoryConsumerStore(lambda: Session(engine))
     registry = HandlerRegistry()
 
     @registry.handler("user.signed_up")

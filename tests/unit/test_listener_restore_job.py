@@ -11,7 +11,7 @@ from kafkaguard.envelope import Event
 from kafkaguard.policies.backoff import Fixed
 from kafkaguard.policies.retry import RetryPolicy
 from kafkaguard.restore.listener_job import ListenerRestoreJob
-from kafkaguard.testing import FakeConsumerStore
+from kafkaguard.testing import MemoryConsumerStore
 from tests.unit.consumer_fakes import GROUP, applier, record, settings
 
 
@@ -23,9 +23,9 @@ class Clock:
         return self.now
 
 
-def _setup(broken: set[str]) -> tuple[FakeConsumerStore, list[tuple[str, int]], HandlerRegistry, Clock]:
+def _setup(broken: set[str]) -> tuple[MemoryConsumerStore, list[tuple[str, int]], HandlerRegistry, Clock]:
     clock = Clock()
-    store, seen = FakeConsumerStore(clock=clock), []
+    store, seen = MemoryConsumerStore(clock=clock), []
     reg = HandlerRegistry()
 
     @reg.handler("t.made")
@@ -37,7 +37,7 @@ def _setup(broken: set[str]) -> tuple[FakeConsumerStore, list[tuple[str, int]], 
     return store, seen, reg, clock
 
 
-def _job(store: FakeConsumerStore, reg: HandlerRegistry, attempts: int = 2) -> ListenerRestoreJob:
+def _job(store: MemoryConsumerStore, reg: HandlerRegistry, attempts: int = 2) -> ListenerRestoreJob:
     policy = RetryPolicy(max_attempts=attempts, backoff=Fixed(seconds=60))
     return ListenerRestoreJob(store, reg, settings(), policy=policy, clock=store.clock)
 
@@ -117,7 +117,7 @@ def test_a_duplicate_in_the_inbox_is_marked_restored_without_running_the_handler
 
 def test_async_handlers_are_restored_in_the_same_order() -> None:
     clock = Clock()
-    store, seen = FakeConsumerStore(clock=clock), []
+    store, seen = MemoryConsumerStore(clock=clock), []
     reg, broken = HandlerRegistry(), {"k"}
 
     @reg.handler("t.made")

@@ -20,13 +20,12 @@ from kafkaguard.cli.common import (
     start_metrics,
 )
 from kafkaguard.cli.startup import announce, configure_logging, preflight
-from kafkaguard.db.engine import libpq_conninfo
 from kafkaguard.errors import ConfigurationError
+from kafkaguard.metrics.relay_hook import relay_metrics
 from kafkaguard.relay.settings import RelayKind
 from kafkaguard.relay.worker import Relay
 from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.signals import on_stop_signals
-from kafkaguard.transports.kafka_topics import TopicRegistry
 
 
 def relay(
@@ -72,24 +71,11 @@ def relay(
     if not preflight("relay", bootstrap=servers, database_url=database_url, schema=db_schema,
                      kafka_overrides=settings.producer, stop=stop):  # fmt: skip
         return
-    topics = TopicRegistry(
-        servers,
-        partitions=settings.topics.partitions,
-        replication=settings.topics.replication,
-        create_missing=settings.topics.create_missing,
-        overrides=settings.producer,
+    resolved = settings.model_copy(
+        update={"database_url": database_url, "db_schema": db_schema, "bootstrap_servers": servers,
+                "relay": relay_settings}
+    )  # fmt: skip
+    metrics = start_metrics(
+        metrics_port or settings.metrics_port, metrics_addr, database_url, db_schema, parts=("relay",)
     )
-    worker = Relay(
-        conninfo=libpq_conninfo(database_url, schema=db_schema),
-        schema=db_schema,
-        bootstrap=servers,
-        settings=relay_settings,
-        topics=topics,
-        for_aggregate=settings.topics.for_aggregate,
-        producer_overrides=settings.producer,
-        name=name,
-        metrics=start_metrics(
-            metrics_port or settings.metrics_port, metrics_addr, database_url, db_schema, parts=("relay",)
-        ),
-    )
-    worker.run(stop)
+    Relay.from_settings(resolved, name=name, hook=relay_metrics(metrics)).run(stop)

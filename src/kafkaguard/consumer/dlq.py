@@ -16,7 +16,8 @@ from kafkaguard import headers as H
 from kafkaguard.consumer.records import Record
 from kafkaguard.errors import PublishError
 from kafkaguard.topics import dlq_topic
-from kafkaguard.transports.kafka_producer import SyncProducer
+from kafkaguard.transports.kafka_delivery import DeliveryProducer
+from kafkaguard.transports.ports import Producer
 
 log = logging.getLogger("kafkaguard.consumer.dlq")
 
@@ -36,13 +37,36 @@ def dlq_headers(record: Record, row: Mapping[str, Any]) -> list[tuple[str, bytes
 
 
 class DlqCopier:
-    """Callable ``(record, row)`` that produces the copy and waits for the broker's ack."""
+    """Callable ``(record, row)`` that produces the copy and waits for the broker's ack.
 
-    def __init__(self, bootstrap: str, overrides: Mapping[str, Any] | None = None, *, timeout: float = 10.0) -> None:
-        self._producer = SyncProducer(bootstrap, timeout=timeout, overrides=overrides)
+    ``producer``: the producer port to copy with (e.g. ``kafkaguard.testing.MemoryProducer()``; the
+    caller closes it). Without one, a :class:`~kafkaguard.transports.kafka_delivery.DeliveryProducer`
+    of ``bootstrap`` and ``overrides`` is made, waiting up to ``timeout`` s (default 10) for each ack;
+    :meth:`close` closes it.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        timeout: float = 10.0,
+        producer: Producer | None = None,
+    ) -> None:
+        if producer is None and bootstrap is None:
+            raise TypeError("DlqCopier needs a producer or the bootstrap servers to make one")
+        self._owned = producer is None
+        self._producer: Producer = producer or DeliveryProducer(
+            str(bootstrap), message_timeout=timeout, overrides=overrides
+        )
 
     def __call__(self, record: Record, row: Mapping[str, Any]) -> None:
         try:
             self._producer.send(dlq_topic(record.topic), record.value, key=record.key, headers=dlq_headers(record, row))
         except PublishError as exc:
             log.error("DLQ copy failed for %s (the dead-letter row is stored): %s", record.where(), exc)
+
+    def close(self) -> None:
+        """Close the producer this copier made (one passed in stays open)."""
+        if self._owned:
+            self._producer.close()

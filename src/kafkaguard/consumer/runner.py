@@ -44,7 +44,7 @@ def build_worker(
 
     ``on_outcome`` is called after each message's outcome is durable (metrics, tests); ``source``
     replaces the Kafka consumer; ``store`` replaces the PostgreSQL store (e.g. a
-    :class:`~kafkaguard.testing.FakeConsumerStore`; no database URL is needed then).
+    :class:`~kafkaguard.testing.MemoryConsumerStore`; no database URL is needed then).
     Raises :class:`~kafkaguard.errors.SchemaNotReadyError` when the database answers without
     kafkaguard's tables in ``settings.db_schema`` (an unreachable one is waited for by the worker).
     """

@@ -64,7 +64,7 @@ class Worker:
 
         ``on_outcome(record, outcome)`` runs after each message's outcome is durable; ``source``
         replaces the Kafka consumer (e.g. a ``MemorySource`` in tests), ``store`` the PostgreSQL store
-        (e.g. a ``FakeConsumerStore``: then no database is needed). Raises
+        (e.g. a ``MemoryConsumerStore``: then no database is needed). Raises
         :class:`~kafkaguard.errors.ConfigurationError` without topics or database URL.
         Run it with :meth:`run` in a thread of its own; :meth:`stop` (any thread) ends it.
         """

@@ -2,7 +2,7 @@
 
     {"at": ISO time, "what": "dead_lettered" | "parked" | "pending" | "restored" | "restore_failed"
                              | "replay" | "discard" | "handoff",
-     "attempt": n?, "by": how?, "error_class": ...?, "error_message": ...?, ...}
+     "attempts": n?, "by": how?, "error_class": ...?, "error_message": ...?, ...}
 
 An operator reading ``kafkaguard dead-letters show`` sees one vocabulary whichever path wrote it.
 """
@@ -20,6 +20,8 @@ MAX_MESSAGE = 2000
 def history_entry(what: str, error: BaseException | None = None, **extra: Any) -> dict[str, Any]:
     """An entry saying ``what`` happened now, with the error's class and message when given."""
     entry: dict[str, Any] = {"at": datetime.now(UTC).isoformat(), "what": what}
+    if "attempt" in extra:  # one spelling in every store: older callers pass ``attempt``
+        extra["attempts"] = extra.pop("attempt")
     entry.update({k: v for k, v in extra.items() if v is not None})
     if error is not None:
         entry["error_class"] = qualified_name(type(error))

@@ -32,8 +32,7 @@ from kafkaguard.policies.classify import qualified_name
 from kafkaguard.policies.retry import GiveUp, RetryPolicy, next_step
 from kafkaguard.publisher.dead_letters import add_dead_letter
 from kafkaguard.topics import dlq_topic
-from kafkaguard.transports.kafka_delivery import DeliveryProducer
-from kafkaguard.transports.kafka_topics import TopicRegistry
+from kafkaguard.transports.ports import Producer, Topics
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +54,8 @@ class BackgroundPublisher:
 
     def __init__(
         self,
-        producer: DeliveryProducer,
-        topics: TopicRegistry,
+        producer: Producer,
+        topics: Topics,
         *,
         policy: RetryPolicy,
         attempt_timeout: float,

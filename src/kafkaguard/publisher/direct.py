@@ -21,8 +21,7 @@ from kafkaguard.db.columns import PublishSource
 from kafkaguard.envelope import Event
 from kafkaguard.errors import PublishError
 from kafkaguard.publisher.fallback import dead_letter_or_raise, dead_letter_or_raise_async
-from kafkaguard.transports.kafka_delivery import DeliveryProducer
-from kafkaguard.transports.kafka_topics import TopicRegistry
+from kafkaguard.transports.ports import Producer, Topics
 
 
 class DirectPublisher:
@@ -30,8 +29,8 @@ class DirectPublisher:
 
     def __init__(
         self,
-        producer: DeliveryProducer,
-        topics: TopicRegistry,
+        producer: Producer,
+        topics: Topics,
         *,
         timeout: float,
         for_aggregate: Callable[[str], str],

@@ -31,13 +31,14 @@ from kafkaguard.publisher.background import BackgroundOutcome, BackgroundPublish
 from kafkaguard.publisher.direct import DirectPublisher
 from kafkaguard.publisher.fallback import dead_letter_or_raise, dead_letter_or_raise_async
 from kafkaguard.publisher.http import HttpPublisher
-from kafkaguard.publisher.outbox import add_events, add_events_async
 from kafkaguard.publisher.schema_scope import SchemaScope
 from kafkaguard.publisher.settings import PublishMode
-from kafkaguard.relay.settings import RelayKind
 from kafkaguard.settings import KafkaguardSettings
+from kafkaguard.stores.outbox import add_events, add_events_async
+from kafkaguard.topics import RelayKind
 from kafkaguard.transports.kafka_delivery import DeliveryProducer
 from kafkaguard.transports.kafka_topics import TopicRegistry
+from kafkaguard.transports.ports import Producer, Topics, TopicsExist
 
 _OUTBOX = (OUTBOX,)
 _PENDING = "kafkaguard.background.pending"
@@ -68,6 +69,13 @@ class Publisher:
 
     ``engine``: synchronous engine for background mode's dead-letter table (default: from
     ``settings.database_url``). ``http_transport`` / ``http_async_transport``: httpx transports for tests.
+    ``producer``: the Kafka producer of the ``direct`` and ``background`` modes (the port
+    :class:`~kafkaguard.transports.ports.Producer`, e.g. ``kafkaguard.testing.MemoryProducer()``);
+    default: a :class:`~kafkaguard.transports.kafka_delivery.DeliveryProducer` of ``settings``, made on
+    first use. ``topics``: what makes sure a topic exists before producing to it; default: a
+    :class:`~kafkaguard.transports.kafka_topics.TopicRegistry` of ``settings`` with the default
+    producer, nothing (the producer reports a missing topic) with one passed in. A producer or
+    registry passed in is the caller's: :meth:`close` leaves it open.
     """
 
     def __init__(
@@ -77,6 +85,8 @@ class Publisher:
         engine: Engine | None = None,
         http_transport: Any = None,
         http_async_transport: Any = None,
+        producer: Producer | None = None,
+        topics: Topics | None = None,
     ) -> None:
         self.settings = settings
         # With Debezium as the relay the outbox is written insert-then-delete (relay.debezium).
@@ -85,8 +95,10 @@ class Publisher:
         self._schema = SchemaScope(settings.db_schema)
         self._engine = engine
         self._owns_engine = False
-        self._producer: DeliveryProducer | None = None
-        self._topics: TopicRegistry | None = None
+        self._producer = producer
+        self._owns_producer = producer is None
+        # A producer passed in without a registry knows its topics (the fake) or reports a missing one.
+        self._topics = topics if topics is not None or producer is None else TopicsExist()
         self._direct: DirectPublisher | None = None
         self._background: BackgroundPublisher | None = None
         self._http = HttpPublisher(
@@ -104,6 +116,8 @@ class Publisher:
         engine: Engine | None = None,
         http_transport: Any = None,
         http_async_transport: Any = None,
+        producer: Producer | None = None,
+        topics: Topics | None = None,
     ) -> Publisher:
         """A publisher of ``settings`` (default: ``KafkaguardSettings()``, from ``KAFKAGUARD_*`` and the
         TOML file): modes from ``settings.publish``, Kafka at ``settings.bootstrap_servers``, topics
@@ -117,27 +131,22 @@ class Publisher:
             engine=engine,
             http_transport=http_transport,
             http_async_transport=http_async_transport,
+            producer=producer,
+            topics=topics,
         )
 
     def mode_for(self, event: Event) -> PublishMode:
         """The configured mode of ``event``."""
         return self.settings.publish.mode_for(event.type, event.aggregate_type)
 
-    def _kafka(self) -> tuple[DeliveryProducer, TopicRegistry]:
-        if self._producer is None or self._topics is None:
-            s = self.settings
-            self._producer = DeliveryProducer(
-                s.bootstrap_servers,
-                message_timeout=max(s.publish.direct_timeout, s.publish.background_timeout),
-                overrides=s.producer,
-            )
-            self._topics = TopicRegistry(
-                s.bootstrap_servers,
-                partitions=s.topics.partitions,
-                replication=s.topics.replication,
-                create_missing=s.topics.create_missing,
-                overrides=s.producer,
-            )
+    def _kafka(self) -> tuple[Producer, Topics]:
+        """The producer and topic registry, the real ones of ``settings`` made now if none was passed in."""
+        s = self.settings
+        if self._producer is None:
+            budget = max(s.publish.direct_timeout, s.publish.background_timeout)
+            self._producer = DeliveryProducer.from_settings(s, message_timeout=budget)
+        if self._topics is None:
+            self._topics = TopicRegistry.from_settings(s)
         return self._producer, self._topics
 
     def direct(self) -> DirectPublisher:
@@ -270,7 +279,7 @@ class Publisher:
         """Finish background deliveries, flush the producer, close HTTP and owned engines."""
         if self._background is not None:
             self._background.close()
-        if self._producer is not None:
+        if self._producer is not None and self._owns_producer:
             self._producer.close()
         self._http.close()
         if self._owns_engine and self._engine is not None:

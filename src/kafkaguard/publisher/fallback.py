@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from kafkaguard.db.columns import PublishSource
 from kafkaguard.envelope import Event
 from kafkaguard.errors import PublishUnavailableError
-from kafkaguard.publisher.dead_letters import add_dead_letter, add_dead_letter_async
+from kafkaguard.stores.publisher_dead_letters import add_dead_letter
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +75,5 @@ async def dead_letter_or_raise_async(
     error: BaseException,
     attempts: int = 1,
 ) -> None:
-    """Asyncio form of :func:`dead_letter_or_raise`."""
-    try:
-        await add_dead_letter_async(session, event, topic=topic, source=source, error=error, attempts=attempts)
-        await session.flush()
-    except SQLAlchemyError as exc:
-        await session.rollback()
-        raise _unavailable(event, source, error, exc) from exc
-    _log_stored(event, topic, source, error)
+    """Asyncio form of :func:`dead_letter_or_raise`: the same core, run on the session's sync side."""
+    await session.run_sync(dead_letter_or_raise, event, topic=topic, source=source, error=error, attempts=attempts)

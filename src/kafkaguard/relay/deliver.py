@@ -12,7 +12,8 @@ Guarantees:
   * a row that failed before produce (not an event, topic refused) holds its key (with
     ``block_key``, or when the failure is transient);
   * a row librdkafka refused inside ``produce()`` (e.g. larger than ``message.max.bytes``) holds
-    its key: :meth:`DeliveryProducer.produce_all` does not produce the key's later messages;
+    its key: the producer port's ``produce_all`` (:mod:`kafkaguard.transports.ports`) does not
+    produce the key's later messages;
   * a *barrier* record (at least 90 % of the smaller of the producer's and the topic's size
     limit, see :mod:`kafkaguard.relay.limits`) holds its key until its delivery report: the broker
     could refuse it while acknowledging a later record of the key sent in another request;
@@ -31,7 +32,6 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH, EnvelopeError
 from kafkaguard.errors import EventRejectedError, KeyHeldError, PublishError
@@ -39,36 +39,12 @@ from kafkaguard.logtext import short
 from kafkaguard.relay.limits import barrier_bytes
 from kafkaguard.relay.plan import Outcome
 from kafkaguard.relay.rows import Message, OutboxRow, RejectReason, RowRejectedError, to_message, topic_of
-from kafkaguard.transports.kafka_delivery import Delivered, Headers, OutgoingMessage, PendingDeliveries
+from kafkaguard.transports.ports import OutgoingMessage, PendingDeliveries, Producer, Topics
 
 logger = logging.getLogger(__name__)
 
 # Kafka's own rule for topic names (kafka.common.internals.Topic.validate).
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
-
-
-class BatchProducer(Protocol):
-    """What the relay needs of a producer (:class:`~kafkaguard.transports.kafka_delivery.DeliveryProducer`)."""
-
-    max_message_bytes: int
-
-    def produce_all(self, messages: Sequence[OutgoingMessage], timeout: float) -> PendingDeliveries: ...
-
-    def send(
-        self,
-        topic: str,
-        value: bytes | None,
-        *,
-        key: bytes | None = None,
-        headers: Headers = (),
-        timeout: float | None = None,
-    ) -> Delivered: ...
-
-
-class Topics(Protocol):
-    """What the relay needs of a topic registry (:class:`~kafkaguard.transports.kafka_topics.TopicRegistry`)."""
-
-    def ensure(self, topic: str, *, timeout: float | None = None) -> None: ...
 
 
 def no_topic_limits(_topic: str) -> int | None:
@@ -152,7 +128,7 @@ class InFlight:
 def start_publish(
     rows: Sequence[OutboxRow],
     *,
-    producer: BatchProducer,
+    producer: Producer,
     topics: Topics,
     for_aggregate: Callable[[str], str],
     timeout: float,
@@ -212,7 +188,7 @@ def start_publish(
     return InFlight(sent, produced, pending, carry, started)
 
 
-def finish_publish(flight: InFlight, *, producer: BatchProducer, timeout: float, block_key: bool) -> list[Sent]:
+def finish_publish(flight: InFlight, *, producer: Producer, timeout: float, block_key: bool) -> list[Sent]:
     """Wait for ``flight``'s delivery reports and set each row's outcome."""
     refused = set(flight.pending.refused)
     for index, (item, error) in enumerate(zip(flight.produced, flight.pending.wait(), strict=True)):
@@ -228,7 +204,7 @@ def finish_publish(flight: InFlight, *, producer: BatchProducer, timeout: float,
     return flight.sent
 
 
-def _retry_rejected_alone(sent: list[Sent], producer: BatchProducer, timeout: float, block_key: bool) -> None:
+def _retry_rejected_alone(sent: list[Sent], producer: Producer, timeout: float, block_key: bool) -> None:
     """Send each broker-rejected row once more, alone, in seq order, unless its key already stopped."""
     stopped: set[str] = set()
     for item in sent:

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH
-
-
-class RelayKind(StrEnum):
-    """Who relays the outbox: kafkaguard's relay worker, or Debezium's connector (see relay.debezium)."""
-
-    KAFKAGUARD = "kafkaguard"
-    DEBEZIUM = "debezium"
+from kafkaguard.topics import RelayKind as RelayKind  # its home before it moved down a layer
 
 
 class RelaySettings(BaseModel):

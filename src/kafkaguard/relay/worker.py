@@ -29,32 +29,28 @@ import os
 import random
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-import psycopg
-
-from kafkaguard.db.columns import OUTBOX_NOTIFY_CHANNEL, OUTBOX_SHARDS, PublishSource
-from kafkaguard.db.engine import libpq_conninfo
-from kafkaguard.db.login import login_refused, refused_reason
-from kafkaguard.db.readiness import RELAY_TABLES, require_tables_psycopg
-from kafkaguard.errors import ConfigurationError, SchemaNotReadyError
+from kafkaguard.db.columns import OUTBOX_SHARDS
+from kafkaguard.errors import ConfigurationError
 from kafkaguard.logtext import short
-from kafkaguard.metrics.registry import Metrics
-from kafkaguard.publisher.dead_letters import outbox_params
 from kafkaguard.raw_headers import encode as encode_headers
 from kafkaguard.relay import shards as S
-from kafkaguard.relay import store
-from kafkaguard.relay.deliver import InFlight, Sent, describe, finish_publish, start_publish
-from kafkaguard.relay.limits import TopicLimits
+from kafkaguard.relay.deliver import (
+    InFlight,
+    Sent,
+    describe,
+    finish_publish,
+    no_topic_limits,
+    start_publish,
+)
 from kafkaguard.relay.plan import Outcome, plan_round
-from kafkaguard.relay.rows import OutboxRow
 from kafkaguard.relay.settings import RelayKind, RelaySettings
-from kafkaguard.transports.kafka_delivery import DeliveryProducer
-from kafkaguard.transports.kafka_topics import TopicRegistry
+from kafkaguard.stores.outbox import DeadLetter, OutboxStore
+from kafkaguard.stores.publisher_dead_letters import outbox_params
+from kafkaguard.transports.ports import Producer, Topics
 
 if TYPE_CHECKING:
     from kafkaguard.settings import KafkaguardSettings
@@ -81,32 +77,54 @@ class RoundResult:
         )
 
 
+class RelayHook(Protocol):
+    """What the relay reports (metrics implement it: :mod:`kafkaguard.metrics.relay_hook`).
+
+    Called in the relay's thread; :meth:`settled` only after the settle transaction committed, so a
+    counted event is never rolled back.
+    """
+
+    def settled(self, published: Sequence[Sent], dead_lettered: Sequence[Sent], seconds: float) -> None:
+        """A batch settled: ``published`` acknowledged and removed, ``dead_lettered`` stored; ``seconds``
+        from its claim to the end of its settle."""
+
+    def error(self, kind: str) -> None:
+        """A round failed: ``kind`` is ``database`` (the outbox store is away) or ``kafka``."""
+
+
 class Relay:
     """One relay instance. ``run(stop)`` loops until ``stop`` is set; safe to run several at once.
 
-    ``conninfo``: libpq string whose search_path starts with kafkaguard's schema
-    (:func:`kafkaguard.db.engine.libpq_conninfo`). ``for_aggregate``: aggregate type → topic.
-    ``topic_limits``: topic → ``max.message.bytes`` or None if unknown (default: asked of Kafka
-    once per topic, :class:`~kafkaguard.relay.limits.TopicLimits`). ``schema``: the schema the
-    conninfo puts first; its tables are checked at connect (None: the search_path's first schema),
-    a missing one raises :class:`~kafkaguard.errors.SchemaNotReadyError` from :meth:`run`.
+    Ports: ``outbox`` (an :class:`~kafkaguard.stores.outbox.OutboxStore`), ``producer`` (a
+    :class:`Producer`; ``new_producer`` makes a replacement after a fatal error), ``topics``
+    (checks or creates a topic before its first message), ``for_aggregate`` (aggregate type →
+    topic), ``hook`` (a :class:`RelayHook`, e.g. metrics; None: nothing reported). ``topic_limits``:
+    topic → ``max.message.bytes`` or None if unknown (default: unknown, only the producer's limit
+    counts). The relay owns the producer and the store: :meth:`run` closes both when it ends.
 
-    Build one with :meth:`from_settings`; the constructor takes the ports for tests and custom wiring.
+    Build one with :meth:`from_settings`; the constructor takes the ports for tests and custom wiring
+    (a :class:`~kafkaguard.testing.MemoryOutbox` and a fake producer run rounds with no database and
+    no Kafka).
     """
 
     @classmethod
     def from_settings(
-        cls, settings: KafkaguardSettings, *, name: str | None = None, metrics: Metrics | None = None
+        cls, settings: KafkaguardSettings, *, name: str | None = None, hook: RelayHook | None = None
     ) -> Relay:
         """A relay of the outbox in ``settings.database_url`` (schema ``settings.db_schema``) to the Kafka
         at ``settings.bootstrap_servers``, with ``settings.relay``, the topic naming and creation of
         ``settings.topics`` and the librdkafka overrides of ``settings.producer``.
 
-        ``name`` appears in its log lines (default ``relay-<pid>``). Run it with ``run(stop)`` in a
-        thread of its own (``stop``: a :class:`threading.Event`). Raises
-        :class:`~kafkaguard.errors.ConfigurationError` without a database URL, or when
+        ``name`` appears in its log lines (default ``relay-<pid>``); ``hook`` receives what it did
+        (:func:`kafkaguard.metrics.relay_hook.relay_metrics` counts it into the Prometheus metrics).
+        Run it with ``run(stop)`` in a thread of its own (``stop``: a :class:`threading.Event`).
+        Raises :class:`~kafkaguard.errors.ConfigurationError` without a database URL, or when
         ``relay.kind`` is ``debezium`` (Debezium relays that outbox; two relays would publish twice).
+        A missing schema raises :class:`~kafkaguard.errors.SchemaNotReadyError` from :meth:`run`.
         """
+        from kafkaguard.db.engine import libpq_conninfo
+        from kafkaguard.transports.kafka_topics import TopicRegistry
+
         if settings.relay.kind is RelayKind.DEBEZIUM:
             raise ConfigurationError(
                 "relay.kind is 'debezium': Debezium relays this outbox (rows are deleted as they are written), "
@@ -114,58 +132,98 @@ class Relay:
             )
         if not settings.database_url:
             raise ConfigurationError("a database URL is needed (KAFKAGUARD_DATABASE_URL or database_url=...)")
-        topics = TopicRegistry(
-            settings.bootstrap_servers,
-            partitions=settings.topics.partitions,
-            replication=settings.topics.replication,
-            create_missing=settings.topics.create_missing,
-            overrides=settings.producer,
-        )
-        return cls(
+        return cls.for_database(
             conninfo=libpq_conninfo(settings.database_url, schema=settings.db_schema),
             schema=settings.db_schema,
             bootstrap=settings.bootstrap_servers,
             settings=settings.relay,
-            topics=topics,
+            topics=TopicRegistry(
+                settings.bootstrap_servers,
+                partitions=settings.topics.partitions,
+                replication=settings.topics.replication,
+                create_missing=settings.topics.create_missing,
+                overrides=settings.producer,
+            ),
             for_aggregate=settings.topics.for_aggregate,
             producer_overrides=settings.producer,
             name=name,
-            metrics=metrics,
+            hook=hook,
+        )
+
+    @classmethod
+    def for_database(
+        cls,
+        *,
+        conninfo: str,
+        bootstrap: str,
+        settings: RelaySettings,
+        topics: Topics,
+        for_aggregate: Callable[[str], str],
+        producer_overrides: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        hook: RelayHook | None = None,
+        topic_limits: Callable[[str], int | None] | None = None,
+        schema: str | None = None,
+    ) -> Relay:
+        """A relay over the real adapters: :class:`~kafkaguard.stores.outbox.PostgresOutbox` of
+        ``conninfo`` (libpq, search_path first ``schema``; its tables are checked at connect) and a
+        :class:`~kafkaguard.transports.kafka_delivery.DeliveryProducer` of ``bootstrap`` (replaced
+        after a fatal error). ``topic_limits`` default: asked of Kafka once per topic, on first use
+        (:class:`~kafkaguard.relay.limits.TopicLimits`), so a relay that never publishes asks nothing.
+        """
+        from kafkaguard.relay.limits import TopicLimits
+        from kafkaguard.stores.outbox import PostgresOutbox
+        from kafkaguard.transports.kafka_delivery import DeliveryProducer
+
+        overrides = dict(producer_overrides or {})
+        limits: list[Callable[[str], int | None]] = [topic_limits] if topic_limits is not None else []
+
+        def topic_limit(topic: str) -> int | None:
+            if not limits:
+                limits.append(TopicLimits(bootstrap, overrides))
+            return limits[0](topic)
+
+        def new_producer() -> DeliveryProducer:
+            return DeliveryProducer(bootstrap, message_timeout=settings.delivery_timeout, overrides=overrides)
+
+        return cls(
+            outbox=PostgresOutbox(conninfo, schema=schema),
+            producer=new_producer(),
+            new_producer=new_producer,
+            topics=topics,
+            for_aggregate=for_aggregate,
+            settings=settings,
+            name=name,
+            hook=hook,
+            topic_limits=topic_limit,
         )
 
     def __init__(
         self,
         *,
-        conninfo: str,
-        bootstrap: str,
+        outbox: OutboxStore,
+        producer: Producer,
+        topics: Topics,
+        for_aggregate: Callable[[str], str],
         settings: RelaySettings,
-        topics: TopicRegistry,
-        for_aggregate: Any,
-        producer_overrides: Mapping[str, Any] | None = None,
         name: str | None = None,
-        metrics: Metrics | None = None,
-        topic_limits: Callable[[str], int | None] | None = None,
-        schema: str | None = None,
+        hook: RelayHook | None = None,
+        topic_limits: Callable[[str], int | None] = no_topic_limits,
+        new_producer: Callable[[], Producer] | None = None,
     ) -> None:
         self.settings = settings
-        self.schema = schema
-        self.metrics = metrics
+        self.outbox = outbox
+        self.hook = hook
         self.name = name or f"relay-{os.getpid()}"
-        self._conninfo = conninfo
-        self._bootstrap = bootstrap
-        self._overrides = dict(producer_overrides or {})
+        self._producer = producer
+        self._new_producer = new_producer
         self._topics = topics
         self._for_aggregate = for_aggregate
         self._topic_limits = topic_limits
-        self._producer: DeliveryProducer | None = None
-        self._work: store.Conn | None = None
-        self._listen: store.Conn | None = None
-        self._spaces = (0, 0)
         self._held: set[int] = set()
         self._last_balance = 0.0
         self._start = random.randrange(OUTBOX_SHARDS)  # noqa: S311 - spreads instances, not security
         self._last_cleanup = 0.0
-        self._connected_once = False
 
     @property
     def held_shards(self) -> frozenset[int]:
@@ -175,36 +233,32 @@ class Relay:
     def run(self, stop: threading.Event) -> None:
         """Relay until ``stop`` is set; survive database and Kafka outages by backing off."""
         failures = 0
+        outage = self.outbox.outage_errors
         try:
             while not stop.is_set():
                 try:
-                    self._ensure_connected()
-                    self._balance()
+                    self.take_shards()
                     result = self.run_round()
                     self._maybe_cleanup()
-                except psycopg.Error as exc:
-                    refused = refused_reason(exc)
-                    if refused is not None and not self._connected_once:
-                        # A wrong password is not an outage: stop with one line instead of retrying forever.
-                        raise login_refused(self._conninfo, refused) from None
+                except outage as exc:
                     failures += 1
-                    if self.metrics is not None:
-                        self.metrics.relay_errors.labels("database").inc()
-                    logger.warning("%s: database problem (%s); reconnecting", self.name, refused or type(exc).__name__)
+                    if self.hook is not None:
+                        self.hook.error("database")
+                    logger.warning("%s: database problem (%s); reconnecting", self.name, type(exc).__name__)
                     self._disconnect()
                     stop.wait(self._backoff(failures))
                     continue
                 if result.transient_failures:
                     failures += 1
-                    if self.metrics is not None:
-                        self.metrics.relay_errors.labels("kafka").inc()
+                    if self.hook is not None:
+                        self.hook.error("kafka")
                     stop.wait(self._backoff(failures))
                     continue
                 failures = 0
                 if result.claimed < self.settings.batch_size:
                     try:
                         self._wait_for_work(stop)
-                    except psycopg.Error as exc:
+                    except outage as exc:
                         # The LISTEN connection died while idle (PostgreSQL restarted): reconnect next
                         # round instead of letting the error end the relay.
                         logger.warning(
@@ -213,55 +267,44 @@ class Relay:
                         self._disconnect()
         finally:
             self._disconnect()
-            if self._producer is not None:
-                self._producer.close(5)
+            self._producer.close(5)
 
     def _backoff(self, failures: int) -> float:
         return float(min(self.settings.max_backoff, 0.2 * 2 ** min(failures, 10)))
 
     def _ensure_connected(self) -> None:
-        if self._work is not None and self._listen is not None:
+        if self.outbox.connected:
             return
-        self._work = psycopg.connect(self._conninfo, autocommit=True)
-        try:  # a schema that was never upgraded fails here, in one line, not as a TypeError later
-            require_tables_psycopg(self._work, self.schema, RELAY_TABLES)
-        except SchemaNotReadyError:
-            self._disconnect()
-            raise
-        shard_space, presence_space, schema = store.namespaces(self._work)
-        self._spaces = (shard_space, presence_space)
-        store.register_presence(self._work, presence_space)
-        store.prepare_session(self._work)
-        self._listen = psycopg.connect(self._conninfo, autocommit=True)
-        self._listen.execute(f"LISTEN {OUTBOX_NOTIFY_CHANNEL}")
+        where = self.outbox.connect()
         self._held.clear()
         self._last_balance = 0.0
-        self._connected_once = True
-        logger.info("%s: connected (schema %s)", self.name, schema)
+        logger.info("%s: connected (schema %s)", self.name, where)
 
     def _disconnect(self) -> None:
-        for conn in (self._work, self._listen):
-            if conn is not None:
-                conn.close()
-        self._work = self._listen = None
+        self.outbox.close()
         if self._held:
             logger.info("%s: released %d shards (disconnected)", self.name, len(self._held))
         self._held.clear()
+
+    def take_shards(self) -> frozenset[int]:
+        """Connect the outbox if needed, then take or give back shards toward this instance's fair
+        share (at most once per poll interval while it holds some); return the shards held."""
+        self._ensure_connected()
+        self._balance()
+        return self.held_shards
 
     def _balance(self) -> None:
         now = time.monotonic()
         if self._held and now - self._last_balance < self.settings.poll_interval:
             return
-        assert self._work is not None
         self._last_balance = now
-        shard_space, presence_space = self._spaces
-        share = S.fair_share(OUTBOX_SHARDS, store.live_instances(self._work, presence_space))
+        share = S.fair_share(OUTBOX_SHARDS, self.outbox.live_instances())
         give_back = S.to_release(self._held, share)
         if give_back:
-            store.unlock_shards(self._work, shard_space, give_back)
+            self.outbox.unlock_shards(give_back)
             self._held.difference_update(give_back)
         candidates = S.to_try(self._held, OUTBOX_SHARDS, share, self._start)
-        taken = store.try_lock_shards(self._work, shard_space, candidates, share - len(self._held))
+        taken = self.outbox.try_lock_shards(candidates, share - len(self._held))
         self._held.update(taken)
         if give_back or taken:
             logger.info(
@@ -273,15 +316,12 @@ class Relay:
                 len(give_back),
             )
 
-    def _producer_now(self) -> DeliveryProducer:
-        if self._producer is not None and self._producer.fatal_error:
-            logger.error("%s: producer failed fatally (%s); starting a new one", self.name, self._producer.fatal_error)
+    def _producer_now(self) -> Producer:
+        fatal = getattr(self._producer, "fatal_error", None)
+        if fatal and self._new_producer is not None:
+            logger.error("%s: producer failed fatally (%s); starting a new one", self.name, fatal)
             self._producer.close(1)
-            self._producer = None
-        if self._producer is None:
-            self._producer = DeliveryProducer(
-                self._bootstrap, message_timeout=self.settings.delivery_timeout, overrides=self._overrides
-            )
+            self._producer = self._new_producer()
         return self._producer
 
     def run_round(self) -> RoundResult:
@@ -293,11 +333,10 @@ class Relay:
         removed); a key that failed in one batch counts as failed in the next (its acknowledged
         rows there stay and are sent again after the failed one). Stops early on a transient
         failure or after ``poll_interval`` seconds (so shards are balanced), and never returns with
-        a batch in flight.
+        a batch in flight. Publishes nothing before :meth:`take_shards` gave it shards.
         """
         if not self._held:
             return RoundResult()
-        assert self._work is not None
         shards = sorted(self._held)
         block = self.settings.block_key_on_dead_letter
         until = time.monotonic() + self.settings.poll_interval
@@ -306,8 +345,7 @@ class Relay:
         flight: InFlight | None = None
         while True:
             started = time.monotonic()
-            rows = store.claim(
-                self._work,
+            rows = self.outbox.claim(
                 shards,
                 self.settings.batch_size,
                 skip_blocked_keys=block,
@@ -320,7 +358,10 @@ class Relay:
                 result, stopped = self._settle(flight, stopped)
                 total = total.plus(result)
                 if result.transient_failures:
-                    break  # back off; a batch produced meanwhile is still settled below
+                    # Back off; the batch produced meanwhile is settled below (it was once left
+                    # unsettled here and the settled one settled twice: its acked rows were resent).
+                    flight = following
+                    break
             flight = following
             more = len(rows) == self.settings.batch_size and time.monotonic() < until
             if flight is None or not more:
@@ -329,12 +370,7 @@ class Relay:
             total = total.plus(self._settle(flight, stopped)[0])
         return total
 
-    def _limits(self) -> Callable[[str], int | None]:
-        if self._topic_limits is None:  # built on first use: a relay that never publishes asks nothing
-            self._topic_limits = TopicLimits(self._bootstrap, self._overrides)
-        return self._topic_limits
-
-    def _send_batch(self, rows: Sequence[OutboxRow], stopped: set[str], started: float) -> InFlight:
+    def _send_batch(self, rows: Sequence[Any], stopped: set[str], started: float) -> InFlight:
         return start_publish(
             rows,
             producer=self._producer_now(),
@@ -345,23 +381,22 @@ class Relay:
             stopped=stopped,
             started=started,
             max_depth=self.settings.max_payload_depth,
-            topic_limit=self._limits(),
+            topic_limit=self._topic_limits,
         )
 
     def _settle(self, flight: InFlight, stopped: set[str]) -> tuple[RoundResult, set[str]]:
         """Wait for ``flight``'s acks; store its dead letters and remove its settled rows in one transaction."""
-        assert self._work is not None and self._producer is not None
         block = self.settings.block_key_on_dead_letter
         timeout = self.settings.delivery_timeout
         sent = finish_publish(flight, producer=self._producer, timeout=timeout, block_key=block)
         plan = plan_round([(s.row.aggregateid, s, s.outcome) for s in sent], block_key=block, stopped=stopped)
-        with self._work.transaction():
-            store.insert_dead_letters(self._work, [self._dead_letter(s) for s in plan.dead_letter])  # savepoints
-            store.finish(
-                self._work, [s.row.id for s in plan.remove + plan.dead_letter], delete=self.settings.delete_published
-            )
-        if self.metrics is not None:
-            self._record(plan.remove, plan.dead_letter, time.monotonic() - flight.started)
+        self.outbox.settle(
+            [self._dead_letter(s) for s in plan.dead_letter],
+            [s.row.id for s in plan.remove + plan.dead_letter],
+            delete=self.settings.delete_published,
+        )
+        if self.hook is not None:
+            self.hook.settled(plan.remove, plan.dead_letter, time.monotonic() - flight.started)
         # Rows only held behind an earlier row of their key (no error of their own) are not failures.
         failed = [s for s in sent if s.outcome is Outcome.TRANSIENT and s.error is not None]
         transient = len(failed)
@@ -382,22 +417,7 @@ class Relay:
             )
         return RoundResult(len(sent), len(plan.remove), len(plan.dead_letter), transient), plan.stopped
 
-    def _record(self, published: Sequence[Sent], dead: Sequence[Sent], seconds: float) -> None:
-        """Count what a round published (after its transaction committed) and how long it took."""
-        assert self.metrics is not None
-        now = datetime.now(UTC)
-        self.metrics.relay_publish_seconds.observe(seconds)
-        for topic, count in Counter(item.topic for item in published).items():
-            self.metrics.relay_published.labels(topic).inc(count)
-        age = self.metrics.relay_event_age_seconds
-        for item in published:
-            if item.row.occurred_at is not None:  # always set on a published row (to_message requires it)
-                age.observe(max(0.0, (now - item.row.occurred_at).total_seconds()))
-        for item in dead:
-            error = type(item.error).__name__ if item.error is not None else "-"
-            self.metrics.publisher_dead_letters.labels(PublishSource.OUTBOX.value, error).inc()
-
-    def _dead_letter(self, item: Sent) -> store.DeadLetter:
+    def _dead_letter(self, item: Sent) -> DeadLetter:
         """The publisher dead letter of a rejected row, built without decoding anything of the row."""
         assert item.error is not None
         logger.error(
@@ -407,23 +427,22 @@ class Relay:
             short(item.error, 500),
         )
         raw = encode_headers(item.message.headers) if item.message is not None else None
-        return store.DeadLetter(item.row.id, outbox_params(item.row.id, topic=item.topic, error=item.error), raw)
+        return DeadLetter(item.row.id, outbox_params(item.row.id, topic=item.topic, error=item.error), raw)
 
     def _maybe_cleanup(self) -> None:
-        if self.settings.delete_published or self._work is None:
+        if self.settings.delete_published or not self.outbox.connected:
             return
         now = time.monotonic()
         if now - self._last_cleanup >= 60:
             self._last_cleanup = now
-            store.cleanup_published(self._work, self.settings.published_retention)
+            self.outbox.cleanup_published(self.settings.published_retention)
 
     def _wait_for_work(self, stop: threading.Event) -> None:
-        """Sleep until a NOTIFY arrives on the outbox channel, the poll interval passes, or ``stop``."""
-        assert self._listen is not None
+        """Sleep until the outbox announces new rows, the poll interval passes, or ``stop``."""
         deadline = time.monotonic() + self.settings.poll_interval
         while not stop.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            for _ in self._listen.notifies(timeout=min(left, 0.5), stop_after=1):
+            if self.outbox.wait_for_work(min(left, 0.5)):
                 return

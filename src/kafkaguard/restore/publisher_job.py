@@ -33,13 +33,18 @@ from sqlalchemy import Connection, Engine, text
 
 from kafkaguard.db import columns as C
 from kafkaguard.db.history import history_entry
-from kafkaguard.db.locks import PUBLISHER_SCOPE
 from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH, EnvelopeError, Event, too_deep
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.logtext import short
-from kafkaguard.restore.outcome import Outcome, after_failure, after_success
+from kafkaguard.restore.outcome import after_failure, after_success
 from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
-from kafkaguard.transports.kafka_producer import SyncProducer
+from kafkaguard.stores.publisher_dead_letters import (
+    HeldRecords,
+    PostgresPublisherDeadLetters,
+    PublisherDeadLetterStore,
+    SqlHeldRecords,
+)
+from kafkaguard.transports.ports import Producer
 
 if TYPE_CHECKING:
     from kafkaguard.settings import KafkaguardSettings
@@ -100,67 +105,8 @@ def record_event(row: dict[str, Any]) -> Event:
     )
 
 
-def apply_outcome(conn: Connection, table: str, record_id: int, outcome: Outcome, error: BaseException | None) -> None:
-    """Write ``outcome`` to record ``record_id`` of ``table`` (both dead-letter tables share these columns)."""
-    restored = outcome.status is C.DeadLetterStatus.RESTORED
-    err_cls = "last_error_class" if table == C.PUBLISHER_DEAD_LETTERS else "error_class"
-    err_msg = "last_error_message" if table == C.PUBLISHER_DEAD_LETTERS else "error_message"
-    conn.execute(
-        text(
-            f"UPDATE {table} SET status = :status, attempts = :attempts, next_attempt_at = :next, "  # noqa: S608
-            "updated_at = now(), history = history || CAST(:entry AS jsonb), "
-            "restored_at = CASE WHEN :restored THEN now() ELSE restored_at END, "
-            "restored_by = CASE WHEN :restored THEN :by ELSE restored_by END"
-            + (f", {err_cls} = :err_cls, {err_msg} = :err_msg" if error is not None else "")
-            + " WHERE id = :id"
-        ),
-        {
-            "status": outcome.status.value,
-            "attempts": outcome.attempts,
-            "next": outcome.next_attempt_at,
-            "entry": json.dumps([outcome.history_entry], default=str),
-            "restored": restored,
-            "by": outcome.history_entry.get("by"),
-            "err_cls": type(error).__name__ if error is not None else None,
-            "err_msg": str(error)[:2000] if error is not None else None,
-            "id": record_id,
-        },
-    )
-
-
-DUE_KEYS_SQL = f"""
-SELECT id, key FROM {C.PUBLISHER_DEAD_LETTERS} d
-WHERE status = 'pending' AND next_attempt_at <= now()
-  AND (key IS NULL OR NOT EXISTS (SELECT 1 FROM {C.PUBLISHER_DEAD_LETTERS} e
-                                  WHERE e.key = d.key AND e.id < d.id AND e.status IN ('pending', 'failed')))
-ORDER BY id LIMIT :limit
-"""  # noqa: S608 - table names are constants
-"""Due heads (id, key): the oldest open record of each key, and every due record without a key."""
-
-RECORD_COLUMNS = (
-    "id, event_id, key, type, aggregate_type, topic, payload::text AS payload, headers::text AS headers,"
-    " CASE WHEN occurred_at BETWEEN '0001-01-02' AND '9999-12-30' THEN occurred_at END AS occurred_at,"
-    " schema_version, source, status, attempts, next_attempt_at, last_error_class, last_error_message,"
-    " created_at, updated_at"
-)
-"""A record's columns as the job reads them: JSON as text (decoded after a depth check, never by the
-driver, whose json.loads recurses), timestamps outside Python's range as NULL (the driver raises)."""
-
-KEY_RECORDS_SQL = f"""
-SELECT {RECORD_COLUMNS} FROM {C.PUBLISHER_DEAD_LETTERS}
-WHERE key = :key AND status IN ('pending', 'failed') ORDER BY id FOR UPDATE
-"""  # noqa: S608
-
-KEYLESS_RECORD_SQL = f"""
-SELECT {RECORD_COLUMNS} FROM {C.PUBLISHER_DEAD_LETTERS}
-WHERE id = :id AND key IS NULL AND status = 'pending' FOR UPDATE SKIP LOCKED
-"""  # noqa: S608
-"""One keyless record, unless another run holds it (then it is skipped, like a locked key)."""
-
-KEYLESS_DUE_SQL = f"""
-SELECT id FROM {C.PUBLISHER_DEAD_LETTERS}
-WHERE key IS NULL AND status = 'pending' AND next_attempt_at <= now() ORDER BY id LIMIT :limit
-"""  # noqa: S608
+Handoff = Callable[[HeldRecords, dict[str, Any], Event], None]
+"""Hands one record's event to the listener store, inside (or beside) the record's held transaction."""
 
 
 class PublisherRestoreJob:
@@ -182,6 +128,7 @@ class PublisherRestoreJob:
         Run it with :meth:`run_once`; :meth:`close` flushes the producer.
         """
         from kafkaguard.db.engine import sync_engine
+        from kafkaguard.transports.kafka_delivery import DeliveryProducer
         from kafkaguard.transports.kafka_topics import TopicRegistry
 
         owned = None
@@ -192,8 +139,8 @@ class PublisherRestoreJob:
         if settings.restore.publisher_strategy is not PublisherStrategy.REPUBLISH:
             job = cls(engine, settings.restore, listener_engine=listener_engine)
         else:
-            producer = SyncProducer(
-                settings.bootstrap_servers, timeout=settings.relay.delivery_timeout, overrides=settings.producer
+            producer = DeliveryProducer(
+                settings.bootstrap_servers, message_timeout=settings.relay.delivery_timeout, overrides=settings.producer
             )
             # Dead letters made while Kafka was down may name a topic that was never created.
             topics = TopicRegistry(
@@ -211,28 +158,37 @@ class PublisherRestoreJob:
 
     def __init__(
         self,
-        engine: Engine,
+        store: PublisherDeadLetterStore | Engine,
         settings: RestoreSettings,
         *,
-        producer: SyncProducer | None = None,
+        producer: Producer | None = None,
         topic_for: Callable[[dict[str, Any]], str] | None = None,
         listener_engine: Engine | None = None,
         ensure_topic: Callable[[str], None] | None = None,
+        hand_off: Handoff | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        """``listener_engine``: where ``handoff`` writes listener dead letters (the consuming service's
-        database or schema); defaults to ``engine``. Across two databases the handoff is idempotent
-        rather than atomic: the listener row is written first (``ON CONFLICT DO NOTHING`` on its
-        position), then the publisher record is marked, so a crash in between repeats harmlessly."""
+        """``store``: the publisher dead-letter store (an :class:`~sqlalchemy.Engine` is taken as its
+        PostgreSQL adapter). ``producer``: for ``republish``. ``hand_off``: for ``handoff`` (default:
+        :class:`SqlHandoff` into ``listener_engine``, the consuming service's database or schema,
+        or into the store's own transaction when None). ``clock``: now, to decide which records are
+        due and when the next attempt is (give a fake store's clock to the job too). Across two databases the handoff is
+        idempotent rather than atomic: the listener row is written first (``ON CONFLICT DO
+        NOTHING`` on its position), then the publisher record is marked, so a crash in between
+        repeats harmlessly."""
         if settings.publisher_strategy is PublisherStrategy.REPUBLISH and producer is None:
             raise ConfigurationError("the republish strategy needs a Kafka producer")
         if settings.publisher_strategy is PublisherStrategy.HANDOFF and not settings.handoff_group:
             raise ConfigurationError("the handoff strategy needs restore.handoff_group (the consumer group to hand to)")
-        self.engine = engine
+        self.store: PublisherDeadLetterStore = (
+            PostgresPublisherDeadLetters(store) if isinstance(store, Engine) else store
+        )
         self.settings = settings
         self.producer = producer
         self.topic_for = topic_for or (lambda row: str(row["topic"]))
-        self.listener_engine = listener_engine
         self.ensure_topic = ensure_topic
+        self.hand_off = hand_off or SqlHandoff(str(settings.handoff_group or ""), listener_engine)
+        self.clock = clock
         self._owned_engine: Engine | None = None
 
     def close(self) -> None:
@@ -245,12 +201,11 @@ class PublisherRestoreJob:
     def run_once(self, *, limit: int | None = None) -> RunReport:
         """Process every key whose head is due (at most ``limit`` keys); return what happened."""
         report = RunReport()
-        with self.engine.connect() as conn:
-            heads = conn.execute(text(DUE_KEYS_SQL), {"limit": limit or self.settings.batch_size}).all()
+        heads = self.store.due_heads(limit or self.settings.batch_size)
         keys = dict.fromkeys(key for _, key in heads if key is not None)
         for record_id, key in heads:
             if key is None:
-                report.add(self.process_record(int(record_id)))
+                report.add(self.process_record(record_id))
         for key in keys:
             report.add(self.process_key(key))
         return report
@@ -260,50 +215,43 @@ class PublisherRestoreJob:
 
         ``key`` None: every due record without a key, each on its own (:meth:`process_record`).
         """
+        report = RunReport()
         if key is None:
-            report = RunReport()
-            with self.engine.connect() as conn:
-                ids = [int(r[0]) for r in conn.execute(text(KEYLESS_DUE_SQL), {"limit": self.settings.batch_size})]
-            for record_id in ids:
+            for record_id in self.store.due_keyless(self.settings.batch_size):
                 report.add(self.process_record(record_id))
             return report
-        report = RunReport()
-        with self.engine.begin() as conn:
-            locked = conn.execute(
-                text("SELECT pg_try_advisory_xact_lock(hashtext(:scope), hashtext(:key))"),
-                {"scope": PUBLISHER_SCOPE, "key": key},
-            ).scalar_one()
-            if not locked:
+        with self.store.hold_key(key) as held:
+            if held is None:
                 report.skipped_keys += 1
                 return report
-            now = datetime.now(UTC)
-            for row in conn.execute(text(KEY_RECORDS_SQL), {"key": key}).mappings().all():
-                if row["status"] != "pending" or row["next_attempt_at"] > now:
+            now = self.clock()
+            for row in held.records:
+                if row["status"] != C.DeadLetterStatus.PENDING.value or row["next_attempt_at"] > now:
                     break  # the head is not due, or needs an operator: the rest of the key waits
-                if not self._attempt(conn, dict(row), now, report):
+                if not self._attempt(held, row, now, report):
                     break
         return report
 
     def process_record(self, record_id: int) -> RunReport:
         """Process one due record without a key (skipped if another run holds it or it is not due)."""
         report = RunReport()
-        with self.engine.begin() as conn:
-            row = conn.execute(text(KEYLESS_RECORD_SQL), {"id": record_id}).mappings().first()
-            if row is None:
+        with self.store.hold_keyless(record_id) as held:
+            if held is None or not held.records:
                 report.skipped_keys += 1  # held by another run, restored meanwhile, or not keyless
                 return report
-            now = datetime.now(UTC)
+            now = self.clock()
+            row = held.records[0]
             if row["next_attempt_at"] <= now:
-                self._attempt(conn, dict(row), now, report)
+                self._attempt(held, row, now, report)
         return report
 
-    def _attempt(self, conn: Connection, row: dict[str, Any], now: datetime, report: RunReport) -> bool:
+    def _attempt(self, held: HeldRecords, row: dict[str, Any], now: datetime, report: RunReport) -> bool:
         """Restore one record and record the outcome on it; return whether it was restored."""
         try:
-            how = self._restore(conn, row)
+            how = self._restore(held, row)
         except Exception as exc:  # noqa: BLE001 - any failure is recorded on the record
             outcome = after_failure(row["attempts"], exc, self.settings.policy, now, self._how())
-            apply_outcome(conn, C.PUBLISHER_DEAD_LETTERS, row["id"], outcome, exc)
+            held.record_outcome(row["id"], outcome, exc)
             log.warning(
                 "restore of publisher dead letter %s (event %s, key %s, topic %s) failed: %s",
                 row["id"], row["event_id"], short(row["key"]), short(row["topic"]), short(exc, 500),
@@ -313,7 +261,7 @@ class PublisherRestoreJob:
             else:
                 report.retried += 1
             return False
-        apply_outcome(conn, C.PUBLISHER_DEAD_LETTERS, row["id"], after_success(row["attempts"], now, how), None)
+        held.record_outcome(row["id"], after_success(row["attempts"], now, how), None)
         report.restored += 1
         report.restored_ids.append(int(row["id"]))
         return True
@@ -321,14 +269,10 @@ class PublisherRestoreJob:
     def _how(self) -> str:
         return self.settings.publisher_strategy.value
 
-    def _restore(self, conn: Connection, row: dict[str, Any]) -> str:
+    def _restore(self, held: HeldRecords, row: dict[str, Any]) -> str:
         event = record_event(row)
         if self.settings.publisher_strategy is PublisherStrategy.HANDOFF:
-            if self.listener_engine is None:
-                handoff(conn, row, event, str(self.settings.handoff_group))
-            else:
-                with self.listener_engine.begin() as target:
-                    handoff(target, row, event, str(self.settings.handoff_group))
+            self.hand_off(held, row, event)
             return "handoff"
         assert self.producer is not None
         topic = self.topic_for(row)
@@ -336,6 +280,29 @@ class PublisherRestoreJob:
             self.ensure_topic(topic)
         self.producer.send(topic, event.payload_bytes(), key=event.key.encode(), headers=event.kafka_headers())
         return "republish"
+
+
+class SqlHandoff:
+    """The default ``hand_off``: :func:`handoff` into ``listener_engine``, or, when None, into the
+    publisher store's own transaction (atomic with the ``restored`` mark; needs the PostgreSQL store).
+
+    The one place the job writes the listener dead-letter table; to be pointed at the listener
+    store's port (``stores/listener_dead_letters.py``) when it exists.
+    """
+
+    def __init__(self, group: str, listener_engine: Engine | None = None) -> None:
+        self.group = group
+        self.listener_engine = listener_engine
+
+    def __call__(self, held: HeldRecords, row: dict[str, Any], event: Event) -> None:
+        """Write the listener dead letter of ``row`` (see :func:`handoff`)."""
+        if self.listener_engine is not None:
+            with self.listener_engine.begin() as target:
+                handoff(target, row, event, self.group)
+        elif isinstance(held, SqlHeldRecords):
+            handoff(held.connection, row, event, self.group)
+        else:
+            raise ConfigurationError("the handoff strategy over this store needs listener_engine= or hand_off=")
 
 
 def handoff(conn: Connection, row: dict[str, Any], event: Event, group: str) -> None:

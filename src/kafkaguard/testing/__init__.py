@@ -4,10 +4,15 @@
   PostgreSQL and give each test its own topics and schema: ``pytest_plugins =
   ["kafkaguard.testing.fixtures"]`` (``kafka_bootstrap``, ``postgres``, ``topics``, ``database``,
   ``migrated_database``, ``dedicated_kafka``, ``dedicated_postgres``);
-- in-memory fakes for unit tests: :class:`FakeConsumerStore` (inbox, listener dead letters; switch it
-  ``down`` for an outage) for ``Applier(FakeConsumerStore(), registry, settings)``;
+- in-memory stores: :class:`MemoryOutbox` (the outbox, both the publisher's and the relay's side;
+  ``Relay(outbox=MemoryOutbox(), producer=...)`` runs rounds without PostgreSQL) and
+  :class:`MemoryPublisherDeadLetters` (for ``PublisherRestoreJob``), and :class:`MemoryConsumerStore`
+  (inbox and listener dead letters: ``Worker.from_settings(settings, registry, source=...,
+  store=MemoryConsumerStore())`` and ``ListenerRestoreJob``; set ``down`` for an outage);
 - the in-memory consumer source for unit tests: ``Worker.from_settings(settings, registry,
   source=MemorySource([Record(...), ...]))``;
+- the in-memory producer for unit tests: ``Publisher(settings, producer=MemoryProducer())``, then
+  ``producer.messages(topic)``; faults by ``reject(...)`` and ``time_out(...)``;
 - helpers for tests and demos that run services against a local stack: :class:`DevStack` (what
   ``kafkaguard dev up`` starts), :func:`upgrade_database` (``kafkaguard db upgrade``),
   :func:`ensure_topics` / :func:`delete_topics`, :func:`free_ports`, :func:`poll` (wait for a
@@ -28,16 +33,23 @@ if TYPE_CHECKING:
     from kafkaguard.devstack.process import free_ports, poll
     from kafkaguard.devstack.services import ServiceProcess
     from kafkaguard.devstack.stack import DevStack, default_run_dir
-    from kafkaguard.testing.fakes.consumer_store import FakeConsumerStore, FakeStoreDown
+    from kafkaguard.testing.fakes.consumer_store import MemoryConsumerStore, MemoryStoreDown
+    from kafkaguard.testing.fakes.outbox import MemoryOutbox
+    from kafkaguard.testing.fakes.producer import MemoryProducer, StoredMessage
+    from kafkaguard.testing.fakes.publisher_dead_letters import MemoryPublisherDeadLetters
     from kafkaguard.transports.kafka_admin import delete_topics, ensure_topics
 
 __all__ = [
     "DevStack",
-    "FakeConsumerStore",
-    "FakeStoreDown",
+    "MemoryConsumerStore",
+    "MemoryOutbox",
+    "MemoryProducer",
+    "MemoryPublisherDeadLetters",
     "MemorySource",
+    "MemoryStoreDown",
     "Record",
     "ServiceProcess",
+    "StoredMessage",
     "default_run_dir",
     "delete_topics",
     "ensure_topics",
@@ -49,11 +61,15 @@ __all__ = [
 # Public name -> (module, attribute) imported on first use (keep the TYPE_CHECKING block in step).
 _LAZY: dict[str, tuple[str, str]] = {
     "DevStack": ("kafkaguard.devstack.stack", "DevStack"),
-    "FakeConsumerStore": ("kafkaguard.testing.fakes.consumer_store", "FakeConsumerStore"),
-    "FakeStoreDown": ("kafkaguard.testing.fakes.consumer_store", "FakeStoreDown"),
+    "MemoryOutbox": ("kafkaguard.testing.fakes.outbox", "MemoryOutbox"),
+    "MemoryPublisherDeadLetters": ("kafkaguard.testing.fakes.publisher_dead_letters", "MemoryPublisherDeadLetters"),
+    "MemoryProducer": ("kafkaguard.testing.fakes.producer", "MemoryProducer"),
+    "MemoryConsumerStore": ("kafkaguard.testing.fakes.consumer_store", "MemoryConsumerStore"),
+    "MemoryStoreDown": ("kafkaguard.testing.fakes.consumer_store", "MemoryStoreDown"),
     "MemorySource": ("kafkaguard.consumer.source", "MemorySource"),
     "Record": ("kafkaguard.consumer.records", "Record"),
     "ServiceProcess": ("kafkaguard.devstack.services", "ServiceProcess"),
+    "StoredMessage": ("kafkaguard.testing.fakes.producer", "StoredMessage"),
     "default_run_dir": ("kafkaguard.devstack.stack", "default_run_dir"),
     "delete_topics": ("kafkaguard.transports.kafka_admin", "delete_topics"),
     "ensure_topics": ("kafkaguard.transports.kafka_admin", "ensure_topics"),

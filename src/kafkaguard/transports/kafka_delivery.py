@@ -10,10 +10,14 @@ message whose key already failed to be handed over is not produced at all (:clas
 librdkafka raises some rejections synchronously (``MSG_SIZE_TOO_LARGE`` above ``message.max.bytes``),
 and producing the key's next message would let it overtake the refused one.
 
-Guarantees: settings are kafkaguard's idempotent ``acks=all`` ones (:mod:`.kafka_config`); a future
-completes with :class:`Delivered` only after the broker's ack, else with a kafkaguard
-:class:`~kafkaguard.errors.PublishError` (transient or rejected, see :mod:`.kafka_errors`).
-Thread-safe. Producer settings are never logged (they may hold SASL passwords).
+It is kafkaguard's only Kafka producer, the real implementation of :class:`~.ports.Producer`
+(contract in :mod:`.ports`, tested against the in-memory fake by ``tests/contract``).
+
+Guarantees: settings are kafkaguard's idempotent ``acks=all`` murmur2-partitioned ones
+(:mod:`.kafka_config`); a future completes with :class:`Delivered` only after the broker's ack, else
+with a kafkaguard :class:`~kafkaguard.errors.PublishError` (transient or rejected, one table:
+:mod:`.kafka_errors`). After :meth:`~DeliveryProducer.close` nothing is produced (KafkaUnavailableError
+at once). Thread-safe. Producer settings are never logged (they may hold SASL passwords).
 """
 
 from __future__ import annotations
@@ -24,32 +28,29 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from kafkaguard.errors import DeliveryTimeoutError, EventRejectedError, KeyHeldError, PublishError
+from kafkaguard.errors import (
+    DeliveryTimeoutError,
+    EventRejectedError,
+    KafkaUnavailableError,
+    KeyHeldError,
+    PublishError,
+)
 from kafkaguard.transports.kafka_config import producer_config
 from kafkaguard.transports.kafka_errors import translate_kafka_error
 from kafkaguard.transports.kafka_logging import client_logging
+from kafkaguard.transports.ports import Delivered, Headers, OutgoingMessage, PendingDeliveries, no_ack
+
+if TYPE_CHECKING:
+    from kafkaguard.settings import KafkaguardSettings
 
 logger = logging.getLogger(__name__)
 
-Headers = Sequence[tuple[str, bytes]]
-OutgoingMessage = tuple[str, bytes | None, bytes | None, Headers]  # topic, value, key, headers
-
 LIBRDKAFKA_MESSAGE_MAX_BYTES = 1_000_000  # librdkafka's default message.max.bytes
-
-
-@dataclass(frozen=True)
-class Delivered:
-    """Where the broker stored a message."""
-
-    topic: str
-    partition: int
-    offset: int
 
 
 class DeliveryProducer:
@@ -59,6 +60,12 @@ class DeliveryProducer:
     message waits for an ack (retries included) before its future fails with DeliveryTimeoutError.
     ``overrides``: raw librdkafka settings, applied last.
     """
+
+    @classmethod
+    def from_settings(cls, settings: KafkaguardSettings, *, message_timeout: float) -> DeliveryProducer:
+        """The producer of the Kafka at ``settings.bootstrap_servers`` with the librdkafka overrides of
+        ``settings.producer``; ``message_timeout`` (s) is the caller's ack budget (each component has its own)."""
+        return cls(settings.bootstrap_servers, message_timeout=message_timeout, overrides=settings.producer)
 
     def __init__(
         self, bootstrap: str, *, message_timeout: float = 30.0, overrides: Mapping[str, Any] | None = None
@@ -104,6 +111,8 @@ class DeliveryProducer:
         deadline: float,
     ) -> PublishError | None:
         """Hand one message to librdkafka; return why it could not be (then no report will come)."""
+        if self._stop.is_set():
+            return KafkaUnavailableError(f"the producer is closed; nothing was sent to {topic!r}")
         hdrs = headers if isinstance(headers, list) else list(headers)
         while True:
             try:
@@ -122,7 +131,9 @@ class DeliveryProducer:
             except (TypeError, ValueError) as exc:
                 # confluent-kafka refuses the arguments themselves (e.g. a header it cannot convert):
                 # the same message would be refused again, so it is a rejection, not an outage.
-                return EventRejectedError(f"confluent-kafka refused a message to {topic!r}: {exc}")
+                return EventRejectedError(
+                    f"confluent-kafka refused a message to {topic!r}: {exc}", reason=type(exc).__name__
+                )
 
     def submit(
         self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()
@@ -159,7 +170,9 @@ class DeliveryProducer:
             if failed_keys and key in failed_keys:
                 pending.refuse(index, KeyHeldError(f"not produced to {topic!r}: an earlier message of its key failed"))
                 continue
-            error = self._produce(topic, value, key, headers, partial(pending.reported, index, topic), pending.deadline)
+            error = self._produce(
+                topic, value, key, headers, partial(_reported, pending, index, topic), pending.deadline
+            )
             if error is not None:
                 pending.refuse(index, error)
                 if key is not None:
@@ -181,7 +194,7 @@ class DeliveryProducer:
         try:
             return future.result(timeout=budget + 0.5)
         except concurrent.futures.TimeoutError as exc:
-            raise _no_ack(topic, budget) from exc
+            raise no_ack(topic, budget) from exc
 
     async def send_async(
         self,
@@ -198,7 +211,7 @@ class DeliveryProducer:
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), budget + 0.5)
         except TimeoutError as exc:
-            raise _no_ack(topic, budget) from exc
+            raise no_ack(topic, budget) from exc
 
     def close(self, timeout: float = 10.0) -> None:
         """Wait up to ``timeout`` s for outstanding deliveries, then stop the poll thread."""
@@ -207,53 +220,6 @@ class DeliveryProducer:
         self._thread.join(timeout=5)
 
 
-_PENDING = object()
-
-
-class PendingDeliveries:
-    """The delivery reports of one :meth:`DeliveryProducer.produce_all` call, as they arrive.
-
-    Reports arrive on the poll thread, produce failures on the caller's: one lock guards the count.
-    """
-
-    def __init__(self, topics: Sequence[str], timeout: float) -> None:
-        self.topics = topics
-        self.timeout = timeout
-        self.deadline = time.monotonic() + timeout
-        self.results: list[PublishError | object | None] = [_PENDING] * len(topics)
-        self.refused: list[int] = []  # indexes that failed (or were held back) before being produced
-        self._done = threading.Event()
-        self._outstanding = len(topics)
-        self._lock = threading.Lock()
-        if not topics:
-            self._done.set()
-
-    def settle(self, index: int, error: PublishError | None) -> None:
-        """Record message ``index``'s outcome (``None`` = acknowledged)."""
-        self.results[index] = error
-        with self._lock:
-            self._outstanding -= 1
-            if self._outstanding == 0:
-                self._done.set()
-
-    def refuse(self, index: int, error: PublishError) -> None:
-        """Message ``index`` was never produced: settle it with ``error`` and list it in ``refused``."""
-        self.refused.append(index)
-        self.settle(index, error)
-
-    def reported(self, index: int, topic: str, err: KafkaError | None, _msg: Message) -> None:
-        """librdkafka's delivery callback for message ``index``."""
-        self.settle(index, None if err is None else translate_kafka_error(err, topic))
-
-    def wait(self) -> list[PublishError | None]:
-        """Wait until every report came or the deadline passed; one entry per message: ``None`` once the
-        broker acknowledged it, else its :class:`PublishError` (:class:`DeliveryTimeoutError` if no report came)."""
-        self._done.wait(max(0.0, self.deadline - time.monotonic()) + 0.5)
-        return [
-            _no_ack(self.topics[i], self.timeout) if r is _PENDING else r  # type: ignore[misc]
-            for i, r in enumerate(self.results)
-        ]
-
-
-def _no_ack(topic: str, budget: float) -> DeliveryTimeoutError:
-    return DeliveryTimeoutError(f"the broker did not acknowledge a message to {topic!r} within {budget:.1f} s")
+def _reported(pending: PendingDeliveries, index: int, topic: str, err: KafkaError | None, _msg: Message) -> None:
+    """librdkafka's delivery callback for message ``index`` of a ``produce_all`` call."""
+    pending.settle(index, None if err is None else translate_kafka_error(err, topic))

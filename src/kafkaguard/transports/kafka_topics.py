@@ -12,26 +12,20 @@ import concurrent.futures
 import logging
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from kafkaguard.errors import EventRejectedError, KafkaUnavailableError
+from kafkaguard.transports.kafka_errors import rejects
 from kafkaguard.transports.kafka_logging import client_logging
+
+if TYPE_CHECKING:
+    from kafkaguard.settings import KafkaguardSettings
 
 logger = logging.getLogger(__name__)
 
-_REJECTING = frozenset(
-    {
-        KafkaError.TOPIC_AUTHORIZATION_FAILED,
-        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
-        KafkaError.TOPIC_EXCEPTION,
-        KafkaError.POLICY_VIOLATION,
-        KafkaError.INVALID_REPLICATION_FACTOR,
-        KafkaError.INVALID_PARTITIONS,
-    }
-)
 # Client settings that the admin client needs as much as the producer (TLS, SASL); nothing else is copied.
 _SHARED_PREFIXES = ("security.", "sasl.", "ssl.", "client.id")
 
@@ -42,7 +36,8 @@ def _admin_config(bootstrap: str, overrides: Mapping[str, Any] | None, client: s
 
 
 class TopicRegistry:
-    """Ensure topics exist; thread-safe; a topic found or created once is not asked about again."""
+    """Ensure topics exist (the real :class:`~kafkaguard.transports.ports.Topics`); thread-safe; a topic
+    found or created once is not asked about again."""
 
     def __init__(
         self,
@@ -62,6 +57,19 @@ class TopicRegistry:
         self._known: set[str] = set()
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_settings(cls, settings: KafkaguardSettings) -> TopicRegistry:
+        """The registry of the Kafka at ``settings.bootstrap_servers``: topics created with
+        ``settings.topics`` (partitions, replication, ``create_missing``), client security settings
+        taken from ``settings.producer``."""
+        return cls(
+            settings.bootstrap_servers,
+            partitions=settings.topics.partitions,
+            replication=settings.topics.replication,
+            create_missing=settings.topics.create_missing,
+            overrides=settings.producer,
+        )
+
     def ensure(self, topic: str, *, timeout: float | None = None) -> None:
         """Return once ``topic`` exists; raise KafkaUnavailableError or EventRejectedError otherwise."""
         with self._lock:
@@ -70,7 +78,9 @@ class TopicRegistry:
         budget = self.timeout if timeout is None else timeout
         if not self._exists(topic, budget):
             if not self.create_missing:
-                raise EventRejectedError(f"topic {topic!r} does not exist and creating topics is turned off")
+                raise EventRejectedError(
+                    f"topic {topic!r} does not exist and creating topics is turned off", reason="UNKNOWN_TOPIC_OR_PART"
+                )
             self._create(topic, budget)
         with self._lock:
             self._known.add(topic)
@@ -84,8 +94,8 @@ class TopicRegistry:
         if found is None or found.error is None:
             return found is not None
         code = found.error.code()
-        if code in _REJECTING:
-            raise EventRejectedError(f"topic {topic!r} is refused: {found.error.str()}")
+        if rejects(found.error):
+            raise EventRejectedError(f"topic {topic!r} is refused: {found.error.str()}", reason=found.error.name())
         if code in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
             return False
         raise KafkaUnavailableError(f"topic {topic!r} is not usable now: {found.error.str()}")
@@ -101,7 +111,7 @@ class TopicRegistry:
             err = exc.args[0] if exc.args else None
             if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 return
-            if isinstance(err, KafkaError) and err.code() in _REJECTING:
-                raise EventRejectedError(f"topic {topic!r} cannot be created: {err.str()}") from exc
+            if isinstance(err, KafkaError) and rejects(err):
+                raise EventRejectedError(f"topic {topic!r} cannot be created: {err.str()}", reason=err.name()) from exc
             raise KafkaUnavailableError(f"could not create topic {topic!r} now: {exc}") from exc
         logger.info("created topic %s (partitions=%d, replication=%d)", topic, self.partitions, self.replication)

@@ -1,1 +1,1 @@
-"""In-memory fakes of kafkaguard's ports, for unit tests (no Kafka, no PostgreSQL)."""
+"""In-memory fakes of kafkaguard's ports (each beside the contract its real adapter passes too)."""

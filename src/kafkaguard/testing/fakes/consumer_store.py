@@ -12,8 +12,8 @@ It keeps the PostgreSQL adapter's guarantees (the contract suite runs the same t
 ``session_factory`` (optional) makes the session a handler gets as ``ctx.session`` — e.g. a
 SQLAlchemy ``Session`` on SQLite for the handler's own tables; it is committed or rolled back with
 the fake's transaction (and savepoints nest with ``begin_nested``). Without one ``ctx.session`` is
-``None``. Set :attr:`FakeConsumerStore.down` to simulate an outage: every operation raises
-:class:`FakeStoreDown` and :meth:`~FakeConsumerStore.store_alive` answers False, so the consumer
+``None``. Set :attr:`MemoryConsumerStore.down` to simulate an outage: every operation raises
+:class:`MemoryStoreDown` and :meth:`~MemoryConsumerStore.store_alive` answers False, so the consumer
 pauses (:class:`~kafkaguard.errors.StoreUnavailableError`) and nothing is dead-lettered.
 """
 
@@ -36,8 +36,8 @@ from kafkaguard.stores.listener_dead_letters import ListenerDeadLetter, Listener
 _T = TypeVar("_T")
 
 
-class FakeStoreDown(ConnectionError):
-    """The fake store is switched down (:attr:`FakeConsumerStore.down`)."""
+class MemoryStoreDown(ConnectionError):
+    """The fake store is switched down (:attr:`MemoryConsumerStore.down`)."""
 
 
 def _utcnow() -> datetime:
@@ -63,7 +63,7 @@ def as_record(row: dict[str, Any]) -> ListenerDeadLetter:
     )
 
 
-class FakeConsumerStore:
+class MemoryConsumerStore:
     """In-memory consumer store (see the module docstring). Thread-safe.
 
     For assertions: :attr:`inbox` (``(group, event_id)`` → row), :attr:`records` (dead letters by
@@ -89,7 +89,7 @@ class FakeConsumerStore:
     @contextmanager
     def transaction(self) -> Iterator[ConsumerTx]:
         self.check()
-        tx = FakeTx(self)
+        tx = MemoryConsumerTx(self)
         try:
             yield tx
         except BaseException:
@@ -115,15 +115,15 @@ class FakeConsumerStore:
     def is_connection_error(self, exc: BaseException) -> bool:
         seen: BaseException | None = exc
         while seen is not None:
-            if isinstance(seen, FakeStoreDown):
+            if isinstance(seen, MemoryStoreDown):
                 return True
             seen = seen.__cause__
         return False
 
     def check(self) -> None:
-        """Raise :class:`FakeStoreDown` while the store is switched down."""
+        """Raise :class:`MemoryStoreDown` while the store is switched down."""
         if self.down:
-            raise FakeStoreDown("the fake consumer store is down")
+            raise MemoryStoreDown("the in-memory consumer store is down")
 
     # -- ListenerDeadLetters ------------------------------------------------------------------------
     def due_keys(self, *, limit: int = 100, group: str | None = None) -> list[tuple[str, str]]:
@@ -180,7 +180,7 @@ class FakeConsumerStore:
             ]
 
     def key_lock(self, group: str, key: str) -> threading.Lock:
-        """The lock of ``key`` in ``group`` (what :meth:`FakeTx.lock_key` holds)."""
+        """The lock of ``key`` in ``group`` (what :meth:`MemoryConsumerTx.lock_key` holds)."""
         with self._mutex:
             return self._key_locks.setdefault((group, key), threading.Lock())
 
@@ -191,10 +191,10 @@ class FakeConsumerStore:
             return self._next_id - 1
 
 
-class FakeTx:
-    """One transaction of :class:`FakeConsumerStore` (:class:`~kafkaguard.stores.inbox.ConsumerTx`)."""
+class MemoryConsumerTx:
+    """One transaction of :class:`MemoryConsumerStore` (:class:`~kafkaguard.stores.inbox.ConsumerTx`)."""
 
-    def __init__(self, store: FakeConsumerStore) -> None:
+    def __init__(self, store: MemoryConsumerStore) -> None:
         self.store = store
         self.session: Any = store.session_factory() if store.session_factory is not None else None
         self._undo: list[Callable[[], object]] = []
