@@ -27,6 +27,7 @@ PUBLIC = {
     # consuming and restoring
     "HandlerRegistry", "HandlerContext", "BatchContext", "Position", "Outcome", "Worker", "RestoreResult", "due_keys",
     "restore_key", "retry_dead_letter", "restore_key_async", "retry_dead_letter_async", "PublisherRestoreJob",
+    "ListenerRestoreJob",
     "RunReport", "run_every",
     # engines that find kafkaguard's tables in db_schema
     "create_engine", "create_async_engine",
