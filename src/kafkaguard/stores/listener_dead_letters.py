@@ -1,11 +1,12 @@
-"""``kafka_listener_dead_letters``: the statements of the consumer and of the listener restore job,
-the port the restore job reads through, and its PostgreSQL adapter.
+"""``kafka_listener_dead_letters``: the statements of the consumer and of both restore jobs, the
+port the listener restore job reads through, and its PostgreSQL adapter.
 
 The writes that must share the consumer's transaction (blocked check, dead-letter insert, marking
 a restored or failed record) are statement builders executed by
-:class:`kafkaguard.stores.inbox_postgres.PostgresConsumerStore`'s transaction; the reads the restore job makes
-outside a key's transaction (due keys, groups, open types, one record) are
-:class:`ListenerDeadLetters`.
+:class:`kafkaguard.stores.inbox_postgres.PostgresConsumerStore`'s transaction; the reads the restore
+job makes outside a key's transaction (due keys, groups, open types, one record) are
+:class:`ListenerDeadLetters`. Every row of the table is inserted by :func:`insert_dead_letter`
+(the consumer's dead letters and parked records, and the publisher restore job's handoff).
 """
 
 from __future__ import annotations
