@@ -37,7 +37,7 @@ from bench.common import (
 from bench.consumer_throughput import APPLIED_DDL, EVENT_TYPE, FILLER
 from kafkaguard.db.engine import sync_engine
 from kafkaguard.envelope import Event
-from kafkaguard.publisher.outbox import add_events
+from kafkaguard.stores.outbox import add_events
 
 TICK = 0.002
 CONSUMER_BATCH = 500

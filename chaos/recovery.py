@@ -17,11 +17,11 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from sqlalchemy import Engine
 
 from chaos import projection
-from kafkaguard.consumer.restore import due_keys, restore_key
 from kafkaguard.db.engine import sync_engine
 from kafkaguard.policies.backoff import Fixed
 from kafkaguard.policies.retry import RetryPolicy
 from kafkaguard.publisher.settings import PublishMode
+from kafkaguard.restore.listener_functions import due_keys, restore_key
 from kafkaguard.restore.publisher_job import PublisherRestoreJob
 from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
 from kafkaguard.transports.kafka_delivery import DeliveryProducer

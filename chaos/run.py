@@ -45,7 +45,7 @@ def _rows(table: str, condition: str = "TRUE") -> str:
 
 
 @dataclass
-class Outcome:
+class ScenarioOutcome:
     """What a run measured: the invariants plus context for the report."""
 
     verdict: Verdict
@@ -241,13 +241,13 @@ class RunContext:
         con = self._count(self._conninfo_con(), _rows(C.LISTENER_DEAD_LETTERS, "status = 'pending' AND key LIKE 'k%'"))
         return outbox + pub + con + lag(self)
 
-    def measure(self, recover_seconds: float | None) -> Outcome:
+    def measure(self, recover_seconds: float | None) -> ScenarioOutcome:
         """The invariants and the context counts of this run."""
         applied = self.applied()
         result = verdict(self.committed(), applied)
         with psycopg.connect(self._conninfo_pub()) as conn:
             rolled_back = {r[0] for r in conn.execute("SELECT event_id FROM chaos_attempts WHERE rollback")}
-        return Outcome(
+        return ScenarioOutcome(
             verdict=result,
             recover_seconds=recover_seconds,
             attempts=self._count(self._conninfo_pub(), "SELECT count(*) FROM chaos_attempts"),

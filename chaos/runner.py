@@ -15,7 +15,7 @@ from pathlib import Path
 
 from chaos.profiles import Profile
 from chaos.recovery import recover
-from chaos.run import Outcome, RunContext
+from chaos.run import RunContext, ScenarioOutcome
 from chaos.scenarios import SCENARIOS, Scenario
 from chaos.stack import ChaosStack
 from kafkaguard.publisher.settings import PublishMode
@@ -47,7 +47,7 @@ class RunResult:
     scenario: str
     mode: PublishMode
     seconds: float
-    outcome: Outcome | None
+    outcome: ScenarioOutcome | None
     error: str | None = None
 
 

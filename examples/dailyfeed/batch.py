@@ -15,20 +15,15 @@ from __future__ import annotations
 import argparse
 import logging
 
-from sqlalchemy import Engine
-
 from examples.dailyfeed.activity.handlers import registry as activity_handlers
 from examples.dailyfeed.config import DailyfeedSettings
 from kafkaguard import (
-    HandlerRegistry,
     KafkaguardSettings,
+    ListenerRestoreJob,
     PublisherRestoreJob,
     PublisherStrategy,
     RunReport,
-    StoreUnavailableError,
     create_engine,
-    due_keys,
-    restore_key,
     run_every,
 )
 
@@ -55,12 +50,15 @@ class Batch:
         self.content = create_engine(url=settings.database_url, schema=settings.content_schema)
         self.activity = create_engine(url=settings.database_url, schema=settings.activity_schema)
         self.publisher_job = PublisherRestoreJob.from_settings(self.kg, self.content, listener_engine=self.activity)
-        self.registry = activity_handlers  # the listener restore re-runs the activity service's handlers
+        # The listener restore re-runs the activity service's handlers, through its inbox, for its group:
+        # every key whose oldest open dead letter is due, in order; a key that fails again waits for its
+        # next attempt (retried), or is parked as failed once attempts are exhausted.
+        self.listener_job = ListenerRestoreJob.from_settings(self.kg, activity_handlers, self.activity)
 
     def run(self) -> tuple[RunReport, RunReport]:
         """One run of both jobs; publisher first, so handed-off events are applied in the same run."""
         publisher = self.publisher_job.run_once()
-        listener = restore_listener(self.kg, self.activity, self.registry)
+        listener = self.listener_job.run_once()
         log.info(
             "publishDeadletterRestoreJob restored=%d retried=%d failed=%d; "
             "listenerDeadletterRestoreJob restored=%d retried=%d failed=%d",
@@ -72,29 +70,9 @@ class Batch:
     def close(self) -> None:
         """Flush the producer (republish) and close the database pools."""
         self.publisher_job.close()
+        self.listener_job.close()
         self.content.dispose()
         self.activity.dispose()
-
-
-def restore_listener(settings: KafkaguardSettings, engine: Engine, registry: HandlerRegistry) -> RunReport:
-    """The listener restore job (the core of ``kafkaguard restore listener --once``): every key of the
-    activity group whose oldest open dead letter is due is re-applied through the handlers and the
-    inbox, in order; a key that fails again waits for its next attempt (``retried``)."""
-    report = RunReport()
-    group = settings.consumer.group_id
-    for _, key in due_keys(engine, limit=settings.restore.batch_size, group=group):
-        try:
-            result = restore_key(
-                engine, registry, group, key, restored_by="restore", policy=settings.restore.policy,
-                consumer_settings=settings.consumer,
-            )  # fmt: skip
-        except StoreUnavailableError:
-            log.warning("database unavailable; the listener restore run stops here, retried next run")
-            break
-        report.restored += len(result.restored) + len(result.duplicates)
-        report.restored_ids += [*result.restored, *result.duplicates]
-        report.retried += result.failed_id is not None
-    return report
 
 
 def parse_every(text: str) -> float:

@@ -16,7 +16,8 @@ What an application uses, all from here:
   :class:`TopicSettings`, :class:`RetryPolicy` with :class:`Fixed` / :class:`Exponential` /
   :class:`Schedule`, :class:`ErrorClassifier`);
 - builders: ``Publisher.from_settings(settings)``, ``Worker.from_settings(settings, registry)``,
-  ``Relay.from_settings(settings)``, ``PublisherRestoreJob.from_settings(settings)``;
+  ``Relay.from_settings(settings)``, ``PublisherRestoreJob.from_settings(settings)``,
+  ``ListenerRestoreJob.from_settings(settings, registry)``;
 - events and handlers: :class:`Event`, :class:`HandlerRegistry` (typed handlers with ``model=``,
   per-handler ``retry=``), :class:`HandlerContext`, :class:`BatchContext`;
 - every error it can meet, all under :class:`KafkaguardError`.
@@ -74,7 +75,6 @@ if TYPE_CHECKING:
     from kafkaguard.policies.classify import ErrorClassifier
     from kafkaguard.policies.retry import RetryPolicy
     from kafkaguard.publisher.facade import Publisher, PublishOutcome
-    from kafkaguard.publisher.outbox import add_event, add_event_async, add_events, add_events_async
     from kafkaguard.publisher.settings import PublishMode, PublishSettings
     from kafkaguard.relay.settings import RelayKind, RelaySettings
     from kafkaguard.relay.worker import Relay
@@ -86,10 +86,13 @@ if TYPE_CHECKING:
         retry_dead_letter,
         retry_dead_letter_async,
     )
-    from kafkaguard.restore.publisher_job import PublisherRestoreJob, RunReport
+    from kafkaguard.restore.listener_job import ListenerRestoreJob
+    from kafkaguard.restore.publisher_job import PublisherRestoreJob
+    from kafkaguard.restore.report import RunReport
     from kafkaguard.restore.schedule import run_every
     from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
     from kafkaguard.settings import KafkaguardSettings, TopicSettings
+    from kafkaguard.stores.outbox import add_event, add_event_async, add_events, add_events_async
 
 __version__ = "0.1.0"
 
@@ -117,6 +120,7 @@ __all__ = [
     "KafkaguardError",
     "KafkaguardSettings",
     "KeyHeldError",
+    "ListenerRestoreJob",
     "Outcome",
     "PayloadValidationError",
     "PortInUseError",
@@ -188,17 +192,18 @@ _LAZY: dict[str, str] = {
     "RetryPolicy": "kafkaguard.policies.retry",
     "Publisher": "kafkaguard.publisher.facade",
     "PublishOutcome": "kafkaguard.publisher.facade",
-    "add_event": "kafkaguard.publisher.outbox",
-    "add_event_async": "kafkaguard.publisher.outbox",
-    "add_events": "kafkaguard.publisher.outbox",
-    "add_events_async": "kafkaguard.publisher.outbox",
+    "add_event": "kafkaguard.stores.outbox",
+    "add_event_async": "kafkaguard.stores.outbox",
+    "add_events": "kafkaguard.stores.outbox",
+    "add_events_async": "kafkaguard.stores.outbox",
     "PublishMode": "kafkaguard.publisher.settings",
     "PublishSettings": "kafkaguard.publisher.settings",
     "RelayKind": "kafkaguard.relay.settings",
     "RelaySettings": "kafkaguard.relay.settings",
     "Relay": "kafkaguard.relay.worker",
+    "ListenerRestoreJob": "kafkaguard.restore.listener_job",
     "PublisherRestoreJob": "kafkaguard.restore.publisher_job",
-    "RunReport": "kafkaguard.restore.publisher_job",
+    "RunReport": "kafkaguard.restore.report",
     "run_every": "kafkaguard.restore.schedule",
     "PublisherStrategy": "kafkaguard.restore.settings",
     "RestoreSettings": "kafkaguard.restore.settings",

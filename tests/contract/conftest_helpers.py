@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from kafkaguard.db.engine import sync_engine
-from kafkaguard.stores.inbox import ConsumerStore, PostgresConsumerStore
+from kafkaguard.stores.inbox import ConsumerStore
+from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
 from kafkaguard.testing import MemoryConsumerStore
 
 

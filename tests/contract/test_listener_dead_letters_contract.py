@@ -12,7 +12,7 @@ from kafkaguard.consumer.dead_letters import dead_letter_row
 from kafkaguard.consumer.records import Record
 from kafkaguard.db.columns import DeadLetterStatus
 from kafkaguard.stores.inbox import ConsumerStore
-from kafkaguard.stores.listener_dead_letters import RecordUpdate
+from kafkaguard.stores.restore_decision import RestoreDecision
 from tests.contract.conftest_helpers import make_store
 
 
@@ -52,11 +52,11 @@ def test_marks_restore_or_back_off_and_keep_history(store: ConsumerStore) -> Non
     later = datetime.now(UTC) + timedelta(hours=1)
     with store.transaction() as tx:
         assert [r.id for r in tx.open_records("g", "k")] == [head, behind]
-        tx.mark(head, RecordUpdate(DeadLetterStatus.PENDING, 2, later, {"what": "restore_failed", "attempt": 2},
+        tx.mark(head, RestoreDecision(DeadLetterStatus.PENDING, 2, later, {"what": "restore_failed", "attempt": 2},
                                    error_class="ValueError", error_message="x"))  # fmt: skip
     assert store.dead_letters.due_keys(group="g") == []  # not due before its next attempt
     with store.transaction() as tx:
-        tx.mark(head, RecordUpdate(DeadLetterStatus.RESTORED, 3, later, {"what": "restored"}, restored_by="restore"))
+        tx.mark(head, RestoreDecision(DeadLetterStatus.RESTORED, 3, later, {"what": "restored"}, restored_by="restore"))
         assert [r.id for r in tx.open_records("g", "k")] == [behind]
         assert tx.open_record(head) == [] and [r.id for r in tx.open_record(behind)] == [behind]
     got = store.dead_letters.get(head)

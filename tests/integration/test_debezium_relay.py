@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.db.engine import sync_engine
 from kafkaguard.envelope import Event
-from kafkaguard.publisher.outbox import add_events
 from kafkaguard.relay.debezium import DebeziumOptions
+from kafkaguard.stores.outbox import add_events
 from kafkaguard.testing import stacks
 from kafkaguard.testing.fixtures import TestDatabase
 from kafkaguard.transports.kafka_admin import delete_topics, ensure_topics

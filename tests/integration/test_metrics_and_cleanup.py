@@ -11,7 +11,7 @@ from kafkaguard.devstack.process import free_ports
 from kafkaguard.envelope import Event
 from kafkaguard.maintenance.cleanup import CleanupSettings, run_cleanup
 from kafkaguard.metrics import Metrics, serve_metrics
-from kafkaguard.publisher.outbox import add_events
+from kafkaguard.stores.outbox import add_events
 from kafkaguard.testing.fixtures import TestDatabase
 from tests.integration.dead_letter_rows import insert_publisher_dead_letter
 

@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from kafkaguard.db.engine import async_engine, sync_engine
 from kafkaguard.envelope import Event
-from kafkaguard.publisher.outbox import add_event, add_event_async
+from kafkaguard.stores.outbox import add_event, add_event_async
 from kafkaguard.testing.fixtures import TestDatabase
 
 

@@ -11,8 +11,9 @@ from kafkaguard.db.engine import sync_engine
 from kafkaguard.envelope import Event
 from kafkaguard.policies.backoff import Fixed
 from kafkaguard.policies.retry import RetryPolicy
-from kafkaguard.restore.publisher_job import PublisherRestoreJob
+from kafkaguard.restore.publisher_job import PublisherRestoreJob, record_event
 from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
+from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
 from kafkaguard.testing.fixtures import TestDatabase, TopicFactory
 from kafkaguard.transports.kafka_delivery import DeliveryProducer
 from tests.integration.dead_letter_rows import insert_publisher_dead_letter
@@ -117,3 +118,28 @@ def test_handoff_turns_publisher_dead_letters_into_listener_ones(migrated_databa
         got.setdefault(key, []).append(event_id)
     assert got == expected
     assert pub == [("restored", "handoff")]
+
+
+def test_handoff_through_a_listener_store_writes_json_columns_and_repeats_harmlessly(
+    migrated_database: TestDatabase,
+) -> None:
+    engine = engine_of(migrated_database)
+    fill(engine, "outbox.event.order", keys=1, per_key=2)
+    settings = RestoreSettings(publisher_strategy=PublisherStrategy.HANDOFF, handoff_group="activity")
+    job = PublisherRestoreJob(engine, settings, listener_store=PostgresConsumerStore(engine))
+    assert job.run_once().restored == 2
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                'SELECT partition, "offset", jsonb_typeof(headers), jsonb_typeof(history),'
+                " history->0->>'what', (history->0->>'publisher_dead_letter')::int, raw_headers IS NULL"
+                " FROM kafka_listener_dead_letters ORDER BY id"
+            )
+        ).all()
+        first = conn.execute(text("SELECT * FROM kafka_publisher_dead_letters ORDER BY id LIMIT 1")).mappings().one()
+    ids = [-offset for _, offset, *_ in rows]
+    assert [tuple(r) for r in rows] == [(-1, -i, "object", "array", "handoff", i, True) for i in ids]
+    # A second handoff of a record (a crash between the two writes) inserts nothing: same position.
+    job.hand_off(None, dict(first), record_event(dict(first)))  # type: ignore[arg-type]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM kafka_listener_dead_letters")).scalar() == 2

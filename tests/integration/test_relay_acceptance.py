@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from kafkaguard.db.engine import sync_engine
 from kafkaguard.devstack.kafka import KafkaCluster
 from kafkaguard.envelope import Event
-from kafkaguard.publisher.outbox import add_event, add_events
+from kafkaguard.stores.outbox import add_event, add_events
 from kafkaguard.testing.fixtures import TestDatabase
 from kafkaguard.topics import topic_for
 from kafkaguard.transports.kafka_admin import delete_topics

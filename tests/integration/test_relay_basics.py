@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from kafkaguard.db.engine import sync_engine
 from kafkaguard.envelope import Event
-from kafkaguard.publisher.outbox import add_event
+from kafkaguard.stores.outbox import add_event
 from kafkaguard.testing.fixtures import TestDatabase
 from kafkaguard.topics import topic_for
 from kafkaguard.transports.kafka_admin import delete_topics

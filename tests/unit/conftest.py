@@ -75,6 +75,8 @@ def _open_ports() -> set[int]:
             continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
+    if not inodes:  # most tests hold no socket: skip reading the namespace-wide tables (ms per test)
+        return set()
     ports = set()
     for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
         try:

@@ -9,7 +9,7 @@ import pytest
 from chaos.invariants import Applied, Committed, verdict
 from chaos.profiles import QUICK
 from chaos.report import violations
-from chaos.run import Outcome
+from chaos.run import ScenarioOutcome
 from chaos.runner import RunResult, matrix
 from chaos.workload import plan
 from kafkaguard.publisher.settings import PublishMode
@@ -57,7 +57,7 @@ def test_plan_is_reproducible_and_sequential_per_key() -> None:
 
 def _result(mode: PublishMode, lost: int = 0, phantom: int = 0) -> RunResult:
     v = verdict([c(0, "k", 1)] if lost else [], [a(5, "k", 1, 1)] if phantom else [])
-    return RunResult("s", mode, 1.0, Outcome(v, None, 1, 0, 0, 0))
+    return RunResult("s", mode, 1.0, ScenarioOutcome(v, None, 1, 0, 0, 0))
 
 
 @pytest.mark.parametrize(

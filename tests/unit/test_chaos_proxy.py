@@ -23,7 +23,8 @@ class _Echo(socketserver.BaseRequestHandler):
 def proxy() -> Iterator[TcpProxy]:
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # A short poll: shutdown() waits for the loop to notice (0.5 s by default, per test).
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     p = TcpProxy(free_ports(1)[0], server.server_address[1])
     yield p
     p.close()

@@ -61,13 +61,7 @@ INTERFACES = frozenset(n for n, layer in LAYERS.items() if layer == 6)
 # Known violations, being removed by the issue-15 branches (producer, relaystore, consumerstore);
 # the lead empties these lists as those branches merge. Each names the import that causes it.
 KNOWN_CYCLES: set[frozenset[str]] = set()  # publisher <-> relay went with RelayKind's move to topics.py
-KNOWN_UPWARD: set[tuple[str, str]] = {
-    # settings.py imports consumer.settings, which runs consumer/__init__.py: it re-exports the whole
-    # consumer (worker, restore, ...), so `import kafkaguard.settings` loads the consumer, and with
-    # consumer/runner.py and publisher/facade.py importing kafkaguard.settings back it closes cycles
-    # through settings, db, consumer, publisher, restore and metrics
-    ("settings", "consumer"),
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()  # settings -> consumer went with the lazy consumer/__init__.py
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from kafkaguard.policies.backoff import Fixed
 from kafkaguard.policies.retry import RetryPolicy
 from kafkaguard.restore.publisher_job import PublisherRestoreJob
 from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
-from kafkaguard.testing import MemoryPublisherDeadLetters
+from kafkaguard.testing import MemoryConsumerStore, MemoryPublisherDeadLetters
 from tests.unit.relay_fakes import FakeProducer
 
 
@@ -88,3 +88,23 @@ def test_handoff_goes_through_the_hand_off_port_in_key_order() -> None:
     assert handed == [(1, "a"), (3, "a"), (2, "b")]
     assert {r["restored_by"] for r in store.records} == {"handoff"}
     assert [e.event_id for e in events] == [r["event_id"] for r in store.records]
+
+
+def test_the_default_handoff_writes_through_the_listener_store_once_per_record() -> None:
+    clock = Clock()
+    store, events = _store("a", "b", clock=clock)
+    listener = MemoryConsumerStore(clock=clock)
+    settings = RestoreSettings(publisher_strategy=PublisherStrategy.HANDOFF, handoff_group="activity")
+    job = PublisherRestoreJob(store, settings, listener_store=listener, clock=clock)
+    assert job.run_once().restored == 2
+    rows = listener.dead_letters_of("activity")
+    assert [(r["key"], r["event_id"], r["partition"], r["offset"]) for r in rows] == [
+        ("a", events[0].event_id, -1, -1),
+        ("b", events[1].event_id, -1, -2),
+    ]
+    assert {(r["status"], r["reason"]) for r in rows} == {("pending", "handoff")}
+    assert rows[0]["raw_value"] == events[0].payload_bytes()
+    assert rows[0]["history"][0]["publisher_dead_letter"] == 1
+    # A repeated handoff (a crash between the two writes) stores nothing new: the position is unique.
+    job.hand_off(None, store.records[0], events[0])  # type: ignore[arg-type]
+    assert len(listener.dead_letters_of("activity")) == 2

@@ -6,10 +6,10 @@ from kafkaguard.envelope import Event
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.publisher.http_rules import Verdict, endpoint_for, verdict
 from kafkaguard.publisher.settings import PublishSettings
-from kafkaguard.relay.plan import Outcome, plan_round
+from kafkaguard.relay.plan import RowOutcome, plan_round
 from kafkaguard.relay.shards import fair_share, to_release, to_try
 
-A, T, R = Outcome.ACKED, Outcome.TRANSIENT, Outcome.REJECTED
+A, T, R = RowOutcome.ACKED, RowOutcome.TRANSIENT, RowOutcome.REJECTED
 
 
 def test_acked_rows_are_removed() -> None:

@@ -15,11 +15,11 @@ from typing import Any
 
 from kafkaguard.errors import DeliveryTimeoutError, EventRejectedError, KafkaUnavailableError
 from kafkaguard.relay.deliver import InFlight, Sent, finish_publish, start_publish
-from kafkaguard.relay.plan import Outcome, plan_round
+from kafkaguard.relay.plan import RowOutcome, plan_round
 from kafkaguard.relay.rows import OutboxRow, RejectReason, RowRejectedError
 from kafkaguard.testing import MemoryProducer, StoredMessage
 
-A, T, R = Outcome.ACKED, Outcome.TRANSIENT, Outcome.REJECTED
+A, T, R = RowOutcome.ACKED, RowOutcome.TRANSIENT, RowOutcome.REJECTED
 WHEN = datetime(2026, 1, 2, tzinfo=UTC)
 TOPIC = "outbox.event.doc"
 
@@ -86,7 +86,7 @@ def finish(flight: InFlight, producer: MemoryProducer, *, block_key: bool = True
     return finish_publish(flight, producer=producer, timeout=1.0, block_key=block_key)
 
 
-def outcomes(sent: list[Sent]) -> dict[int, tuple[Outcome, bool]]:
+def outcomes(sent: list[Sent]) -> dict[int, tuple[RowOutcome, bool]]:
     """seq -> (outcome, has an error of its own)."""
     return {s.row.seq: (s.outcome, s.error is not None) for s in sent}
 

@@ -7,11 +7,11 @@ import pytest
 
 from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH
 from kafkaguard.relay.limits import barrier_bytes
-from kafkaguard.relay.plan import Outcome, plan_round
+from kafkaguard.relay.plan import RowOutcome, plan_round
 from kafkaguard.relay.rows import OutboxRow, RejectReason, RowRejectedError, to_message
 from kafkaguard.relay.settings import RelaySettings
 
-A, T, R = Outcome.ACKED, Outcome.TRANSIENT, Outcome.REJECTED
+A, T, R = RowOutcome.ACKED, RowOutcome.TRANSIENT, RowOutcome.REJECTED
 
 
 def row(**changes: Any) -> OutboxRow:

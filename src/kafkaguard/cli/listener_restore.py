@@ -17,13 +17,12 @@ from kafkaguard.cli.errors import UsageProblem
 from kafkaguard.cli.handlers import load_handlers
 from kafkaguard.cli.replay_plan import listing
 from kafkaguard.consumer.registry import HandlerRegistry
-from kafkaguard.restore.listener_job import ListenerRestoreJob, ListenerRunReport
+from kafkaguard.restore.listener_job import ListenerRestoreJob
+from kafkaguard.restore.report import RunReport
 from kafkaguard.settings import KafkaguardSettings
-from kafkaguard.stores.inbox import PostgresConsumerStore
 from kafkaguard.stores.listener_dead_letters import PostgresListenerDeadLetters
 
 __all__ = [
-    "ListenerRunReport",
     "configured_group",
     "groups_with_open_records",
     "listener_job",
@@ -73,10 +72,9 @@ def listener_job(
     restored_by: str = "restore",
 ) -> ListenerRestoreJob:
     """The job of ``settings.restore`` (policy, batch size) on ``engine`` with ``registry``'s handlers."""
-    return ListenerRestoreJob(
-        PostgresConsumerStore(engine, async_engine), registry, settings.consumer,
-        policy=settings.restore.policy, batch_size=settings.restore.batch_size, restored_by=restored_by,
-    )  # fmt: skip
+    return ListenerRestoreJob.from_settings(
+        settings, registry, engine, async_engine=async_engine, restored_by=restored_by
+    )
 
 
 def listener_process_keys(
@@ -88,7 +86,7 @@ def listener_process_keys(
     registry: HandlerRegistry | None = None,
     group: str | None = None,
     async_engine: AsyncEngine | None = None,
-) -> ListenerRunReport:
+) -> RunReport:
     """Restore ``keys`` of ``group`` (default: the configured consumer group) now, heads first."""
     job = listener_job(settings, engine, registry or load_handlers(app), async_engine=async_engine)
     return job.process_keys(group or settings.consumer.group_id, keys)
@@ -102,7 +100,7 @@ def listener_run_once(
     registry: HandlerRegistry | None = None,
     group: str | None = None,
     async_engine: AsyncEngine | None = None,
-) -> ListenerRunReport:
+) -> RunReport:
     """Restore every key of ``group`` (default: the configured consumer group) whose head is due."""
     job = listener_job(settings, engine, registry or load_handlers(app), async_engine=async_engine)
     return job.run_once(group or settings.consumer.group_id)

@@ -18,14 +18,14 @@ from kafkaguard.cli.common import (
     start_metrics,
 )
 from kafkaguard.cli.handlers import load_handlers
-from kafkaguard.cli.listener_restore import ListenerRunReport, listener_run_once, resolve_group
+from kafkaguard.cli.listener_restore import listener_run_once, resolve_group
 from kafkaguard.cli.replay_plan import listing
 from kafkaguard.cli.restore_runners import publisher_job
 from kafkaguard.consumer.restore_loop import async_engine_for
 from kafkaguard.db.readiness import RESTORE_TABLES
 from kafkaguard.logtext import short
 from kafkaguard.metrics import Metrics
-from kafkaguard.restore.publisher_job import RunReport
+from kafkaguard.restore.report import RunReport
 from kafkaguard.restore.schedule import run_every
 from kafkaguard.restore.settings import PublisherStrategy
 
@@ -46,13 +46,12 @@ def _report(store: str, report: RunReport, metrics: Metrics | None = None, *, gr
         f"restore {store}{f' (group {short(group, 60)})' if group else ''}: restored={report.restored} "
         f"retried={report.retried} failed={report.failed} skipped_keys={report.skipped_keys}"
     )
-    unhandled = report.unhandled_keys if isinstance(report, ListenerRunReport) else 0
-    if isinstance(report, ListenerRunReport):
-        line += f" unhandled_keys={unhandled}"
+    if store == "listener":  # only the listener job can leave keys unhandled
+        line += f" unhandled_keys={report.unhandled_keys}"
         if report.unhandled_types:
             line += " (cannot apply " + listing(f"{t} ({why})" for t, why in report.unhandled_types.items()) + ")"
     say(line)
-    return report.retried == 0 and report.failed == 0 and unhandled == 0
+    return report.retried == 0 and report.failed == 0 and report.unhandled_keys == 0
 
 
 def _schedule(once: bool, interval: float | None, job: Callable[[], bool]) -> None:

@@ -48,7 +48,8 @@ from kafkaguard.envelope import DecodeError, DecodeReason, Event, decode
 from kafkaguard.errors import IdConflictError, StoreUnavailableError, UnknownEventTypeError
 from kafkaguard.logtext import short
 from kafkaguard.policies.retry import GiveUp
-from kafkaguard.stores.inbox import AsyncConsumerTx, ConsumerStore, ConsumerTx, PostgresConsumerStore, Prior
+from kafkaguard.stores.inbox import AsyncConsumerTx, ConsumerStore, ConsumerTx, Prior
+from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
 
 log = logging.getLogger("kafkaguard.consumer")
 

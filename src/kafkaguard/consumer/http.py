@@ -42,7 +42,7 @@ from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH, DecodeError, DecodeRe
 from kafkaguard.errors import StoreUnavailableError
 from kafkaguard.logtext import short
 from kafkaguard.policies.classify import qualified_name
-from kafkaguard.stores.inbox import PostgresConsumerStore
+from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
 
 log = logging.getLogger("kafkaguard.consumer.http")
 

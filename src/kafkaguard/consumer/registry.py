@@ -57,7 +57,7 @@ from kafkaguard.envelope import Event
 from kafkaguard.errors import ConfigurationError, PayloadValidationError
 from kafkaguard.logtext import short
 from kafkaguard.policies.retry import RetryPolicy
-from kafkaguard.publisher.outbox import add_event, add_event_async
+from kafkaguard.stores.outbox import add_event, add_event_async
 
 S = TypeVar("S", Session, AsyncSession)
 

@@ -24,7 +24,8 @@ from kafkaguard.db.readiness import CONSUMER_TABLES, require_engine_tables
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.signals import on_stop_signals
-from kafkaguard.stores.inbox import ConsumerStore, PostgresConsumerStore
+from kafkaguard.stores.inbox import ConsumerStore
+from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
 
 __all__ = ["build_worker", "load_registry", "run_until_signalled"]
 

@@ -30,7 +30,7 @@ from kafkaguard.envelope import Event
 from kafkaguard.errors import EventRejectedError, PublishError
 from kafkaguard.policies.classify import qualified_name
 from kafkaguard.policies.retry import GiveUp, RetryPolicy, next_step
-from kafkaguard.publisher.dead_letters import add_dead_letter
+from kafkaguard.stores.publisher_dead_letters import add_dead_letter
 from kafkaguard.topics import dlq_topic
 from kafkaguard.transports.ports import Producer, Topics
 

@@ -38,6 +38,8 @@ class HttpPublisher:
     """POST events to their endpoints with retries; fall back to a dead letter. Share one per process.
 
     ``transport`` / ``async_transport``: httpx transports (tests pass in-memory ones).
+    ``delay``: seconds to wait before attempt ``n + 1`` after attempt ``n`` failed (default
+    :func:`~kafkaguard.publisher.http_rules.retry_delay`: 0.2 s doubling, at most 2 s; tests pass 0).
     """
 
     def __init__(
@@ -47,8 +49,10 @@ class HttpPublisher:
         for_aggregate: Callable[[str], str],
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
+        delay: Callable[[int], float] = retry_delay,
     ) -> None:
         self.settings = settings
+        self.delay = delay
         self.for_aggregate = for_aggregate
         self._client = httpx.Client(timeout=settings.http_timeout, transport=transport)
         self._async_transport = async_transport
@@ -65,7 +69,7 @@ class HttpPublisher:
                 return
             if step is Verdict.REJECTED:
                 raise _failure(url, status, detail, attempt)
-            time.sleep(retry_delay(attempt))
+            time.sleep(self.delay(attempt))
 
     def _attempt(self, url: str, event: Event) -> tuple[int | None, str]:
         try:
@@ -91,7 +95,7 @@ class HttpPublisher:
                     return
                 if step is Verdict.REJECTED:
                     raise _failure(url, status, detail, attempt)
-                await asyncio.sleep(retry_delay(attempt))
+                await asyncio.sleep(self.delay(attempt))
 
     def publish(self, session: Session, event: Event) -> bool:
         """Deliver in the caller's transaction; True if accepted, False if dead-lettered (or raise)."""

@@ -37,7 +37,7 @@ from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH, EnvelopeError
 from kafkaguard.errors import EventRejectedError, KeyHeldError, PublishError
 from kafkaguard.logtext import short
 from kafkaguard.relay.limits import barrier_bytes
-from kafkaguard.relay.plan import Outcome
+from kafkaguard.relay.plan import RowOutcome
 from kafkaguard.relay.rows import Message, OutboxRow, RejectReason, RowRejectedError, to_message, topic_of
 from kafkaguard.transports.ports import OutgoingMessage, PendingDeliveries, Producer, Topics
 
@@ -59,13 +59,13 @@ class Sent:
     row: OutboxRow
     message: Message | None  # None when the row is not an event
     topic: str
-    outcome: Outcome = Outcome.TRANSIENT
+    outcome: RowOutcome = RowOutcome.TRANSIENT
     error: BaseException | None = None
     rejected_in_batch: bool = False
 
 
-def _classify(exc: BaseException) -> Outcome:
-    return Outcome.REJECTED if isinstance(exc, EventRejectedError | EnvelopeError) else Outcome.TRANSIENT
+def _classify(exc: BaseException) -> RowOutcome:
+    return RowOutcome.REJECTED if isinstance(exc, EventRejectedError | EnvelopeError) else RowOutcome.TRANSIENT
 
 
 def _check_topic(topic: str, topics: Topics, timeout: float) -> PublishError | None:
@@ -96,11 +96,11 @@ def _prepare(
         topic = topic_of(row, for_aggregate)
         message = to_message(row, max_depth)
     except EnvelopeError as exc:
-        return Sent(row, None, topic, Outcome.REJECTED, exc)
+        return Sent(row, None, topic, RowOutcome.REJECTED, exc)
     except Exception as exc:  # one row never stops the relay: it is logged with its traceback and dead-lettered
         logger.exception("%s: unexpected error while preparing it; it is rejected", describe(row, topic))
         detail = f"could not be prepared: {type(exc).__name__}: {short(exc)}"
-        return Sent(row, None, topic, Outcome.REJECTED, RowRejectedError(RejectReason.UNEXPECTED, row.id, detail))
+        return Sent(row, None, topic, RowOutcome.REJECTED, RowRejectedError(RejectReason.UNEXPECTED, row.id, detail))
     if topic not in topic_errors:  # ask Kafka once per topic and round, not once per row
         topic_errors[topic] = _check_topic(topic, topics, timeout)
     error = topic_errors[topic]
@@ -165,12 +165,12 @@ def start_publish(
         sent.append(item)
         key = row.aggregateid
         if key in held:
-            item.outcome, item.error = Outcome.TRANSIENT, None  # held back behind an earlier row
+            item.outcome, item.error = RowOutcome.TRANSIENT, None  # held back behind an earlier row
             carry.add(key)
             continue
         msg = item.message
         if item.error is not None or msg is None:
-            if key and (item.outcome is Outcome.TRANSIENT or block_key):
+            if key and (item.outcome is RowOutcome.TRANSIENT or block_key):
                 held.add(key)
                 carry.add(key)
             continue
@@ -193,13 +193,13 @@ def finish_publish(flight: InFlight, *, producer: Producer, timeout: float, bloc
     refused = set(flight.pending.refused)
     for index, (item, error) in enumerate(zip(flight.produced, flight.pending.wait(), strict=True)):
         if error is None:
-            item.outcome, item.error = Outcome.ACKED, None
+            item.outcome, item.error = RowOutcome.ACKED, None
         elif isinstance(error, KeyHeldError):
-            item.outcome, item.error = Outcome.TRANSIENT, None  # not produced: behind a failed row of its key
+            item.outcome, item.error = RowOutcome.TRANSIENT, None  # not produced: behind a failed row of its key
         else:
             item.outcome, item.error = _classify(error), error
             # Refused inside produce(): about the record itself, sending it alone would not help.
-            item.rejected_in_batch = item.outcome is Outcome.REJECTED and index not in refused
+            item.rejected_in_batch = item.outcome is RowOutcome.REJECTED and index not in refused
     _retry_rejected_alone(flight.sent, producer, timeout, block_key)
     return flight.sent
 
@@ -216,9 +216,9 @@ def _retry_rejected_alone(sent: list[Sent], producer: Producer, timeout: float, 
             logger.info("%s rejected in a batch; sending it alone", describe(item.row, item.topic))
             try:
                 producer.send(item.topic, msg.value, key=msg.key, headers=msg.headers, timeout=timeout)
-                item.outcome, item.error = Outcome.ACKED, None
+                item.outcome, item.error = RowOutcome.ACKED, None
                 continue
             except PublishError as exc:
                 item.outcome, item.error = _classify(exc), exc
-        if key and (item.outcome is Outcome.TRANSIENT or (item.outcome is Outcome.REJECTED and block_key)):
+        if key and (item.outcome is RowOutcome.TRANSIENT or (item.outcome is RowOutcome.REJECTED and block_key)):
             stopped.add(key)

@@ -29,8 +29,8 @@ from enum import Enum
 from typing import Generic, TypeVar
 
 
-class Outcome(Enum):
-    """How the broker answered for one row."""
+class RowOutcome(Enum):
+    """What became of one outbox row in a round: how the broker answered for it."""
 
     ACKED = "acked"
     TRANSIENT = "transient"
@@ -51,7 +51,7 @@ class RoundPlan(Generic[R]):
 
 
 def plan_round(
-    rows: Sequence[tuple[str, R, Outcome]],
+    rows: Sequence[tuple[str, R, RowOutcome]],
     *,
     block_key: bool,
     stopped: Iterable[str] = (),
@@ -61,12 +61,12 @@ def plan_round(
     halted = plan.stopped
     for key, row, outcome in rows:
         if key in halted:
-            if outcome is Outcome.ACKED:
+            if outcome is RowOutcome.ACKED:
                 plan.kept_after_failure.append(row)
             continue
-        if outcome is Outcome.ACKED:
+        if outcome is RowOutcome.ACKED:
             plan.remove.append(row)
-        elif outcome is Outcome.REJECTED:
+        elif outcome is RowOutcome.REJECTED:
             plan.dead_letter.append(row)
             if block_key and key:
                 halted.add(key)

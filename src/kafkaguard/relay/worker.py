@@ -46,7 +46,7 @@ from kafkaguard.relay.deliver import (
     no_topic_limits,
     start_publish,
 )
-from kafkaguard.relay.plan import Outcome, plan_round
+from kafkaguard.relay.plan import RowOutcome, plan_round
 from kafkaguard.relay.settings import RelayKind, RelaySettings
 from kafkaguard.stores.outbox import DeadLetter, OutboxStore
 from kafkaguard.stores.publisher_dead_letters import outbox_params
@@ -137,13 +137,7 @@ class Relay:
             schema=settings.db_schema,
             bootstrap=settings.bootstrap_servers,
             settings=settings.relay,
-            topics=TopicRegistry(
-                settings.bootstrap_servers,
-                partitions=settings.topics.partitions,
-                replication=settings.topics.replication,
-                create_missing=settings.topics.create_missing,
-                overrides=settings.producer,
-            ),
+            topics=TopicRegistry.from_settings(settings),
             for_aggregate=settings.topics.for_aggregate,
             producer_overrides=settings.producer,
             name=name,
@@ -398,7 +392,7 @@ class Relay:
         if self.hook is not None:
             self.hook.settled(plan.remove, plan.dead_letter, time.monotonic() - flight.started)
         # Rows only held behind an earlier row of their key (no error of their own) are not failures.
-        failed = [s for s in sent if s.outcome is Outcome.TRANSIENT and s.error is not None]
+        failed = [s for s in sent if s.outcome is RowOutcome.TRANSIENT and s.error is not None]
         transient = len(failed)
         if failed:
             logger.warning(

@@ -16,7 +16,7 @@ from kafkaguard.consumer.registry import HandlerRegistry
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.policies.retry import RetryPolicy
 from kafkaguard.restore.listener_job import ListenerRestoreJob, RestoreResult
-from kafkaguard.stores.inbox import PostgresConsumerStore
+from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
 from kafkaguard.stores.listener_dead_letters import PostgresListenerDeadLetters
 
 __all__ = [

@@ -26,11 +26,10 @@ mixing both keeps its order in one transaction. ``*_async`` methods are for code
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from kafkaguard import raw_headers
 from kafkaguard.consumer.apply import Applier, decode_record
@@ -39,17 +38,22 @@ from kafkaguard.consumer.records import RawHeaders, Record
 from kafkaguard.consumer.registry import HandlerRegistry, Registration
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.db.columns import DeadLetterStatus
-from kafkaguard.db.safe_text import pg_text
 from kafkaguard.envelope import Event
 from kafkaguard.errors import ConfigurationError, DeadLetterNotFoundError, StoreUnavailableError, UnknownEventTypeError
 from kafkaguard.logtext import short
-from kafkaguard.policies.classify import qualified_name
 from kafkaguard.policies.retry import RetryPolicy
 from kafkaguard.restore.outcome import after_failure, after_success
-from kafkaguard.restore.publisher_job import RunReport
+from kafkaguard.restore.report import RunReport
 from kafkaguard.restore.settings import RestoreSettings
 from kafkaguard.stores.inbox import AsyncConsumerTx, ConsumerStore, ConsumerTx, SyncTxAsAsync
-from kafkaguard.stores.listener_dead_letters import ListenerDeadLetter, RecordUpdate
+from kafkaguard.stores.listener_dead_letters import ListenerDeadLetter
+from kafkaguard.stores.restore_decision import RestoreDecision
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from kafkaguard.settings import KafkaguardSettings
 
 _T = TypeVar("_T")
 log = logging.getLogger("kafkaguard.restore.listener")
@@ -72,20 +76,6 @@ class RestoreResult:
     gave_up: bool = False
 
 
-@dataclass
-class ListenerRunReport(RunReport):
-    """A listener run's report: also the keys left alone because the registry cannot apply them."""
-
-    unhandled_keys: int = 0
-    unhandled_types: dict[str, str] = field(default_factory=dict)  # event type -> why
-
-    def add(self, other: RunReport) -> None:
-        super().add(other)
-        if isinstance(other, ListenerRunReport):
-            self.unhandled_keys += other.unhandled_keys
-            self.unhandled_types.update(other.unhandled_types)
-
-
 def handler_problems(registry: HandlerRegistry, types: Iterable[str | None]) -> dict[str, str]:
     """Event types a restore cannot apply with ``registry``, each with why (no handler).
 
@@ -106,25 +96,17 @@ def message_of(row: ListenerDeadLetter) -> Record:
     return Record(row.topic, row.partition, row.offset, row.raw_key, row.raw_value, headers)
 
 
-def restored_update(row: ListenerDeadLetter, outcome: Outcome, restored_by: str, now: datetime) -> RecordUpdate:
-    """The record's state once restored (``outcome``: applied or duplicate)."""
-    o = after_success(row.attempts, now, HOW)
-    entry = {**o.history_entry, "outcome": outcome.value}
-    return RecordUpdate(o.status, o.attempts, o.next_attempt_at, entry, restored_by=restored_by)
+def restored_update(row: ListenerDeadLetter, outcome: Outcome, restored_by: str, now: datetime) -> RestoreDecision:
+    """The record's state once restored (``outcome``: applied or duplicate; ``restored_by``:
+    ``restore`` or ``replay``, stored on the record)."""
+    decision = after_success(row.attempts, now, HOW)
+    entry = {**decision.history_entry, "outcome": outcome.value}
+    return replace(decision, history_entry=entry, restored_by=restored_by)
 
 
-def failed_update(row: ListenerDeadLetter, exc: BaseException, policy: RetryPolicy, now: datetime) -> RecordUpdate:
+def failed_update(row: ListenerDeadLetter, exc: BaseException, policy: RetryPolicy, now: datetime) -> RestoreDecision:
     """The record's state after a failed restore attempt: backoff, or ``failed`` when exhausted."""
-    o = after_failure(row.attempts, exc, policy, now, HOW)
-    return RecordUpdate(
-        o.status,
-        o.attempts,
-        o.next_attempt_at,
-        o.history_entry,
-        error_class=qualified_name(type(exc)),
-        error_message=pg_text(str(exc)[:10_000]),
-        stack=pg_text("".join(traceback.format_exception(exc))[-50_000:]),
-    )
+    return after_failure(row.attempts, exc, policy, now, HOW)
 
 
 class ListenerRestoreJob:
@@ -133,8 +115,39 @@ class ListenerRestoreJob:
     ``consumer_settings``: limits and error classifier (the group is always the key's own);
     ``policy``: attempts and backoff (default: 5 tries, 1 h apart); ``batch_size``: due keys per
     run; ``restored_by``: stored on restored records (``restore``, ``replay``); ``clock``: "now"
-    for the next attempt's time (tests move it).
+    for the next attempt's time (tests move it). Build one with :meth:`from_settings`; the
+    constructor takes the store port for tests (``MemoryConsumerStore``) and custom wiring.
     """
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: KafkaguardSettings,
+        registry: HandlerRegistry,
+        engine: Engine | None = None,
+        *,
+        async_engine: AsyncEngine | None = None,
+        restored_by: str = "restore",
+    ) -> ListenerRestoreJob:
+        """The job of ``settings.restore`` (policy, batch size) and ``settings.consumer`` (group,
+        limits, classifier) over the listener store in ``engine`` (default: an engine of
+        ``settings.database_url`` and ``settings.db_schema``, disposed by :meth:`close`), applying
+        through ``registry``'s handlers (``async_engine``: on the same database, for ``async def``
+        handlers). Run it with :meth:`run_once` (the configured group by default)."""
+        from kafkaguard.db.engine import sync_engine
+        from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
+
+        owned = None
+        if engine is None:
+            if not settings.database_url:
+                raise ConfigurationError("a database URL is needed (KAFKAGUARD_DATABASE_URL or database_url=...)")
+            engine = owned = sync_engine(settings.database_url, schema=settings.db_schema)
+        job = cls(
+            PostgresConsumerStore(engine, async_engine), registry, settings.consumer,
+            policy=settings.restore.policy, batch_size=settings.restore.batch_size, restored_by=restored_by,
+        )  # fmt: skip
+        job._owned_engine = owned
+        return job
 
     def __init__(
         self,
@@ -154,6 +167,13 @@ class ListenerRestoreJob:
         self.policy = policy or RestoreSettings().policy
         self.batch_size = batch_size
         self.restored_by = restored_by
+        self._owned_engine: Engine | None = None
+
+    def close(self) -> None:
+        """Dispose the engine :meth:`from_settings` made (nothing else to release)."""
+        if self._owned_engine is not None:
+            self._owned_engine.dispose()
+            self._owned_engine = None
 
     def _on(self, store: ConsumerStore) -> ListenerRestoreJob:
         return ListenerRestoreJob(
@@ -168,14 +188,16 @@ class ListenerRestoreJob:
         return Applier(self.store, self.registry, cs)
 
     # -- runs -------------------------------------------------------------------------------------
-    def run_once(self, group: str) -> ListenerRunReport:
-        """Restore every key of ``group`` whose head is due (at most ``batch_size`` keys), heads first."""
+    def run_once(self, group: str | None = None) -> RunReport:
+        """Restore every key of ``group`` (default: ``consumer_settings.group_id``) whose head is due
+        (at most ``batch_size`` keys), heads first."""
+        group = group or self.consumer_settings.group_id
         keys = [key for _, key in self.store.dead_letters.due_keys(limit=self.batch_size, group=group)]
         return self.process_keys(group, keys)
 
-    def process_keys(self, group: str, keys: Sequence[str]) -> ListenerRunReport:
+    def process_keys(self, group: str, keys: Sequence[str]) -> RunReport:
         """Restore ``keys`` of ``group`` now; keys with a type the registry cannot apply are left alone."""
-        report = ListenerRunReport()
+        report = RunReport()
         types = self.store.dead_letters.open_types_by_key(group, keys)
         for key in keys:
             problems = handler_problems(self.registry, types.get(key, set()))
@@ -301,7 +323,7 @@ class ListenerRestoreJob:
 
     @staticmethod
     def _stopped(
-        result: RestoreResult, row: ListenerDeadLetter, exc: BaseException, change: RecordUpdate
+        result: RestoreResult, row: ListenerDeadLetter, exc: BaseException, change: RestoreDecision
     ) -> RestoreResult:
         log.warning(
             "restore stopped group=%s key=%s id=%s %s[%s]@%s: %s",

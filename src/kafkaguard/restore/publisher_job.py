@@ -16,8 +16,8 @@ Guarantees:
   take it skips the key.
 - A run killed mid-way loses nothing: a record is marked ``restored`` only in the transaction
   that commits after the broker acknowledged it (a kill in between republishes it next time;
-  consumers dedupe by event id), and ``handoff`` writes the listener dead letter and the
-  ``restored`` mark in one transaction.
+  consumers dedupe by event id), and ``handoff`` into the same database writes the listener
+  dead letter and the ``restored`` mark in one transaction.
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine
 
 from kafkaguard.db import columns as C
 from kafkaguard.db.history import history_entry
@@ -37,7 +36,11 @@ from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH, EnvelopeError, Event,
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.logtext import short
 from kafkaguard.restore.outcome import after_failure, after_success
+from kafkaguard.restore.report import RunReport
 from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
+from kafkaguard.stores import listener_dead_letters as LDL
+from kafkaguard.stores.inbox import ConsumerStore
+from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
 from kafkaguard.stores.publisher_dead_letters import (
     HeldRecords,
     PostgresPublisherDeadLetters,
@@ -50,24 +53,6 @@ if TYPE_CHECKING:
     from kafkaguard.settings import KafkaguardSettings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunReport:
-    """What one run did."""
-
-    restored: int = 0
-    retried: int = 0
-    failed: int = 0
-    skipped_keys: int = 0
-    restored_ids: list[int] = field(default_factory=list)
-
-    def add(self, other: RunReport) -> None:
-        self.restored += other.restored
-        self.retried += other.retried
-        self.failed += other.failed
-        self.skipped_keys += other.skipped_keys
-        self.restored_ids += other.restored_ids
 
 
 def _json_object(value: Any, what: str) -> dict[str, Any]:
@@ -143,13 +128,7 @@ class PublisherRestoreJob:
                 settings.bootstrap_servers, message_timeout=settings.relay.delivery_timeout, overrides=settings.producer
             )
             # Dead letters made while Kafka was down may name a topic that was never created.
-            topics = TopicRegistry(
-                settings.bootstrap_servers,
-                partitions=settings.topics.partitions,
-                replication=settings.topics.replication,
-                create_missing=settings.topics.create_missing,
-                overrides=settings.producer,
-            )
+            topics = TopicRegistry.from_settings(settings)
             job = cls(
                 engine, settings.restore, producer=producer, listener_engine=listener_engine, ensure_topic=topics.ensure
             )
@@ -164,14 +143,16 @@ class PublisherRestoreJob:
         producer: Producer | None = None,
         topic_for: Callable[[dict[str, Any]], str] | None = None,
         listener_engine: Engine | None = None,
+        listener_store: ConsumerStore | None = None,
         ensure_topic: Callable[[str], None] | None = None,
         hand_off: Handoff | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         """``store``: the publisher dead-letter store (an :class:`~sqlalchemy.Engine` is taken as its
         PostgreSQL adapter). ``producer``: for ``republish``. ``hand_off``: for ``handoff`` (default:
-        :class:`SqlHandoff` into ``listener_engine``, the consuming service's database or schema,
-        or into the store's own transaction when None). ``clock``: now, to decide which records are
+        :class:`StoreHandoff` through ``listener_store``, the consuming service's store, or
+        ``listener_engine`` taken as its PostgreSQL store, or into the publisher store's own
+        transaction when both are None). ``clock``: now, to decide which records are
         due and when the next attempt is (give a fake store's clock to the job too). Across two databases the handoff is
         idempotent rather than atomic: the listener row is written first (``ON CONFLICT DO
         NOTHING`` on its position), then the publisher record is marked, so a crash in between
@@ -187,7 +168,9 @@ class PublisherRestoreJob:
         self.producer = producer
         self.topic_for = topic_for or (lambda row: str(row["topic"]))
         self.ensure_topic = ensure_topic
-        self.hand_off = hand_off or SqlHandoff(str(settings.handoff_group or ""), listener_engine)
+        if listener_store is None and listener_engine is not None:
+            listener_store = PostgresConsumerStore(listener_engine)
+        self.hand_off = hand_off or StoreHandoff(str(settings.handoff_group or ""), listener_store)
         self.clock = clock
         self._owned_engine: Engine | None = None
 
@@ -282,52 +265,54 @@ class PublisherRestoreJob:
         return "republish"
 
 
-class SqlHandoff:
-    """The default ``hand_off``: :func:`handoff` into ``listener_engine``, or, when None, into the
-    publisher store's own transaction (atomic with the ``restored`` mark; needs the PostgreSQL store).
+class StoreHandoff:
+    """The default ``hand_off``: the record's listener dead letter (:func:`handoff_row`) written
+    through the listener store, the one writer of ``kafka_listener_dead_letters``.
 
-    The one place the job writes the listener dead-letter table; to be pointed at the listener
-    store's port (``stores/listener_dead_letters.py``) when it exists.
+    With ``listener_store`` (the consuming service's store) the row is inserted in a transaction
+    of that store; without it, into the publisher store's own transaction (atomic with the
+    ``restored`` mark; needs the PostgreSQL publisher store), by the same statement
+    (:func:`kafkaguard.stores.listener_dead_letters.insert_dead_letter`). Either way the insert
+    is ``ON CONFLICT DO NOTHING`` on the row's position, so a repeated handoff writes nothing.
     """
 
-    def __init__(self, group: str, listener_engine: Engine | None = None) -> None:
+    def __init__(self, group: str, listener_store: ConsumerStore | None = None) -> None:
         self.group = group
-        self.listener_engine = listener_engine
+        self.listener_store = listener_store
 
     def __call__(self, held: HeldRecords, row: dict[str, Any], event: Event) -> None:
-        """Write the listener dead letter of ``row`` (see :func:`handoff`)."""
-        if self.listener_engine is not None:
-            with self.listener_engine.begin() as target:
-                handoff(target, row, event, self.group)
+        """Write the listener dead letter of ``row``."""
+        dead_letter = handoff_row(row, event, self.group)
+        if self.listener_store is not None:
+            with self.listener_store.transaction() as tx:
+                tx.insert_dead_letter(dead_letter)
         elif isinstance(held, SqlHeldRecords):
-            handoff(held.connection, row, event, self.group)
+            held.connection.execute(LDL.insert_dead_letter(dead_letter))
         else:
-            raise ConfigurationError("the handoff strategy over this store needs listener_engine= or hand_off=")
+            raise ConfigurationError("the handoff strategy over this store needs listener_store= or hand_off=")
 
 
-def handoff(conn: Connection, row: dict[str, Any], event: Event, group: str) -> None:
-    """Turn a publisher dead letter into a pending listener dead letter of ``group`` (dailyfeed's batch).
+def handoff_row(row: dict[str, Any], event: Event, group: str) -> dict[str, Any]:
+    """The pending listener dead letter of ``group`` that publisher dead letter ``row`` becomes
+    (dailyfeed's batch).
 
-    The listener row has partition -1 and offset = -(publisher record id): it never came from Kafka.
+    The listener row has partition -1 and offset = -(publisher record id): it never came from
+    Kafka, and its position is unique per publisher record.
     """
-    conn.execute(
-        text(
-            f'INSERT INTO {C.LISTENER_DEAD_LETTERS} (consumer_group, topic, partition, "offset", key, raw_key, '  # noqa: S608
-            "headers, raw_value, event_id, type, reason, status, next_attempt_at, history) VALUES "
-            "(:group, :topic, -1, :offset, :key, :raw_key, CAST(:headers AS jsonb), :raw_value, :event_id, :type, "
-            "'handoff', 'pending', now(), CAST(:history AS jsonb)) "
-            "ON CONFLICT ON CONSTRAINT uq_listener_dl_position DO NOTHING"
-        ),
-        {
-            "group": group,
-            "topic": row["topic"],
-            "offset": -int(row["id"]),
-            "key": event.key,
-            "raw_key": event.key.encode(),
-            "headers": json.dumps({k: v.decode() for k, v in event.kafka_headers()}),
-            "raw_value": event.payload_bytes(),
-            "event_id": event.event_id,
-            "type": event.type,
-            "history": json.dumps([history_entry("handoff", by="handoff", publisher_dead_letter=row["id"])]),
-        },
-    )
+    return {
+        "consumer_group": group,
+        "topic": row["topic"],
+        "partition": -1,
+        "offset": -int(row["id"]),
+        "key": event.key,
+        "raw_key": event.key.encode(),
+        "headers": {k: v.decode() for k, v in event.kafka_headers()},
+        "raw_value": event.payload_bytes(),
+        "raw_headers": None,  # the event's headers are all text: ``headers`` holds them exactly
+        "event_id": event.event_id,
+        "type": event.type,
+        "reason": "handoff",
+        "status": C.DeadLetterStatus.PENDING.value,
+        "attempts": 0,
+        "history": [history_entry("handoff", by="handoff", publisher_dead_letter=row["id"])],
+    }

@@ -1,18 +1,18 @@
-"""``kafka_listener_dead_letters``: the statements of the consumer and of the listener restore job,
-the port the restore job reads through, and its PostgreSQL adapter.
+"""``kafka_listener_dead_letters``: the statements of the consumer and of both restore jobs, the
+port the listener restore job reads through, and its PostgreSQL adapter.
 
 The writes that must share the consumer's transaction (blocked check, dead-letter insert, marking
 a restored or failed record) are statement builders executed by
-:class:`kafkaguard.stores.inbox.PostgresConsumerStore`'s transaction; the reads the restore job makes
-outside a key's transaction (due keys, groups, open types, one record) are
-:class:`ListenerDeadLetters`.
+:class:`kafkaguard.stores.inbox_postgres.PostgresConsumerStore`'s transaction; the reads the restore
+job makes outside a key's transaction (due keys, groups, open types, one record) are
+:class:`ListenerDeadLetters`. Every row of the table is inserted by :func:`insert_dead_letter`
+(the consumer's dead letters and parked records, and the publisher restore job's handoff).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import (
@@ -37,6 +37,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from kafkaguard.db.columns import OPEN_STATUSES, DeadLetterStatus
 from kafkaguard.db.safe_text import pg_json
 from kafkaguard.db.tables import listener_dead_letters as DL
+from kafkaguard.stores.restore_decision import RestoreDecision
 
 
 @dataclass(frozen=True)
@@ -56,20 +57,6 @@ class ListenerDeadLetter:
     type: str | None
     status: str
     attempts: int
-
-
-@dataclass(frozen=True)
-class RecordUpdate:
-    """A record's new state after a restore attempt (:mod:`kafkaguard.restore.outcome` decides it)."""
-
-    status: DeadLetterStatus
-    attempts: int
-    next_attempt_at: datetime
-    history_entry: dict[str, Any]
-    restored_by: str | None = None
-    error_class: str | None = None
-    error_message: str | None = None
-    stack: str | None = None
 
 
 class ListenerDeadLetters(Protocol):
@@ -172,7 +159,7 @@ def _append_history(entry: dict[str, Any]) -> Any:
     return DL.c.history.op("||")(cast(literal([pg_json(entry)], JSONB), JSONB))
 
 
-def mark(dead_letter_id: int, change: RecordUpdate) -> Update:
+def mark(dead_letter_id: int, change: RestoreDecision) -> Update:
     """Store ``change`` on record ``dead_letter_id``: status, attempts, next try, error, history."""
     values: dict[str, Any] = {
         "status": change.status.value,

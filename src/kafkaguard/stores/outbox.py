@@ -133,6 +133,21 @@ async def add_events_async(
     await session.run_sync(add_events, list(events), topic=topic, delete_after_insert=delete_after_insert)
 
 
+def add_event(session: Session | Connection, event: Event, *, topic: str | None = None) -> None:
+    """Insert one event into the outbox in the caller's transaction (``outbox`` mode).
+
+    The row commits or rolls back with the caller's business writes: a rolled-back transaction
+    publishes nothing, a committed one is never lost; the relay publishes it later in per-key
+    commit order.
+    """
+    add_events(session, [event], topic=topic)
+
+
+async def add_event_async(session: AsyncSession | AsyncConnection, event: Event, *, topic: str | None = None) -> None:
+    """Asyncio form of :func:`add_event`."""
+    await add_events_async(session, [event], topic=topic)
+
+
 class OutboxWriter(Protocol):
     """How the publisher adds events to an outbox in the caller's transaction (:func:`add_events`)."""
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, text
@@ -36,6 +35,7 @@ from kafkaguard.db.safe_text import pg_json, pg_text
 from kafkaguard.db.tables import publisher_dead_letters
 from kafkaguard.envelope import Event
 from kafkaguard.policies.classify import qualified_name
+from kafkaguard.stores.restore_decision import RestoreDecision
 
 MAX_ERROR_MESSAGE = 2000  # a broker's error text is short; a stack dump is not worth keeping here
 
@@ -129,19 +129,6 @@ def outbox_params(
     }
 
 
-class RestoreOutcome(Protocol):
-    """A record's new state after one restore attempt (:class:`kafkaguard.restore.outcome.Outcome`)."""
-
-    @property
-    def status(self) -> DeadLetterStatus: ...
-    @property
-    def attempts(self) -> int: ...
-    @property
-    def next_attempt_at(self) -> datetime: ...
-    @property
-    def history_entry(self) -> dict[str, Any]: ...
-
-
 class HeldRecords(Protocol):
     """One key's open records (or one keyless record), held by one restore run until the block ends.
 
@@ -152,7 +139,7 @@ class HeldRecords(Protocol):
 
     records: list[dict[str, Any]]
 
-    def record_outcome(self, record_id: int, outcome: RestoreOutcome, error: BaseException | None) -> None:
+    def record_outcome(self, record_id: int, outcome: RestoreDecision, error: BaseException | None) -> None:
         """Write ``outcome`` (and ``error``'s qualified class and message, when given) to the record."""
 
 
@@ -215,7 +202,7 @@ WHERE id = :id
 """  # noqa: S608
 
 
-def outcome_params(record_id: int, outcome: RestoreOutcome, error: BaseException | None) -> dict[str, Any]:
+def outcome_params(record_id: int, outcome: RestoreDecision, error: BaseException | None) -> dict[str, Any]:
     """Parameters of :data:`OUTCOME_SQL` (the error class stored qualified, as every writer does)."""
     return {
         "status": outcome.status.value,
@@ -238,7 +225,7 @@ class SqlHeldRecords:
         self.connection = connection
         self.records = records
 
-    def record_outcome(self, record_id: int, outcome: RestoreOutcome, error: BaseException | None) -> None:
+    def record_outcome(self, record_id: int, outcome: RestoreDecision, error: BaseException | None) -> None:
         """See :meth:`HeldRecords.record_outcome`."""
         self.connection.execute(text(OUTCOME_SQL), outcome_params(record_id, outcome, error))
 

@@ -14,7 +14,10 @@ SQLAlchemy ``Session`` on SQLite for the handler's own tables; it is committed o
 the fake's transaction (and savepoints nest with ``begin_nested``). Without one ``ctx.session`` is
 ``None``. Set :attr:`MemoryConsumerStore.down` to simulate an outage: every operation raises
 :class:`MemoryStoreDown` and :meth:`~MemoryConsumerStore.store_alive` answers False, so the consumer
-pauses (:class:`~kafkaguard.errors.StoreUnavailableError`) and nothing is dead-lettered.
+pauses (:class:`~kafkaguard.errors.StoreUnavailableError`) and nothing is dead-lettered. Set
+:attr:`MemoryConsumerStore.refuse_dead_letter` to a predicate on the dead-letter row to have the
+store refuse such rows for their data (:class:`MemoryRowRefused`), as PostgreSQL refuses a value a
+column cannot hold: the consumer then writes the record to :attr:`~MemoryConsumerStore.last_resort_rows`.
 """
 
 from __future__ import annotations
@@ -31,13 +34,20 @@ from typing import Any, TypeVar
 
 from kafkaguard.db.columns import OPEN_STATUSES, DeadLetterStatus
 from kafkaguard.stores.inbox import AsyncConsumerTx, ConsumerStore, ConsumerTx, Prior, SyncTxAsAsync
-from kafkaguard.stores.listener_dead_letters import ListenerDeadLetter, ListenerDeadLetters, RecordUpdate
+from kafkaguard.stores.listener_dead_letters import ListenerDeadLetter, ListenerDeadLetters
+from kafkaguard.stores.restore_decision import RestoreDecision
 
 _T = TypeVar("_T")
 
 
 class MemoryStoreDown(ConnectionError):
     """The fake store is switched down (:attr:`MemoryConsumerStore.down`)."""
+
+
+class MemoryRowRefused(ValueError):
+    """The fake store refused a dead-letter row for its data (:attr:`MemoryConsumerStore.refuse_dead_letter`),
+    as PostgreSQL refuses a value a column cannot hold: not an outage, so the consumer stores the
+    record in the last-resort rows and moves on."""
 
 
 def _utcnow() -> datetime:
@@ -80,6 +90,7 @@ class MemoryConsumerStore:
         self.records: dict[int, dict[str, Any]] = {}
         self.last_resort_rows: list[dict[str, Any]] = []
         self.down = False
+        self.refuse_dead_letter: Callable[[dict[str, Any]], bool] | None = None
         self.dead_letters: ListenerDeadLetters = self  # the ListenerDeadLetters reads are this object's too
         self._mutex = threading.RLock()
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
@@ -280,6 +291,9 @@ class MemoryConsumerTx:
 
     def insert_dead_letter(self, row: dict[str, Any]) -> int | None:
         self.store.check()
+        refuse = self.store.refuse_dead_letter
+        if refuse is not None and refuse(row):
+            raise MemoryRowRefused(f"dead letter refused for its data (group {row['consumer_group']!r})")
         position = (row["consumer_group"], row["topic"], row["partition"], row["offset"])
         with self.store._mutex:
             for r in self.store.records.values():
@@ -325,7 +339,7 @@ class MemoryConsumerTx:
     def record(self, dead_letter_id: int) -> ListenerDeadLetter | None:
         return self.store.get(dead_letter_id)
 
-    def mark(self, dead_letter_id: int, change: RecordUpdate) -> None:
+    def mark(self, dead_letter_id: int, change: RestoreDecision) -> None:
         self.store.check()
         with self.store._mutex:
             row = self.store.records[dead_letter_id]

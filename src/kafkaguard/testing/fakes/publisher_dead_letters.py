@@ -22,7 +22,8 @@ from typing import Any
 
 from kafkaguard.db.columns import OPEN_STATUSES, DeadLetterStatus, PublishSource
 from kafkaguard.envelope import Event
-from kafkaguard.stores.publisher_dead_letters import RestoreOutcome, dead_letter_values, outcome_params
+from kafkaguard.stores.publisher_dead_letters import dead_letter_values, outcome_params
+from kafkaguard.stores.restore_decision import RestoreDecision
 from kafkaguard.testing.fakes.transactions import on_commit
 
 _OPEN_FOR_RESTORE = (DeadLetterStatus.PENDING.value, DeadLetterStatus.FAILED.value)
@@ -39,7 +40,7 @@ class MemoryHeldRecords:
         self._store = store
         self.records = records
 
-    def record_outcome(self, record_id: int, outcome: RestoreOutcome, error: BaseException | None) -> None:
+    def record_outcome(self, record_id: int, outcome: RestoreDecision, error: BaseException | None) -> None:
         """See :meth:`~kafkaguard.stores.publisher_dead_letters.HeldRecords.record_outcome`."""
         self._store.apply_outcome(record_id, outcome, error)
 
@@ -165,7 +166,7 @@ class MemoryPublisherDeadLetters:
                 with self._lock:
                     self._held.discard(what)
 
-    def apply_outcome(self, record_id: int, outcome: RestoreOutcome, error: BaseException | None) -> None:
+    def apply_outcome(self, record_id: int, outcome: RestoreDecision, error: BaseException | None) -> None:
         """Write a restore outcome to record ``record_id`` (the PostgreSQL adapter's ``OUTCOME_SQL``)."""
         p = outcome_params(record_id, outcome, error)
         with self._lock:

@@ -119,3 +119,28 @@ def test_the_build_writes_nothing_into_the_checkout() -> None:
         data = tomllib.load(f)
     assert data["build-system"]["build-backend"] == "hatchling.build"
     assert data["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == ["src/kafkaguard"]
+
+
+def test_names_are_imported_on_first_use_only() -> None:
+    code = (
+        "import sys, kafkaguard, kafkaguard.testing\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('kafkaguard'))\n"
+        "assert loaded == ['kafkaguard', 'kafkaguard.errors', 'kafkaguard.testing'], loaded\n"
+        "from kafkaguard import KafkaguardSettings, Worker\n"
+        "assert 'kafkaguard.consumer.worker' in sys.modules and 'pytest' not in sys.modules\n"
+    )
+    proc = run_python("-c", code)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_settings_load_no_component() -> None:
+    # kafkaguard.settings assembles the components' settings models; importing consumer.settings
+    # runs consumer/__init__.py, which must stay lazy (no worker, stores or restore loaded).
+    code = (
+        "import sys, kafkaguard.settings\n"
+        "heavy = sorted(m for m in sys.modules if m.startswith(('kafkaguard.consumer.worker', 'kafkaguard.stores',"
+        " 'kafkaguard.restore.listener', 'kafkaguard.db')))\n"
+        "assert not heavy, heavy\n"
+    )
+    proc = run_python("-c", code)
+    assert proc.returncode == 0, proc.stderr[-2000:]
