@@ -39,9 +39,9 @@ PUBLIC = {
     "__version__",
 }  # fmt: skip
 TESTING = {
-    "DevStack", "MemoryConsumerStore", "MemoryOutbox", "MemoryProducer", "MemoryPublisherDeadLetters", "MemorySource",
-    "MemoryStoreDown", "Record", "ServiceProcess", "StoredMessage", "default_run_dir", "delete_topics", "ensure_topics",
-    "free_ports", "poll", "upgrade_database",
+    "DevStack", "MemoryConsumerStore", "MemoryOutbox", "MemoryProducer", "MemoryPublisherDeadLetters",
+    "MemoryRetention", "MemorySource", "MemoryStoreDown", "Record", "ServiceProcess", "StoredMessage",
+    "default_run_dir", "delete_topics", "ensure_topics", "free_ports", "poll", "upgrade_database",
 }  # fmt: skip
 # What ``kafkaguard/__init__.py`` itself needs in its namespace; everything else there is public.
 PLUMBING = {"annotations", "importlib", "TYPE_CHECKING", "Any"}

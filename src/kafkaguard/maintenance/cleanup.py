@@ -20,7 +20,7 @@ from datetime import timedelta
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
-from kafkaguard.stores.retention import RETENTIONS, delete_expired, release_cleanup_lock, try_cleanup_lock
+from kafkaguard.stores.retention import RETENTIONS, PostgresRetention, RetentionStore
 
 log = logging.getLogger(__name__)
 
@@ -43,29 +43,36 @@ class CleanupReport:
     skipped: bool = False
 
 
-def run_cleanup(engine: Engine, settings: CleanupSettings) -> CleanupReport:
-    """Delete expired rows of every table in batches of ``settings.batch_size``."""
-    report = CleanupReport()
-    with engine.connect() as lock_conn:
-        got = try_cleanup_lock(lock_conn)
-        lock_conn.commit()
-        if not got:
-            report.skipped = True
-            return report
-        try:
+class Cleanup:
+    """The cleanup job over a :class:`~kafkaguard.stores.retention.RetentionStore` (PostgreSQL, or
+    ``kafkaguard.testing.MemoryRetention`` in unit tests)."""
+
+    def __init__(self, store: RetentionStore, settings: CleanupSettings) -> None:
+        self.store = store
+        self.settings = settings
+
+    def run(self) -> CleanupReport:
+        """Delete expired rows of every table in batches of ``settings.batch_size``; skip when another
+        instance holds the lock."""
+        report = CleanupReport()
+        with self.store.exclusive() as got:
+            if not got:
+                report.skipped = True
+                return report
             for rule in RETENTIONS:
-                age = timedelta(seconds=getattr(settings, rule.setting))
+                age = timedelta(seconds=getattr(self.settings, rule.setting))
                 total = 0
                 while True:
-                    with engine.begin() as conn:
-                        n = delete_expired(conn, rule, age=age, limit=settings.batch_size)
+                    n = self.store.delete_expired(rule, age=age, limit=self.settings.batch_size)
                     total += n
-                    if n < settings.batch_size:
+                    if n < self.settings.batch_size:
                         break
                 report.deleted[rule.table] = total
                 if total:
                     log.info("cleanup: deleted %d rows from %s", total, rule.table)
-        finally:
-            release_cleanup_lock(lock_conn)
-            lock_conn.commit()
-    return report
+        return report
+
+
+def run_cleanup(engine: Engine, settings: CleanupSettings) -> CleanupReport:
+    """:class:`Cleanup` over kafkaguard's tables in ``engine``'s database."""
+    return Cleanup(PostgresRetention(engine), settings).run()

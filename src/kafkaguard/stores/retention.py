@@ -1,4 +1,5 @@
-"""Deleting expired rows, for the cleanup job: the retention rule of each table and one bounded batch.
+"""Deleting expired rows, for the cleanup job: the retention rule of each table, the port the job
+runs over (:class:`RetentionStore`) and its PostgreSQL adapter (:class:`PostgresRetention`).
 
 The rules never match an unpublished outbox row nor an open dead letter, and only rows older than
 the age given. A batch is one ``DELETE`` of at most ``limit`` rows (by ``ctid``, so no index is
@@ -8,10 +9,13 @@ cleanup of the same database sees it taken and skips its run. Tables are named i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from kafkaguard.db import columns as C
 
@@ -54,3 +58,45 @@ def try_cleanup_lock(conn: Connection) -> bool:
 def release_cleanup_lock(conn: Connection) -> None:
     """Give the cleanup lock of ``conn``'s session back."""
     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": CLEANUP_LOCK})
+
+
+class RetentionStore(Protocol):
+    """What the cleanup job needs: one run at a time per database, and bounded deletes by rule.
+
+    Promise (the contract suite checks it for every adapter): :meth:`delete_expired` removes only
+    rows its rule lets go at ``age`` — never an unpublished outbox row, never an open dead letter,
+    never a younger row — and at most ``limit`` of them.
+    """
+
+    def exclusive(self) -> AbstractContextManager[bool]:
+        """Hold the cleanup lock for the ``with`` block if it is free (``True``), else ``False`` at once."""
+        ...
+
+    def delete_expired(self, rule: Retention, *, age: timedelta, limit: int) -> int:
+        """Delete at most ``limit`` rows that ``rule`` lets go at ``age`` (own transaction); how many went."""
+        ...
+
+
+class PostgresRetention:
+    """:class:`RetentionStore` on PostgreSQL: a session-level advisory lock, one short transaction per batch."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def exclusive(self) -> Iterator[bool]:
+        """See :meth:`RetentionStore.exclusive`: the lock lives on a connection of its own."""
+        with self.engine.connect() as lock_conn:
+            got = try_cleanup_lock(lock_conn)
+            lock_conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    release_cleanup_lock(lock_conn)
+                    lock_conn.commit()
+
+    def delete_expired(self, rule: Retention, *, age: timedelta, limit: int) -> int:
+        """See :meth:`RetentionStore.delete_expired`."""
+        with self.engine.begin() as conn:
+            return delete_expired(conn, rule, age=age, limit=limit)

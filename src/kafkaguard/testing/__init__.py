@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from kafkaguard.testing.fakes.outbox import MemoryOutbox
     from kafkaguard.testing.fakes.producer import MemoryProducer, StoredMessage
     from kafkaguard.testing.fakes.publisher_dead_letters import MemoryPublisherDeadLetters
+    from kafkaguard.testing.fakes.retention import MemoryRetention
     from kafkaguard.transports.kafka_admin import delete_topics, ensure_topics
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "MemoryOutbox",
     "MemoryProducer",
     "MemoryPublisherDeadLetters",
+    "MemoryRetention",
     "MemorySource",
     "MemoryStoreDown",
     "Record",
@@ -63,6 +65,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "DevStack": ("kafkaguard.devstack.stack", "DevStack"),
     "MemoryOutbox": ("kafkaguard.testing.fakes.outbox", "MemoryOutbox"),
     "MemoryPublisherDeadLetters": ("kafkaguard.testing.fakes.publisher_dead_letters", "MemoryPublisherDeadLetters"),
+    "MemoryRetention": ("kafkaguard.testing.fakes.retention", "MemoryRetention"),
     "MemoryProducer": ("kafkaguard.testing.fakes.producer", "MemoryProducer"),
     "MemoryConsumerStore": ("kafkaguard.testing.fakes.consumer_store", "MemoryConsumerStore"),
     "MemoryStoreDown": ("kafkaguard.testing.fakes.consumer_store", "MemoryStoreDown"),
