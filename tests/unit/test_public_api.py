@@ -42,8 +42,8 @@ PUBLIC = {
 }  # fmt: skip
 TESTING = {
     "DevStack", "MemoryConsumerStore", "MemoryOutbox", "MemoryProducer", "MemoryPublisherDeadLetters", "MemorySource",
-    "MemoryStoreDown", "Record", "ServiceProcess", "StoredMessage", "default_run_dir", "delete_topics", "ensure_topics",
-    "free_ports", "poll", "upgrade_database",
+    "MemoryStoreDown", "Pipeline", "Record", "ServiceProcess", "StoredMessage", "default_run_dir", "delete_topics",
+    "ensure_topics", "free_ports", "poll", "upgrade_database",
 }  # fmt: skip
 # What ``kafkaguard/__init__.py`` itself needs in its namespace; everything else there is public.
 PLUMBING = {"annotations", "importlib", "TYPE_CHECKING", "Any"}

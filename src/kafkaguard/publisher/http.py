@@ -24,6 +24,7 @@ from kafkaguard.errors import EventRejectedError, KafkaUnavailableError, Publish
 from kafkaguard.publisher.fallback import dead_letter_or_raise, dead_letter_or_raise_async
 from kafkaguard.publisher.http_rules import Verdict, endpoint_for, retry_delay, verdict
 from kafkaguard.publisher.settings import PublishSettings
+from kafkaguard.stores.publisher_dead_letters import PostgresPublisherDeadLetters, PublisherDeadLetterWriter
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class HttpPublisher:
     """POST events to their endpoints with retries; fall back to a dead letter. Share one per process.
 
     ``transport`` / ``async_transport``: httpx transports (tests pass in-memory ones).
+    ``dead_letters``: where refused events go (default: the PostgreSQL table, in the caller's session).
     """
 
     def __init__(
@@ -47,8 +49,10 @@ class HttpPublisher:
         for_aggregate: Callable[[str], str],
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
+        dead_letters: PublisherDeadLetterWriter | None = None,
     ) -> None:
         self.settings = settings
+        self.dead_letters: PublisherDeadLetterWriter = dead_letters or PostgresPublisherDeadLetters()
         self.for_aggregate = for_aggregate
         self._client = httpx.Client(timeout=settings.http_timeout, transport=transport)
         self._async_transport = async_transport
@@ -100,7 +104,7 @@ class HttpPublisher:
             return True
         except PublishError as exc:
             topic = self.for_aggregate(event.aggregate_type)
-            dead_letter_or_raise(session, event, topic=topic, source=PublishSource.HTTP, error=exc)
+            dead_letter_or_raise(self.dead_letters, session, event, topic=topic, source=PublishSource.HTTP, error=exc)
             return False
 
     async def publish_async(self, session: AsyncSession, event: Event) -> bool:
@@ -110,7 +114,9 @@ class HttpPublisher:
             return True
         except PublishError as exc:
             topic = self.for_aggregate(event.aggregate_type)
-            await dead_letter_or_raise_async(session, event, topic=topic, source=PublishSource.HTTP, error=exc)
+            await dead_letter_or_raise_async(
+                self.dead_letters, session, event, topic=topic, source=PublishSource.HTTP, error=exc
+            )
             return False
 
     def close(self) -> None:
