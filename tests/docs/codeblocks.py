@@ -11,7 +11,8 @@ between are allowed)::
     <!-- test: file myservice/handlers.py -->       the block is that file: every later block of the same
                                                     document runs with it in its working folder (which is
                                                     on the path), so it can import it; python files are
-                                                    also run themselves
+                                                    also run themselves, and a ``test_*.py`` file
+                                                    is run by pytest too (its tests must pass)
 
 Python blocks run with ``__name__ == "__docs__"``: the part of a service example under
 ``if __name__ == "__main__":`` (start a server, run a worker until SIGTERM) is not run.

@@ -5,6 +5,7 @@
   schema with kafkaguard's tables, first on the search_path); the working folder is empty but for
   the document's ``file`` blocks above, and it and the repository are on the path (``examples.*``
   imports); ``__name__`` is ``"__docs__"``, so an ``if __name__ == "__main__":`` part is not run.
+  A ``file`` block named ``test_*.py`` is a test file: pytest runs it too, and its tests must pass.
 - shell blocks: bash syntax; every program known (builtin, Makefile target, module, on PATH or in
   the venv); every ``kafkaguard`` command line parsed by the Typer app; cheap read-only ones
   (``--help``, ``config show``) run; a block marked ``<!-- test: run -->`` runs whole, with the
@@ -99,6 +100,10 @@ def _python(block: cb.Block, request: pytest.FixtureRequest, tmp_path: Path) -> 
     program.write_text(cb.python_program(block, BLOCKS), encoding="utf-8")
     runner = f"import runpy; runpy.run_path({str(program)!r}, run_name='__docs__')"
     _run([sys.executable, "-c", runner], block, env, tmp_path)
+    name = block.directives.get("file", "")
+    if Path(name).name.startswith("test_"):  # a test file: its tests must run and pass too
+        done = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", name], block, env, tmp_path)
+        assert " passed" in done.stdout and " failed" not in done.stdout, f"{block.where}: {done.stdout[-500:]}"
 
 
 def _shell(block: cb.Block, request: pytest.FixtureRequest, tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ PUBLIC = {
 }  # fmt: skip
 TESTING = {
     "DevStack", "MemoryConsumerStore", "MemoryOutbox", "MemoryProducer", "MemoryPublisherDeadLetters",
-    "MemoryRetention", "MemorySource", "MemoryStoreDown", "Record", "ServiceProcess", "StoredMessage",
+    "MemoryRetention", "MemorySource", "MemoryStoreDown", "Pipeline", "Record", "ServiceProcess", "StoredMessage",
     "default_run_dir", "delete_topics", "ensure_topics", "free_ports", "poll", "upgrade_database",
 }  # fmt: skip
 # What ``kafkaguard/__init__.py`` itself needs in its namespace; everything else there is public.

@@ -21,7 +21,6 @@ import threading
 from collections.abc import Callable
 from enum import Enum
 
-from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from kafkaguard import headers as H
@@ -30,7 +29,7 @@ from kafkaguard.envelope import Event
 from kafkaguard.errors import EventRejectedError, PublishError
 from kafkaguard.policies.classify import qualified_name
 from kafkaguard.policies.retry import GiveUp, RetryPolicy, next_step
-from kafkaguard.stores.publisher_dead_letters import add_dead_letter
+from kafkaguard.stores.publisher_dead_letters import PublisherDeadLetterWriter
 from kafkaguard.topics import dlq_topic
 from kafkaguard.transports.ports import Producer, Topics
 
@@ -49,7 +48,8 @@ class BackgroundOutcome(Enum):
 class BackgroundPublisher:
     """Publish events off the caller's thread with retries and three fallbacks. Thread-safe.
 
-    ``engine``: a synchronous engine for step 3 (None skips straight to the critical log).
+    ``dead_letters``: the store of step 3, written in a transaction of its own (``add(None, ...)``);
+    None skips straight to the critical log.
     """
 
     def __init__(
@@ -60,7 +60,7 @@ class BackgroundPublisher:
         policy: RetryPolicy,
         attempt_timeout: float,
         for_aggregate: Callable[[str], str],
-        engine: Engine | None,
+        dead_letters: PublisherDeadLetterWriter | None,
         max_workers: int = 4,
     ) -> None:
         self.producer = producer
@@ -68,7 +68,7 @@ class BackgroundPublisher:
         self.policy = policy
         self.attempt_timeout = attempt_timeout
         self.for_aggregate = for_aggregate
-        self.engine = engine
+        self.dead_letters = dead_letters
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers, thread_name_prefix="kafkaguard-background")
         self._stop = threading.Event()
 
@@ -116,12 +116,11 @@ class BackgroundPublisher:
             return BackgroundOutcome.DLQ_TOPIC
         except PublishError as exc:
             error = exc
-        if self.engine is not None:
+        if self.dead_letters is not None:
             try:
-                with self.engine.begin() as conn:
-                    add_dead_letter(
-                        conn, event, topic=topic, source=PublishSource.BACKGROUND, error=error, attempts=attempts
-                    )
+                self.dead_letters.add(
+                    None, event, topic=topic, source=PublishSource.BACKGROUND, error=error, attempts=attempts
+                )
                 logger.error(
                     "event %s (key %s) stored as a publisher dead letter: %s", event.event_id, event.key, error
                 )

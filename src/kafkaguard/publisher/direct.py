@@ -21,11 +21,13 @@ from kafkaguard.db.columns import PublishSource
 from kafkaguard.envelope import Event
 from kafkaguard.errors import PublishError
 from kafkaguard.publisher.fallback import dead_letter_or_raise, dead_letter_or_raise_async
+from kafkaguard.stores.publisher_dead_letters import PublisherDeadLetterWriter
 from kafkaguard.transports.ports import Producer, Topics
 
 
 class DirectPublisher:
-    """Publish in the caller's transaction with a dead-letter fallback. Thread-safe; share one per process."""
+    """Publish in the caller's transaction with a dead-letter fallback into ``dead_letters``. Thread-safe;
+    share one per process."""
 
     def __init__(
         self,
@@ -34,8 +36,10 @@ class DirectPublisher:
         *,
         timeout: float,
         for_aggregate: Callable[[str], str],
+        dead_letters: PublisherDeadLetterWriter,
     ) -> None:
         self.producer = producer
+        self.dead_letters = dead_letters
         self.topics = topics
         self.timeout = timeout
         self.for_aggregate = for_aggregate
@@ -58,7 +62,7 @@ class DirectPublisher:
             )
             return True
         except PublishError as exc:
-            dead_letter_or_raise(session, event, topic=name, source=PublishSource.DIRECT, error=exc)
+            dead_letter_or_raise(self.dead_letters, session, event, topic=name, source=PublishSource.DIRECT, error=exc)
             return False
 
     async def publish_async(self, session: AsyncSession, event: Event, *, topic: str | None = None) -> bool:
@@ -76,5 +80,7 @@ class DirectPublisher:
             )
             return True
         except PublishError as exc:
-            await dead_letter_or_raise_async(session, event, topic=name, source=PublishSource.DIRECT, error=exc)
+            await dead_letter_or_raise_async(
+                self.dead_letters, session, event, topic=name, source=PublishSource.DIRECT, error=exc
+            )
             return False

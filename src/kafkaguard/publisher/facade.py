@@ -14,16 +14,16 @@ as dailyfeed's ``publish-type`` switch does. Each mode keeps its own guarantee (
 from __future__ import annotations
 
 import concurrent.futures
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy import event as sa_event
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from kafkaguard.db.columns import OUTBOX, PUBLISHER_DEAD_LETTERS, PublishSource
+from kafkaguard.db.columns import OUTBOX, PublishSource
 from kafkaguard.db.engine import sync_engine
 from kafkaguard.envelope import Event
 from kafkaguard.errors import KeyHeldError
@@ -34,7 +34,8 @@ from kafkaguard.publisher.http import HttpPublisher
 from kafkaguard.publisher.schema_scope import SchemaScope
 from kafkaguard.publisher.settings import PublishMode
 from kafkaguard.settings import KafkaguardSettings
-from kafkaguard.stores.outbox import add_events, add_events_async
+from kafkaguard.stores.outbox import OutboxWriter, PostgresOutboxWriter
+from kafkaguard.stores.publisher_dead_letters import PostgresPublisherDeadLetters, PublisherDeadLetterWriter
 from kafkaguard.topics import RelayKind
 from kafkaguard.transports.kafka_delivery import DeliveryProducer
 from kafkaguard.transports.kafka_topics import TopicRegistry
@@ -43,12 +44,6 @@ from kafkaguard.transports.ports import Producer, Topics, TopicsExist
 _OUTBOX = (OUTBOX,)
 _PENDING = "kafkaguard.background.pending"
 _FUTURES = "kafkaguard.background.futures"
-
-
-KEY_HELD = text(
-    f"SELECT 1 FROM {PUBLISHER_DEAD_LETTERS} WHERE key = :key AND status IN ('pending', 'failed') LIMIT 1"  # noqa: S608
-)
-"""Does the key have an open publisher dead letter? (index ix_publisher_dl_key)"""
 
 
 def _held(event: Event) -> KeyHeldError:
@@ -76,6 +71,15 @@ class Publisher:
     :class:`~kafkaguard.transports.kafka_topics.TopicRegistry` of ``settings`` with the default
     producer, nothing (the producer reports a missing topic) with one passed in. A producer or
     registry passed in is the caller's: :meth:`close` leaves it open.
+
+    ``outbox``: where ``outbox`` mode adds events in the caller's transaction (the port
+    :class:`~kafkaguard.stores.outbox.OutboxWriter`, e.g. ``kafkaguard.testing.MemoryOutbox()``);
+    default: the ``outbox`` table through the caller's session. ``dead_letters``: where ``direct``,
+    ``http`` and ``background`` modes store events they could not deliver, and whose open records
+    hold a key (:class:`~kafkaguard.stores.publisher_dead_letters.PublisherDeadLetterWriter`, e.g.
+    ``MemoryPublisherDeadLetters()``); default: the ``kafka_publisher_dead_letters`` table (through
+    the caller's session; background mode through ``engine``). With both in memory no statement
+    runs on the caller's session: it only has to commit or roll back.
     """
 
     def __init__(
@@ -87,12 +91,17 @@ class Publisher:
         http_async_transport: Any = None,
         producer: Producer | None = None,
         topics: Topics | None = None,
+        outbox: OutboxWriter | None = None,
+        dead_letters: PublisherDeadLetterWriter | None = None,
     ) -> None:
         self.settings = settings
         # With Debezium as the relay the outbox is written insert-then-delete (relay.debezium).
         self._debezium = settings.relay.kind is RelayKind.DEBEZIUM
         self._hold = settings.publish.hold_key_behind_dead_letters
         self._schema = SchemaScope(settings.db_schema)
+        self._outbox = outbox if outbox is not None else PostgresOutboxWriter(delete_after_insert=self._debezium)
+        self._own_dead_letters = dead_letters is None
+        self._dead_letters = dead_letters if dead_letters is not None else PostgresPublisherDeadLetters(engine)
         self._engine = engine
         self._owns_engine = False
         self._producer = producer
@@ -106,6 +115,7 @@ class Publisher:
             for_aggregate=settings.topics.for_aggregate,
             transport=http_transport,
             async_transport=http_async_transport,
+            dead_letters=self._dead_letters,
         )
 
     @classmethod
@@ -158,6 +168,7 @@ class Publisher:
                 topics,
                 timeout=self.settings.publish.direct_timeout,
                 for_aggregate=self.settings.topics.for_aggregate,
+                dead_letters=self._dead_letters,
             )
         return self._direct
 
@@ -165,9 +176,12 @@ class Publisher:
         """The ``background`` mode publisher (created on first use)."""
         if self._background is None:
             producer, topics = self._kafka()
-            if self._engine is None and self.settings.database_url:
-                self._engine = sync_engine(self.settings.database_url, schema=self.settings.db_schema)
-                self._owns_engine = True
+            store: PublisherDeadLetterWriter | None = self._dead_letters
+            if self._own_dead_letters:  # the table, in transactions of an engine of its own
+                if self._engine is None and self.settings.database_url:
+                    self._engine = sync_engine(self.settings.database_url, schema=self.settings.db_schema)
+                    self._owns_engine = True
+                store = PostgresPublisherDeadLetters(self._engine) if self._engine is not None else None
             p = self.settings.publish
             self._background = BackgroundPublisher(
                 producer,
@@ -175,7 +189,7 @@ class Publisher:
                 policy=p.background_retry,
                 attempt_timeout=p.background_timeout,
                 for_aggregate=self.settings.topics.for_aggregate,
-                engine=self._engine,
+                dead_letters=store,
             )
         return self._background
 
@@ -190,16 +204,34 @@ class Publisher:
         if mode is PublishMode.BACKGROUND:  # nothing in the caller's transaction
             self._after_commit(session, event)
             return PublishOutcome.SCHEDULED
-        with self._schema.around(session, _OUTBOX if mode is PublishMode.OUTBOX else ()):
+        with self._scope(session, mode):
             return self._publish(session, event, mode)
+
+    def _in_postgres(self, mode: PublishMode) -> bool:
+        """Whether ``mode``'s statements go to PostgreSQL tables on the caller's session (not to fakes)."""
+        if mode is PublishMode.OUTBOX:
+            return isinstance(self._outbox, PostgresOutboxWriter)
+        return isinstance(self._dead_letters, PostgresPublisherDeadLetters)
+
+    def _scope(self, session: Session, mode: PublishMode) -> AbstractContextManager[None]:
+        if not self._in_postgres(mode):
+            return nullcontext()
+        return self._schema.around(session, _OUTBOX if mode is PublishMode.OUTBOX else ())
+
+    def _scope_async(self, session: AsyncSession, mode: PublishMode) -> AbstractAsyncContextManager[None]:
+        if not self._in_postgres(mode):
+            return nullcontext()
+        return self._schema.around_async(session, _OUTBOX if mode is PublishMode.OUTBOX else ())
 
     def _publish(self, session: Session, event: Event, mode: PublishMode) -> PublishOutcome:
         if mode is PublishMode.OUTBOX:
-            add_events(session, [event], delete_after_insert=self._debezium)
+            self._outbox.add(session, [event])
             return PublishOutcome.OUTBOX
         source = PublishSource.DIRECT if mode is PublishMode.DIRECT else PublishSource.HTTP
-        if self._hold and self._key_held(session, event):
-            dead_letter_or_raise(session, event, topic=self._topic(event), source=source, error=_held(event))
+        if self._hold and self._dead_letters.key_held(session, event.key):
+            dead_letter_or_raise(
+                self._dead_letters, session, event, topic=self._topic(event), source=source, error=_held(event)
+            )
             return PublishOutcome.DEAD_LETTERED
         publish = self.direct().publish if mode is PublishMode.DIRECT else self._http.publish
         ok = publish(session, event)
@@ -211,17 +243,17 @@ class Publisher:
         if mode is PublishMode.BACKGROUND:
             self._after_commit(session.sync_session, event)
             return PublishOutcome.SCHEDULED
-        async with self._schema.around_async(session, _OUTBOX if mode is PublishMode.OUTBOX else ()):
+        async with self._scope_async(session, mode):
             return await self._publish_async(session, event, mode)
 
     async def _publish_async(self, session: AsyncSession, event: Event, mode: PublishMode) -> PublishOutcome:
         if mode is PublishMode.OUTBOX:
-            await add_events_async(session, [event], delete_after_insert=self._debezium)
+            await self._outbox.add_async(session, [event])
             return PublishOutcome.OUTBOX
         source = PublishSource.DIRECT if mode is PublishMode.DIRECT else PublishSource.HTTP
-        if self._hold and await self._key_held_async(session, event):
+        if self._hold and await session.run_sync(lambda sync: self._dead_letters.key_held(sync, event.key)):
             await dead_letter_or_raise_async(
-                session, event, topic=self._topic(event), source=source, error=_held(event)
+                self._dead_letters, session, event, topic=self._topic(event), source=source, error=_held(event)
             )
             return PublishOutcome.DEAD_LETTERED
         if mode is PublishMode.DIRECT:
@@ -229,24 +261,6 @@ class Publisher:
         else:
             ok = await self._http.publish_async(session, event)
         return PublishOutcome.PUBLISHED if ok else PublishOutcome.DEAD_LETTERED
-
-    @staticmethod
-    def _key_held(session: Session, event: Event) -> bool:
-        """Whether ``event.key`` has an open publisher dead letter. A store that cannot be read does not
-        hold the event back (in a savepoint, so the caller's transaction survives): delivery decides."""
-        try:
-            with session.begin_nested():
-                return session.execute(KEY_HELD, {"key": event.key}).first() is not None
-        except SQLAlchemyError:
-            return False
-
-    @staticmethod
-    async def _key_held_async(session: AsyncSession, event: Event) -> bool:
-        try:
-            async with session.begin_nested():
-                return (await session.execute(KEY_HELD, {"key": event.key})).first() is not None
-        except SQLAlchemyError:
-            return False
 
     def _topic(self, event: Event) -> str:
         return self.settings.topics.for_aggregate(event.aggregate_type)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from kafkaguard.db.columns import PublishSource
 from kafkaguard.envelope import Event
 from kafkaguard.errors import PublishUnavailableError
-from kafkaguard.stores.publisher_dead_letters import add_dead_letter
+from kafkaguard.stores.publisher_dead_letters import PublisherDeadLetterWriter
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +54,19 @@ def _log_stored(event: Event, topic: str, source: PublishSource, error: BaseExce
 
 
 def dead_letter_or_raise(
-    session: Session, event: Event, *, topic: str, source: PublishSource, error: BaseException, attempts: int = 1
+    store: PublisherDeadLetterWriter,
+    session: Session,
+    event: Event,
+    *,
+    topic: str,
+    source: PublishSource,
+    error: BaseException,
+    attempts: int = 1,
 ) -> None:
-    """Store ``event`` as a pending dead letter in ``session``'s transaction, or roll back and raise."""
+    """Store ``event`` as a pending dead letter in ``store`` within ``session``'s transaction, or roll
+    back and raise."""
     try:
-        add_dead_letter(session, event, topic=topic, source=source, error=error, attempts=attempts)
+        store.add(session, event, topic=topic, source=source, error=error, attempts=attempts)
         session.flush()
     except SQLAlchemyError as exc:
         session.rollback()
@@ -67,6 +75,7 @@ def dead_letter_or_raise(
 
 
 async def dead_letter_or_raise_async(
+    store: PublisherDeadLetterWriter,
     session: AsyncSession,
     event: Event,
     *,
@@ -76,4 +85,8 @@ async def dead_letter_or_raise_async(
     attempts: int = 1,
 ) -> None:
     """Asyncio form of :func:`dead_letter_or_raise`: the same core, run on the session's sync side."""
-    await session.run_sync(dead_letter_or_raise, event, topic=topic, source=source, error=error, attempts=attempts)
+    await session.run_sync(
+        lambda sync: dead_letter_or_raise(
+            store, sync, event, topic=topic, source=source, error=error, attempts=attempts
+        )
+    )

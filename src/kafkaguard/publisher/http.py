@@ -24,6 +24,7 @@ from kafkaguard.errors import EventRejectedError, KafkaUnavailableError, Publish
 from kafkaguard.publisher.fallback import dead_letter_or_raise, dead_letter_or_raise_async
 from kafkaguard.publisher.http_rules import Verdict, endpoint_for, retry_delay, verdict
 from kafkaguard.publisher.settings import PublishSettings
+from kafkaguard.stores.publisher_dead_letters import PostgresPublisherDeadLetters, PublisherDeadLetterWriter
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class HttpPublisher:
     ``transport`` / ``async_transport``: httpx transports (tests pass in-memory ones).
     ``delay``: seconds to wait before attempt ``n + 1`` after attempt ``n`` failed (default
     :func:`~kafkaguard.publisher.http_rules.retry_delay`: 0.2 s doubling, at most 2 s; tests pass 0).
+    ``dead_letters``: where refused events go (default: the PostgreSQL table, in the caller's session).
     """
 
     def __init__(
@@ -50,9 +52,11 @@ class HttpPublisher:
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
         delay: Callable[[int], float] = retry_delay,
+        dead_letters: PublisherDeadLetterWriter | None = None,
     ) -> None:
         self.settings = settings
         self.delay = delay
+        self.dead_letters: PublisherDeadLetterWriter = dead_letters or PostgresPublisherDeadLetters()
         self.for_aggregate = for_aggregate
         self._client = httpx.Client(timeout=settings.http_timeout, transport=transport)
         self._async_transport = async_transport
@@ -104,7 +108,7 @@ class HttpPublisher:
             return True
         except PublishError as exc:
             topic = self.for_aggregate(event.aggregate_type)
-            dead_letter_or_raise(session, event, topic=topic, source=PublishSource.HTTP, error=exc)
+            dead_letter_or_raise(self.dead_letters, session, event, topic=topic, source=PublishSource.HTTP, error=exc)
             return False
 
     async def publish_async(self, session: AsyncSession, event: Event) -> bool:
@@ -114,7 +118,9 @@ class HttpPublisher:
             return True
         except PublishError as exc:
             topic = self.for_aggregate(event.aggregate_type)
-            await dead_letter_or_raise_async(session, event, topic=topic, source=PublishSource.HTTP, error=exc)
+            await dead_letter_or_raise_async(
+                self.dead_letters, session, event, topic=topic, source=PublishSource.HTTP, error=exc
+            )
             return False
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
@@ -143,6 +144,30 @@ class HeldRecords(Protocol):
         """Write ``outcome`` (and ``error``'s qualified class and message, when given) to the record."""
 
 
+KEY_HELD_SQL = f"""
+SELECT 1 FROM {C.PUBLISHER_DEAD_LETTERS} WHERE key = :key AND status IN ('pending', 'failed') LIMIT 1
+"""  # noqa: S608
+"""Does the key have an open publisher dead letter? (index ix_publisher_dl_key)"""
+
+
+class PublisherDeadLetterWriter(Protocol):
+    """What the publisher needs of the publisher dead-letter store (``direct``, ``http``, ``background``).
+
+    ``session``: the caller's transaction (a SQLAlchemy ``Session`` or ``Connection``): the record
+    commits exactly when it does; None: in a transaction of the store's own, committed before
+    :meth:`add` returns (``background`` mode, after the caller's commit).
+    """
+
+    def add(
+        self, session: Any, event: Event, *, topic: str, source: PublishSource, error: BaseException, attempts: int = 1
+    ) -> None:
+        """Store a pending dead letter of ``event`` (idempotent per event id)."""
+
+    def key_held(self, session: Any, key: str) -> bool:
+        """Whether ``key`` has an open (``pending``/``failed``) record, as ``session`` sees it; a store
+        that cannot answer says False (delivery decides)."""
+
+
 class PublisherDeadLetterStore(Protocol):
     """What the publisher restore job needs of the publisher dead-letter store."""
 
@@ -231,18 +256,29 @@ class SqlHeldRecords:
 
 
 class PostgresPublisherDeadLetters:
-    """:class:`PublisherDeadLetterStore` on a SQLAlchemy engine.
+    """:class:`PublisherDeadLetterStore` and :class:`PublisherDeadLetterWriter` on a SQLAlchemy engine.
 
     A key is held by ``pg_try_advisory_xact_lock(publisher scope, key)`` in the transaction that
     reads its records ``FOR UPDATE`` and writes their outcomes: two runs never process one key.
+    ``engine`` may be None for a writer that only writes in its callers' sessions (the restore side
+    and ``add(None, ...)`` then raise :class:`~kafkaguard.errors.ConfigurationError`).
     """
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, engine: Engine | None = None) -> None:
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        """The engine of the store's own transactions."""
+        if self._engine is None:
+            from kafkaguard.errors import ConfigurationError
+
+            raise ConfigurationError("this publisher dead-letter store has no engine (a database URL is needed)")
+        return self._engine
 
     def add(
         self,
-        session: Writer,
+        session: Writer | None,
         event: Event,
         *,
         topic: str,
@@ -250,8 +286,22 @@ class PostgresPublisherDeadLetters:
         error: BaseException,
         attempts: int = 1,
     ) -> None:
-        """Store a dead letter in ``session``'s transaction (:func:`add_dead_letter`)."""
-        add_dead_letter(session, event, topic=topic, source=source, error=error, attempts=attempts)
+        """Store a dead letter in ``session``'s transaction (:func:`add_dead_letter`), or in one of
+        the engine's own when ``session`` is None."""
+        if session is not None:
+            add_dead_letter(session, event, topic=topic, source=source, error=error, attempts=attempts)
+            return
+        with self.engine.begin() as conn:
+            add_dead_letter(conn, event, topic=topic, source=source, error=error, attempts=attempts)
+
+    def key_held(self, session: Any, key: str) -> bool:
+        """See :meth:`PublisherDeadLetterWriter.key_held` (in a savepoint, so the caller's transaction
+        survives a store that cannot be read)."""
+        try:
+            with session.begin_nested():
+                return session.execute(text(KEY_HELD_SQL), {"key": key}).first() is not None
+        except SQLAlchemyError:
+            return False
 
     def due_heads(self, limit: int) -> list[tuple[int, str | None]]:
         """See :meth:`PublisherDeadLetterStore.due_heads`."""

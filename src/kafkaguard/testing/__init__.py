@@ -1,10 +1,17 @@
 """Test support, public like :mod:`kafkaguard`: its API is this ``__all__`` and the pytest fixtures.
 
-- pytest fixtures that start (or, with ``KAFKAGUARD_TEST_REUSE_STACK=1``, reuse) the real Kafka and
-  PostgreSQL and give each test its own topics and schema: ``pytest_plugins =
+- the in-memory test kit, for tests of YOUR handlers: :class:`Pipeline` wires the real publisher,
+  relay, consumer and listener restore job over the fakes below (no Kafka, no JVM, no PostgreSQL;
+  your handler's session may be SQLite): ``kit = Pipeline(registry, sessions=sessionmaker(engine))``,
+  ``kit.publish(event)``, ``kit.deliver()``, ``kit.redeliver()``, ``kit.dead_letters()``,
+  ``kit.parked(key)``, ``kit.restore()``;
+- real-stack pytest fixtures (NOT in memory), for integration tests: they start (or, with
+  ``KAFKAGUARD_TEST_REUSE_STACK=1``, reuse) the real Kafka and PostgreSQL and give each test its own
+  topics and schema: ``pytest_plugins =
   ["kafkaguard.testing.fixtures"]`` (``kafka_bootstrap``, ``postgres``, ``topics``, ``database``,
   ``migrated_database``, ``dedicated_kafka``, ``dedicated_postgres``);
-- in-memory stores: :class:`MemoryOutbox` (the outbox, both the publisher's and the relay's side;
+- the in-memory fakes the kit is made of, for tests of your own wiring: :class:`MemoryOutbox` (the
+  outbox, both the publisher's and the relay's side;
   ``Relay(outbox=MemoryOutbox(), producer=...)`` runs rounds without PostgreSQL) and
   :class:`MemoryPublisherDeadLetters` (for ``PublisherRestoreJob``), and :class:`MemoryConsumerStore`
   (inbox and listener dead letters: ``Worker.from_settings(settings, registry, source=...,
@@ -38,6 +45,7 @@ if TYPE_CHECKING:
     from kafkaguard.testing.fakes.producer import MemoryProducer, StoredMessage
     from kafkaguard.testing.fakes.publisher_dead_letters import MemoryPublisherDeadLetters
     from kafkaguard.testing.fakes.retention import MemoryRetention
+    from kafkaguard.testing.pipeline import Pipeline
     from kafkaguard.transports.kafka_admin import delete_topics, ensure_topics
 
 __all__ = [
@@ -49,6 +57,7 @@ __all__ = [
     "MemoryRetention",
     "MemorySource",
     "MemoryStoreDown",
+    "Pipeline",
     "Record",
     "ServiceProcess",
     "StoredMessage",
@@ -70,6 +79,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "MemoryConsumerStore": ("kafkaguard.testing.fakes.consumer_store", "MemoryConsumerStore"),
     "MemoryStoreDown": ("kafkaguard.testing.fakes.consumer_store", "MemoryStoreDown"),
     "MemorySource": ("kafkaguard.consumer.source", "MemorySource"),
+    "Pipeline": ("kafkaguard.testing.pipeline", "Pipeline"),
     "Record": ("kafkaguard.consumer.records", "Record"),
     "ServiceProcess": ("kafkaguard.devstack.services", "ServiceProcess"),
     "StoredMessage": ("kafkaguard.testing.fakes.producer", "StoredMessage"),
@@ -93,4 +103,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*__all__, "fakes", "fixtures", "stacks"})
+    return sorted({*__all__, "fakes", "fixtures", "pipeline", "stacks"})

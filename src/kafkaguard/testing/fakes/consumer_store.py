@@ -32,6 +32,8 @@ from contextlib import asynccontextmanager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from kafkaguard.db.columns import OPEN_STATUSES, DeadLetterStatus
 from kafkaguard.stores.inbox import AsyncConsumerTx, ConsumerStore, ConsumerTx, Prior, SyncTxAsAsync
 from kafkaguard.stores.listener_dead_letters import ListenerDeadLetter, ListenerDeadLetters
@@ -109,10 +111,35 @@ class MemoryConsumerStore:
         else:
             tx.commit()
 
+    @property
+    def async_sessions(self) -> bool:
+        """Whether ``session_factory`` is an ``async_sessionmaker``: ``async def`` handlers then get an
+        ``AsyncSession`` (committed with the fake's transaction) and sync transactions no session."""
+        return isinstance(self.session_factory, async_sessionmaker)
+
     @asynccontextmanager
     async def async_transaction(self) -> AsyncIterator[AsyncConsumerTx]:
-        with self.transaction() as tx:
-            yield SyncTxAsAsync(tx)
+        if not self.async_sessions:
+            with self.transaction() as tx:
+                yield SyncTxAsAsync(tx)
+            return
+        self.check()
+        assert self.session_factory is not None
+        tx = MemoryConsumerTx(self)
+        session: AsyncSession = self.session_factory()
+        try:
+            yield MemoryAsyncTx(tx, session)
+            await session.commit()  # the handler's writes first: if they fail, the fake's part is undone
+        except BaseException:
+            tx.session = None  # the session is the async one's: ended below, not by the fake's part
+            tx.rollback()
+            await session.rollback()
+            raise
+        else:
+            tx.session = None
+            tx.commit()
+        finally:
+            await session.close()
 
     def run_async(self, work: Callable[[ConsumerStore], Awaitable[_T]]) -> _T:
         async def run() -> _T:
@@ -207,7 +234,9 @@ class MemoryConsumerTx:
 
     def __init__(self, store: MemoryConsumerStore) -> None:
         self.store = store
-        self.session: Any = store.session_factory() if store.session_factory is not None else None
+        # An async session factory serves async transactions only (MemoryAsyncTx): none here.
+        factory = None if store.async_sessions else store.session_factory
+        self.session: Any = factory() if factory is not None else None
         self._undo: list[Callable[[], object]] = []
         self._held: dict[tuple[str, str], threading.Lock] = {}
 
@@ -363,13 +392,41 @@ class MemoryConsumerTx:
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
-        mark = len(self._undo)
         nested = self.session.begin_nested() if hasattr(self.session, "begin_nested") else nullcontext()
-        with nested:
-            try:
+        with nested, self.undone_on_error():
+            yield
+
+    @contextmanager
+    def undone_on_error(self) -> Iterator[None]:
+        """Undo what the block did to the fake when it raises (the fake's part of a savepoint)."""
+        mark = len(self._undo)
+        try:
+            yield
+        except BaseException:
+            with self.store._mutex:
+                while len(self._undo) > mark:
+                    self._undo.pop()()
+            raise
+
+
+class MemoryAsyncTx:
+    """An async transaction of :class:`MemoryConsumerStore` with an ``AsyncSession`` for the handler:
+    the fake's steps run on ``tx`` (with the session's sync form, inside ``run_sync``), savepoints
+    nest on both."""
+
+    def __init__(self, tx: MemoryConsumerTx, session: AsyncSession) -> None:
+        self.tx = tx
+        self.session = session
+
+    async def run_sync(self, fn: Callable[[ConsumerTx], _T]) -> _T:
+        def on_sync(sync_session: Any) -> _T:
+            self.tx.session = sync_session  # a sync handler in this transaction writes with it
+            return fn(self.tx)
+
+        return await self.session.run_sync(on_sync)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        async with self.session.begin_nested():
+            with self.tx.undone_on_error():
                 yield
-            except BaseException:
-                with self.store._mutex:
-                    while len(self._undo) > mark:
-                        self._undo.pop()()
-                raise

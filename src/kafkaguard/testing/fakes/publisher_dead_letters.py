@@ -71,6 +71,11 @@ class MemoryPublisherDeadLetters:
         values = dead_letter_values(event, topic=topic, source=source, error=error, attempts=attempts)
         on_commit(session, lambda: self.insert(values))
 
+    def key_held(self, session: Any, key: str) -> bool:
+        """Whether ``key`` has a ``pending`` or ``failed`` record (what the publisher holds a key behind)."""
+        with self._lock:
+            return any(r["key"] == key and r["status"] in _OPEN_FOR_RESTORE for r in self.records)
+
     def insert(self, values: dict[str, Any]) -> bool:
         """Insert one record of column ``values`` unless its event id is stored; return whether inserted."""
         with self._lock:
