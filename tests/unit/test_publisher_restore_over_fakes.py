@@ -1,4 +1,4 @@
-"""``PublisherRestoreJob`` over ``MemoryPublisherDeadLetters`` and a fake producer."""
+"""``PublisherRestoreJob`` over ``MemoryPublisherDeadLetters`` and ``MemoryProducer``."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 from kafkaguard.db.columns import PublishSource
 from kafkaguard.envelope import Event
-from kafkaguard.errors import EventRejectedError, KafkaUnavailableError
+from kafkaguard.errors import KafkaUnavailableError
 from kafkaguard.policies.backoff import Fixed
 from kafkaguard.policies.retry import RetryPolicy
 from kafkaguard.restore.publisher_job import PublisherRestoreJob
 from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
-from kafkaguard.testing import MemoryConsumerStore, MemoryPublisherDeadLetters
-from tests.unit.relay_fakes import FakeProducer
+from kafkaguard.testing import MemoryConsumerStore, MemoryProducer, MemoryPublisherDeadLetters
 
 
 class Clock:
@@ -34,10 +33,10 @@ def _store(*keys: str, clock: Clock) -> tuple[MemoryPublisherDeadLetters, list[E
 def test_due_records_are_republished_in_key_order_and_marked_restored() -> None:
     clock = Clock()
     store, _ = _store("a", "b", "a", clock=clock)
-    producer = FakeProducer()
+    producer = MemoryProducer()
     report = PublisherRestoreJob(store, RestoreSettings(), producer=producer, clock=clock).run_once()
     assert (report.restored, report.retried, report.failed) == (3, 0, 0)
-    assert producer.keys() == [b"a", b"a", b"b"]  # each key's records in id order
+    assert [m.key for m in producer.messages()] == [b"a", b"a", b"b"]  # each key's records in id order
     assert {r["status"] for r in store.records} == {"restored"}
     assert {r["restored_by"] for r in store.records} == {"republish"}
     assert store.open_keys() == set()
@@ -46,7 +45,8 @@ def test_due_records_are_republished_in_key_order_and_marked_restored() -> None:
 def test_a_failed_attempt_waits_for_its_backoff_and_holds_its_key() -> None:
     clock = Clock()
     store, _ = _store("a", "a", "b", clock=clock)
-    producer = FakeProducer(lambda _t, k, _v: KafkaUnavailableError("still down") if k == b"a" else None)
+    producer = MemoryProducer()
+    producer.time_out(where=lambda m: m.key == b"a")  # still down for key a
     policy = RetryPolicy(max_attempts=5, backoff=Fixed(seconds=60))
     job = PublisherRestoreJob(store, RestoreSettings(policy=policy), producer=producer, clock=clock)
     report = job.run_once()
@@ -55,18 +55,19 @@ def test_a_failed_attempt_waits_for_its_backoff_and_holds_its_key() -> None:
     assert (head["status"], head["attempts"]) == ("pending", 2)  # stored after one try, restored once
     assert head["next_attempt_at"] == clock.now + timedelta(seconds=60)
     assert store.records[1]["attempts"] == 1  # behind its head: not tried
-    assert head["last_error_class"] == "kafkaguard.errors.KafkaUnavailableError"
+    assert head["last_error_class"] == "kafkaguard.errors.DeliveryTimeoutError"
     assert job.run_once().retried == 0  # not due yet
     clock.now += timedelta(seconds=61)
-    producer.fail = lambda _t, _k, _v: None
+    producer.clear_faults()
     assert job.run_once().restored == 2
-    assert producer.keys() == [b"b", b"a", b"a"]
+    assert [m.key for m in producer.messages()] == [b"b", b"a", b"a"]
 
 
 def test_exhausted_attempts_park_the_record_as_failed() -> None:
     clock = Clock()
     store, _ = _store("a", clock=clock)
-    producer = FakeProducer(lambda _t, _k, _v: EventRejectedError("topic refused"))
+    producer = MemoryProducer()
+    producer.reject(reason="TOPIC_AUTHORIZATION_FAILED")
     policy = RetryPolicy(max_attempts=3, backoff=Fixed(seconds=0))
     job = PublisherRestoreJob(store, RestoreSettings(policy=policy), producer=producer, clock=clock)
     outcomes = [job.run_once() for _ in range(2)]
