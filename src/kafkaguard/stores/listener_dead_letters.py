@@ -161,21 +161,7 @@ def _append_history(entry: dict[str, Any]) -> Any:
 
 def mark(dead_letter_id: int, change: RestoreDecision) -> Update:
     """Store ``change`` on record ``dead_letter_id``: status, attempts, next try, error, history."""
-    values: dict[str, Any] = {
-        "status": change.status.value,
-        "attempts": change.attempts,
-        "updated_at": func.now(),
-        "history": _append_history(change.history_entry),
-    }
-    if change.status is DeadLetterStatus.RESTORED:
-        values.update(restored_at=func.now(), restored_by=change.restored_by)
-    else:
-        values.update(
-            next_attempt_at=change.next_attempt_at,
-            error_class=change.error_class,
-            error_message=change.error_message,
-            stack=change.stack,
-        )
+    values = {**change.listener_columns(func.now()), "history": _append_history(change.history_entry)}
     return update(DL).where(DL.c.id == dead_letter_id).values(**values)
 
 

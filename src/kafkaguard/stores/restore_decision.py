@@ -34,3 +34,18 @@ class RestoreDecision:
     error_class: str | None = None
     error_message: str | None = None
     stack: str | None = None
+
+    def listener_columns(self, now: Any) -> dict[str, Any]:
+        """The ``kafka_listener_dead_letters`` columns this decision sets, ``now`` the time written
+        (``func.now()`` in SQL, a datetime in the fake); ``history`` is appended by the store."""
+        values: dict[str, Any] = {"status": self.status.value, "attempts": self.attempts, "updated_at": now}
+        if self.status is DeadLetterStatus.RESTORED:
+            values.update(restored_at=now, restored_by=self.restored_by)
+        else:
+            values.update(
+                next_attempt_at=self.next_attempt_at,
+                error_class=self.error_class,
+                error_message=self.error_message,
+                stack=self.stack,
+            )
+        return values

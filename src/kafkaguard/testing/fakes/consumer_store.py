@@ -374,20 +374,8 @@ class MemoryConsumerTx:
             row = self.store.records[dead_letter_id]
             before = copy.deepcopy(row)
             row.update(
-                status=change.status.value,
-                attempts=change.attempts,
-                updated_at=self.store.clock(),
-                history=[*row.get("history", []), change.history_entry],
+                change.listener_columns(self.store.clock()), history=[*row.get("history", []), change.history_entry]
             )
-            if change.status is DeadLetterStatus.RESTORED:
-                row.update(restored_at=self.store.clock(), restored_by=change.restored_by)
-            else:
-                row.update(
-                    next_attempt_at=change.next_attempt_at,
-                    error_class=change.error_class,
-                    error_message=change.error_message,
-                    stack=change.stack,
-                )
             self._undo.append(lambda: self.store.records.__setitem__(dead_letter_id, before))
 
     @contextmanager
