@@ -44,9 +44,11 @@ def run_processes(target: Callable[[int], None], count: int, stop: threading.Eve
     sentinels = [c.sentinel for c in children]
     try:
         while not stop.is_set():
-            if not multiprocessing.connection.wait(sentinels, timeout=0.5):
+            ready = multiprocessing.connection.wait(sentinels, timeout=0.5)
+            if not ready:
                 continue  # nothing ended: look at stop again
-            first = next(c for c in children if not c.is_alive())
+            first = children[sentinels.index(ready[0])]  # type: ignore[arg-type]
+            first.join(10)  # its sentinel fires as it exits, a moment before it can be reaped
             code = 1 if first.exitcode is None else first.exitcode
             logger.log(logging.INFO if code == 0 else logging.ERROR,
                        "%s: process %s (pid %s) ended with %s; stopping the others", what, first.name, first.pid,

@@ -89,6 +89,12 @@ class PendingDeliveries:
         if next(self._settled) == self._last:
             self._done.set()
 
+    def acked(self, index: int) -> None:
+        """``settle(index, None)``, the delivery report of an acknowledged message, without its branches."""
+        self.results[index] = None
+        if next(self._settled) == self._last:
+            self._done.set()
+
     def refuse(self, index: int, error: PublishError) -> None:
         """Message ``index`` was never produced: settle it with ``error`` and list it in ``refused``."""
         self.refused.append(index)
