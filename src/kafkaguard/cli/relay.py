@@ -1,12 +1,15 @@
-"""``kafkaguard relay``: run one outbox relay instance until SIGTERM or Ctrl-C.
+"""``kafkaguard relay``: run one outbox relay instance (or ``--processes N`` of them) until SIGTERM or Ctrl-C.
 
 Run as many instances as you like (one per pod or process): they share the outbox's 64 shards
 through PostgreSQL advisory locks, and the survivors take a stopped or killed instance's shards.
+``--processes N`` starts N such instances as child processes of this one
+(:mod:`kafkaguard.relay.processes`): one command, N GILs.
 """
 
 from __future__ import annotations
 
 import threading
+from functools import partial
 from typing import Annotated
 
 import typer
@@ -22,6 +25,7 @@ from kafkaguard.cli.common import (
 from kafkaguard.cli.startup import announce, configure_logging, preflight
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.metrics.relay_hook import relay_metrics
+from kafkaguard.relay.processes import run_processes
 from kafkaguard.relay.settings import RelayKind
 from kafkaguard.relay.worker import Relay
 from kafkaguard.settings import KafkaguardSettings
@@ -37,6 +41,14 @@ def relay(
     batch_size: Annotated[int | None, typer.Option(help="Rows per round \\[env KAFKAGUARD_RELAY__BATCH_SIZE].")] = None,
     poll_interval: Annotated[
         float | None, typer.Option(help="Seconds between polls without NOTIFY \\[env KAFKAGUARD_RELAY__POLL_INTERVAL].")
+    ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Relay processes to run, sharing the shards (N GILs) \\[env KAFKAGUARD_RELAY__PROCESSES].",
+        ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Instance name for logs (default relay-<pid>).")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ...")] = "INFO",
@@ -61,6 +73,8 @@ def relay(
         updates["batch_size"] = batch_size
     if poll_interval is not None:
         updates["poll_interval"] = poll_interval
+    if processes is not None:
+        updates["processes"] = processes
     relay_settings = settings.relay.model_copy(update=updates)
     servers = bootstrap or settings.bootstrap_servers
     db_schema = schema or settings.db_schema
@@ -75,7 +89,25 @@ def relay(
         update={"database_url": database_url, "db_schema": db_schema, "bootstrap_servers": servers,
                 "relay": relay_settings}
     )  # fmt: skip
-    metrics = start_metrics(
-        metrics_port or settings.metrics_port, metrics_addr, database_url, db_schema, parts=("relay",)
-    )
-    Relay.from_settings(resolved, name=name, hook=relay_metrics(metrics)).run(stop)
+    port = metrics_port or settings.metrics_port
+    if relay_settings.processes == 1:
+        metrics = start_metrics(port, metrics_addr, database_url, db_schema, parts=("relay",))
+        Relay.from_settings(resolved, name=name, hook=relay_metrics(metrics)).run(stop)
+        return
+    child = partial(_relay_process, resolved, name or "relay", port, metrics_addr, log_level)
+    code = run_processes(child, relay_settings.processes, stop)
+    if code:
+        raise typer.Exit(code)
+
+
+def _relay_process(
+    settings: KafkaguardSettings, name: str, metrics_port: int | None, metrics_addr: str, log_level: str, index: int
+) -> None:
+    """One child of ``--processes N``: an ordinary relay instance named ``<name>-<index>``; with a
+    metrics port, child ``index`` serves its own counters on ``port + index``."""
+    configure_logging(log_level)
+    stop = threading.Event()
+    on_stop_signals(stop.set, f"relay {name}-{index}")
+    port = None if metrics_port is None else metrics_port + index
+    metrics = start_metrics(port, metrics_addr, settings.database_url or "", settings.db_schema, parts=("relay",))
+    Relay.from_settings(settings, name=f"{name}-{index}", hook=relay_metrics(metrics)).run(stop)

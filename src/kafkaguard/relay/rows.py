@@ -28,8 +28,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH, EnvelopeError, Event, KafkaHeaders, kafka_headers, too_deep
 from kafkaguard.logtext import short
@@ -70,19 +70,14 @@ class RowRejectedError(EnvelopeError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class Message:
-    """A row's Kafka message: value, key and headers, and its approximate size in bytes."""
+class Message(NamedTuple):
+    """A row's Kafka message: value, key and headers, and its approximate size in bytes (a named
+    tuple: one is built per relayed row)."""
 
     value: bytes
     key: bytes
     headers: KafkaHeaders
     size: int  # value + key + header bytes, headers estimated from their text (see :func:`to_message`)
-
-
-def _aggregate_type(row: OutboxRow) -> str:
-    # Event's default: 'post.created' -> 'post' when the row has no aggregate type.
-    return row.aggregatetype or row.type.split(".", 1)[0]
 
 
 _KINDS = {"[": "array", '"': "string", "t": "boolean", "f": "boolean", "n": "null"}
@@ -131,10 +126,9 @@ def to_message(row: OutboxRow, max_depth: int = DEFAULT_MAX_PAYLOAD_DEPTH) -> Me
         )
     if row.occurred_at is None:
         raise RowRejectedError(RejectReason.BAD_OCCURRED_AT, row.id, "has an occurred_at outside the years 1-9999")
-    aggregate_type = _aggregate_type(row)
-    headers = kafka_headers(
-        row.id, row.type, aggregate_type, row.occurred_at, row.schema_version, _extra_headers(row, max_depth)
-    )
+    aggregate_type = row.aggregatetype or row.type.split(".", 1)[0]  # Event's default: 'post.created' -> 'post'
+    extra = None if row.headers_json is None else _extra_headers(row, max_depth)
+    headers = kafka_headers(row.id, row.type, aggregate_type, row.occurred_at, row.schema_version, extra)
     value = payload.encode()
     key = row.aggregateid.encode()
     # Header bytes estimated from text lengths (exact for ASCII): a len() each, not a walk over the headers.

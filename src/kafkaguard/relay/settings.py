@@ -19,6 +19,15 @@ class RelaySettings(BaseModel):
     )
     batch_size: int = Field(default=500, ge=1, le=50_000, description="rows claimed per round")
     poll_interval: float = Field(default=1.0, gt=0, description="fallback poll when no NOTIFY arrives")
+    processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "relay processes `kafkaguard relay` starts on this host (they share the shards like separate"
+            " instances; more than one lifts the one-GIL limit, see docs/concepts/relay.md)"
+        ),
+    )
     delivery_timeout: float = Field(default=30.0, gt=0, description="broker ack budget per batch")
     max_backoff: float = Field(default=10.0, gt=0, description="longest pause while Kafka or the DB is down")
     delete_published: bool = Field(

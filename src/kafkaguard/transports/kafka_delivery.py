@@ -166,13 +166,22 @@ class DeliveryProducer:
         """
         pending = PendingDeliveries([m[0] for m in messages], timeout)
         failed_keys: set[bytes] = set()
+        produce = self._producer.produce
+        stopped = self._stop.is_set
         for index, (topic, value, key, headers) in enumerate(messages):
             if failed_keys and key in failed_keys:
                 pending.refuse(index, KeyHeldError(f"not produced to {topic!r}: an earlier message of its key failed"))
                 continue
-            error = self._produce(
-                topic, value, key, headers, partial(_reported, pending, index, topic), pending.deadline
-            )
+            on_delivery = partial(_reported, pending, index, topic)
+            # The common case inline (this runs once per relayed row); anything unusual (closed,
+            # queue full, a refusal, headers not a list) goes through _produce, which handles it.
+            if isinstance(headers, list) and not stopped():
+                try:
+                    produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+                    continue
+                except (BufferError, KafkaException, TypeError, ValueError):
+                    pass  # nothing was handed over: _produce tries again and classifies the failure
+            error = self._produce(topic, value, key, headers, on_delivery, pending.deadline)
             if error is not None:
                 pending.refuse(index, error)
                 if key is not None:
@@ -222,4 +231,7 @@ class DeliveryProducer:
 
 def _reported(pending: PendingDeliveries, index: int, topic: str, err: KafkaError | None, _msg: Message) -> None:
     """librdkafka's delivery callback for message ``index`` of a ``produce_all`` call."""
-    pending.settle(index, None if err is None else translate_kafka_error(err, topic))
+    if err is None:
+        pending.acked(index)  # the common case: one call less per message on the poll thread
+    else:
+        pending.settle(index, translate_kafka_error(err, topic))

@@ -22,6 +22,7 @@ The contract, for both:
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Sequence
@@ -58,8 +59,11 @@ class PendingDeliveries:
     """The outcomes of one ``produce_all`` call, as they arrive.
 
     A producer settles each message once: :meth:`settle` on its delivery report, :meth:`refuse` when
-    it was never produced. Reports may arrive on another thread than the producing one: one lock
-    guards the count. ``refused``: indexes settled by :meth:`refuse`, in order.
+    it was never produced. Reports may arrive on another thread than the producing one: the count
+    of settled messages is an :func:`itertools.count` (``next()`` on it is atomic under the GIL, so
+    each settle takes one C call instead of a lock round trip; exactly one settle sees the last
+    number). ``refused``: indexes settled by :meth:`refuse`, in order; ``failures``: how many were
+    settled with an error (0: every settled message was acknowledged).
     """
 
     def __init__(self, topics: Sequence[str], timeout: float) -> None:
@@ -68,8 +72,10 @@ class PendingDeliveries:
         self.deadline = time.monotonic() + timeout
         self.results: list[PublishError | object | None] = [_PENDING] * len(topics)
         self.refused: list[int] = []  # indexes that failed (or were held back) before being produced
+        self.failures = 0
         self._done = threading.Event()
-        self._outstanding = len(topics)
+        self._last = len(topics) - 1
+        self._settled = itertools.count()
         self._lock = threading.Lock()
         if not topics:
             self._done.set()
@@ -77,10 +83,17 @@ class PendingDeliveries:
     def settle(self, index: int, error: PublishError | None) -> None:
         """Record message ``index``'s outcome (``None`` = acknowledged)."""
         self.results[index] = error
-        with self._lock:
-            self._outstanding -= 1
-            if self._outstanding == 0:
-                self._done.set()
+        if error is not None:
+            with self._lock:
+                self.failures += 1
+        if next(self._settled) == self._last:
+            self._done.set()
+
+    def acked(self, index: int) -> None:
+        """``settle(index, None)``, the delivery report of an acknowledged message, without its branches."""
+        self.results[index] = None
+        if next(self._settled) == self._last:
+            self._done.set()
 
     def refuse(self, index: int, error: PublishError) -> None:
         """Message ``index`` was never produced: settle it with ``error`` and list it in ``refused``."""
