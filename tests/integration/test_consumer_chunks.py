@@ -1,19 +1,24 @@
 """Chunk mode — the default settings — on the real Kafka and PostgreSQL with a per-event handler:
 bad messages inside chunks are isolated (dead-lettered alone, their key's later events parked), the
-rest applied exactly once in per-key order, and the partition's end committed."""
+rest applied exactly once in per-key order, and the partition's end committed; ``async def`` and
+sync handlers in one async chunk transaction."""
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import psycopg
 from confluent_kafka import Producer
 
+from kafkaguard.consumer.runner import build_worker
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.envelope import Event
 from kafkaguard.policies.backoff import Fixed
 from kafkaguard.policies.retry import RetryPolicy
+from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.testing.fixtures import TestDatabase, TopicFactory
+from tests.integration import async_app
 from tests.integration import consumer_app as app
 from tests.integration.consumer_helpers import rows, scalar, start_worker, wait_until
 from tests.integration.test_consumer_totality import _committed
@@ -81,3 +86,42 @@ def test_default_settings_isolate_bad_messages_inside_chunks_and_apply_the_rest_
     )
     # Most messages went in chunks; only the three failing ones took the per-event path.
     assert w.worker.batches["applied"] >= 1 and w.worker.batches["isolated"] <= 3
+
+
+def test_async_and_sync_handlers_of_one_key_share_one_async_chunk_transaction(
+    kafka_bootstrap: str, topics: TopicFactory, migrated_database: TestDatabase
+) -> None:
+    db = migrated_database
+    app.create_tables(db.conninfo)
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        conn.execute("INSERT INTO broken_keys VALUES ('broken')")
+    topic, group = topics("async-chunks", partitions=1), app.new_group()
+    events = [
+        dataclasses.replace(e, type="test.other") if i % 3 == 0 else e  # sync handler every third event
+        for i, e in enumerate(app.make_events(300, keys=5))
+    ]
+    events.insert(150, Event(type="test.applied", key="broken", payload={"seq": 0}))  # the async handler raises
+    app.produce(kafka_bootstrap, topic, events)
+    settings = KafkaguardSettings(
+        bootstrap_servers=kafka_bootstrap,
+        database_url=db.server.url(driver="postgresql+asyncpg"),
+        db_schema=db.schema,
+        consumer=ConsumerSettings(
+            group_id=group, topics=(topic,), retry=RetryPolicy(max_attempts=1, backoff=Fixed(seconds=0))
+        ),
+        consumer_client={"session.timeout.ms": 10000},
+    )
+    worker = build_worker(settings, async_app.registry)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: sum(worker.stats.values()) >= len(events), 90, "every message has an outcome")
+    finally:
+        worker.stop()
+        thread.join(30)
+    assert worker.stats == {"applied": 300, "dead_lettered": 1}
+    assert worker.batches["applied"] >= 1 and worker.batches["isolated"] == 1
+    assert scalar(db.conninfo, "SELECT count(DISTINCT event_id) FROM effects") == 300
+    assert scalar(db.conninfo, "SELECT count(*) FROM effects") == 300
+    per_key = rows(db.conninfo, "SELECT key, array_agg(seq ORDER BY id) FROM effects GROUP BY key")
+    assert len(per_key) == 5 and all(seqs == list(range(60)) for _, seqs in per_key)
