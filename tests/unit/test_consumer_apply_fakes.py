@@ -159,31 +159,39 @@ def test_batch_mode_applies_a_chunk_in_one_transaction_and_finds_duplicates() ->
     store, seen = MemoryConsumerStore(), []
     a = applier(store, _registry(seen), batch_size=10)
     first = [record(_event(f"k{n}", n), n) for n in range(3)]
-    assert apply_batch(a, first) == [Outcome.APPLIED] * 3
+    assert apply_batch(a, first).outcomes == [Outcome.APPLIED] * 3
     again = [*first[:2], record(_event("k9", 9), 3)]
-    assert apply_batch(a, again) == [Outcome.DUPLICATE, Outcome.DUPLICATE, Outcome.APPLIED]
+    assert apply_batch(a, again).outcomes == [Outcome.DUPLICATE, Outcome.DUPLICATE, Outcome.APPLIED]
     assert sorted(seen) == [("k0", 0), ("k1", 1), ("k2", 2), ("k9", 9)]
 
 
-def test_batch_mode_falls_back_for_a_failing_handler_or_a_blocked_key_and_rolls_back() -> None:
+def test_a_failing_handler_rolls_the_chunk_back_and_names_the_record_to_isolate() -> None:
     store, seen = MemoryConsumerStore(), []
-    fail: dict[str, list[BaseException]] = {"bad": [ValueError("x")], "blk": [ValueError("y")]}
-    a = applier(store, _registry(seen, fail), batch_size=10)
-    assert apply_batch(a, [record(_event("ok", 1), 0), record(_event("bad", 2), 1)]) is None
+    a = applier(store, _registry(seen, {"bad": [ValueError("x")]}), batch_size=10)
+    result = apply_batch(a, [record(_event("ok", 1), 0), record(_event("bad", 2), 1), record(_event("z", 3), 2)])
+    assert (result.outcomes, result.isolate, result.rolled_back) == ([], (1, 2), True)
     assert not store.inbox  # the chunk's transaction was rolled back: its inbox rows are gone
+
+
+def test_a_blocked_key_parks_its_records_inside_the_chunk() -> None:
+    store, seen = MemoryConsumerStore(), []
+    a = applier(store, _registry(seen, {"blk": [ValueError("y")]}), batch_size=10)
     assert a.process(record(_event("blk", 1), 6)) is Outcome.DEAD_LETTERED
-    assert apply_batch(a, [record(_event("x", 1), 7), record(_event("blk", 2), 8)]) is None  # blocked key
-    assert not store.inbox
+    result = apply_batch(a, [record(_event("x", 1), 7), record(_event("blk", 2), 8), record(_event("x", 3), 9)])
+    assert (result.outcomes, result.isolate) == ([Outcome.APPLIED, Outcome.PARKED, Outcome.APPLIED], None)
+    assert seen == [("x", 1), ("x", 3)]
+    assert [(r["status"], r["offset"]) for r in store.dead_letters_of(GROUP)] == [("pending", 6), ("parked", 8)]
 
 
-def test_worker_in_batch_mode_counts_applied_and_fallen_back_chunks() -> None:
+def test_worker_in_chunk_mode_counts_applied_rolled_back_chunks_and_isolated_records() -> None:
     store, seen = MemoryConsumerStore(), []
     a = applier(store, _registry(seen, {"bad": [ValueError("x")] * 2}), batch_size=2)
-    source = MemorySource([record(_event(k, n), n) for n, k in enumerate(["a", "b", "bad", "c"])])
+    source = MemorySource([record(_event(k, n), n) for n, k in enumerate(["a", "b", "bad", "c", "d"])])
     worker = Worker(source, a)
     worker._process(source.poll(10, 0))
-    assert worker.batches == {"applied": 1, "fell_back": 1}
-    assert worker.stats == {"applied": 3, "dead_lettered": 1}
+    # [a b] committed; [bad c] rolled back; bad alone (dead letter); [c d] committed.
+    assert worker.batches == {"applied": 2, "fell_back": 1, "isolated": 1}
+    assert worker.stats == {"applied": 4, "dead_lettered": 1}
 
 
 def test_async_handlers_run_the_same_steps_including_parking() -> None:

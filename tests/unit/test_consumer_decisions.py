@@ -56,7 +56,7 @@ class FakeApplier:
     """Stands in for :class:`Applier`: outcomes from a function; the store goes down on demand."""
 
     def __init__(self, decide: Callable[[Record], Outcome]) -> None:
-        self.settings = ConsumerSettings(poll_timeout=0.01, store_backoff_max=0.05)
+        self.settings = ConsumerSettings(poll_timeout=0.01, store_backoff_max=0.05, batch_size=1)  # per-event path
         self.stop = threading.Event()
         self.group = "g"
         self.decide = decide

@@ -17,10 +17,11 @@ import json
 
 from kafkaguard.envelope import Event
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+"""The canonical JSON form, built once (``json.dumps`` with these options builds an encoder per call)."""
+
 
 def content_hash(event: Event) -> bytes:
     """SHA-256 of ``event``'s type, key and canonical payload (32 bytes)."""
-    canonical = json.dumps(
-        [event.type, event.key, event.payload], sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    )
+    canonical = _CANONICAL.encode([event.type, event.key, event.payload])
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).digest()

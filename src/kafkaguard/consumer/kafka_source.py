@@ -74,7 +74,10 @@ def to_record(msg: Message) -> Record:
     """A confluent ``Message`` as a :class:`Record` (headers and bytes verbatim); never raises for
     what the message contains (see :func:`_headers`)."""
     headers, read_error = _headers(msg)
-    return Record(
+    # The frozen dataclass without its generated __init__ (one object.__setattr__ per field): the
+    # same object, built once per message on the poll path; every field is given here.
+    record: Record = object.__new__(Record)
+    record.__dict__.update(
         topic=str(msg.topic()),
         partition=int(msg.partition() or 0),
         offset=int(msg.offset() or 0),
@@ -84,6 +87,7 @@ def to_record(msg: Message) -> Record:
         timestamp=_timestamp(msg),
         read_error=read_error,
     )
+    return record
 
 
 def _log_commit(err: KafkaError | None, partitions: list[KafkaTP]) -> None:

@@ -85,7 +85,8 @@ class Worker:
         self.settings = applier.settings
         self.stopping = applier.stop
         self.stats: Counter[str] = Counter()
-        # Batch mode: chunks applied in one transaction ("applied") or message by message ("fell_back").
+        # Chunk mode: chunks committed in one transaction ("applied"), chunk transactions rolled back
+        # and split ("fell_back"), records taken through the per-event path instead ("isolated").
         self.batches: Counter[str] = Counter()
         self.tracker = OffsetTracker()
         self.on_outcome = on_outcome
@@ -116,22 +117,45 @@ class Worker:
 
     # -- one polled chunk -------------------------------------------------------------------------
     def _process(self, records: Sequence[Record]) -> None:
+        """Bring ``records`` (one poll) to durable outcomes in offset order: chunks of up to
+        ``batch_size`` in one transaction each (:func:`apply_batch`), a chunk of one and every record
+        a chunk could not take through the per-event path."""
         size = self.settings.batch_size
         done = 0  # records[:done] have a durable outcome; processing is in order
         try:
-            while done < len(records):
-                chunk = records[done : done + size]
-                outcomes = apply_batch(self.applier, chunk) if size > 1 else None
-                if size > 1:
-                    self.batches["fell_back" if outcomes is None else "applied"] += 1
-                if outcomes is None:  # per-event mode, or the batch fell back to it
-                    for r in chunk:
+            if size == 1:
+                for r in records:
+                    self._done(r, self._process_one(r))
+                    done += 1
+                return
+            n = len(records)
+            isolate: tuple[int, int] | None = None  # records[a:b] take the per-event path when reached
+            while done < n:
+                if isolate is not None and isolate[0] == done:
+                    for r in records[done : isolate[1]]:
                         self._done(r, self._process_one(r))
                         done += 1
-                else:
-                    for r, o in zip(chunk, outcomes, strict=True):
+                    self.batches["isolated"] += isolate[1] - isolate[0]
+                    isolate = None
+                    continue
+                stop = min(done + size, n if isolate is None else isolate[0])
+                if stop - done == 1:  # a chunk of one: the per-event path is as fast and retries in place
+                    self._done(records[done], self._process_one(records[done]))
+                    done += 1
+                    continue
+                result = apply_batch(self.applier, records[done:stop])
+                start = done
+                if result.outcomes:
+                    self.batches["applied"] += 1
+                    for r, o in zip(records[done : done + len(result.outcomes)], result.outcomes, strict=True):
                         self._done(r, o)
-                    done += len(chunk)
+                    done += len(result.outcomes)
+                if result.rolled_back:
+                    self.batches["fell_back"] += 1
+                if result.isolate is not None:
+                    # Prefix again as a chunk, the isolated records alone, then the rest: offset order,
+                    # so no key's records are ever reordered.
+                    isolate = (start + result.isolate[0], start + result.isolate[1])
         except StoreUnavailableError as exc:
             self._outage(records[done:], exc)
         except Interrupted:
