@@ -91,11 +91,14 @@ def check_identity(tx: ConsumerTx, group: str, event: Event, record: Record | No
     return judge(tx.prior(group, event.event_id), group, event, record)
 
 
-def judge(prior: Prior | None, group: str, event: Event, record: Record | None) -> Outcome | None:
-    """:func:`check_identity`'s decision on the inbox row ``prior`` (pure)."""
+def judge(
+    prior: Prior | None, group: str, event: Event, record: Record | None, *, digest: bytes | None = None
+) -> Outcome | None:
+    """:func:`check_identity`'s decision on the inbox row ``prior`` (pure); ``digest``: the event's
+    :func:`content_hash` when the caller has it already."""
     if prior is None:
         return None
-    if prior.content_hash is None or prior.content_hash == content_hash(event):
+    if prior.content_hash is None or prior.content_hash == (digest or content_hash(event)):
         return Outcome.DUPLICATE  # rows written before content hashes existed count as the same event
     first = f"{prior.topic}[{prior.partition}]@{prior.offset}" if prior.topic is not None else "http"
     now = record.where() if record is not None else "http"
@@ -216,19 +219,20 @@ class Applier:
         letters themselves, in order). Without a ``record`` (HTTP) a blocked key is not stored but
         answered with ``Outcome.BLOCKED``.
         """
-        tx.lock_key(self.group, event.key)
-        if reg.inbox and check_identity(tx, self.group, event, record) is Outcome.DUPLICATE:
+        row = inbox_row(self.group, event, record) if reg.inbox else None
+        start = tx.begin_event(self.group, event.key, row, check_blocked=park)  # one round trip on PostgreSQL
+        if start.prior is not None and judge(
+            start.prior, self.group, event, record, digest=row["content_hash"] if row else None
+        ):
             return Outcome.DUPLICATE
-        if park and tx.is_blocked(self.group, event.key):
+        if start.blocked:
             if record is None:
                 return Outcome.BLOCKED
-            row = dead_letter_row(
+            parked = dead_letter_row(
                 self.group, record, reason=PARKED, event=event, exc=None, attempts=0, status=DeadLetterStatus.PARKED
             )
-            tx.insert_dead_letter(row)
+            tx.insert_dead_letter(parked)
             return Outcome.PARKED
-        if reg.inbox:
-            tx.insert_inbox(inbox_row(self.group, event, record))
         return None
 
     def apply_in(
