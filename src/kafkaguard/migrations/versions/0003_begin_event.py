@@ -72,7 +72,8 @@ BEGIN
 END $$
 """
 
-DROP_BEGIN_EVENT = "DROP FUNCTION IF EXISTS kafkaguard_begin_event(text, text, boolean, text[], uuid, text, text, integer, bigint, bytea)"
+_ARGS = "text, text, boolean, text[], uuid, text, text, integer, bigint, bytea"
+DROP_BEGIN_EVENT = f"DROP FUNCTION IF EXISTS kafkaguard_begin_event({_ARGS})"
 
 
 def upgrade() -> None:
