@@ -108,6 +108,17 @@ def judge(
     )
 
 
+def connection_dropped(exc: BaseException) -> bool:
+    """Whether ``exc`` (or its cause) reports that its database connection was lost and discarded
+    (SQLAlchemy's ``connection_invalidated``), rather than a statement failing."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if getattr(seen, "connection_invalidated", False) is True:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def position(record: Record | None) -> Position | None:
     """Where ``record`` was read (``None`` without a record: HTTP)."""
     return Position(record.topic, record.partition, record.offset) if record is not None else None
@@ -173,6 +184,7 @@ class Applier:
     def apply_with_retries(self, record: Record, event: Event, reg: Registration) -> Outcome:
         """Run the inbox transaction, retrying retriable handler errors, then dead-letter."""
         attempt = 1
+        reconnected = False
         while True:
             try:
                 return self.apply_once(record, event, reg, attempt)
@@ -181,6 +193,14 @@ class Applier:
             except IdConflictError as exc:
                 return self.id_conflict(record, event, exc)
             except Exception as exc:
+                if not reconnected and connection_dropped(exc):
+                    # The transaction died with its connection and the store answers again (else
+                    # apply_once raised StoreUnavailableError): not the handler's failure, so once
+                    # at once on a new connection, without counting an attempt. A COMMIT whose
+                    # answer was lost is found by the inbox on the retry (a duplicate).
+                    reconnected = True
+                    log.warning("connection lost group=%s %s; retrying on a new one", self.group, record.where())
+                    continue
                 step = after_failure(attempt, exc, self.settings, self.rng, reg.retry)
                 log.warning(
                     "handler failed (attempt %d) group=%s %s event_id=%s key=%s: %s",

@@ -226,6 +226,19 @@ class PostgresTx:
                     found = cur.execute(BEGIN_EVENT_SQL, params).fetchone()
             else:
                 found = self.session.execute(BEGIN_EVENT, {f"p{i}": v for i, v in enumerate(params)}).one()
+        except psycopg.Error as exc:
+            if raw is not None and raw.broken:
+                # Lost under SQLAlchemy's feet: discard the connection and say so the way a
+                # statement through SQLAlchemy would (``connection_invalidated``).
+                self.session.connection().invalidate(exc)
+                raise sa_exc.DBAPIError.instance(
+                    BEGIN_EVENT_SQL, params, exc, psycopg.Error, connection_invalidated=True
+                ) from exc
+            if _missing_function(exc):
+                raise StoreUnavailableError(
+                    "kafkaguard_begin_event is missing: the schema predates migration 0003; run `kafkaguard db upgrade`"
+                ) from exc
+            raise
         except Exception as exc:
             if _missing_function(exc):
                 raise StoreUnavailableError(
