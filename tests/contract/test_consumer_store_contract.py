@@ -12,7 +12,7 @@ import pytest
 from kafkaguard.consumer.dead_letters import dead_letter_row
 from kafkaguard.consumer.records import Record
 from kafkaguard.db.columns import DeadLetterStatus
-from kafkaguard.stores.inbox import ConsumerStore
+from kafkaguard.stores.inbox import ConsumerStore, EventStart, Prior
 from tests.contract.conftest_helpers import make_store
 
 G = "contract-group"
@@ -131,3 +131,72 @@ def test_an_async_transaction_runs_the_sync_steps_and_its_savepoints(store: Cons
     store.run_async(work)
     with store.transaction() as tx:
         assert tx.prior(G, a) is not None and tx.prior(G, b) is None
+
+
+def _row(event_id: uuid.UUID, digest: bytes | None = b"h" * 32, offset: int = 1) -> dict[str, Any]:
+    return {**_inbox(event_id, digest=digest), "offset": offset}
+
+
+def test_begin_event_writes_a_new_events_inbox_row(store: ConsumerStore) -> None:
+    a = uuid.uuid4()
+    with store.transaction() as tx:
+        assert tx.begin_event(G, "k", _row(a), check_blocked=True) == EventStart()
+    with store.transaction() as tx:
+        assert tx.prior(G, a) == Prior(b"h" * 32, "t", 0, 1)
+
+
+def test_begin_event_returns_the_prior_row_of_a_known_id_and_writes_nothing(store: ConsumerStore) -> None:
+    a, old = uuid.uuid4(), uuid.uuid4()
+    with store.transaction() as tx:
+        tx.begin_event(G, "k", _row(a), check_blocked=True)
+        tx.insert_inbox(_row(old, digest=None))
+    with store.transaction() as tx:
+        # same content (the caller's duplicate) or other content (its id conflict): the stored row either way
+        start = tx.begin_event(G, "k", _row(a, digest=b"o" * 32, offset=9), check_blocked=True)
+        assert start == EventStart(prior=Prior(b"h" * 32, "t", 0, 1))
+        assert tx.begin_event(G, "k", _row(old), check_blocked=True) == EventStart(prior=Prior(None, "t", 0, 1))
+        tx.insert_dead_letter(_dead_letter(3, "k"))
+        # a known id is answered before the blocked check (a redelivery of an applied event stays a duplicate)
+        assert tx.begin_event(G, "k", _row(a), check_blocked=True).prior is not None
+    with store.transaction() as tx:
+        assert tx.prior(G, a) == Prior(b"h" * 32, "t", 0, 1)
+
+
+def test_begin_event_on_a_blocked_key_writes_nothing_unless_told_not_to_check(store: ConsumerStore) -> None:
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    with store.transaction() as tx:
+        tx.insert_dead_letter(_dead_letter(3, "k"))
+    with store.transaction() as tx:
+        assert tx.begin_event(G, "k", _row(a), check_blocked=True) == EventStart(blocked=True)
+        assert tx.begin_event(G, "k", None, check_blocked=True) == EventStart(blocked=True)  # no inbox row asked
+        assert tx.begin_event(G, "other", _row(c), check_blocked=True) == EventStart()
+        # the restore job (park=False) applies the key's own dead letters: no blocked check
+        assert tx.begin_event(G, "k", _row(b), check_blocked=False) == EventStart()
+        assert tx.begin_event(G, "k", None, check_blocked=False) == EventStart()
+    with store.transaction() as tx:
+        assert tx.prior(G, a) is None and tx.prior(G, b) is not None and tx.prior(G, c) is not None
+
+
+def test_begin_event_holds_the_key_lock_and_sees_what_its_previous_holder_committed(store: ConsumerStore) -> None:
+    """The blocked check runs after the lock is granted: a dead letter committed by the transaction
+    that held the key's lock is seen (per-key order), whether the second transaction reached the lock
+    while it was held (the case a single SQL statement would get wrong) or after."""
+    holding, attempted = threading.Event(), threading.Event()
+    seen: list[EventStart] = []
+
+    def second() -> None:
+        holding.wait(10)
+        with store.transaction() as tx:
+            attempted.set()
+            seen.append(tx.begin_event(G, "k", _row(uuid.uuid4()), check_blocked=True))
+
+    t = threading.Thread(target=second)
+    t.start()
+    with store.transaction() as tx:
+        tx.lock_key(G, "k")
+        holding.set()
+        attempted.wait(10)
+        assert not seen  # still waiting for the lock
+        tx.insert_dead_letter(_dead_letter(3, "k"))
+    t.join(10)
+    assert seen == [EventStart(blocked=True)]

@@ -56,4 +56,24 @@ def test_cli_db_upgrade(database: TestDatabase) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     with psycopg.connect(database.conninfo) as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0002_total_inputs",)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0003_begin_event",)
+
+
+def _has_begin_event(db: TestDatabase) -> bool:
+    with psycopg.connect(db.conninfo) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+            " WHERE p.proname = 'kafkaguard_begin_event' AND n.nspname = %s",
+            (db.schema,),
+        ).fetchone()
+    return row == (1,)
+
+
+def test_begin_event_function_lives_in_the_schema_and_downgrade_removes_it(database: TestDatabase) -> None:
+    url = database.server.url()
+    migrate.upgrade(url, schema=database.schema)
+    assert _has_begin_event(database)
+    migrate.downgrade(url, schema=database.schema, revision="0002_total_inputs")
+    assert not _has_begin_event(database)
+    migrate.upgrade(url, schema=database.schema)
+    assert _has_begin_event(database)

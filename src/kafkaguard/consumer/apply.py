@@ -91,11 +91,14 @@ def check_identity(tx: ConsumerTx, group: str, event: Event, record: Record | No
     return judge(tx.prior(group, event.event_id), group, event, record)
 
 
-def judge(prior: Prior | None, group: str, event: Event, record: Record | None) -> Outcome | None:
-    """:func:`check_identity`'s decision on the inbox row ``prior`` (pure)."""
+def judge(
+    prior: Prior | None, group: str, event: Event, record: Record | None, *, digest: bytes | None = None
+) -> Outcome | None:
+    """:func:`check_identity`'s decision on the inbox row ``prior`` (pure); ``digest``: the event's
+    :func:`content_hash` when the caller has it already."""
     if prior is None:
         return None
-    if prior.content_hash is None or prior.content_hash == content_hash(event):
+    if prior.content_hash is None or prior.content_hash == (digest or content_hash(event)):
         return Outcome.DUPLICATE  # rows written before content hashes existed count as the same event
     first = f"{prior.topic}[{prior.partition}]@{prior.offset}" if prior.topic is not None else "http"
     now = record.where() if record is not None else "http"
@@ -103,6 +106,17 @@ def judge(prior: Prior | None, group: str, event: Event, record: Record | None) 
         f"event id {event.event_id} in group {group!r} was applied from {first} with other content; "
         f"the message at {now} (type {short(event.type)}, key {short(event.key)}) is not the same event"
     )
+
+
+def connection_dropped(exc: BaseException) -> bool:
+    """Whether ``exc`` (or its cause) reports that its database connection was lost and discarded
+    (SQLAlchemy's ``connection_invalidated``), rather than a statement failing."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if getattr(seen, "connection_invalidated", False) is True:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def position(record: Record | None) -> Position | None:
@@ -170,6 +184,7 @@ class Applier:
     def apply_with_retries(self, record: Record, event: Event, reg: Registration) -> Outcome:
         """Run the inbox transaction, retrying retriable handler errors, then dead-letter."""
         attempt = 1
+        reconnected = False
         while True:
             try:
                 return self.apply_once(record, event, reg, attempt)
@@ -178,6 +193,14 @@ class Applier:
             except IdConflictError as exc:
                 return self.id_conflict(record, event, exc)
             except Exception as exc:
+                if not reconnected and connection_dropped(exc):
+                    # The transaction died with its connection and the store answers again (else
+                    # apply_once raised StoreUnavailableError): not the handler's failure, so once
+                    # at once on a new connection, without counting an attempt. A COMMIT whose
+                    # answer was lost is found by the inbox on the retry (a duplicate).
+                    reconnected = True
+                    log.warning("connection lost group=%s %s; retrying on a new one", self.group, record.where())
+                    continue
                 step = after_failure(attempt, exc, self.settings, self.rng, reg.retry)
                 log.warning(
                     "handler failed (attempt %d) group=%s %s event_id=%s key=%s: %s",
@@ -216,19 +239,20 @@ class Applier:
         letters themselves, in order). Without a ``record`` (HTTP) a blocked key is not stored but
         answered with ``Outcome.BLOCKED``.
         """
-        tx.lock_key(self.group, event.key)
-        if reg.inbox and check_identity(tx, self.group, event, record) is Outcome.DUPLICATE:
+        row = inbox_row(self.group, event, record) if reg.inbox else None
+        start = tx.begin_event(self.group, event.key, row, check_blocked=park)  # one round trip on PostgreSQL
+        if start.prior is not None and judge(
+            start.prior, self.group, event, record, digest=row["content_hash"] if row else None
+        ):
             return Outcome.DUPLICATE
-        if park and tx.is_blocked(self.group, event.key):
+        if start.blocked:
             if record is None:
                 return Outcome.BLOCKED
-            row = dead_letter_row(
+            parked = dead_letter_row(
                 self.group, record, reason=PARKED, event=event, exc=None, attempts=0, status=DeadLetterStatus.PARKED
             )
-            tx.insert_dead_letter(row)
+            tx.insert_dead_letter(parked)
             return Outcome.PARKED
-        if reg.inbox:
-            tx.insert_inbox(inbox_row(self.group, event, record))
         return None
 
     def apply_in(

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as sa_create_async_engine
@@ -170,11 +172,59 @@ def _libpq_options(existing: str | None, schema: str | None, path: str | None = 
     return " ".join(parts) or None
 
 
+PING_AFTER_IDLE = 1.0
+"""Seconds a pooled connection may rest before a checkout tests it (:func:`ping_when_idle`)."""
+
+_IDLE_SINCE = "kafkaguard_idle_since"
+
+
+def ping_when_idle(engine: Engine, idle: float = PING_AFTER_IDLE) -> None:
+    """Test a pooled connection of ``engine`` at checkout only when it rested more than ``idle``
+    seconds (SQLAlchemy's ``pool_pre_ping`` tests it at every checkout: a round trip per
+    transaction, a fifth of a transaction-per-event consumer's cost).
+
+    A connection that failed its test is replaced, as with ``pool_pre_ping``. One that was used a
+    moment ago is handed out untested: a server that went away within that moment fails the next
+    statement instead, with a disconnect error (the connection is then discarded), as a restart in
+    the middle of a transaction always could; the consumer retries such a transaction once at
+    once when the database answers (:mod:`kafkaguard.consumer.apply`).
+    """
+
+    @event.listens_for(engine, "connect")
+    def _fresh(_dbapi: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _rest(_dbapi: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _test(dbapi: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is not None and time.monotonic() - since <= idle:
+            return
+        try:
+            engine.dialect.do_ping(dbapi)
+        except Exception as exc:
+            if isinstance(exc, engine.dialect.loaded_dbapi.Error):  # any failure of "SELECT 1": a new connection
+                raise sa_exc.DisconnectionError(f"connection test failed: {type(exc).__name__}") from exc
+            raise
+
+
 def sync_engine(url: str | URL, *, schema: str | None = None, **kwargs: Any) -> Engine:
-    """A sync SQLAlchemy engine (psycopg 3, whatever driver ``url`` names) with ``schema`` first."""
+    """A sync SQLAlchemy engine (psycopg 3, whatever driver ``url`` names) with ``schema`` first.
+
+    Pooled connections are tested at checkout after resting (:func:`ping_when_idle`) unless
+    ``pool_pre_ping`` is given (``True``: test at every checkout, SQLAlchemy's way).
+    """
     u, args = _engine_args(url, schema, False)
-    kwargs.setdefault("pool_pre_ping", True)
-    engine = sqlalchemy.create_engine(u, connect_args={**args, **kwargs.pop("connect_args", {})}, **kwargs)
+    pre_ping = kwargs.pop("pool_pre_ping", None)
+    engine = sqlalchemy.create_engine(
+        u, connect_args={**args, **kwargs.pop("connect_args", {})}, pool_pre_ping=bool(pre_ping), **kwargs
+    )
+    if pre_ping is None:
+        ping_when_idle(engine)
     _ORIGINS[engine] = (_parse(url), schema)
     return engine
 

@@ -18,17 +18,18 @@ from kafkaguard.errors import SchemaNotReadyError
 
 RELAY_TABLES = (C.OUTBOX, C.PUBLISHER_DEAD_LETTERS)
 PUBLISHER_TABLES = (C.OUTBOX, C.PUBLISHER_DEAD_LETTERS)
-CONSUMER_TABLES = (C.INBOX, C.LISTENER_DEAD_LETTERS, C.LAST_RESORT)
-RESTORE_TABLES = (C.INBOX, C.LISTENER_DEAD_LETTERS, C.PUBLISHER_DEAD_LETTERS)
+CONSUMER_TABLES = (C.INBOX, C.LISTENER_DEAD_LETTERS, C.LAST_RESORT, C.BEGIN_EVENT)
+RESTORE_TABLES = (C.INBOX, C.LISTENER_DEAD_LETTERS, C.PUBLISHER_DEAD_LETTERS, C.BEGIN_EVENT)
 
 MISSING_SQL = (
     "SELECT coalesce(CAST(:schema AS text), current_schema()) AS schema,"
     " ARRAY(SELECT t FROM unnest(CAST(:tables AS text[])) AS t"
     "       WHERE to_regclass(format('%I.%I', coalesce(CAST(:schema AS text), current_schema()), t)) IS NULL"
+    "         AND to_regproc(format('%I.%I', coalesce(CAST(:schema AS text), current_schema()), t)) IS NULL"
     "       ) AS missing"
 )
 """The schema looked in (the given one, else the search_path's first existing schema, NULL if none)
-and which of ``:tables`` it lacks."""
+and which of ``:tables`` it lacks (a name may also be a function: ``kafkaguard_begin_event``)."""
 
 MISSING_SQL_PSYCOPG = MISSING_SQL.replace("%I", "%%I").replace(":schema", "%(schema)s").replace(":tables", "%(tables)s")
 

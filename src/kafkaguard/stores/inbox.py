@@ -37,6 +37,23 @@ class Prior:
     offset: int | None
 
 
+@dataclass(frozen=True)
+class EventStart:
+    """What :meth:`ConsumerTx.begin_event` found under the key's lock.
+
+    ``prior``: the inbox row the event id already has (nothing was written; the caller tells a
+    duplicate from an id conflict); ``blocked``: the key has an open listener dead letter (nothing
+    was written); neither: the inbox row (if one was asked for) is written, run the handler.
+    """
+
+    prior: Prior | None = None
+    blocked: bool = False
+
+
+NEW_EVENT = EventStart()
+"""The :class:`EventStart` of an event to apply now."""
+
+
 class ConsumerTx(Protocol):
     """One open transaction of the consumer (or of the listener restore job).
 
@@ -68,6 +85,16 @@ class ConsumerTx(Protocol):
 
     def any_blocked(self, group: str, keys: Sequence[str]) -> bool:
         """Whether any of ``keys`` has an open listener dead letter in ``group`` (one statement)."""
+        ...
+
+    def begin_event(self, group: str, key: str, row: dict[str, Any] | None, *, check_blocked: bool) -> EventStart:
+        """The steps before a handler, in this order and with the effect of the separate methods:
+        :meth:`lock_key`; with an inbox ``row`` (of ``group``, ``key`` its key), :meth:`prior` of its
+        ``event_id`` (found: returned, nothing written); ``check_blocked``: :meth:`is_blocked` (yes:
+        ``blocked``, nothing written); then :meth:`insert_inbox` of ``row`` — a row of the same id
+        that appeared meanwhile is returned as ``prior``. Every look-up sees what the lock's previous
+        holder committed. PostgreSQL: one round trip.
+        """
         ...
 
     def insert_inbox(self, row: dict[str, Any]) -> None:

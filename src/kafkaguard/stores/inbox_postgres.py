@@ -21,13 +21,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
+from kafkaguard.db.columns import OPEN_STATUSES
 from kafkaguard.db.event_loop import run_async
 from kafkaguard.db.locks import KEY_LOCK_SQLA
 from kafkaguard.db.tables import inbox
 from kafkaguard.errors import StoreUnavailableError
 from kafkaguard.stores import last_resort as LR
 from kafkaguard.stores import listener_dead_letters as LDL
-from kafkaguard.stores.inbox import AsyncConsumerTx, ConsumerStore, ConsumerTx, Prior
+from kafkaguard.stores.inbox import NEW_EVENT, AsyncConsumerTx, ConsumerStore, ConsumerTx, EventStart, Prior
 from kafkaguard.stores.listener_dead_letters import ListenerDeadLetter, ListenerDeadLetters
 from kafkaguard.stores.restore_decision import RestoreDecision
 
@@ -96,6 +97,58 @@ INSERT_INBOX_BATCH = _insert_inbox_batch()
 ``RETURNING event_id`` names the new ones."""
 
 
+_BEGIN_EVENT_ARGS = (
+    ("group", "text"), ("key", "text"), ("check_blocked", "boolean"), ("open", "text[]"), ("event_id", "uuid"),
+    ("type", "text"), ("topic", "text"), ("partition", "integer"), ("offset", "bigint"), ("content_hash", "bytea"),
+)  # fmt: skip
+BEGIN_EVENT_SQL = "SELECT * FROM kafkaguard_begin_event({})".format(  # noqa: S608 - fixed text, no input
+    ", ".join(f"%s::{sql_type}" for _, sql_type in _BEGIN_EVENT_ARGS)
+)
+"""psycopg form of the call of ``kafkaguard_begin_event`` (migration ``0003_begin_event``): one
+round trip for lock, dedupe, blocked check and inbox row; a fixed text, so psycopg prepares it
+after a few executions (``prepare_threshold``). Positional parameters in ``_BEGIN_EVENT_ARGS`` order."""
+
+BEGIN_EVENT = text(
+    "SELECT * FROM kafkaguard_begin_event({})".format(  # noqa: S608 - fixed text, no input
+        ", ".join(f"CAST(:p{i} AS {sql_type})" for i, (_, sql_type) in enumerate(_BEGIN_EVENT_ARGS))
+    )
+)
+"""The same call for drivers other than psycopg 3 (asyncpg under ``run_sync``)."""
+
+_OPEN = list(OPEN_STATUSES)
+_NO_ROW = (None, None, None, None, None, None)
+
+
+def begin_event_params(group: str, key: str, row: dict[str, Any] | None, check_blocked: bool) -> tuple[Any, ...]:
+    """The positional parameters of :data:`BEGIN_EVENT_SQL` (``row``: the inbox row, or ``None``)."""
+    if row is None:
+        return (group, key, check_blocked, _OPEN, *_NO_ROW)
+    return (
+        group, key, check_blocked, _OPEN, row["event_id"], row["type"], row["topic"], row["partition"],
+        row["offset"], row["content_hash"],
+    )  # fmt: skip
+
+
+def event_start(found: Any) -> EventStart:
+    """The :class:`EventStart` of ``kafkaguard_begin_event``'s result row."""
+    state = found[0]
+    if state == 0:
+        return NEW_EVENT
+    if state == 2:
+        return EventStart(blocked=True)
+    digest = bytes(found[1]) if found[1] is not None else None
+    return EventStart(prior=Prior(digest, found[2], found[3], found[4]))
+
+
+def _missing_function(exc: BaseException) -> bool:
+    """Whether ``exc`` says ``kafkaguard_begin_event`` does not exist (migration 0003 not applied)."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        exc = exc.orig if exc.orig is not None else exc
+    if isinstance(exc, psycopg.errors.UndefinedFunction):
+        return True
+    return type(exc).__name__ == "UndefinedFunctionError" and "kafkaguard_begin_event" in str(exc)
+
+
 def keys_json(keys: Sequence[str]) -> str:
     """``keys`` as the ``:keys`` parameter of :data:`LOCK_KEYS` and ``BLOCKED_KEYS`` (order kept)."""
     return json.dumps(list(keys), ensure_ascii=False)
@@ -132,6 +185,7 @@ class PostgresTx:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._keys: tuple[Sequence[str], str] | None = None  # batch mode: the chunk's keys, dumped once
+        self._raw: psycopg.Connection[Any] | bool | None = False  # False: not looked up yet; None: not psycopg
 
     def lock_key(self, group: str, key: str) -> None:
         self.session.execute(lock_key(group, key))
@@ -160,6 +214,46 @@ class PostgresTx:
     def any_blocked(self, group: str, keys: Sequence[str]) -> bool:
         params = {"group": group, "keys": self._keys_json(keys)}
         return self.session.execute(LDL.BLOCKED_KEYS, params).first() is not None
+
+    def begin_event(self, group: str, key: str, row: dict[str, Any] | None, *, check_blocked: bool) -> EventStart:
+        params = begin_event_params(group, key, row, check_blocked)
+        raw = self._psycopg()
+        try:
+            if raw is not None:
+                # The session's own connection, so this is in its transaction; straight to psycopg:
+                # no SQLAlchemy execution context per event on the hot path.
+                with raw.cursor() as cur:
+                    found = cur.execute(BEGIN_EVENT_SQL, params).fetchone()
+            else:
+                found = self.session.execute(BEGIN_EVENT, {f"p{i}": v for i, v in enumerate(params)}).one()
+        except psycopg.Error as exc:
+            if raw is not None and raw.broken:
+                # Lost under SQLAlchemy's feet: discard the connection and say so the way a
+                # statement through SQLAlchemy would (``connection_invalidated``).
+                self.session.connection().invalidate(exc)
+                raise sa_exc.DBAPIError.instance(
+                    BEGIN_EVENT_SQL, params, exc, psycopg.Error, connection_invalidated=True
+                ) from exc
+            if _missing_function(exc):
+                raise StoreUnavailableError(
+                    "kafkaguard_begin_event is missing: the schema predates migration 0003; run `kafkaguard db upgrade`"
+                ) from exc
+            raise
+        except Exception as exc:
+            if _missing_function(exc):
+                raise StoreUnavailableError(
+                    "kafkaguard_begin_event is missing: the schema predates migration 0003; run `kafkaguard db upgrade`"
+                ) from exc
+            raise
+        assert found is not None  # the function returns one row
+        return event_start(found)
+
+    def _psycopg(self) -> psycopg.Connection[Any] | None:
+        """The psycopg 3 connection under the session (``None`` for another driver)."""
+        if self._raw is False:
+            dbapi = self.session.connection().connection.dbapi_connection
+            self._raw = dbapi if isinstance(dbapi, psycopg.Connection) else None
+        return self._raw if isinstance(self._raw, psycopg.Connection) else None
 
     def insert_inbox(self, row: dict[str, Any]) -> None:
         self.session.execute(insert_inbox([row]))

@@ -35,7 +35,15 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kafkaguard.db.columns import OPEN_STATUSES, DeadLetterStatus
-from kafkaguard.stores.inbox import AsyncConsumerTx, ConsumerStore, ConsumerTx, Prior, SyncTxAsAsync
+from kafkaguard.stores.inbox import (
+    NEW_EVENT,
+    AsyncConsumerTx,
+    ConsumerStore,
+    ConsumerTx,
+    EventStart,
+    Prior,
+    SyncTxAsAsync,
+)
 from kafkaguard.stores.listener_dead_letters import ListenerDeadLetter, ListenerDeadLetters
 from kafkaguard.stores.restore_decision import RestoreDecision
 
@@ -301,6 +309,18 @@ class MemoryConsumerTx:
                 r["consumer_group"] == group and r["key"] in wanted and r["status"] in OPEN_STATUSES
                 for r in self.store.records.values()
             )
+
+    def begin_event(self, group: str, key: str, row: dict[str, Any] | None, *, check_blocked: bool) -> EventStart:
+        self.lock_key(group, key)
+        if row is not None:
+            prior = self.prior(group, row["event_id"])
+            if prior is not None:
+                return EventStart(prior=prior)
+        if check_blocked and self.is_blocked(group, key):
+            return EventStart(blocked=True)
+        if row is not None and not self.insert_inbox_batch(group, [{**row, "key": key}]):
+            return EventStart(prior=self.prior(group, row["event_id"]))  # written meanwhile under another key
+        return NEW_EVENT
 
     def insert_inbox(self, row: dict[str, Any]) -> None:
         self.insert_inbox_batch(row["consumer_group"], [row])
