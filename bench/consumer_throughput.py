@@ -260,20 +260,21 @@ def kafkaguard_consume(
 # (key, label, baseline key): the table's rows, in order. Each kafkaguard row is compared with the raw
 # loop that does the same work per transaction; the targets are issue 16's.
 ROWS: tuple[tuple[str, str, str], ...] = (
-    ("raw_tx", "raw confluent-kafka + psycopg, tx per event (baseline of tx-per-event mode)", "raw_tx"),
-    ("raw_chunk", "raw, INSERT per event, tx per polled chunk ≤ 500 (baseline of the default)", "raw_chunk"),
-    ("raw_batch", "raw, executemany + tx per polled chunk ≤ 500 (baseline of batch mode)", "raw_batch"),
+    ("raw_tx", "raw confluent-kafka + psycopg, tx per event", "raw_tx"),
+    ("raw_chunk", "raw, tx per polled chunk ≤ 500, INSERT per event", "raw_chunk"),
+    ("raw_batch", "raw, tx per polled chunk ≤ 500, executemany", "raw_batch"),
     ("kg_default", "kafkaguard, default settings, per-event handler", "raw_chunk"),
-    ("kg_tx", "kafkaguard, batch_size=1 (tx per event), per-event handler", "raw_tx"),
-    ("kg_batch", f"kafkaguard, batch mode ({BATCH}), batch handler", "raw_batch"),
+    ("kg_tx", "kafkaguard, batch_size=1, per-event handler", "raw_tx"),
+    ("kg_batch", f"kafkaguard, batch_size={BATCH}, batch handler", "raw_batch"),
     ("kg_async_default", "kafkaguard, default settings, async per-event handler", "raw_chunk"),
     ("kg_async_tx", "kafkaguard, batch_size=1, async per-event handler", "raw_tx"),
 )
+BASELINES = {"raw_tx": "raw tx/event", "raw_chunk": "raw chunk-commit", "raw_batch": "raw batched"}
 TODAY_DEFAULT = 398.0  # issue 16: events/s of the default consumer (batch_size=1) before it
-TARGETS: dict[str, tuple[float, str]] = {
-    "kg_default": (0.7, "≥ 0.7 × raw chunk-commit and ≥ 10 × 398/s"),
-    "kg_tx": (0.7, "≥ 0.7 × raw tx-per-event"),
-    "kg_batch": (0.8, "≥ 0.8 × raw batched"),
+TARGETS: dict[str, tuple[float, float]] = {  # key: (× its raw baseline, events/s at least)
+    "kg_default": (0.7, 10 * TODAY_DEFAULT),
+    "kg_tx": (0.7, 0.0),
+    "kg_batch": (0.8, 0.0),
 }
 
 
@@ -308,16 +309,16 @@ def run(stack: Stack, *, events: int, rounds: int, profile: str) -> Report:
         "consumer",
         f"Consumer throughput — {events:,} events of 200 B, 3 partitions, synchronous_commit=on "
         f"(median of {rounds} interleaved rounds; default batch_size = {default_batch})",
-        ["variant", "events/s", "× its raw baseline", "target", "rounds (events/s)"],
+        ["variant", "events/s", "baseline", "× baseline", "target", "rounds (events/s)"],
     )
-    for key, label, _base in ROWS:
+    for key, label, base in ROWS:
         target = TARGETS.get(key)
-        if target is None:
-            verdict = ""
-        else:
-            met = ratios[key] >= target[0] and (key != "kg_default" or med[key] >= 10 * TODAY_DEFAULT)
-            verdict = f"{target[1]}: {'met' if met else 'missed'}"
-        report.add(label, med[key], ratios[key], verdict, ", ".join(f"{x:,.0f}" for x in samples[key]))
+        verdict = ""
+        if target is not None:
+            met = ratios[key] >= target[0] and med[key] >= target[1]
+            verdict = f"≥ {target[0]}" + (f" and ≥ {target[1]:,.0f}/s" if target[1] else "")
+            verdict += ": met" if met else ": missed"
+        report.add(label, med[key], BASELINES[base], ratios[key], verdict, ", ".join(f"{x:,.0f}" for x in samples[key]))
     report.notes.append(
         f"default settings vs issue 16's 398 events/s: {med['kg_default'] / TODAY_DEFAULT:.1f} × (target ≥ 10 ×); "
         f"async / sync: default {med['kg_async_default'] / med['kg_default']:.2f} ×, "

@@ -24,7 +24,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from bench import debezium_relay, peer_faststream
+from bench import debezium_relay, peer_faststream, peer_txoutbox
 from bench.common import (
     REPORT_DIR,
     BenchDb,
@@ -145,6 +145,7 @@ def run(stack: Stack, *, rows: int, rounds: int, profile: str, peer_rows: int) -
         "producer": [], "database": [], "relay1": [], "relay2": [], "debezium": [], "peer": []
     }  # fmt: skip
     peer_status = peer_faststream.available()
+    txoutbox_status = peer_txoutbox.available()  # the second Python peer (bench/peer_txoutbox.py)
     for _ in range(rounds):
         samples["producer"].append(producer_ceiling(stack, ceiling_db, rows))
         samples["database"].append(database_ceiling(ceiling_db, rows))
@@ -153,6 +154,8 @@ def run(stack: Stack, *, rows: int, rounds: int, profile: str, peer_rows: int) -
         samples["debezium"].append(debezium_relay.relay_rate(stack, rows, logs))
         if peer_status is None:
             samples["peer"].append(peer_faststream.relay_rate(stack, peer_rows, logs))
+        if txoutbox_status is None:
+            samples.setdefault("txoutbox", []).append(peer_txoutbox.relay_rate(stack, peer_rows, logs))
     med = {k: median(v) for k, v in samples.items()}
     limit = min(med["producer"], med["database"])
     bound = "producer" if med["producer"] <= med["database"] else "database"
@@ -175,6 +178,10 @@ def run(stack: Stack, *, rows: int, rounds: int, profile: str, peer_rows: int) -
         row(f"faststream-outbox {peer_faststream.version()} relay (its defaults; {peer_rows:,} rows)", "peer")
     else:
         report.add("faststream-outbox relay", "-", "-", f"not run: {peer_status}")
+    if txoutbox_status is None:
+        row(f"txoutbox {peer_txoutbox.version()} relay (its defaults + LISTEN/NOTIFY; {peer_rows:,} rows)", "txoutbox")
+    else:
+        report.add("txoutbox relay", "-", "-", f"not run: {txoutbox_status}")
     report.notes.append(
         f"lower limit = {bound} ceiling, {limit:,.0f} events/s; target: relay ≥ 0.7 × that and ahead of the peer"
     )
@@ -189,6 +196,7 @@ def run(stack: Stack, *, rows: int, rounds: int, profile: str, peer_rows: int) -
         "relay2_ratio": med["relay2"] / limit,
         "debezium_ratio": med["debezium"] / limit,
         "peer_status": peer_status or "ran",
+        "txoutbox_status": txoutbox_status or "ran",
         "peer_rows": peer_rows,
     }
     return report
