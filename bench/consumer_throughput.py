@@ -219,7 +219,7 @@ def kafkaguard_consume(
     """
     name = f"kg_{uuid.uuid4().hex[:6]}"
     db.execute(APPLIED_DDL.format(name=name))
-    table = Table(name, MetaData(), *(c.copy() for c in applied.columns))
+    table = applied.to_metadata(MetaData(), name=name)
     group = f"kg-{uuid.uuid4().hex[:8]}"
     consumer = ConsumerSettings(
         group_id=group, topics=(topic,), **({} if batch_size is None else {"batch_size": batch_size})

@@ -15,7 +15,7 @@ import pytest
 from bench import consumer_throughput
 from bench import run as bench_run
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 
 def _positive(value: object) -> bool:
