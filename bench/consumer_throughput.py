@@ -105,12 +105,29 @@ def _header(headers: list[tuple[str, bytes]] | None, name: str) -> str:
 RAW_MODES = ("tx", "chunk", "batch")
 
 
+def poll_chunk(consumer: Consumer, timeout: float = 0.5) -> list[Any]:
+    """Up to ``BATCH`` messages, polled as kafkaguard's KafkaSource polls: what is already fetched,
+    else a wait of up to ``timeout`` for one message plus whatever arrived with it.
+
+    ``consume(BATCH, timeout)`` alone returns only at ``BATCH`` messages or the timeout, so every
+    chunk short of 500 (the last one of a run whose size is not a multiple of 500) sat idle for
+    ``timeout`` and understated the raw rates (at 600 events, raw batched read 1,100/s).
+    """
+    msgs = consumer.consume(BATCH, 0)
+    if not msgs:
+        msgs = consumer.consume(1, timeout)
+        if msgs:
+            msgs += consumer.consume(BATCH - 1, 0)
+    return msgs
+
+
 def raw_consume(db: BenchDb, bootstrap: str, topic: str, count: int, *, mode: str) -> float:
     """Events/s of a plain confluent-kafka consumer inserting each event with psycopg.
 
     ``mode``: ``"tx"`` one INSERT and one transaction per event; ``"chunk"`` one INSERT per event,
     one transaction per polled chunk (≤ 500); ``"batch"`` one ``executemany`` and one transaction
-    per polled chunk. Offsets are committed (synchronously) after each chunk in every mode.
+    per polled chunk (:func:`poll_chunk`). Offsets are committed (synchronously) after each chunk in
+    every mode.
     """
     if mode not in RAW_MODES:
         raise ValueError(f"mode must be one of {RAW_MODES}")
@@ -123,7 +140,7 @@ def raw_consume(db: BenchDb, bootstrap: str, topic: str, count: int, *, mode: st
     started: float | None = None
     with db.connect(autocommit=True) as conn:
         while done < count:
-            msgs = [m for m in consumer.consume(BATCH, 0.5) if m.error() is None]
+            msgs = [m for m in poll_chunk(consumer) if m.error() is None]
             if not msgs:
                 continue
             if started is None:
