@@ -1,7 +1,9 @@
 """A kafkaguard consumer process that notes when each event's effect committed (for :mod:`bench.latency`).
 
-``python -m bench.latency_consumer URL BOOTSTRAP TOPIC GROUP BATCH_SIZE OUT``: runs the bench
-handler registry through kafkaguard's ``Worker``; its ``on_outcome`` hook fires after the outcome
+``python -m bench.latency_consumer URL BOOTSTRAP TOPIC GROUP BATCH_SIZE OUT``: runs a bench handler
+registry through kafkaguard's ``Worker`` — ``BATCH_SIZE`` ``default``: :class:`ConsumerSettings`'
+default batch size with the per-event handler (the path most users run); a number: that batch size
+with the batch handler; its ``on_outcome`` hook fires after the outcome
 is durable (the transaction committed), and notes ``event_id, broker append time, now`` per event.
 On SIGTERM it stops gracefully and writes those lines to ``OUT``.
 """
@@ -11,12 +13,14 @@ from __future__ import annotations
 import sys
 import time
 
-from bench.handlers import registry
+from bench.handlers import per_event_registry, registry
 from kafkaguard.consumer.decisions import Outcome
 from kafkaguard.consumer.records import Record
 from kafkaguard.consumer.runner import build_worker, run_until_signalled
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.settings import KafkaguardSettings
+
+DEFAULT = "default"  # BATCH_SIZE meaning: leave ConsumerSettings.batch_size at its default
 
 
 def main() -> None:
@@ -24,9 +28,11 @@ def main() -> None:
     settings = KafkaguardSettings(
         bootstrap_servers=bootstrap,
         database_url=url,
-        consumer=ConsumerSettings(group_id=group, topics=(topic,), batch_size=int(batch_size)),
+        consumer=ConsumerSettings(
+            group_id=group, topics=(topic,), **({} if batch_size == DEFAULT else {"batch_size": int(batch_size)})
+        ),
     )
-    worker = build_worker(settings, registry)
+    worker = build_worker(settings, per_event_registry if batch_size == DEFAULT else registry)
     lines: list[str] = []
 
     def on_outcome(record: Record, outcome: Outcome) -> None:

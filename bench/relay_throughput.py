@@ -27,7 +27,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from bench import debezium_relay, peer_faststream
+from bench import debezium_relay, peer_faststream, peer_txoutbox
 from bench.common import (
     REPORT_DIR,
     BenchDb,
@@ -167,11 +167,10 @@ def run(stack: Stack, *, rows: int, rounds: int, profile: str, peer_rows: int) -
         **{k: [] for k in RELAYS},
         "debezium": [],
         "peer": [],
+        "txoutbox": [],
     }
     peer_status = peer_faststream.available()
-    # txoutbox 0.2.2 (the second Python peer relay): bench/peer_txoutbox.py provides it; wire it in
-    # here like peer_faststream (an ``available()`` check, a ``relay_rate(stack, rows, logs)`` sample
-    # per round into samples["txoutbox"], and a table row next to faststream-outbox's below).
+    txoutbox_status = peer_txoutbox.available()  # the second Python peer (bench/peer_txoutbox.py)
     for _ in range(rounds):
         samples["producer"].append(producer_ceiling(stack, ceiling_db, rows))
         samples["database"].append(database_ceiling(ceiling_db, rows))
@@ -180,6 +179,8 @@ def run(stack: Stack, *, rows: int, rounds: int, profile: str, peer_rows: int) -
         samples["debezium"].append(debezium_relay.relay_rate(stack, rows, logs))
         if peer_status is None:
             samples["peer"].append(peer_faststream.relay_rate(stack, peer_rows, logs))
+        if txoutbox_status is None:
+            samples["txoutbox"].append(peer_txoutbox.relay_rate(stack, peer_rows, logs))
     med = {k: median(v) for k, v in samples.items()}
     limit = min(med["producer"], med["database"])
     bound = "producer" if med["producer"] <= med["database"] else "database"
@@ -203,6 +204,10 @@ def run(stack: Stack, *, rows: int, rounds: int, profile: str, peer_rows: int) -
         row(f"faststream-outbox {peer_faststream.version()} relay (its defaults; {peer_rows:,} rows)", "peer")
     else:
         report.add("faststream-outbox relay", "-", "-", f"not run: {peer_status}")
+    if txoutbox_status is None:
+        row(f"txoutbox {peer_txoutbox.version()} relay (its defaults + LISTEN/NOTIFY; {peer_rows:,} rows)", "txoutbox")
+    else:
+        report.add("txoutbox relay", "-", "-", f"not run: {txoutbox_status}")
     report.notes.append(
         f"lower limit = {bound} ceiling, {limit:,.0f} events/s; targets: best relay configuration ≥ 0.7 × that,"
         f" 1 instance ≥ 0.5 ×, ahead of the peers. Best here: {RELAYS[best][0]}, {med[best] / limit:.2f} ×;"
@@ -221,6 +226,7 @@ def run(stack: Stack, *, rows: int, rounds: int, profile: str, peer_rows: int) -
         "best_ratio": med[best] / limit,
         "debezium_ratio": med["debezium"] / limit,
         "peer_status": peer_status or "ran",
+        "txoutbox_status": txoutbox_status or "ran",
         "peer_rows": peer_rows,
     }
     return report

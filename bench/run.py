@@ -27,7 +27,8 @@ class Sizes:
     peer_rows: int
     consumer_events: int
     consumer_rounds: int
-    latency_rates: tuple[int, ...]
+    latency_rates: tuple[int, ...]  # consumer with default settings
+    latency_batch_rates: tuple[int, ...]  # and in batch mode (500, batch handler), for comparison
     latency_seconds: float
     rss_backlogs: tuple[int, ...]
     write_seconds: float
@@ -41,7 +42,8 @@ FULL = Sizes(
     peer_rows=5_000,
     consumer_events=20_000,
     consumer_rounds=2,
-    latency_rates=(500, 2000, 5000),
+    latency_rates=(500, 2000, 5000, 10_000),
+    latency_batch_rates=(2000,),
     latency_seconds=15.0,
     rss_backlogs=(10_000, 100_000, 1_000_000),
     write_seconds=15.0,
@@ -52,11 +54,12 @@ QUICK = Sizes(
     relay_rows=3_000,
     relay_rounds=1,
     peer_rows=300,
-    consumer_events=2_000,
+    consumer_events=600,
     consumer_rounds=1,
     latency_rates=(200, 500),
+    latency_batch_rates=(),
     latency_seconds=3.0,
-    rss_backlogs=(1_000, 5_000),
+    rss_backlogs=(1_000, 3_000),
     write_seconds=3.0,
     write_connections=8,
     write_rounds=1,
@@ -71,7 +74,13 @@ def parts(sizes: Sizes, profile: str) -> dict[str, Callable[[Stack], Report]]:
         "consumer": lambda s: consumer_throughput.run(
             s, events=sizes.consumer_events, rounds=sizes.consumer_rounds, profile=profile
         ),
-        "latency": lambda s: latency.run(s, rates=sizes.latency_rates, seconds=sizes.latency_seconds, profile=profile),
+        "latency": lambda s: latency.run(
+            s,
+            rates=sizes.latency_rates,
+            seconds=sizes.latency_seconds,
+            profile=profile,
+            batch_rates=sizes.latency_batch_rates,
+        ),
         "rss": lambda s: rss.run(s, backlogs=sizes.rss_backlogs, profile=profile),
         "write_path": lambda s: write_path.run(
             s,

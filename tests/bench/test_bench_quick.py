@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from bench import consumer_throughput
 from bench import run as bench_run
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 
 def _positive(value: object) -> bool:
@@ -35,17 +36,26 @@ def test_every_part_runs_at_quick_sizes(tmp_path: Path) -> None:
     assert 0 < relay["relay1_ratio"] < 20
     assert relay["peer_status"] == "ran", relay["peer_status"]  # the bench extra is part of the venv
     assert _positive(relay["median"]["peer"])
+    assert relay["txoutbox_status"] == "ran", relay["txoutbox_status"]  # the second peer, same extra
+    assert _positive(relay["median"]["txoutbox"])
 
     consumer = results["consumer"].data
-    for key in ("raw_single", "kg_single", "raw_batch", "kg_batch"):
-        assert _positive(consumer["median"][key]), (key, consumer["median"])
+    assert set(consumer["median"]) == {key for key, _label, _base in consumer_throughput.ROWS}
+    for key, value in consumer["median"].items():
+        assert _positive(value), (key, consumer["median"])
+        assert _positive(consumer["ratios"][key]), (key, consumer["ratios"])
 
-    for rate in results["latency"].data["rates"]:
+    latency = results["latency"].data["rates"]
+    assert [r["offered"] for r in latency if r["consumer"] == "default"] == list(bench_run.QUICK.latency_rates)
+    for rate in latency:
         assert rate["achieved"] > 0.8 * rate["offered"], rate
         assert 0 < rate["applied_p50"] <= rate["applied_p99"] < 60_000, rate
         assert rate["kafka_p50"] <= rate["applied_p50"], rate
 
-    for stage in results["rss"].data["stages"]:
+    rss = results["rss"].data
+    assert [s["backlog"] for s in rss["stages"]] == list(bench_run.QUICK.rss_backlogs)
+    assert _positive(rss["consumer_growth"])
+    for stage in rss["stages"]:
         assert 20 < stage["relay_peak_mb"] < 2000, stage
         assert 20 < stage["consumer_peak_mb"] < 2000, stage
 
