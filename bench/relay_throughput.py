@@ -12,8 +12,8 @@
   the best of them is the "best configuration" of the notes;
 - Debezium: Kafka Connect with Debezium's connector and kafkaguard's generated configuration, the
   same backlog, measured in the same rounds (see :mod:`bench.debezium_relay`);
-- peers: ``faststream-outbox``'s relay (see :mod:`bench.peer_faststream`), when installed; the
-  ``txoutbox`` peer goes in the marked place of :func:`run`.
+- peers: ``faststream-outbox``'s relay (see :mod:`bench.peer_faststream`), when installed, and
+  ``txoutbox``'s (see :mod:`bench.peer_txoutbox`), measured on ``peer_rows`` rows (their cost is per row).
 
 The variants run interleaved, ``rounds`` times; the table shows the median of the rounds.
 """

@@ -40,12 +40,14 @@ BOUNDED_CONSUMER_MEMORY: Mapping[str, Any] = {
     # (default 100,000) or queued.max.messages.kbytes (default 64 MiB): with a backlog, a worker
     # that applies a few thousand events/s holds tens of MiB of messages it will not reach for
     # seconds, and its RSS grows with the backlog (116 -> 223 MB from 10k to 1M rows). These
-    # bounds keep ~20 chunks of 500 per partition read ahead, which is plenty to never wait on a
-    # fetch, and cap the queue at 16 MiB. fetch.max.bytes (default 50 MiB) bounds one fetch
-    # response; it stays above message.max.bytes (1 MB), so any message still fits.
-    "queued.min.messages": 10_000,
-    "queued.max.messages.kbytes": 16_384,
-    "fetch.max.bytes": 8 * 1024 * 1024,
+    # bounds keep a few chunks of 500 per partition read ahead (at 20,000 events/s of 400 B, 2 MiB
+    # is ~250 ms of work, and a loopback fetch takes milliseconds) and measured flat RSS from a 10k
+    # to a 300k backlog (121 -> 122 MB, with kafkaguard.process_memory's trim; 16 MiB gave 145 MB)
+    # at the same rate. fetch.max.bytes (default 50 MiB) bounds one fetch response; it stays above
+    # message.max.bytes (1 MB), and a larger first message is still returned (KIP-74).
+    "queued.min.messages": 2_000,
+    "queued.max.messages.kbytes": 2_048,
+    "fetch.max.bytes": 1024 * 1024,
 }
 
 
