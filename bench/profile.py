@@ -4,7 +4,7 @@
 ``py-spy record`` samples it (all threads, native frames off); prints the top frames by own time
 and by inclusive time, and writes the collapsed stacks to ``reports/bench/profile-relay.txt``.
 
-``python -m bench.profile consumer [--events N] [--batch-size B]``: the same for kafkaguard's
+``python -m bench.profile consumer [--events N] [--batch-size B] [--per-event]``: the same for kafkaguard's
 consumer worker (run as ``python -m kafkaguard consume`` with the bench handler registry).
 """
 
@@ -131,17 +131,20 @@ def profile_relay(stack: Stack, rows: int) -> dict[str, list[tuple[str, float]]]
     return print_summary("relay", out)
 
 
-def profile_consumer(stack: Stack, events: int, batch_size: int) -> dict[str, list[tuple[str, float]]]:
+def profile_consumer(
+    stack: Stack, events: int, batch_size: int, *, per_event: bool = False
+) -> dict[str, list[tuple[str, float]]]:
     db = new_schema(stack, "pc")
     topic = new_topic(stack, f"pc{uuid.uuid4().hex[:8]}")
     db.execute(ct.APPLIED_DDL.format(name="bench_applied"))
     ct.produce_events(stack.bootstrap, topic, events)
     group = f"pc-{uuid.uuid4().hex[:6]}"
-    cmd = [sys.executable, "-m", "kafkaguard", "consume", "bench.handlers:registry", "--group", group]
+    registry = "bench.handlers:per_event_registry" if per_event else "bench.handlers:registry"
+    cmd = [sys.executable, "-m", "kafkaguard", "consume", registry, "--group", group]
     cmd += ["--topic", topic, "--bootstrap-servers", stack.bootstrap, "--url", db.url, "--batch-size", str(batch_size)]
     cmd += ["--log-level", "WARNING"]
     proc = subprocess.Popen(cmd, env=python_env(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    out = REPORT_DIR / f"profile-consumer-{batch_size}.txt"
+    out = REPORT_DIR / f"profile-consumer-{batch_size}{'-per-event' if per_event else ''}.txt"
     try:
         wait_until(lambda: (db.scalar("SELECT count(*) FROM bench_applied") or 0) > 0, 60, "the first event applied")
         spy = record(proc.pid, out, 600)
@@ -205,7 +208,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=500, help="the consumer's batch_size (500: its default)")
+    parser.add_argument("--per-event", action="store_true", help="the per-event handler instead of the batch one")
     args = parser.parse_args(argv)
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
     with bench_stack() as stack:
@@ -215,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
             samples = claim_ab(stack, args.rows, args.rounds)
             console.print({k: [round(x) for x in v] for k, v in samples.items()})
         else:
-            profile_consumer(stack, args.events, args.batch_size)
+            profile_consumer(stack, args.events, args.batch_size, per_event=args.per_event)
 
 
 if __name__ == "__main__":
