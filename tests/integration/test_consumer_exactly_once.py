@@ -7,6 +7,7 @@ import signal
 import time
 from pathlib import Path
 
+from kafkaguard.consumer.kafka_source import KafkaSource
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.testing.fixtures import TestDatabase, TopicFactory
 from tests.integration import consumer_app as app
@@ -111,6 +112,11 @@ def test_second_consumer_joins_and_leaves_keeps_order(
     try:
         wait_until(lambda: effects() >= 300, 60, "first consumer progressing")
         second = start_worker(kafka_bootstrap, db.server.url(), db.schema, app.registry, settings)
+        # The rest is produced once the second owns partitions: chunk mode (the default) may have
+        # applied every event already by the time the group has rebalanced.
+        source = second.worker.source
+        assert isinstance(source, KafkaSource)
+        wait_until(lambda: len(source.assignment()) > 0, 60, "the second consumer assigned partitions")
         app.produce(kafka_bootstrap, topic, events[2000:])
         wait_until(lambda: second.worker.stats["applied"] > 0, 60, "second consumer applying after the rebalance")
         second.stop()  # leaves: its partitions move back, its stored offsets committed on revoke
