@@ -158,13 +158,7 @@ def start_relay(db: BenchDb, bootstrap: str, log: Path, *, name: str, **env: str
 
 def shard_owners(db: BenchDb) -> list[int]:
     """Shards held per relay connection of ``db``'s schema (sorted counts)."""
-    with db.connect() as conn:
-        rows = conn.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted"
-            " AND classid::bigint = (hashtext('kafkaguard.relay:' || %s) & 2147483647) GROUP BY pid",
-            (db.schema,),
-        ).fetchall()
-    return sorted(int(r[0]) for r in rows)
+    return db.relay_shard_owners()
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:

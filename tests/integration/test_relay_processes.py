@@ -17,7 +17,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import psycopg
 from sqlalchemy.orm import Session
 
 from kafkaguard.db.engine import sync_engine
@@ -29,17 +28,6 @@ from kafkaguard.transports.kafka_admin import delete_topics
 from tests.integration.relay_helpers import TopicReader, scalar, wait_until
 
 KEYS, PER_KEY, PER_TX = 300, 20, 50
-
-
-def _owners(db: TestDatabase) -> list[int]:
-    """Shards held per relay connection of ``db``'s schema (sorted counts)."""
-    with psycopg.connect(db.conninfo) as conn:
-        rows = conn.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted"
-            " AND classid::bigint = (hashtext('kafkaguard.relay:' || %s) & 2147483647) GROUP BY pid",
-            (db.schema,),
-        ).fetchall()
-    return sorted(int(r[0]) for r in rows)
 
 
 def _is_split(owners: list[int], processes: int) -> bool:
@@ -94,7 +82,8 @@ def test_three_processes_relay_everything_in_key_order_and_stop_cleanly(
     relay = _start(migrated_database, kafka_bootstrap, tmp_path / "relay.log", 3)
     reader = TopicReader(kafka_bootstrap, topic)
     try:
-        wait_until(lambda: _is_split(_owners(migrated_database), 3), 120, "three relay processes sharing the shards")
+        owners = migrated_database.relay_shard_owners
+        wait_until(lambda: _is_split(owners(), 3), 120, "three relay processes sharing the shards")
         committed = _write(migrated_database, aggregate)
         wait_until(lambda: scalar(migrated_database, "SELECT count(*) FROM outbox") == 0, 120, "an empty outbox")
         total = KEYS * PER_KEY
@@ -110,7 +99,7 @@ def test_three_processes_relay_everything_in_key_order_and_stop_cleanly(
         delete_topics(kafka_bootstrap, [topic])
     assert reader.per_key_first_seen() == committed, "per-key commit order broken or an event lost"
     assert scalar(migrated_database, "SELECT count(*) FROM kafka_publisher_dead_letters") == 0
-    assert _owners(migrated_database) == [], "a child outlived the command"
+    assert migrated_database.relay_shard_owners() == [], "a child outlived the command"
 
 
 def test_a_killed_child_stops_the_command_with_an_error(
@@ -118,11 +107,12 @@ def test_a_killed_child_stops_the_command_with_an_error(
 ) -> None:
     relay = _start(migrated_database, kafka_bootstrap, tmp_path / "relay.log", 2)
     try:
-        wait_until(lambda: _is_split(_owners(migrated_database), 2), 120, "two relay processes sharing the shards")
+        owners = migrated_database.relay_shard_owners
+        wait_until(lambda: _is_split(owners(), 2), 120, "two relay processes sharing the shards")
         os.kill(_children(relay.pid)[0], signal.SIGKILL)
         assert relay.wait(90) != 0
     finally:
         if relay.poll() is None:
             relay.kill()
             relay.wait(30)
-    wait_until(lambda: _owners(migrated_database) == [], 30, "every child gone")
+    wait_until(lambda: migrated_database.relay_shard_owners() == [], 30, "every child gone")

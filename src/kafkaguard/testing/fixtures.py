@@ -87,6 +87,16 @@ class TestDatabase:
         """libpq connection string whose connections use this schema first."""
         return f"{self.server.conninfo()} options=-csearch_path={self.schema}"
 
+    def relay_shard_owners(self) -> list[int]:
+        """Outbox shards held per relay connection of this schema (sorted counts; ``[]``: no relay)."""
+        with psycopg.connect(self.conninfo) as conn:
+            rows = conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted"
+                " AND classid::bigint = (hashtext('kafkaguard.relay:' || %s) & 2147483647) GROUP BY pid",
+                (self.schema,),
+            ).fetchall()
+        return sorted(int(r[0]) for r in rows)
+
 
 @pytest.fixture
 def database(postgres: PostgresServer) -> Iterator[TestDatabase]:
