@@ -116,7 +116,7 @@ def test_second_consumer_joins_and_leaves_keeps_order(
         # applied every event already by the time the group has rebalanced.
         source = second.worker.source
         assert isinstance(source, KafkaSource)
-        wait_until(lambda: len(source.assignment()) > 0, 60, "the second consumer assigned partitions")
+        wait_until(lambda: len(source.owned()) > 0, 60, "the second consumer assigned partitions")
         app.produce(kafka_bootstrap, topic, events[2000:])
         wait_until(lambda: second.worker.stats["applied"] > 0, 60, "second consumer applying after the rebalance")
         second.stop()  # leaves: its partitions move back, its stored offsets committed on revoke

@@ -127,6 +127,8 @@ class KafkaSource:
             session_timeout_ms=int(config.get("session.timeout.ms", 45_000)),
         )
         self._ever_assigned = False
+        # What the rebalance callbacks last gave it: readable from any thread, unlike the consumer.
+        self._owned: tuple[TopicPartition, ...] = ()
         self._consumer = Consumer(config)
         self._on_revoke: RevokeCallback | None = None
         self._paused = False
@@ -135,6 +137,7 @@ class KafkaSource:
     def _assigned(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         log.info("assigned group=%s %s", self.group_id, [(p.topic, p.partition) for p in partitions])
         self._ever_assigned = True
+        self._owned = tuple((p.topic, p.partition) for p in partitions)  # eager: the whole set
         waited = self._wait.assigned(len(partitions))
         if waited is not None:
             log.info("%s", waited)
@@ -147,6 +150,7 @@ class KafkaSource:
         if self._on_revoke is not None:
             self._on_revoke([(p.topic, p.partition) for p in partitions])
         consumer.unassign()
+        self._owned = ()
         self._wait.waiting()
 
     def _lost(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
@@ -236,7 +240,17 @@ class KafkaSource:
         self._consumer.resume(self._consumer.assignment())
 
     def assignment(self) -> list[TopicPartition]:
+        """The partitions assigned now; call it from the polling thread only (see :meth:`owned`)."""
         return [(tp.topic, tp.partition) for tp in self._consumer.assignment()]
+
+    def owned(self) -> tuple[TopicPartition, ...]:
+        """The partitions the last rebalance gave this consumer, safe to read from any thread.
+
+        confluent-kafka's ``assignment()`` holds the GIL while it waits for librdkafka's group
+        thread, which during a rebalance waits for the polling thread's Python callback: called
+        from a second thread it deadlocks both.
+        """
+        return self._owned
 
     def close(self) -> None:
         try:
