@@ -204,7 +204,7 @@ class ConsumerHarness(Fixture):
             subprocess.run(cmd, check=True, capture_output=True, timeout=30)
 
 
-@pytest.fixture(params=[1, 20], ids=["per-event", "batch"])
+@pytest.fixture(params=[1, ConsumerSettings.model_fields["batch_size"].default], ids=["tx-per-event", "default-chunks"])
 def harness(
     request: pytest.FixtureRequest, kafka_bootstrap: str, topics: TopicFactory, migrated_database: TestDatabase
 ) -> Iterator[ConsumerHarness]:
