@@ -215,7 +215,8 @@ def request_auth(
     if not keys:
         env = "KAFKAGUARD_" + wanted.split(" ")[0].upper().replace(".", "__")
         raise ConfigurationError(
-            f'{prefix}_auth is "{mode.value}" (the default is "hmac") but no credential is set: set {wanted} '
+            f'{prefix}_auth is "{mode.value}"{" (the default)" if mode is HttpAuth.HMAC else ""} but no credential '
+            f"is set: set {wanted} "
             f'(environment {env}, a JSON list), or {prefix}_auth = "none" to accept unauthenticated requests'
         )
     return RequestAuth(mode, keys, replay_window)
