@@ -8,8 +8,10 @@ write is applied or nothing moves) → ``measure`` (the invariants, from both da
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -78,6 +80,8 @@ class RunContext:
         self.topic = f"outbox.event.{self.aggregate}"
         self.group = f"chaos-{self.run_id}"
         self.pub_schema, self.con_schema = f"cp_{self.run_id}", f"cc_{self.run_id}"
+        # http mode: the writer signs with it, the endpoint accepts only it (a fresh one per run).
+        self.http_secret = secrets.token_hex(32)
         self.logs = logs
         self.kafka: KafkaCluster = stack.kafka(brokers, proxied=proxied)
         self.bootstrap = stack.bootstrap(self.kafka)
@@ -131,6 +135,8 @@ class RunContext:
             "KAFKAGUARD_PUBLISH__BACKGROUND_TIMEOUT": "2",
             "KAFKAGUARD_PUBLISH__BACKGROUND_RETRY": '{"max_attempts": 3, "backoff": {"kind": "fixed", "seconds": 0.5}}',
             "KAFKAGUARD_PUBLISH__HTTP_TIMEOUT": "3",
+            "KAFKAGUARD_PUBLISH__HTTP_SECRETS": json.dumps([self.http_secret]),
+            "KAFKAGUARD_CONSUMER__HTTP_SECRETS": json.dumps([self.http_secret]),
         }
 
     def consumer_proc(self, name: str = "consumer") -> Proc:

@@ -6,6 +6,7 @@ microservices with their own databases would; kafkaguard's tables live in each s
 
 from __future__ import annotations
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,4 +22,7 @@ class DailyfeedSettings(BaseSettings):
     post_publish_mode: str = "outbox"
     comment_publish_mode: str = "outbox"
     activity_url: str = "http://127.0.0.1:8002"
+    # Shared by both services: the content service signs its http-mode requests with it, the activity
+    # service's receiving endpoint refuses (401) any request not signed with it.
+    http_secret: SecretStr | None = None
     topic_partitions: int = 3

@@ -14,7 +14,7 @@ What an application uses, all from here:
 - settings: :class:`KafkaguardSettings` (``KAFKAGUARD_*`` and a TOML file) and its parts
   (:class:`ConsumerSettings`, :class:`RelaySettings`, :class:`PublishSettings`, :class:`RestoreSettings`,
   :class:`TopicSettings`, :class:`RetryPolicy` with :class:`Fixed` / :class:`Exponential` /
-  :class:`Schedule`, :class:`ErrorClassifier`);
+  :class:`Schedule`, :class:`ErrorClassifier`, :class:`HttpAuth` for ``http`` mode's authentication);
 - builders: ``Publisher.from_settings(settings)``, ``Worker.from_settings(settings, registry)``,
   ``Relay.from_settings(settings)``, ``PublisherRestoreJob.from_settings(settings)``,
   ``ListenerRestoreJob.from_settings(settings, registry)``;
@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from kafkaguard.consumer.settings import ConsumerSettings
     from kafkaguard.db.engine import create_async_engine, create_engine
     from kafkaguard.envelope import Event
+    from kafkaguard.http_signing import HttpAuth
     from kafkaguard.interfaces.http import install_exception_handlers
     from kafkaguard.policies.backoff import Exponential, Fixed, Schedule
     from kafkaguard.policies.classify import ErrorClassifier
@@ -115,6 +116,7 @@ __all__ = [
     "Fixed",
     "HandlerContext",
     "HandlerRegistry",
+    "HttpAuth",
     "IdConflictError",
     "KafkaUnavailableError",
     "KafkaguardError",
@@ -184,6 +186,7 @@ _LAZY: dict[str, str] = {
     "receiving_router": "kafkaguard.consumer.http",
     "ConsumerSettings": "kafkaguard.consumer.settings",
     "Event": "kafkaguard.envelope",
+    "HttpAuth": "kafkaguard.http_signing",
     "install_exception_handlers": "kafkaguard.interfaces.http",
     "Exponential": "kafkaguard.policies.backoff",
     "Fixed": "kafkaguard.policies.backoff",

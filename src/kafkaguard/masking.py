@@ -7,6 +7,9 @@
   secret-looking query parameter (``?password=...``) become :data:`MASK`; user, host, port and
   database stay visible, so a report still says where a URL points;
 - a :class:`pydantic.SecretStr` / ``SecretBytes`` is always masked;
+- a key ending in ``_file`` / ``_files`` (``http_secret_files``) names where a secret is, not the
+  secret: its paths stay visible; an empty value (``""``, ``[]``) stays visible under any key, so a
+  report tells an unset secret from a set one;
 - mappings and sequences are masked element by element.
 """
 
@@ -28,8 +31,8 @@ _QUERY_SECRET = re.compile(
 
 
 def is_secret_key(key: str) -> bool:
-    """True when a setting or parameter named ``key`` holds a secret."""
-    return bool(_SECRET_KEY.search(key))
+    """True when a setting or parameter named ``key`` holds a secret (not a file naming one)."""
+    return bool(_SECRET_KEY.search(key)) and not key.endswith(("_file", "_files"))
 
 
 def mask_text(text: str) -> str:
@@ -42,7 +45,7 @@ def mask(value: Any, key: str = "") -> Any:
     """``value`` (found under ``key``) with every secret in it replaced by :data:`MASK`."""
     if isinstance(value, SecretStr | SecretBytes):
         return MASK
-    if key and is_secret_key(key) and value not in (None, "", b""):
+    if key and is_secret_key(key) and value not in (None, "", b"") and not _empty_collection(value):
         return MASK
     if isinstance(value, str):
         return mask_text(value)
@@ -51,3 +54,7 @@ def mask(value: Any, key: str = "") -> Any:
     if isinstance(value, list | tuple):
         return type(value)(mask(v, key) for v in value)
     return value
+
+
+def _empty_collection(value: Any) -> bool:
+    return isinstance(value, Mapping | list | tuple) and not value

@@ -17,10 +17,12 @@ from examples.dailyfeed.activity.models import Base as ActivityBase
 from examples.dailyfeed.config import DailyfeedSettings
 from examples.dailyfeed.content.models import Base as ContentBase
 from psycopg import sql
+from pydantic import SecretStr
 
 from kafkaguard.db import migrate
 from kafkaguard.db.engine import sync_engine
 from kafkaguard.devstack.postgres import PostgresServer
+from tests.http_auth import SECRET
 
 CONTENT_TABLES = ("posts", "comments", "content_writes", "outbox", "kafka_publisher_dead_letters")
 ACTIVITY_TABLES = ("member_activities", "kafka_inbox", "kafka_listener_dead_letters")
@@ -74,6 +76,7 @@ def dailyfeed(postgres: PostgresServer, kafka_bootstrap: str) -> Iterator[Dailyf
         content_schema=content,
         activity_schema=activity,
         activity_group=f"activity-{suffix}",
+        http_secret=SecretStr(SECRET),
     )
     yield Dailyfeed(settings, postgres)
     drop_schemas(postgres, content, activity)

@@ -16,7 +16,9 @@ from examples.dailyfeed.activity.app import create_app
 from fastapi.testclient import TestClient
 
 from kafkaguard.envelope import Event
+from kafkaguard.errors import ConfigurationError
 from tests.examples.dailyfeed_env import ACTIVITY_TABLES, Dailyfeed, column, snapshot
+from tests.http_auth import Signing
 
 RECEIVE = "/kafkaguard/events"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -25,6 +27,7 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 @pytest.fixture
 def client(dailyfeed: Dailyfeed) -> Iterator[TestClient]:
     with TestClient(create_app(dailyfeed.settings)) as c:
+        c.auth = Signing()  # signed with DAILYFEED_HTTP_SECRET, as the content service signs
         yield c
 
 
@@ -142,3 +145,19 @@ def test_receiving_endpoint_answers_503_on_a_retriable_failure_and_writes_nothin
         conn.execute("DELETE FROM members_on_hold")
     released = client.post(RECEIVE, json=activity(5, 0))
     assert (released.status_code, released.json()["status"]) == (200, "applied")
+
+
+def test_receiving_endpoint_refuses_an_unsigned_envelope_and_writes_nothing(
+    client: TestClient, dailyfeed: Dailyfeed
+) -> None:
+    before = snapshot(dailyfeed.activity, ACTIVITY_TABLES)
+    forged = client.post(RECEIVE, json=activity(5, 0), auth=None)
+    assert (forged.status_code, forged.json()) == (401, {"status": "unauthorized", "reason": "missing_signature"})
+    other_secret = client.post(RECEIVE, json=activity(5, 0), auth=Signing("another-secret-0123456789abcdef"))
+    assert (other_secret.status_code, other_secret.json()["reason"]) == (401, "bad_signature")
+    assert snapshot(dailyfeed.activity, ACTIVITY_TABLES) == before
+
+
+def test_the_activity_service_does_not_start_without_its_http_secret(dailyfeed: Dailyfeed) -> None:
+    with pytest.raises(ConfigurationError, match="DAILYFEED_HTTP_SECRET"):
+        create_app(dailyfeed.settings.model_copy(update={"http_secret": None}))

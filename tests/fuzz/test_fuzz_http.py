@@ -5,11 +5,16 @@ type, keys and payloads with NUL, lone surrogates, NaN, huge numbers) and reques
 POSTed to :func:`kafkaguard.consumer.http.receiving_router`. Property: never a 5xx (the database
 is up and nothing asks for a retriable failure), only the documented statuses, a JSON body, and
 no key, payload text or SQL in an error body (database error messages carry SQL parameters).
+
+Requests are signed (``X-Kafkaguard-Signature``) as the publisher signs them; some are sent
+unsigned, with a tampered body, a stale timestamp or arbitrary auth header values, and must be
+answered 401 with nothing stored, whatever their body.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +29,7 @@ from hypothesis import strategies as st
 
 from kafkaguard.consumer.http import receiving_router
 from kafkaguard.db.engine import sync_engine
+from kafkaguard.http_signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, HttpAuth, RequestAuth
 from kafkaguard.testing.fixtures import TestDatabase
 from tests.fuzz import app
 from tests.fuzz.profile import fuzz_settings
@@ -38,6 +44,7 @@ from tests.fuzz.strategies import (
     deep,
     wild_json,
 )
+from tests.http_auth import RECEIVER, SECRET
 
 KEY_MARK = "KEYq7mark"
 PAYLOAD_MARK = "PAYz3mark"
@@ -128,6 +135,26 @@ def _nested(depth: int) -> Any:
     return value
 
 
+SIGNER = RequestAuth(HttpAuth.HMAC, (SECRET.encode(),))
+AUTH_HEADERS = {TIMESTAMP_HEADER.lower(), SIGNATURE_HEADER.lower(), "authorization"}
+SIGNED = "signed"
+AUTH_CASES = st.sampled_from([SIGNED] * 6 + ["unsigned", "tampered", "stale", "future", "garbage"])
+
+
+def auth_headers(case: str, body: bytes, garbage: tuple[str, str]) -> dict[str, str]:
+    """The auth headers of one request: signed, or refused for the reason ``case`` names."""
+    now = time.time()
+    if case == "unsigned":
+        return {}
+    if case == "garbage":
+        return {TIMESTAMP_HEADER: garbage[0], SIGNATURE_HEADER: garbage[1]}
+    at = {"stale": now - 3600, "future": now + 3600}.get(case, now)
+    headers = SIGNER.headers(body, at)
+    if case == "tampered":  # signed over another body
+        headers = SIGNER.headers(body + b" ", at)
+    return headers
+
+
 HEADER_TEXT = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=20)
 CONTENT_TYPES = st.sampled_from(
     ["application/json"] * 6 + ["text/plain", "application/octet-stream", "", "x/y; charset=zz"]
@@ -152,7 +179,7 @@ def env(migrated_database: TestDatabase) -> Iterator[HttpEnv]:
     app.create_tables(db.conninfo)
     engine = sync_engine(db.server.url(), schema=db.schema, pool_size=2)
     api = FastAPI()
-    api.include_router(receiving_router(app.registry, engine, "fuzz-http"))
+    api.include_router(receiving_router(app.registry, engine, "fuzz-http", settings=RECEIVER))
     with TestClient(api, raise_server_exceptions=False) as client, psycopg.connect(db.conninfo, autocommit=True) as c:
         yield HttpEnv(client, c)
     engine.dispose()
@@ -160,29 +187,67 @@ def env(migrated_database: TestDatabase) -> Iterator[HttpEnv]:
 
 @fuzz_settings(quick=200, full=3000)
 # Bodies that answered 5xx or showed SQL parameters before the endpoint read the body itself.
-@example(body=b"[" * 3000 + b"]" * 3000, content_type="application/json", extra={})
-@example(body=b'{"event_id":' + b"9" * 5000 + b"}", content_type="application/json", extra={})
-@example(body=_envelope(schema_version=float("inf")), content_type="application/json", extra={})
-@example(body=_envelope(type="\ud800"), content_type="application/json", extra={})
-@example(body=_envelope(key=KEY_MARK + "\ud800"), content_type="application/json", extra={})
-@example(body=_envelope(payload={"m": PAYLOAD_MARK + "\x00"}), content_type="application/json", extra={})
-@example(body=_envelope(payload={"a": _nested(150)}), content_type="", extra={})  # deeper than the limit
+@example(body=b"[" * 3000 + b"]" * 3000, content_type="application/json", extra={}, auth=SIGNED, garbage=("", ""))
+@example(
+    body=b'{"event_id":' + b"9" * 5000 + b"}", content_type="application/json", extra={}, auth=SIGNED, garbage=("", "")
+)
+@example(
+    body=_envelope(schema_version=float("inf")),
+    content_type="application/json",
+    extra={},
+    auth=SIGNED,
+    garbage=("", ""),
+)
+@example(body=_envelope(type="\ud800"), content_type="application/json", extra={}, auth=SIGNED, garbage=("", ""))
+@example(
+    body=_envelope(key=KEY_MARK + "\ud800"), content_type="application/json", extra={}, auth=SIGNED, garbage=("", "")
+)
+@example(
+    body=_envelope(payload={"m": PAYLOAD_MARK + "\x00"}),
+    content_type="application/json",
+    extra={},
+    auth=SIGNED,
+    garbage=("", ""),
+)
+@example(
+    body=_envelope(payload={"a": _nested(150)}), content_type="", extra={}, auth=SIGNED, garbage=("", "")
+)  # deeper than the limit
+# A valid envelope, unsigned or signed over another body: refused before it is read.
+@example(body=_envelope(), content_type="application/json", extra={}, auth="unsigned", garbage=("", ""))
+@example(body=_envelope(), content_type="application/json", extra={}, auth="tampered", garbage=("", ""))
 @given(
     body=bodies(),
     content_type=CONTENT_TYPES,
     extra=st.dictionaries(
-        HEADER_TEXT.filter(lambda n: n.lower() not in {"content-length", "host"}), HEADER_TEXT, max_size=3
+        HEADER_TEXT.filter(lambda n: n.lower() not in {"content-length", "host", *AUTH_HEADERS}),
+        HEADER_TEXT,
+        max_size=3,
     ),
+    auth=AUTH_CASES,
+    garbage=st.tuples(HEADER_TEXT, HEADER_TEXT),
 )
 def test_the_receiving_endpoint_never_answers_5xx_nor_leaks(
-    env: HttpEnv, fuzz_report: FuzzReport, body: bytes, content_type: str, extra: dict[str, str]
+    env: HttpEnv,
+    fuzz_report: FuzzReport,
+    body: bytes,
+    content_type: str,
+    extra: dict[str, str],
+    auth: str,
+    garbage: tuple[str, str],
 ) -> None:
     env.reset()
-    headers = {**extra, "content-type": content_type} if content_type else extra
+    headers = {**extra, "content-type": content_type} if content_type else dict(extra)
+    headers.update(auth_headers(auth, body, garbage))
     response = env.client.post("/kafkaguard/events", content=body, headers=headers)
     fuzz_report.http_requests += 1
     fuzz_report.http_statuses[response.status_code] += 1
-    shown = f"HTTP {response.status_code} {response.text[:500]!r}"
+    shown = f"HTTP {response.status_code} {response.text[:500]!r} ({auth})"
+    if auth != SIGNED:
+        assert response.status_code == 401, shown
+        assert set(response.json()) == {"status", "reason"}, shown  # nothing of the request, never the secret
+        inbox = env.conn.execute("SELECT count(*) FROM kafka_inbox").fetchone()
+        assert inbox == (0,), f"{shown}: a refused request was stored"
+        return
     assert response.status_code < 500, shown
     assert response.status_code in STATUSES, shown
     assert isinstance(response.json(), dict), shown

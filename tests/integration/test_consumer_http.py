@@ -10,6 +10,7 @@ from kafkaguard.consumer.http import receiving_router
 from kafkaguard.db.engine import sync_engine
 from kafkaguard.envelope import Event
 from kafkaguard.testing.fixtures import TestDatabase
+from tests.http_auth import RECEIVER, Signing
 from tests.integration import consumer_app as app
 from tests.integration.consumer_helpers import scalar
 
@@ -19,8 +20,9 @@ def test_http_endpoint_answers_by_outcome(migrated_database: TestDatabase) -> No
     app.create_tables(db.conninfo)
     engine = sync_engine(db.server.url(), schema=db.schema)
     api = FastAPI()
-    api.include_router(receiving_router(app.registry, engine, "http-group"))
+    api.include_router(receiving_router(app.registry, engine, "http-group", settings=RECEIVER))
     client = TestClient(api)
+    client.auth = Signing()
     event = Event(type="test.applied", key="h1", payload={"seq": 0})
 
     first = client.post("/kafkaguard/events", json=event.to_json())

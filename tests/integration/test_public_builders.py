@@ -215,6 +215,7 @@ def test_the_http_endpoint_applies_a_typed_handler_and_refuses_a_bad_payload_wit
     from fastapi.testclient import TestClient
 
     from kafkaguard import receiving_router
+    from tests.http_auth import RECEIVER, Signing
 
     db = migrated_database
     with psycopg.connect(db.conninfo, autocommit=True) as conn:
@@ -222,8 +223,9 @@ def test_the_http_endpoint_applies_a_typed_handler_and_refuses_a_bad_payload_wit
     calls: Counter[str] = Counter()
     engine = create_engine(db.url)
     api = FastAPI()
-    api.include_router(receiving_router(registry_with_calls(calls), engine, GROUP))
+    api.include_router(receiving_router(registry_with_calls(calls), engine, GROUP, settings=RECEIVER))
     client = TestClient(api)
+    client.auth = Signing()
     good = Event(type="user.signed_up", key="user-1", payload=SignedUp(user_id=1, email="u1@x"))
     bad = Event(type="user.signed_up", key="user-2", payload={"user_id": 2})  # no email
     try:

@@ -24,6 +24,7 @@ from kafkaguard.publisher.background import BackgroundOutcome
 from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.testing.fixtures import TestDatabase
 from kafkaguard.transports.kafka_admin import delete_topics
+from tests.http_auth import SECRET
 from tests.integration.relay_helpers import TopicReader, header, scalar, wait_until
 
 
@@ -145,7 +146,12 @@ def test_http_503_handler() -> None:
 def test_http_endpoint_down_becomes_a_dead_letter(migrated_database: TestDatabase, kafka_bootstrap: str) -> None:
     url = f"http://127.0.0.1:{_free_port()}/events"  # nothing listens there
     settings = _settings(
-        kafka_bootstrap, migrated_database, default_mode="http", http_default_endpoint=url, http_retries=1
+        kafka_bootstrap,
+        migrated_database,
+        default_mode="http",
+        http_default_endpoint=url,
+        http_retries=1,
+        http_secrets=[SECRET],
     )
     publisher = Publisher(settings)
     engine = sync_engine(migrated_database.url)

@@ -18,7 +18,7 @@ PUBLIC = {
     # settings and policies
     "KafkaguardSettings", "TopicSettings", "ConsumerSettings", "RelaySettings", "RelayKind", "PublishSettings",
     "PublishMode", "RestoreSettings", "PublisherStrategy", "RetryPolicy", "Fixed", "Exponential", "Schedule",
-    "ErrorClassifier",
+    "ErrorClassifier", "HttpAuth",
     # events, publishing, relaying
     "Event", "Publisher", "PublishOutcome", "add_event", "add_event_async", "add_events", "add_events_async", "Relay",
     # consuming and restoring

@@ -347,6 +347,9 @@ def test_schema_walk() -> None:
         (SecretStr("x"), "plain", MASK),
         ({"ssl.key.password": "k", "linger.ms": 5}, "producer", {"ssl.key.password": MASK, "linger.ms": 5}),
         (["redis://:pw@h/0"], "urls", [f"redis://:{MASK}@h/0"]),
+        (["s3cret-value"], "http_secrets", MASK),
+        ([], "http_secrets", []),  # unset stays visible as unset
+        (["/run/secrets/http"], "http_secret_files", ["/run/secrets/http"]),  # where, not what
     ],
 )
 def test_masking(value: object, key: str, masked: object) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from examples.dailyfeed.activity.handlers import registry
 from examples.dailyfeed.activity.models import MemberActivity
 from examples.dailyfeed.config import DailyfeedSettings
-from kafkaguard import create_async_engine, create_engine
+from kafkaguard import ConfigurationError, ConsumerSettings, create_async_engine, create_engine
 from kafkaguard import receiving_router as kafkaguard_receiving_router
 
 RECEIVE_PATH = "/kafkaguard/events"
@@ -80,5 +80,11 @@ def parse_before(value: str) -> datetime:
 
 
 def receiving_router(settings: DailyfeedSettings, engine: Any) -> Any:
-    """kafkaguard's receiving endpoint for ``http`` mode, applying through the same handlers + inbox."""
-    return kafkaguard_receiving_router(registry, engine, settings.activity_group)
+    """kafkaguard's receiving endpoint for ``http`` mode, applying through the same handlers + inbox.
+
+    It accepts only requests signed with ``DAILYFEED_HTTP_SECRET`` (as the content service signs them).
+    """
+    if settings.http_secret is None:
+        raise ConfigurationError("set DAILYFEED_HTTP_SECRET: the receiving endpoint accepts signed requests only")
+    consumer = ConsumerSettings(http_secrets=(settings.http_secret,))
+    return kafkaguard_receiving_router(registry, engine, settings.activity_group, settings=consumer)

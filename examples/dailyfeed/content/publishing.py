@@ -36,6 +36,8 @@ def kafkaguard_settings(settings: DailyfeedSettings) -> KafkaguardSettings:
                 "comment": PublishMode(settings.comment_publish_mode),
             },
             "http_default_endpoint": settings.activity_url.rstrip("/") + RECEIVE_PATH,
+            # Signs http-mode requests; http mode without it does not start (kafkaguard names the setting).
+            "http_secrets": (settings.http_secret,) if settings.http_secret is not None else base.publish.http_secrets,
         }
     )
     topics = base.topics.model_copy(update={"partitions": settings.topic_partitions})

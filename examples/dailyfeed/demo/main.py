@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import sys
 import threading
 import time
@@ -76,6 +77,7 @@ def services(stack: DevStack, settings: DailyfeedSettings, logs: Path, ports: li
         "DAILYFEED_POST_PUBLISH_MODE": settings.post_publish_mode,
         "DAILYFEED_COMMENT_PUBLISH_MODE": settings.comment_publish_mode,
         "DAILYFEED_ACTIVITY_URL": f"http://127.0.0.1:{ports[1]}",
+        "DAILYFEED_HTTP_SECRET": secrets.token_hex(32),  # the content service signs, the activity service checks
         "KAFKAGUARD_DATABASE_URL": settings.database_url,
         "KAFKAGUARD_BOOTSTRAP_SERVERS": stack.kafka.bootstrap,
         "KAFKAGUARD_PUBLISH__DIRECT_TIMEOUT": "2",

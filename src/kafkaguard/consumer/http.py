@@ -3,6 +3,12 @@
 The event is applied through the same inbox path as the Kafka consumer (key lock, dedupe, handler,
 inbox row in one transaction). Answers, which the publisher acts on:
 
+- ``401 {"status": "unauthorized", "reason": ...}``: the request is not authenticated (see
+  :mod:`kafkaguard.http_signing`: ``consumer.http_auth``, by default an HMAC signature with one of
+  ``consumer.http_secrets``). Checked before the body is decoded: nothing is parsed, applied or
+  stored, and the body names only the reason (never a header value, a secret or the payload).
+  Without credentials in the settings the router is not created (ConfigurationError), unless
+  ``consumer.http_auth = "none"`` opts out explicitly.
 - ``200 {"status": "applied"}`` or ``200 {"status": "duplicate"}``: done (idempotent on event_id).
 - ``400`` bad envelope (not JSON, nested deeper than the payload depth limit, wrong shape, a key
   or type PostgreSQL cannot store), ``404`` unknown type, ``413`` body larger than
@@ -26,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -39,7 +46,8 @@ from kafkaguard.consumer.decisions import Outcome
 from kafkaguard.consumer.registry import HandlerRegistry
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH, DecodeError, DecodeReason, Event, too_deep
-from kafkaguard.errors import StoreUnavailableError
+from kafkaguard.errors import ConfigurationError, StoreUnavailableError
+from kafkaguard.http_signing import AUTHORIZATION_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, HttpAuth
 from kafkaguard.logtext import short
 from kafkaguard.policies.classify import qualified_name
 from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
@@ -108,8 +116,21 @@ def receiving_router(
     settings: ConsumerSettings | None = None,
     prefix: str = "/kafkaguard",
 ) -> APIRouter:
-    """A FastAPI router applying POSTed envelopes for consumer group ``group`` (see module docstring)."""
+    """A FastAPI router applying POSTed envelopes for consumer group ``group`` (see module docstring).
+
+    Raises :class:`~kafkaguard.errors.ConfigurationError` when ``settings`` authenticate requests
+    (``http_auth``, by default ``hmac``) but give no secret or token, or a secret file is unreadable.
+    """
     cs = (settings or ConsumerSettings()).model_copy(update={"group_id": group})
+    try:
+        auth = cs.http_request_auth()  # at start-up: a missing secret is a configuration error, not 401s later
+    except ConfigurationError as exc:
+        if settings is not None:
+            raise
+        hint = "; receiving_router got no settings: pass settings=KafkaguardSettings().consumer to read them"
+        raise ConfigurationError(f"{exc}{hint}") from None
+    if auth.mode is HttpAuth.NONE:
+        log.warning("http receiving endpoint for group %s accepts unauthenticated requests (http_auth none)", group)
     router = APIRouter(prefix=prefix)
 
     store = PostgresConsumerStore(engine, async_engine)  # thread-safe: a session per transaction
@@ -139,7 +160,21 @@ def receiving_router(
         },
     )
     async def receive(request: Request) -> JSONResponse:
-        parsed = parse_envelope(await request.body(), cs)
+        body = await request.body()
+        failure = auth.check(
+            body,
+            time.time(),
+            timestamp=request.headers.get(TIMESTAMP_HEADER),
+            signature=request.headers.get(SIGNATURE_HEADER),
+            authorization=request.headers.get(AUTHORIZATION_HEADER),
+        )
+        if failure is not None:
+            # Before anything reads the body: a forged event must not even become a dedupe entry.
+            client = request.client.host if request.client else "unknown"
+            log.warning("http request from %s refused: 401 %s", client, failure.value)
+            challenge = {"WWW-Authenticate": "Bearer"} if auth.mode is HttpAuth.BEARER else None
+            return JSONResponse({"status": "unauthorized", "reason": failure.value}, 401, headers=challenge)
+        parsed = parse_envelope(body, cs)
         if isinstance(parsed, JSONResponse):
             return parsed
         event = parsed

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_PAYLOAD_DEPTH
+from kafkaguard.http_signing import DEFAULT_REPLAY_WINDOW, HttpAuth, RequestAuth, request_auth
 from kafkaguard.policies.classify import ErrorClassifier
 from kafkaguard.policies.retry import RetryPolicy, in_process_policy
 
@@ -50,3 +53,38 @@ class ConsumerSettings(BaseModel):
     )
     poll_timeout: float = Field(default=0.5, gt=0, description="longest wait of one poll for messages")
     store_backoff_max: float = Field(default=10.0, gt=0, description="longest pause while PostgreSQL is down")
+
+    # The receiving endpoint of ``http`` mode (kafkaguard.consumer.http); read by receiving_router only.
+    http_auth: HttpAuth = Field(
+        default=HttpAuth.HMAC,
+        description="how the http receiving endpoint authenticates requests: hmac (X-Kafkaguard-Signature), "
+        "bearer (Authorization: Bearer), or none (explicit opt-out: anyone reaching it can apply events)",
+    )
+    http_secrets: tuple[SecretStr, ...] = Field(
+        default=(), description="hmac: accepted shared secrets (several during a rotation), at least 16 characters"
+    )
+    http_secret_files: tuple[Path, ...] = Field(
+        default=(),
+        description="hmac: files holding one secret each (mounted Kubernetes Secrets), instead of http_secrets",
+    )
+    http_tokens: tuple[SecretStr, ...] = Field(
+        default=(), description="bearer: accepted tokens (several during a rotation)"
+    )
+    http_token_files: tuple[Path, ...] = Field(
+        default=(), description="bearer: files holding one token each, instead of http_tokens"
+    )
+    http_replay_window: float = Field(
+        default=DEFAULT_REPLAY_WINDOW, gt=0, description="hmac: a signature timestamp further from now is refused"
+    )
+
+    def http_request_auth(self) -> RequestAuth:
+        """The receiving endpoint's credentials (files read now); ConfigurationError when none are set."""
+        return request_auth(
+            self.http_auth,
+            secrets=self.http_secrets,
+            secret_files=self.http_secret_files,
+            tokens=self.http_tokens,
+            token_files=self.http_token_files,
+            replay_window=self.http_replay_window,
+            prefix="consumer.http",
+        )

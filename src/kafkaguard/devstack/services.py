@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -22,7 +22,7 @@ class ServiceProcess:
 
     name: str
     argv: list[str]
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)  # database URLs with passwords, http secrets
     log: Path
     health_url: str | None = None
     pid: int | None = None

@@ -5,11 +5,17 @@ after ``http_retries`` retries) is written to ``kafka_publisher_dead_letters`` i
 transaction (source ``http``, topic = the event's Kafka topic, so a restore job can republish it);
 if that write fails, the transaction is rolled back and PublishUnavailableError is raised.
 httpx errors never leave this module.
+
+Every request is authenticated as ``publish.http_auth`` says (:mod:`kafkaguard.http_signing`): by
+default signed with the first of ``publish.http_secrets``, the timestamp taken at each attempt, so
+a retry is signed afresh. A receiver that refuses it answers 401, which dead-letters the event like
+any 4xx.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -21,6 +27,7 @@ from sqlalchemy.orm import Session
 from kafkaguard.db.columns import PublishSource
 from kafkaguard.envelope import Event
 from kafkaguard.errors import EventRejectedError, KafkaUnavailableError, PublishError
+from kafkaguard.http_signing import HttpAuth, RequestAuth
 from kafkaguard.publisher.fallback import dead_letter_or_raise, dead_letter_or_raise_async
 from kafkaguard.publisher.http_rules import Verdict, endpoint_for, retry_delay, verdict
 from kafkaguard.publisher.settings import PublishSettings
@@ -35,6 +42,11 @@ def _failure(url: str, status: int | None, detail: str, attempts: int) -> Publis
     return KafkaUnavailableError(f"{url} did not accept the event after {attempts} attempts: {detail}")
 
 
+def body_of(event: Event) -> bytes:
+    """The exact bytes POSTed (and signed) for ``event``: compact UTF-8 JSON, as httpx's ``json=`` writes it."""
+    return json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
 class HttpPublisher:
     """POST events to their endpoints with retries; fall back to a dead letter. Share one per process.
 
@@ -42,6 +54,9 @@ class HttpPublisher:
     ``delay``: seconds to wait before attempt ``n + 1`` after attempt ``n`` failed (default
     :func:`~kafkaguard.publisher.http_rules.retry_delay`: 0.2 s doubling, at most 2 s; tests pass 0).
     ``dead_letters``: where refused events go (default: the PostgreSQL table, in the caller's session).
+
+    Raises :class:`~kafkaguard.errors.ConfigurationError` when ``settings`` send events in http mode
+    and authenticate requests (``http_auth``, by default ``hmac``) but give no secret or token.
     """
 
     def __init__(
@@ -58,6 +73,8 @@ class HttpPublisher:
         self.delay = delay
         self.dead_letters: PublisherDeadLetterWriter = dead_letters or PostgresPublisherDeadLetters()
         self.for_aggregate = for_aggregate
+        # Credentials are only demanded when some rule uses http mode: every Publisher builds one of these.
+        self._auth = settings.http_request_auth() if settings.uses_http() else _credentials_if_any(settings)
         self._client = httpx.Client(timeout=settings.http_timeout, transport=transport)
         self._async_transport = async_transport
 
@@ -75,9 +92,15 @@ class HttpPublisher:
                 raise _failure(url, status, detail, attempt)
             time.sleep(self.delay(attempt))
 
+    def _request(self, event: Event) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of one attempt (signed now)."""
+        body = body_of(event)
+        return body, {"Content-Type": "application/json", **self._auth.headers(body, time.time())}
+
     def _attempt(self, url: str, event: Event) -> tuple[int | None, str]:
         try:
-            response = self._client.post(url, json=event.to_json())
+            body, headers = self._request(event)
+            response = self._client.post(url, content=body, headers=headers)
             return response.status_code, response.text[:200]
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: {exc}"
@@ -90,7 +113,8 @@ class HttpPublisher:
             while True:
                 attempt += 1
                 try:
-                    response = await client.post(url, json=event.to_json())
+                    body, headers = self._request(event)
+                    response = await client.post(url, content=body, headers=headers)
                     status, detail = response.status_code, response.text[:200]
                 except httpx.HTTPError as exc:
                     status, detail = None, f"{type(exc).__name__}: {exc}"
@@ -126,3 +150,9 @@ class HttpPublisher:
     def close(self) -> None:
         """Close the HTTP connection pool."""
         self._client.close()
+
+
+def _credentials_if_any(settings: PublishSettings) -> RequestAuth:
+    """The credentials the settings give, or none at all (no rule uses http mode, nothing is sent)."""
+    given = settings.http_secrets or settings.http_secret_files or settings.http_tokens or settings.http_token_files
+    return settings.http_request_auth() if given else RequestAuth(HttpAuth.NONE)

@@ -8,9 +8,11 @@ Mode lookup (most specific wins): ``modes_by_type['post.created']``, then
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from kafkaguard.http_signing import HttpAuth, RequestAuth, request_auth
 from kafkaguard.policies.backoff import Exponential
 from kafkaguard.policies.retry import RetryPolicy
 
@@ -54,7 +56,39 @@ class PublishSettings(BaseModel):
     http_default_endpoint: str | None = Field(default=None, description="receiving URL when http_endpoints names none")
     http_timeout: float = Field(default=5.0, gt=0, description="per-request timeout of http mode")
     http_retries: int = Field(default=2, ge=0, description="retries after the first attempt, on 5xx and I/O errors")
+    http_auth: HttpAuth = Field(
+        default=HttpAuth.HMAC,
+        description="how http mode authenticates its requests: hmac (signs with the first of http_secrets), "
+        "bearer (sends the first of http_tokens), or none (explicit opt-out)",
+    )
+    http_secrets: tuple[SecretStr, ...] = Field(
+        default=(), description="hmac: shared secrets, the first signs (the receiver may accept more)"
+    )
+    http_secret_files: tuple[Path, ...] = Field(
+        default=(),
+        description="hmac: files holding one secret each (mounted Kubernetes Secrets), instead of http_secrets",
+    )
+    http_tokens: tuple[SecretStr, ...] = Field(default=(), description="bearer: tokens, the first is sent")
+    http_token_files: tuple[Path, ...] = Field(
+        default=(), description="bearer: files holding one token each, instead of http_tokens"
+    )
 
     def mode_for(self, event_type: str, aggregate_type: str) -> PublishMode:
         """The mode for an event: by type, then by aggregate type, then the default."""
         return self.modes_by_type.get(event_type) or self.modes_by_aggregate.get(aggregate_type) or self.default_mode
+
+    def uses_http(self) -> bool:
+        """Whether any rule sends events in ``http`` mode."""
+        modes = {self.default_mode, *self.modes_by_type.values(), *self.modes_by_aggregate.values()}
+        return PublishMode.HTTP in modes
+
+    def http_request_auth(self) -> RequestAuth:
+        """http mode's credentials (files read now); ConfigurationError when none are set."""
+        return request_auth(
+            self.http_auth,
+            secrets=self.http_secrets,
+            secret_files=self.http_secret_files,
+            tokens=self.http_tokens,
+            token_files=self.http_token_files,
+            prefix="publish.http",
+        )
