@@ -17,7 +17,7 @@ import psycopg
 
 from kafkaguard.consumer import Applier, HandlerRegistry, Worker
 from kafkaguard.consumer.kafka_source import KafkaSource
-from kafkaguard.consumer.settings import ConsumerSettings
+from kafkaguard.consumer.settings import ConsumerSettings, GroupProtocol
 from kafkaguard.db.engine import sync_engine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,7 +65,16 @@ def start_worker(
 ) -> RunningWorker:
     engine = sync_engine(url, schema=schema, pool_size=2)
     applier = Applier(engine, registry, settings, stop=threading.Event(), on_dead_letter=on_dead_letter)
-    source = KafkaSource(bootstrap, settings.group_id, settings.topics, overrides={"session.timeout.ms": 10000})
+    # A 10 s session (classic) for prompt rebalances; the consumer protocol takes it from the broker.
+    classic = settings.group_protocol is GroupProtocol.CLASSIC
+    source = KafkaSource(
+        bootstrap,
+        settings.group_id,
+        settings.topics,
+        overrides={"session.timeout.ms": 10000} if classic else None,
+        instance_id=settings.instance_id,
+        group_protocol=settings.group_protocol,
+    )
     worker = Worker(source, applier)
     thread = threading.Thread(target=worker.run, name=f"worker-{settings.group_id}", daemon=True)
     thread.start()
@@ -73,14 +82,25 @@ def start_worker(
 
 
 def spawn_cli_consumer(
-    bootstrap: str, url: str, schema: str, group: str, topic: str, log: Path, *, args: Sequence[str] = ()
+    bootstrap: str,
+    url: str,
+    schema: str,
+    group: str,
+    topic: str,
+    log: Path,
+    *,
+    args: Sequence[str] = (),
+    client: dict[str, Any] | None = None,
+    env_extra: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """``python -m kafkaguard consume tests.integration.consumer_app:registry`` as its own process
-    (``args``: more command-line options)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
+    (``args``: more command-line options; ``client``: the librdkafka overrides instead of the
+    static-membership ones below; ``env_extra``: more environment, e.g. KAFKAGUARD_CONSUMER__* settings)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]), **(env_extra or {})}
     # Static membership: a restarted process takes its partitions back without waiting for the
     # dead one's session to time out (10 kills would otherwise cost 10 session timeouts).
-    env["KAFKAGUARD_CONSUMER_CLIENT"] = json.dumps({"session.timeout.ms": 6000, "group.instance.id": f"{group}-cli"})
+    default_client = {"session.timeout.ms": 6000, "group.instance.id": f"{group}-cli"}
+    env["KAFKAGUARD_CONSUMER_CLIENT"] = json.dumps(default_client if client is None else client)
     cmd = [
         sys.executable, "-m", "kafkaguard", "consume", "tests.integration.consumer_app:registry",
         "--group", group, "--topic", topic, "--bootstrap-servers", bootstrap, "--url", url, "--schema", schema,

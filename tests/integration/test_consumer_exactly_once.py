@@ -7,8 +7,10 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from kafkaguard.consumer.kafka_source import KafkaSource
-from kafkaguard.consumer.settings import ConsumerSettings
+from kafkaguard.consumer.settings import ConsumerSettings, GroupProtocol
 from kafkaguard.testing.fixtures import TestDatabase, TopicFactory
 from tests.integration import consumer_app as app
 from tests.integration.consumer_helpers import rows, scalar, spawn_cli_consumer, start_worker, wait_until
@@ -27,8 +29,9 @@ def assert_exactly_once_in_order(db: TestDatabase, group: str, n: int) -> None:
     assert bad == 0
 
 
+@pytest.mark.parametrize("protocol", list(GroupProtocol))
 def test_10000_events_5_percent_twice_applied_once(
-    kafka_bootstrap: str, topics: TopicFactory, migrated_database: TestDatabase
+    kafka_bootstrap: str, topics: TopicFactory, migrated_database: TestDatabase, protocol: GroupProtocol
 ) -> None:
     db = migrated_database
     app.create_tables(db.conninfo)
@@ -39,15 +42,15 @@ def test_10000_events_5_percent_twice_applied_once(
     assert sent == 10_500
     group = app.new_group()
     started = time.monotonic()
-    w = start_worker(
-        kafka_bootstrap, db.server.url(), db.schema, app.registry, ConsumerSettings(group_id=group, topics=(topic,))
-    )
+    settings = ConsumerSettings(group_id=group, topics=(topic,), group_protocol=protocol)
+    w = start_worker(kafka_bootstrap, db.server.url(), db.schema, app.registry, settings)
     try:
         wait_until(lambda: w.worker.stats["applied"] + w.worker.stats["duplicate"] >= sent, 150, "10,500 outcomes")
     finally:
         w.stop()
     elapsed = time.monotonic() - started
-    print(f"\n10k: {sent} messages in {elapsed:.1f} s = {sent / elapsed:.0f} msg/s; stats {dict(w.worker.stats)}")
+    rate = sent / elapsed
+    print(f"\n10k ({protocol}): {sent} messages in {elapsed:.1f} s = {rate:.0f} msg/s; stats {dict(w.worker.stats)}")
     assert w.worker.stats["duplicate"] == 500
     assert w.worker.stats["applied"] == 10_000
     assert_exactly_once_in_order(db, group, 10_000)
@@ -97,15 +100,16 @@ def test_kill_9_ten_times_still_exactly_once(
     assert scalar(db.conninfo, "SELECT count(*) FROM kafka_listener_dead_letters") == 0
 
 
+@pytest.mark.parametrize("protocol", list(GroupProtocol))
 def test_second_consumer_joins_and_leaves_keeps_order(
-    kafka_bootstrap: str, topics: TopicFactory, migrated_database: TestDatabase
+    kafka_bootstrap: str, topics: TopicFactory, migrated_database: TestDatabase, protocol: GroupProtocol
 ) -> None:
     db = migrated_database
     app.create_tables(db.conninfo)
     topic = topics("rebalance", partitions=6)
     events = app.make_events(4000, keys=60)
     group = app.new_group()
-    settings = ConsumerSettings(group_id=group, topics=(topic,))
+    settings = ConsumerSettings(group_id=group, topics=(topic,), group_protocol=protocol)
     effects = lambda: int(scalar(db.conninfo, "SELECT count(*) FROM effects"))  # noqa: E731
     first = start_worker(kafka_bootstrap, db.server.url(), db.schema, app.registry, settings)
     app.produce(kafka_bootstrap, topic, events[:2000])
@@ -117,9 +121,22 @@ def test_second_consumer_joins_and_leaves_keeps_order(
         source = second.worker.source
         assert isinstance(source, KafkaSource)
         wait_until(lambda: len(source.owned()) > 0, 60, "the second consumer assigned partitions")
+        first_source = first.worker.source
+        assert isinstance(first_source, KafkaSource)
+        # Incremental (consumer protocol) or eager, the two own disjoint sets covering all 6 partitions
+        # once the group has settled: the first gave up exactly what the second took.
+        wait_until(
+            lambda: (
+                len(first_source.owned()) + len(source.owned()) == 6
+                and not set(first_source.owned()) & set(source.owned())
+            ),
+            60,
+            "the six partitions split between the two consumers",
+        )
         app.produce(kafka_bootstrap, topic, events[2000:])
         wait_until(lambda: second.worker.stats["applied"] > 0, 60, "second consumer applying after the rebalance")
         second.stop()  # leaves: its partitions move back, its stored offsets committed on revoke
+        wait_until(lambda: len(first_source.owned()) == 6, 60, "the first consumer owning all six again")
         wait_until(lambda: effects() >= len(events), 90, "all events")
     finally:
         first.stop()

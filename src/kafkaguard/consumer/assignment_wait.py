@@ -26,7 +26,9 @@ REPORT_EVERY = 10.0
 class AssignmentWait:
     """Tracks whether a consumer of ``group`` holds partitions, and since when it has none.
 
-    ``static``: the consumer has a ``group.instance.id``; ``session_timeout_ms``: its session timeout.
+    ``static``: the consumer has a ``group.instance.id``; ``session_timeout_ms``: its session timeout,
+    named ``session_setting`` in the lines (the broker's ``group.consumer.session.timeout.ms`` under
+    the consumer group protocol, where the client has no say).
     Not thread-safe: the consumer's thread calls it (from ``poll`` and the rebalance callbacks).
     """
 
@@ -36,11 +38,13 @@ class AssignmentWait:
         *,
         static: bool,
         session_timeout_ms: int,
+        session_setting: str = "session.timeout.ms",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.group = group
         self.static = static
         self.session_timeout_ms = session_timeout_ms
+        self.session_setting = session_setting
         self._clock = clock
         self._since: float | None = clock()
         self._next_report = self._since + FIRST_REPORT_AFTER
@@ -84,11 +88,11 @@ class AssignmentWait:
             return (
                 f"{head}: the group is rebalancing (this member is static, group.instance.id: a restart takes "
                 f"its partitions back at once; another member that was killed holds its own until its session "
-                f"times out, session.timeout.ms = {session:.0f} s)"
+                f"times out, {self.session_setting} = {session:.0f} s)"
             )
         return (
             f"{head}: the group is rebalancing and Kafka waits for every member to rejoin; a member that stopped "
-            f"without leaving (killed) is waited for until its session times out (session.timeout.ms = "
+            f"without leaving (killed) is waited for until its session times out ({self.session_setting} = "
             f"{session:.0f} s). Static membership (KAFKAGUARD_CONSUMER__INSTANCE_ID) makes a restart take its "
             "partitions back at once"
         )

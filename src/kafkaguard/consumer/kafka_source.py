@@ -22,8 +22,9 @@ from confluent_kafka import TopicPartition as KafkaTP
 
 from kafkaguard.consumer.assignment_wait import AssignmentWait
 from kafkaguard.consumer.records import Record
+from kafkaguard.consumer.settings import GroupProtocol
 from kafkaguard.consumer.source import RevokeCallback, TopicPartition
-from kafkaguard.errors import ConsumerError
+from kafkaguard.errors import ConfigurationError, ConsumerError
 from kafkaguard.transports.kafka_config import consumer_config
 from kafkaguard.transports.kafka_logging import client_logging
 
@@ -97,6 +98,36 @@ def _log_commit(err: KafkaError | None, partitions: list[KafkaTP]) -> None:
         log.warning("offset commit failed (%s %s); the next commit or a redelivery covers it", err, failed)
 
 
+CLASSIC_ONLY = ("session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy", "group.protocol.type")
+"""Settings librdkafka refuses under ``group.protocol=consumer`` (the broker owns them there)."""
+
+
+def protocol_config(protocol: GroupProtocol, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``group.protocol`` setting for ``protocol``; ConfigurationError when ``overrides`` contradict it.
+
+    An override of ``group.protocol`` itself must agree with ``protocol`` (else the callbacks would
+    assume the wrong rebalance style); under ``consumer`` the :data:`CLASSIC_ONLY` settings are refused
+    here, by name, rather than by librdkafka at construction with a generic message.
+    """
+    given = dict(overrides or {})
+    if "group.protocol" in given and str(given["group.protocol"]).lower() != protocol.value:
+        raise ConfigurationError(
+            f"consumer_client sets group.protocol={given['group.protocol']} but consumer.group_protocol is "
+            f"{protocol.value}: set consumer.group_protocol (KAFKAGUARD_CONSUMER__GROUP_PROTOCOL) only"
+        )
+    if protocol is GroupProtocol.CONSUMER:
+        clashing = [k for k in CLASSIC_ONLY if k in given]
+        if clashing:
+            raise ConfigurationError(
+                f"consumer_client sets {', '.join(clashing)}, which the consumer group protocol (KIP-848) does "
+                "not accept: the broker decides these (group.consumer.session.timeout.ms, "
+                "group.consumer.heartbeat.interval.ms, group.consumer.assignors); remove them or use "
+                "consumer.group_protocol=classic"
+            )
+        return {"group.protocol": "consumer"}
+    return {}
+
+
 class KafkaSource:
     """A subscribed consumer of ``topics`` in ``group_id``; pause state survives rebalances.
 
@@ -105,6 +136,11 @@ class KafkaSource:
     it says so, and why, every few seconds (:mod:`.assignment_wait`); Kafka refusing its
     credentials before the first assignment raises :class:`~kafkaguard.errors.AuthenticationError`
     from :meth:`poll` (later, as after a credential rotation, it is logged and retried like an outage).
+
+    ``group_protocol``: ``classic`` (eager: each rebalance revokes and reassigns the whole set) or
+    ``consumer`` (KIP-848: incremental, only the partitions that move). In both, the revoke hook
+    (:meth:`set_on_revoke`) gets exactly the partitions this consumer loses, before they move, and
+    :meth:`owned` is the set it holds after the last callback.
     """
 
     def __init__(
@@ -115,18 +151,27 @@ class KafkaSource:
         *,
         overrides: Mapping[str, Any] | None = None,
         instance_id: str | None = None,
+        group_protocol: GroupProtocol = GroupProtocol.CLASSIC,
     ) -> None:
         self.group_id = group_id
+        protocol = protocol_config(GroupProtocol(group_protocol), overrides)
         # librdkafka's lines through logging, rate-limited; a refused login is fatal (see poll).
         self._client_log, logging_settings = client_logging(bootstrap, f"consumer of group {group_id}")
         static = {"group.instance.id": instance_id} if instance_id else {}
-        config = consumer_config(bootstrap, group_id, overrides, on_commit=_log_commit, **logging_settings, **static)
+        config = consumer_config(
+            bootstrap, group_id, overrides, on_commit=_log_commit, **logging_settings, **static, **protocol
+        )
         self._wait = AssignmentWait(
             group_id,
             static=bool(config.get("group.instance.id")),
+            # Both default to 45 s; under the consumer protocol the broker's setting is the one that counts.
             session_timeout_ms=int(config.get("session.timeout.ms", 45_000)),
+            session_setting="group.consumer.session.timeout.ms (broker)" if protocol else "session.timeout.ms",
         )
         self._ever_assigned = False
+        # The consumer protocol, and classic with a cooperative assignor (a consumer_client override),
+        # hand over deltas; confluent-kafka has no rebalance_protocol() to ask at callback time.
+        self._incremental = bool(protocol) or "cooperative" in str(config.get("partition.assignment.strategy", ""))
         # What the rebalance callbacks last gave it: readable from any thread, unlike the consumer.
         self._owned: tuple[TopicPartition, ...] = ()
         self._consumer = Consumer(config)
@@ -137,21 +182,34 @@ class KafkaSource:
     def _assigned(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         log.info("assigned group=%s %s", self.group_id, [(p.topic, p.partition) for p in partitions])
         self._ever_assigned = True
-        self._owned = tuple((p.topic, p.partition) for p in partitions)  # eager: the whole set
-        waited = self._wait.assigned(len(partitions))
-        if waited is not None:
-            log.info("%s", waited)
-        consumer.assign(partitions)
+        new = tuple((p.topic, p.partition) for p in partitions)
+        if self._incremental:
+            consumer.incremental_assign(partitions)
+            self._owned = self._owned + tuple(tp for tp in new if tp not in self._owned)
+        else:
+            consumer.assign(partitions)
+            self._owned = new  # eager: the whole set
         if self._paused and partitions:
             consumer.pause(partitions)  # still paused for an outage: new partitions wait too
+        waited = self._wait.assigned(len(self._owned))
+        if waited is not None:
+            log.info("%s", waited)
 
     def _revoked(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         log.info("revoked group=%s %s", self.group_id, [(p.topic, p.partition) for p in partitions])
+        gone = [(p.topic, p.partition) for p in partitions]
+        # Before they move: the worker commits what it applied from exactly these partitions.
         if self._on_revoke is not None:
-            self._on_revoke([(p.topic, p.partition) for p in partitions])
-        consumer.unassign()
-        self._owned = ()
-        self._wait.waiting()
+            self._on_revoke(gone)
+        if self._incremental:
+            if partitions:
+                consumer.incremental_unassign(partitions)
+            self._owned = tuple(tp for tp in self._owned if tp not in set(gone))
+        else:
+            consumer.unassign()
+            self._owned = ()
+        if not self._owned:
+            self._wait.waiting()
 
     def _lost(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         # Lost, not revoked: another member may own them already, so a commit would be refused.
@@ -244,7 +302,8 @@ class KafkaSource:
         return [(tp.topic, tp.partition) for tp in self._consumer.assignment()]
 
     def owned(self) -> tuple[TopicPartition, ...]:
-        """The partitions the last rebalance gave this consumer, safe to read from any thread.
+        """The partitions this consumer holds after the last rebalance callback (eager: the set it
+        was given; incremental: the additions minus the revoked or lost), safe to read from any thread.
 
         confluent-kafka's ``assignment()`` holds the GIL while it waits for librdkafka's group
         thread, which during a rebalance waits for the polling thread's Python callback: called

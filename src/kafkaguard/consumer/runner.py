@@ -63,6 +63,7 @@ def build_worker(
             cs.topics,
             overrides=settings.consumer_client,
             instance_id=cs.instance_id,
+            group_protocol=cs.group_protocol,
         )
     return Worker(source, applier, on_outcome=on_outcome)
 

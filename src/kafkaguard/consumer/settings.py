@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -10,6 +11,13 @@ from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_PAYLOAD_D
 from kafkaguard.http_signing import DEFAULT_REPLAY_WINDOW, HttpAuth, RequestAuth, request_auth
 from kafkaguard.policies.classify import ErrorClassifier
 from kafkaguard.policies.retry import RetryPolicy, in_process_policy
+
+
+class GroupProtocol(StrEnum):
+    """Kafka's consumer group protocol (``group.protocol``)."""
+
+    CLASSIC = "classic"  # client-side assignment, eager rebalances (every member stops)
+    CONSUMER = "consumer"  # KIP-848: broker-side assignment, incremental rebalances (Kafka 4.0+)
 
 
 class ConsumerSettings(BaseModel):
@@ -26,6 +34,14 @@ class ConsumerSettings(BaseModel):
         "running consumer (a second one with the same id fences the first), stable across its restarts (a "
         "StatefulSet pod name); a static member does not leave the group on shutdown, so its partitions wait "
         "for its return or its session timeout",
+    )
+    group_protocol: GroupProtocol = Field(
+        default=GroupProtocol.CLASSIC,
+        description="group.protocol: classic (client-side assignment, eager rebalances in which every member stops "
+        "reading) or consumer (KIP-848, Kafka 4.0+: the broker assigns, a rebalance moves only the partitions "
+        "that change owner; the session timeout is the broker's group.consumer.session.timeout.ms, and "
+        "session.timeout.ms, heartbeat.interval.ms, partition.assignment.strategy and group.protocol.type in "
+        "consumer_client are refused)",
     )
     retry: RetryPolicy = Field(default_factory=in_process_policy, description="in-process retries before a dead letter")
     classifier: ErrorClassifier = Field(default_factory=ErrorClassifier)

@@ -1,0 +1,82 @@
+"""How long a `kafkaguard consume` process killed with SIGKILL and restarted at once takes to apply
+its next event, per group protocol, with and without static membership (figures for
+docs/concepts/consumer.md; printed, run with ``-s``).
+
+Kafka's defaults throughout (session timeouts of 45 s: the client's ``session.timeout.ms`` for
+classic, the broker's ``group.consumer.session.timeout.ms`` for the consumer protocol): the point is
+what a deployment gets without tuning.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from kafkaguard.consumer.settings import GroupProtocol
+from kafkaguard.testing.fixtures import TestDatabase, TopicFactory
+from tests.integration import consumer_app as app
+from tests.integration.consumer_helpers import scalar, spawn_cli_consumer, wait_until
+
+pytestmark = pytest.mark.slow
+
+TRIES = 2
+BATCH = 20
+
+
+@pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
+@pytest.mark.parametrize("protocol", list(GroupProtocol))
+def test_time_from_kill_and_restart_to_next_applied_event(
+    kafka_bootstrap: str,
+    topics: TopicFactory,
+    migrated_database: TestDatabase,
+    tmp_path: Path,
+    protocol: GroupProtocol,
+    static: bool,
+) -> None:
+    db = migrated_database
+    app.create_tables(db.conninfo)
+    topic = topics(f"rejoin-{protocol}-{static}", partitions=3)
+    group = app.new_group()
+    events = app.make_events(BATCH * (TRIES + 1), keys=6)
+    env = {"KAFKAGUARD_CONSUMER__GROUP_PROTOCOL": protocol.value}
+    if static:
+        env["KAFKAGUARD_CONSUMER__INSTANCE_ID"] = f"{group}-0"
+    log = tmp_path / "consumer.log"
+    effects = lambda: int(scalar(db.conninfo, "SELECT count(*) FROM effects"))  # noqa: E731
+
+    def spawn() -> subprocess.Popen[bytes]:
+        url = db.server.url()
+        return spawn_cli_consumer(kafka_bootstrap, url, db.schema, group, topic, log, client={}, env_extra=env)
+
+    proc = spawn()
+    try:
+        app.produce(kafka_bootstrap, topic, events[:BATCH])
+        wait_until(lambda: effects() >= BATCH or proc.poll() is not None, 90, "the first consumer applying")
+        assert proc.poll() is None, log.read_text()[-3000:]
+        figures: list[float] = []
+        for i in range(1, TRIES + 1):
+            before = effects()
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            killed = time.monotonic()
+            proc = spawn()
+            app.produce(kafka_bootstrap, topic, events[BATCH * i : BATCH * (i + 1)])
+            wait_until(
+                lambda b=before, p=proc: effects() > b or p.poll() is not None, 120, "an event after the restart", 0.05
+            )
+            assert proc.poll() is None, log.read_text()[-3000:]
+            figures.append(time.monotonic() - killed)
+        wait_until(lambda: effects() >= len(events), 120, "every event")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    label = f"{protocol}{'+static' if static else ''}"
+    print(f"\nrejoin {label}: kill+restart -> next applied event: {', '.join(f'{f:.1f} s' for f in figures)}")
+    assert effects() == len(events), "no loss or duplicate across the kills"
