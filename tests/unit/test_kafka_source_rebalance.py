@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from confluent_kafka import KafkaError
 from confluent_kafka import TopicPartition as KafkaTP
 
 from kafkaguard.consumer.kafka_source import KafkaSource, protocol_config
 from kafkaguard.consumer.settings import ConsumerSettings, GroupProtocol
 from kafkaguard.consumer.source import TopicPartition
-from kafkaguard.errors import ConfigurationError
+from kafkaguard.errors import ConfigurationError, ConsumerError
 
 NOWHERE = "127.0.0.1:9"  # nothing listens: the callbacks are driven by hand, never by a broker
 
@@ -122,3 +123,25 @@ def test_under_the_consumer_protocol_the_wait_names_the_brokers_session_timeout(
 ) -> None:
     assert source_of[GroupProtocol.CONSUMER]._wait.session_setting.startswith("group.consumer.session.timeout.ms")
     assert source_of[GroupProtocol.CLASSIC]._wait.session_setting == "session.timeout.ms"
+
+
+class FatalMessage:
+    def error(self) -> KafkaError:
+        # As librdkafka 2.16 hands it over in a message: code _FATAL, the fatal flag not set.
+        return KafkaError(KafkaError._FATAL, "instance ID is still used")
+
+
+class FatalClient:
+    """What a consumer whose client hit a fatal error returns from ``consume``."""
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FatalMessage]:
+        return [FatalMessage()]
+
+
+def test_a_fatal_client_error_stops_the_worker_instead_of_polling_a_dead_client() -> None:
+    source = KafkaSource(NOWHERE, "g", ["t"], group_protocol=GroupProtocol.CONSUMER)
+    source.close()
+    source._consumer = FatalClient()  # type: ignore[assignment]
+    source._ever_assigned = True  # past the start-up login check
+    with pytest.raises(ConsumerError, match="stopped: .*instance ID is still used"):
+        source.poll(10, 0.01)

@@ -243,6 +243,12 @@ class KafkaSource:
             err = m.error()
             if err is None:
                 out.append(to_record(m))
+            elif err.fatal() or err.code() == KafkaError._FATAL:  # the message's copy has no fatal flag
+                # The client is unusable from here on: polling on would stall without a word. Seen
+                # with group.protocol=consumer and a group.instance.id: a member restarted after a
+                # kill is refused (UNRELEASED_INSTANCE_ID) while the dead one's session lasts; the
+                # process exits and its restart (by the supervisor) joins once the session has expired.
+                raise ConsumerError(f"the Kafka consumer of group {self.group_id} stopped: {err.str()}")
             elif err.code() != KafkaError._PARTITION_EOF:
                 # Transient client errors (broker down, rebalancing) are retried by librdkafka.
                 log.warning("consumer error group=%s: %s", self.group_id, err.str())
