@@ -10,6 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from kafkaguard.cli.app import run
@@ -247,3 +250,25 @@ def test_a_publisher_using_http_mode_without_credentials_does_not_start() -> Non
     seen: list[httpx.Request] = []
     _recording_publisher(opted_out, seen).deliver(Event(type="post.created", key="p1", payload={}))
     assert TIMESTAMP_HEADER not in seen[0].headers and SIGNATURE_HEADER not in seen[0].headers
+
+
+# Header values as Starlette hands them over: any latin-1 text (HTTP header bytes decoded as latin-1).
+_HEADER_VALUES = st.one_of(st.none(), st.text(st.characters(max_codepoint=0xFF), max_size=200))
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    mode=st.sampled_from([HttpAuth.HMAC, HttpAuth.BEARER]),
+    body=st.binary(max_size=200),
+    timestamp=_HEADER_VALUES,
+    signature=_HEADER_VALUES,
+    authorization=_HEADER_VALUES,
+)
+def test_check_is_total_over_arbitrary_header_values_and_refuses_forged_requests(
+    mode: HttpAuth, body: bytes, timestamp: str | None, signature: str | None, authorization: str | None
+) -> None:
+    """Whatever the headers hold, check() answers (never raises), and a request not made with a key is refused."""
+    auth = RequestAuth(mode, (NEW.encode(),))
+    assert auth.check(body, NOW, timestamp=timestamp, signature=signature, authorization=authorization) in set(
+        AuthFailure
+    )
