@@ -199,7 +199,7 @@ def run(stack: Stack, *, rows: int, rounds: int, profile: str, peer_rows: int) -
     for key, (label, _instances, _processes) in RELAYS.items():
         row(label, key)
     best = max(RELAYS, key=lambda k: med[k])
-    row("Debezium 3.4 PostgreSQL connector + Outbox Event Router (Connect standalone)", "debezium")
+    row("Debezium 3.6 PostgreSQL connector + Outbox Event Router (Connect standalone)", "debezium")
     if peer_status is None:
         row(f"faststream-outbox {peer_faststream.version()} relay (its defaults; {peer_rows:,} rows)", "peer")
     else:
