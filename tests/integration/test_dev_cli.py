@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kafkaguard.devstack import process
-from kafkaguard.testing.stacks import test_run_root
+from kafkaguard.testing.stacks import scratch_root
 
 KAFKAGUARD = [sys.executable, "-m", "kafkaguard"]
 
@@ -28,7 +28,7 @@ def run(
 
 @pytest.fixture
 def cli_run_dir() -> Iterator[Path]:
-    path = test_run_root() / f"cli-{os.getpid()}"
+    path = scratch_root() / f"cli-{os.getpid()}"
     path.mkdir(exist_ok=True)
     yield path
     run(["dev", "down", "--wipe"], path, check=False)

@@ -21,7 +21,7 @@ from kafkaguard.relay.debezium import DebeziumOptions, connector_config
 REUSE_ENV = "KAFKAGUARD_TEST_REUSE_STACK"
 
 
-def test_run_root() -> Path:
+def scratch_root() -> Path:
     """Folder for test stacks: ``<run dir>/test`` (PostgreSQL's user must be able to enter it)."""
     root = default_run_dir() / "test"
     root.mkdir(parents=True, exist_ok=True)
@@ -30,7 +30,7 @@ def test_run_root() -> Path:
 
 
 def _fresh_dir(prefix: str) -> Path:
-    path = test_run_root() / f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    path = scratch_root() / f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     path.mkdir(parents=True)
     return path
 
