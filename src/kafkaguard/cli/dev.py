@@ -16,8 +16,9 @@ from rich.table import Table
 
 from kafkaguard.cli.common import out
 from kafkaguard.cli.dev_debezium import debezium_app
-from kafkaguard.devstack.stack import DevStack, StackPorts, default_run_dir
+from kafkaguard.devstack.stack import SECURE_PORTS, DevStack, StackPorts, default_run_dir, secure_run_dir
 from kafkaguard.errors import ConfigurationError
+from kafkaguard.masking import MASK, mask_text
 from kafkaguard.settings import ENV_PREFIX
 
 dev_app = typer.Typer(help="Local Kafka (KRaft, from Maven Central) and PostgreSQL 15 for development.")
@@ -31,14 +32,29 @@ RunDir = Annotated[
 ]
 
 
-def _stack(run_dir: Path | None) -> DevStack | None:
-    return DevStack.load((run_dir or default_run_dir()).resolve())
+Secure = Annotated[
+    bool,
+    typer.Option(
+        "--secure",
+        help="The secured stack (SASL_SSL/SCRAM-SHA-512 and mTLS listeners, ACLs, PostgreSQL over TLS) "
+        "in <run dir>/secure.",
+    ),
+]
 
 
-def _require_stack(run_dir: Path | None) -> DevStack:
-    stack = _stack(run_dir)
+def _where(run_dir: Path | None, secure: bool) -> Path:
+    return secure_run_dir(run_dir) if secure else (run_dir or default_run_dir()).resolve()
+
+
+def _stack(run_dir: Path | None, secure: bool = False) -> DevStack | None:
+    return DevStack.load(_where(run_dir, secure))
+
+
+def _require_stack(run_dir: Path | None, secure: bool = False) -> DevStack:
+    stack = _stack(run_dir, secure)
     if stack is None:
-        raise ConfigurationError("no dev stack has been started here; run `kafkaguard dev up` first")
+        flag = " --secure" if secure else ""
+        raise ConfigurationError(f"no{flag} dev stack has been started here; run `kafkaguard dev up{flag}` first")
     return stack
 
 
@@ -46,34 +62,44 @@ def _require_stack(run_dir: Path | None) -> DevStack:
 def up(
     brokers: Annotated[int, typer.Option(help="1 broker, or a 3-broker KRaft cluster (RF 3, min ISR 2).")] = 1,
     kafka_port: Annotated[
-        int, typer.Option(help="First broker port; broker i uses +2i, its controller +2i+1.")
-    ] = 29092,
-    postgres_port: Annotated[int, typer.Option(help="PostgreSQL port.")] = 25432,
+        int | None,
+        typer.Option(
+            help="First broker port; broker i uses +2i, its controller +2i+1 (secured: SCRAM on +100+i) "
+            "[default: 29092; secured 39092]."
+        ),
+    ] = None,
+    postgres_port: Annotated[int | None, typer.Option(help="PostgreSQL port [default: 25432; secured 35432].")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each service to answer.")] = 120.0,
+    secure: Secure = False,
     run_dir: RunDir = None,
 ) -> None:
     """Start Kafka and PostgreSQL (installing what is missing) and wait until both answer. Idempotent."""
-    where = (run_dir or default_run_dir()).resolve()
+    defaults = SECURE_PORTS if secure else StackPorts()
+    ports = StackPorts(kafka=kafka_port or defaults.kafka, postgres=postgres_port or defaults.postgres)
     with _err.status("fetching Kafka's jars and starting the stack..."):
-        stack = DevStack.create(where, brokers=brokers, ports=StackPorts(kafka=kafka_port, postgres=postgres_port))
+        stack = DevStack.create(_where(run_dir, secure), brokers=brokers, ports=ports, secure=secure)
         stack.up(timeout=timeout)
-    _print_status(stack, as_json=False)
+    _print_status(stack, as_json=False, show_secrets=False)
 
 
 @dev_app.command("status")
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    show_secrets: Annotated[
+        bool, typer.Option("--show-secrets", help="Secured stack: show the SCRAM and database passwords.")
+    ] = False,
+    secure: Secure = False,
     run_dir: RunDir = None,
 ) -> None:
     """Print the bootstrap servers, the database URL and which processes run."""
-    stack = _stack(run_dir)
+    stack = _stack(run_dir, secure)
     if stack is None:
         if as_json:
             _out.print_json(json.dumps({"running": False}))
         else:
             _out.print("no dev stack here; start one with `kafkaguard dev up`")
         raise typer.Exit(1)
-    _print_status(stack, as_json=as_json)
+    _print_status(stack, as_json=as_json, show_secrets=show_secrets)
 
 
 def psql_url(database_url: str, schema: str | None = None) -> str:
@@ -96,25 +122,79 @@ def env_lines(info: dict[str, Any], schema: str | None = None) -> list[str]:
     return lines
 
 
+class Principal(StrEnum):
+    relay = "relay"
+    consumer = "consumer"
+    operator = "operator"
+
+
+class Mechanism(StrEnum):
+    scram = "scram"
+    mtls = "mtls"
+
+
 @dev_app.command("env")
 def env(
     schema: Annotated[str | None, typer.Option("--schema", help="Also export KAFKAGUARD_DB_SCHEMA.")] = None,
     psql: Annotated[bool, typer.Option("--psql", help="Print only the URL for psql.")] = False,
+    secure: Secure = False,
+    principal: Annotated[
+        Principal, typer.Option(help="Secured stack: whose credentials (relay, consumer, operator).")
+    ] = Principal.operator,
+    mechanism: Annotated[
+        Mechanism, typer.Option(help="Secured stack: scram (SASL_SSL, SCRAM-SHA-512) or mtls (SSL, client cert).")
+    ] = Mechanism.scram,
     run_dir: RunDir = None,
 ) -> None:
-    """Print shell `export` lines for this stack: eval "$(kafkaguard dev env)"; psql "$(kafkaguard dev env --psql)"."""
-    info = _require_stack(run_dir).status()
-    lines = [psql_url(str(info["database_url"]), schema)] if psql else env_lines(info, schema)
+    """Print shell `export` lines for this stack: eval "$(kafkaguard dev env)"; psql "$(kafkaguard dev env --psql)".
+
+    With --secure, the kafka_security settings of one principal too (its password as a file path).
+    """
+    stack = _require_stack(run_dir, secure)
+    info = stack.status()
+    if psql:
+        lines = [psql_url(str(info["database_url"]), schema)]
+    else:
+        lines = env_lines(info, schema)
+        if secure:
+            secured = secure_env_lines(info, principal.value, mechanism.value)
+            lines = [secured[0], *lines[1:-1], *secured[1:], lines[-1]]  # its listeners replace the mTLS ones
     sys.stdout.write("\n".join(lines) + "\n")
+
+
+def secure_env_lines(info: dict[str, Any], principal: str, mechanism: str) -> list[str]:
+    """``export`` lines of the ``kafka_security`` block for ``principal`` on the secured stack ``info``;
+    the bootstrap servers become that mechanism's listeners. No password: its file."""
+    who = info["principals"][principal]
+    block = "KAFKA_SECURITY__"
+    if mechanism == "scram":
+        values = {
+            "BOOTSTRAP_SERVERS": info["sasl_ssl_bootstrap_servers"],
+            f"{block}PROTOCOL": "SASL_SSL",
+            f"{block}SASL_MECHANISM": info["sasl_mechanism"],
+            f"{block}USERNAME": who["username"],
+            f"{block}PASSWORD_FILE": who["password_file"],
+            f"{block}CA_LOCATION": info["ca_file"],
+        }
+    else:
+        values = {
+            "BOOTSTRAP_SERVERS": info["ssl_bootstrap_servers"],
+            f"{block}PROTOCOL": "SSL",
+            f"{block}CA_LOCATION": info["ca_file"],
+            f"{block}CERTIFICATE_LOCATION": who["certificate_file"],
+            f"{block}KEY_LOCATION": who["key_file"],
+        }
+    return [f"export {ENV_PREFIX}{name}={shlex.quote(str(value))}" for name, value in values.items()]
 
 
 @dev_app.command("down")
 def down(
     wipe: Annotated[bool, typer.Option(help="Also delete the data and the saved state.")] = False,
+    secure: Secure = False,
     run_dir: RunDir = None,
 ) -> None:
     """Stop Kafka and PostgreSQL. Succeeds when nothing runs."""
-    stack = _stack(run_dir)
+    stack = _stack(run_dir, secure)
     if stack is None:
         _out.print("nothing to stop")
         return
@@ -134,10 +214,11 @@ class Fault(StrEnum):
 def kafka_fault(
     action: Annotated[Fault, typer.Argument(help="stop | kill (-9) | pause (SIGSTOP) | resume | restart")],
     node: Annotated[int, typer.Option(help="Node id (1-based).")] = 1,
+    secure: Secure = False,
     run_dir: RunDir = None,
 ) -> None:
     """Inject a fault into one broker; its data is kept."""
-    stack = _require_stack(run_dir)
+    stack = _require_stack(run_dir, secure)
     broker = stack.kafka.node(node)
     if action is Fault.restart:
         stack.kafka.restart(node)
@@ -156,10 +237,11 @@ def kafka_fault(
 @dev_app.command("postgres")
 def postgres_fault(
     action: Annotated[Fault, typer.Argument(help="stop | kill (-9) | restart")],
+    secure: Secure = False,
     run_dir: RunDir = None,
 ) -> None:
     """Inject a fault into PostgreSQL; its data is kept."""
-    stack = _require_stack(run_dir)
+    stack = _require_stack(run_dir, secure)
     pg = stack.postgres
     actions: dict[Fault, Callable[[], None]] = {Fault.stop: pg.stop, Fault.kill: pg.kill, Fault.restart: pg.restart}
     if action not in actions:
@@ -169,8 +251,10 @@ def postgres_fault(
     _out.print(f"postgres: {action.value}")
 
 
-def _print_status(stack: DevStack, *, as_json: bool) -> None:
+def _print_status(stack: DevStack, *, as_json: bool, show_secrets: bool) -> None:
     info = stack.status()
+    if stack.secure and not show_secrets:
+        info = _masked(info)
     if as_json:
         _out.print_json(json.dumps(info))
         return
@@ -183,3 +267,14 @@ def _print_status(stack: DevStack, *, as_json: bool) -> None:
     pg = info["postgres"]
     table.add_row("postgres", pg["address"], str(pg["pid"]), "running" if pg["running"] else "down", pg["log"])
     _out.print(table)
+    if stack.secure:
+        _out.print(f"SASL_SSL (SCRAM-SHA-512): [bold]{info['sasl_ssl_bootstrap_servers']}[/]   "
+                   f"SSL (mTLS): [bold]{info['ssl_bootstrap_servers']}[/]   CA: {info['ca_file']}")  # fmt: skip
+        _out.print("principals: " + ", ".join(info["principals"]) + " — `kafkaguard dev env --secure --principal NAME`")
+
+
+def _masked(info: dict[str, Any]) -> dict[str, Any]:
+    """A secured stack's status without its passwords (``--show-secrets`` shows them)."""
+    principals = {name: {**who, "password": MASK} for name, who in info["principals"].items()}
+    url = info["database_url"]
+    return {**info, "principals": principals, "database_url": mask_text(url) if url else url}

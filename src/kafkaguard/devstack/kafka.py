@@ -20,6 +20,7 @@ from confluent_kafka.admin import AdminClient
 from kafkaguard.devstack import process
 from kafkaguard.devstack.jars import ensure_kafka_jars
 from kafkaguard.devstack.java import java_argv, write_log4j2, write_properties
+from kafkaguard.devstack.secure import Material, ensure_acls
 from kafkaguard.errors import ConfigurationError, DevStackError
 
 _LOGGERS = {"kafka": "info", "org.apache.kafka": "warn"}
@@ -41,7 +42,8 @@ def new_cluster_id() -> str:
 class KafkaBroker:
     """One KRaft node (broker and controller) with its own folder under the run directory.
 
-    ``port`` serves clients (PLAINTEXT on 127.0.0.1); ``controller_port`` serves the quorum.
+    ``port`` serves clients (PLAINTEXT on 127.0.0.1; in a secured stack mTLS, with SCRAM over TLS
+    on ``sasl_port``, see :mod:`.secure`); ``controller_port`` serves the quorum.
     """
 
     node_id: int
@@ -55,6 +57,8 @@ class KafkaBroker:
     heap_mb: int = 512
     pid: int | None = None
     advertised_port: int | None = None  # clients are sent here (e.g. a proxy in front); default ``port``
+    secure: Material | None = None  # the secured stack's TLS/SCRAM material (:mod:`.secure`); None: plaintext
+    sasl_port: int | None = None  # secured only: the SASL_SSL listener (``port`` is then the mTLS one)
 
     @property
     def bootstrap(self) -> str:
@@ -106,6 +110,12 @@ class KafkaBroker:
             "replica.lag.time.max.ms": "10000",
             "unclean.leader.election.enable": "false",
         }
+        if self.secure is not None and self.sasl_port is not None:
+            props.update(
+                self.secure.broker_properties(
+                    ssl_port=self.port, sasl_port=self.sasl_port, controller_port=self.controller_port
+                )
+            )
         write_properties(self.properties_file, props)
         write_log4j2(self.home / "log4j2.properties", _LOGGERS)
 
@@ -117,8 +127,9 @@ class KafkaBroker:
             return
         # "--cluster-id=<id>": a base64url id starting with "-" (1 in 64) would be read as an option.
         argv = self._java(
-            "kafka.tools.StorageTool", "format", f"--cluster-id={self.cluster_id}", "-c", str(self.properties_file)
-        )
+            "kafka.tools.StorageTool", "format", f"--cluster-id={self.cluster_id}", "-c", str(self.properties_file),
+            *(self.secure.scram_arguments() if self.secure is not None else []),
+        )  # fmt: skip
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             self.log_file.write_text(result.stdout + result.stderr)
@@ -142,6 +153,8 @@ class KafkaBroker:
             return
         process.require_free_port(self.port, f"Kafka node {self.node_id}")
         process.require_free_port(self.controller_port, f"Kafka controller {self.node_id}")
+        if self.sasl_port is not None:
+            process.require_free_port(self.sasl_port, f"Kafka node {self.node_id} (SASL_SSL)")
         self._write_config()
         self._format_if_new()
         self.pid = process.spawn(self._java("kafka.Kafka", str(self.properties_file)), log=self.log_file)
@@ -150,12 +163,16 @@ class KafkaBroker:
         """Return True when this node answers a metadata request listing ``expect_brokers`` brokers."""
         if not process.port_accepts(self.port):
             return False
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 2000})
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 2000, **self.admin_config()})
         try:
             meta = admin.list_topics(timeout=2)
         except Exception:  # noqa: BLE001 - any failure means "not ready yet"
             return False
         return len(meta.brokers) >= expect_brokers
+
+    def admin_config(self) -> dict[str, str]:
+        """Client settings of the tooling's own super user on a secured node (empty when plaintext)."""
+        return self.secure.admin_client() if self.secure is not None else {}
 
     def wait_ready(self, *, timeout: float = 90.0, expect_brokers: int = 1) -> None:
         """Poll until the node answers metadata; raise StartTimeoutError naming the log."""
@@ -201,14 +218,27 @@ class KafkaCluster:
     heap_mb: int = 512
     nodes: list[KafkaBroker] = field(default_factory=list)
     advertised_ports: list[int] | None = None  # one per node: where clients are sent (a proxy's port)
+    secure: Material | None = None  # secured: ``ports`` are mTLS listeners, ``sasl_ports`` SCRAM over TLS
+    sasl_ports: list[int] | None = None
 
     def __post_init__(self) -> None:
         if len(self.ports) not in (1, 3) or len(self.controller_ports) != len(self.ports):
             raise ConfigurationError("a dev Kafka cluster has 1 or 3 brokers, each with a port and a controller port")
+        if (self.secure is None) != (self.sasl_ports is None) or len(self.sasl_ports or self.ports) != len(self.ports):
+            raise ConfigurationError("a secured dev Kafka cluster has TLS material and a SASL_SSL port per broker")
 
     @property
     def bootstrap(self) -> str:
         return ",".join(f"127.0.0.1:{p}" for p in self.ports)
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        """The SASL_SSL listeners of a secured cluster (empty when plaintext)."""
+        return ",".join(f"127.0.0.1:{p}" for p in self.sasl_ports or [])
+
+    def admin_config(self) -> dict[str, str]:
+        """Settings a client of the tooling adds to ``bootstrap`` (the super user's mTLS when secured)."""
+        return self.secure.admin_client() if self.secure is not None else {}
 
     @property
     def size(self) -> int:
@@ -231,6 +261,8 @@ class KafkaCluster:
                 heap_mb=self.heap_mb,
                 pid=(pids[i] if pids else None),
                 advertised_port=(self.advertised_ports[i] if self.advertised_ports else None),
+                secure=self.secure,
+                sasl_port=(self.sasl_ports[i] if self.sasl_ports else None),
             )
             for i, (p, cp) in enumerate(zip(self.ports, self.controller_ports, strict=True))
         ]
@@ -246,6 +278,11 @@ class KafkaCluster:
                 node.launch()
         for node in self.nodes:
             node.wait_ready(timeout=timeout, expect_brokers=self.size)
+        if self.secure is not None:
+            self._ensure_acls()
+
+    def _ensure_acls(self) -> None:
+        ensure_acls(AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 3, **self.admin_config()}))
 
     def restart(self, node_id: int, *, timeout: float = 90.0) -> None:
         """Start node ``node_id`` again with its data kept and wait until it answers."""

@@ -4,6 +4,10 @@ The server runs as an unprivileged system user (PostgreSQL refuses to run as roo
 127.0.0.1 only, authenticates TCP clients with a password generated at ``initdb`` (kept in the run
 folder, mode 0600), and has ``wal_level=logical`` so Debezium can read it later. Durability
 settings are PostgreSQL's defaults, stated explicitly: ``fsync=on``, ``synchronous_commit=on``.
+
+A server with ``tls`` (the secured stack) has ``ssl=on`` with a certificate from the stack's CA
+(SANs ``127.0.0.1`` and ``localhost``) and only ``hostssl`` lines in ``pg_hba.conf``: a TCP client
+without TLS is refused, and :meth:`PostgresServer.url` asks for ``sslmode=verify-full``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 import psycopg
 
 from kafkaguard.devstack import process
+from kafkaguard.devstack.secure import Material
 from kafkaguard.devstack.tools import require
 from kafkaguard.errors import DevStackError
 
@@ -84,6 +89,7 @@ class PostgresServer:
     home: Path
     port: int
     pid: int | None = None
+    tls: Material | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -100,12 +106,18 @@ class PostgresServer:
     def url(self, *, driver: str = "postgresql+psycopg", database: str = DATABASE) -> str:
         """Return the SQLAlchemy URL of the server's kafkaguard database (with its password)."""
         password = self.password_file.read_text().strip()
-        return f"{driver}://{SUPERUSER}:{password}@127.0.0.1:{self.port}/{database}"
+        url = f"{driver}://{SUPERUSER}:{password}@127.0.0.1:{self.port}/{database}"
+        if self.tls is not None:
+            url += f"?sslmode=verify-full&sslrootcert={self.tls.ca_file}"
+        return url
 
     def conninfo(self, database: str = DATABASE) -> str:
         """Return a libpq connection string (for psycopg)."""
         password = self.password_file.read_text().strip()
-        return f"host=127.0.0.1 port={self.port} user={SUPERUSER} password={password} dbname={database}"
+        info = f"host=127.0.0.1 port={self.port} user={SUPERUSER} password={password} dbname={database}"
+        if self.tls is not None:
+            info += f" sslmode=verify-full sslrootcert={self.tls.ca_file}"
+        return info
 
     def _marker(self) -> str:
         return str(self.data_dir)
@@ -157,7 +169,22 @@ class PostgresServer:
         )
         with (self.data_dir / "postgresql.conf").open("a") as conf:
             conf.write("\ninclude = 'kafkaguard.conf'\n")
+        if self.tls is not None:
+            self._enable_tls(self.tls)
         _chown_tree(self.data_dir, account)
+
+    def _enable_tls(self, tls: Material) -> None:
+        """``ssl=on`` with the stack CA's certificate, and TCP logins over TLS only (``hostssl``)."""
+        cred = tls.credential("postgres", server=True)
+        for source, name in ((cred.certificate, "server.crt"), (cred.key, "server.key")):
+            target = self.data_dir / name
+            target.write_bytes(source.read_bytes())
+            target.chmod(0o600)  # PostgreSQL refuses a key others can read
+        with (self.data_dir / "kafkaguard.conf").open("a") as conf:
+            conf.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
+        hba = self.data_dir / "pg_hba.conf"
+        lines = hba.read_text().splitlines()
+        hba.write_text("\n".join("hostssl" + line[4:] if line.startswith("host ") else line for line in lines) + "\n")
 
     def is_running(self) -> bool:
         """Whether the postmaster runs (adopting it when another process restarted it)."""

@@ -16,6 +16,15 @@ from typing import Any
 
 from kafkaguard.devstack.kafka import KafkaCluster, new_cluster_id
 from kafkaguard.devstack.postgres import PostgresServer
+from kafkaguard.devstack.secure import (
+    DENIED_TOPIC,
+    GROUP_PREFIX,
+    MECHANISM,
+    PRINCIPALS,
+    TOPIC_PREFIX,
+    UNREADABLE_TOPIC,
+    Material,
+)
 from kafkaguard.errors import ConfigurationError
 
 RUN_DIR_ENV = "KAFKAGUARD_RUN_DIR"
@@ -26,18 +35,36 @@ def default_run_dir() -> Path:
     return Path(os.environ.get(RUN_DIR_ENV, ".run")).resolve()
 
 
+SECURE_FOLDER = "secure"  # the secured stack's run folder, inside the plain stack's
+
+
 @dataclass(frozen=True)
 class StackPorts:
-    """Loopback ports of a stack; broker ``i`` uses ``kafka + 2i`` and its controller ``kafka + 2i + 1``."""
+    """Loopback ports of a stack; broker ``i`` uses ``kafka + 2i`` and its controller ``kafka + 2i + 1``.
+
+    A secured stack (:data:`SECURE_PORTS`: 39092 and 35432, so it runs beside the plain one) serves
+    mTLS on ``kafka + 2i`` and SCRAM over TLS on ``kafka + 100 + i`` (:meth:`sasl_ports`).
+    """
 
     kafka: int = 29092
     postgres: int = 25432
+
+    def sasl_ports(self, brokers: int) -> list[int]:
+        return [self.kafka + 100 + i for i in range(brokers)]
 
     def broker_ports(self, brokers: int) -> tuple[list[int], list[int]]:
         return (
             [self.kafka + 2 * i for i in range(brokers)],
             [self.kafka + 2 * i + 1 for i in range(brokers)],
         )
+
+
+SECURE_PORTS = StackPorts(kafka=39092, postgres=35432)
+
+
+def secure_run_dir(run_dir: Path | None = None) -> Path:
+    """Where ``dev ... --secure`` keeps its stack: ``<run dir>/secure``."""
+    return (run_dir or default_run_dir()).resolve() / SECURE_FOLDER
 
 
 class DevStack:
@@ -49,11 +76,27 @@ class DevStack:
         self.postgres = postgres
 
     @property
+    def secure(self) -> bool:
+        return self.kafka.secure is not None
+
+    def client_security(self, principal: str, mechanism: str = "scram") -> dict[str, str]:
+        """librdkafka settings (``bootstrap.servers`` included) for ``principal`` (relay, consumer,
+        operator) over ``scram`` (SASL_SSL) or ``mtls`` (SSL) on a secured stack."""
+        if self.kafka.secure is None:
+            raise ConfigurationError("this dev stack is not secured; start one with `kafkaguard dev up --secure`")
+        if principal not in PRINCIPALS:
+            raise ConfigurationError(f"principal must be one of {', '.join(PRINCIPALS)}, not {principal!r}")
+        bootstrap = self.kafka.sasl_bootstrap if mechanism == "scram" else self.kafka.bootstrap
+        return {"bootstrap.servers": bootstrap, **self.kafka.secure.client(principal, mechanism)}
+
+    @property
     def state_file(self) -> Path:
         return self.run_dir / "stack.json"
 
     @classmethod
-    def create(cls, run_dir: Path, *, brokers: int = 1, ports: StackPorts | None = None) -> DevStack:
+    def create(
+        cls, run_dir: Path, *, brokers: int = 1, ports: StackPorts | None = None, secure: bool = False
+    ) -> DevStack:
         """Describe a new stack (nothing is started); reuses the saved one when it exists."""
         if brokers not in (1, 3):
             raise ConfigurationError(f"--brokers must be 1 or 3, not {brokers}")
@@ -64,14 +107,22 @@ class DevStack:
                     f"a {existing.kafka.size}-broker stack already lives in {run_dir}; "
                     "run `kafkaguard dev down --wipe` first to change the number of brokers"
                 )
+            if existing.secure != secure:
+                raise ConfigurationError(
+                    f"a {'secured' if existing.secure else 'plaintext'} stack already lives in {run_dir}"
+                )
             return existing
-        ports = ports or StackPorts()
+        ports = ports or (SECURE_PORTS if secure else StackPorts())
         kafka_ports, controller_ports = ports.broker_ports(brokers)
+        material = _material(run_dir) if secure else None
+        if material is not None:
+            material.ensure()
         kafka = KafkaCluster(
-            home=run_dir / "kafka", ports=kafka_ports, controller_ports=controller_ports, cluster_id=new_cluster_id()
-        )
-        kafka.build(run_dir)
-        postgres = PostgresServer(home=run_dir / "postgres", port=ports.postgres)
+            home=run_dir / "kafka", ports=kafka_ports, controller_ports=controller_ports, cluster_id=new_cluster_id(),
+            secure=material, sasl_ports=ports.sasl_ports(brokers) if secure else None,
+        )  # fmt: skip
+        kafka.build(_jars_root(run_dir))
+        postgres = PostgresServer(home=run_dir / "postgres", port=ports.postgres, tls=material)
         return cls(run_dir, kafka, postgres)
 
     @classmethod
@@ -81,15 +132,18 @@ class DevStack:
         if not path.exists():
             return None
         state: dict[str, Any] = json.loads(path.read_text())
+        material = _material(run_dir) if state.get("secure") else None
         kafka = KafkaCluster(
             home=run_dir / "kafka",
             ports=list(state["kafka_ports"]),
             controller_ports=list(state["controller_ports"]),
             cluster_id=str(state["cluster_id"]),
+            secure=material,
+            sasl_ports=list(state["sasl_ports"]) if material is not None else None,
         )
-        kafka.build(run_dir, pids=list(state["kafka_pids"]))
+        kafka.build(_jars_root(run_dir), pids=list(state["kafka_pids"]))
         postgres = PostgresServer(
-            home=run_dir / "postgres", port=int(state["postgres_port"]), pid=state["postgres_pid"]
+            home=run_dir / "postgres", port=int(state["postgres_port"]), pid=state["postgres_pid"], tls=material
         )
         return cls(run_dir, kafka, postgres)
 
@@ -102,6 +156,8 @@ class DevStack:
             "kafka_pids": [n.pid for n in self.kafka.nodes],
             "postgres_port": self.postgres.port,
             "postgres_pid": self.postgres.pid,
+            "secure": self.secure,
+            "sasl_ports": self.kafka.sasl_ports,
         }
         self.state_file.write_text(json.dumps(state, indent=2) + "\n")
 
@@ -122,7 +178,7 @@ class DevStack:
         self.postgres.stop()
         self.save()
         if wipe:
-            for sub in ("kafka", "postgres"):
+            for sub in ("kafka", "postgres", "secrets"):
                 shutil.rmtree(self.run_dir / sub, ignore_errors=True)
             self.state_file.unlink(missing_ok=True)
 
@@ -152,4 +208,39 @@ class DevStack:
                 "log": str(self.postgres.log_file),
             },
             "run_dir": str(self.run_dir),
+            "secure": self.secure,
+            **(self._secure_status() if self.kafka.secure is not None else {}),
         }
+
+    def _secure_status(self) -> dict[str, Any]:
+        material = self.kafka.secure
+        assert material is not None
+        principals = {}
+        for name in PRINCIPALS:
+            cred = material.credential(name)
+            principals[name] = {
+                "username": name,
+                "password": material.password(name),
+                "password_file": str(material.password_file(name)),
+                "certificate_file": str(cred.certificate),
+                "key_file": str(cred.key),
+            }
+        return {
+            "sasl_ssl_bootstrap_servers": self.kafka.sasl_bootstrap,
+            "ssl_bootstrap_servers": self.kafka.bootstrap,
+            "sasl_mechanism": MECHANISM,
+            "ca_file": str(material.ca_file),
+            "principals": principals,
+            "acl_prefixes": {"topics": TOPIC_PREFIX, "groups": GROUP_PREFIX, "transactional_ids": GROUP_PREFIX},
+            "denied_topic": DENIED_TOPIC,
+            "unreadable_topic": UNREADABLE_TOPIC,
+        }
+
+
+def _material(run_dir: Path) -> Material:
+    return Material(run_dir / "secrets")
+
+
+def _jars_root(run_dir: Path) -> Path:
+    """The secured stack (``<run dir>/secure``) shares the plain stack's jar cache: one fetch per pom."""
+    return run_dir.parent if run_dir.name == SECURE_FOLDER else run_dir
