@@ -15,7 +15,8 @@ from kafkaguard.devstack import process
 from kafkaguard.devstack.connect import ConnectWorker, ensure_connect
 from kafkaguard.devstack.kafka import KafkaCluster
 from kafkaguard.devstack.postgres import PostgresServer
-from kafkaguard.devstack.stack import DevStack, default_run_dir
+from kafkaguard.devstack.secure import Material
+from kafkaguard.devstack.stack import DevStack, default_run_dir, secure_run_dir
 from kafkaguard.relay.debezium import DebeziumOptions, connector_config
 
 REUSE_ENV = "KAFKAGUARD_TEST_REUSE_STACK"
@@ -120,3 +121,45 @@ def session_stack() -> Iterator[tuple[str, PostgresServer]]:
             return
     with postgres_server() as pg, kafka_cluster(1) as kafka:
         yield kafka.bootstrap, pg
+
+
+@contextmanager
+def secure_stack(brokers: int = 1) -> Iterator[DevStack]:
+    """A secured stack (:mod:`kafkaguard.devstack.secure`: SCRAM over TLS and mTLS listeners, ACLs,
+    PostgreSQL over TLS only) on free ports in a folder of its own; stopped and deleted afterwards.
+
+    With ``KAFKAGUARD_TEST_REUSE_STACK=1`` and a running ``kafkaguard dev up --secure`` stack of
+    ``brokers`` nodes, that one is used instead.
+    """
+    if os.environ.get(REUSE_ENV) == "1":
+        running = DevStack.load(secure_run_dir())
+        if (
+            running is not None
+            and running.kafka.size == brokers
+            and running.kafka.running()
+            and running.postgres.is_running()
+        ):
+            yield running
+            return
+    home = _fresh_dir("secure")
+    material = Material(home / "secrets")
+    material.ensure()
+    ports = process.free_ports(3 * brokers + 1)
+    kafka = KafkaCluster(
+        home=home / "kafka",
+        ports=ports[:brokers],
+        controller_ports=ports[brokers : 2 * brokers],
+        secure=material,
+        sasl_ports=ports[2 * brokers : 3 * brokers],
+    )
+    kafka.build(default_run_dir())
+    stack = DevStack(home, kafka, PostgresServer(home=home / "postgres", port=ports[-1], tls=material))
+    failed = True
+    try:
+        stack.up(timeout=120)
+        failed = False
+        yield stack
+    finally:
+        stack.down()
+        if not failed:
+            shutil.rmtree(home, ignore_errors=True)
