@@ -17,7 +17,7 @@ whichever way it authenticates. SCRAM users are created by Kafka's own ``kafka-s
 ACLs (created idempotently with the Admin API as ``admin``), for topic prefix ``P`` (default
 ``outbox.event.``) and group prefix ``G`` (default ``kafkaguard``):
 
-- ``relay``: WRITE, CREATE, DESCRIBE on topics ``P*`` (idempotent producers need nothing more since
+- ``relay``: WRITE, CREATE, DESCRIBE, DESCRIBE_CONFIGS (it reads ``max.message.bytes``) on topics ``P*`` (idempotent producers need nothing more since
   Kafka 3.0); DENY WRITE on the topic :data:`DENIED_TOPIC`;
 - ``consumer``: READ, DESCRIBE on topics ``P*``, and WRITE, CREATE there for its ``<topic>.dlq``
   copies (Kafka ACLs have no suffix patterns); READ on groups ``G*``; WRITE, DESCRIBE on
@@ -156,7 +156,10 @@ def ensure_acls(admin: Any, *, topic_prefix: str = TOPIC_PREFIX, group_prefix: s
     prefixed, literal = ResourcePatternType.PREFIXED, ResourcePatternType.LITERAL
     topic, group, txn = ResourceType.TOPIC, ResourceType.GROUP, ResourceType.TRANSACTIONAL_ID
     rules: list[tuple[str, Any, str, Any, Any, Any]] = [
-        *[("relay", topic, topic_prefix, prefixed, op, allow) for op in ("WRITE", "CREATE", "DESCRIBE")],
+        *[
+            ("relay", topic, topic_prefix, prefixed, op, allow)
+            for op in ("WRITE", "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS")  # configs: max.message.bytes
+        ],
         ("relay", topic, DENIED_TOPIC, literal, "WRITE", deny),
         *[("consumer", topic, topic_prefix, prefixed, op, allow) for op in ("READ", "DESCRIBE", "WRITE", "CREATE")],
         ("consumer", group, group_prefix, prefixed, "READ", allow),
