@@ -17,7 +17,8 @@ whichever way it authenticates. SCRAM users are created by Kafka's own ``kafka-s
 ACLs (created idempotently with the Admin API as ``admin``), for topic prefix ``P`` (default
 ``outbox.event.``) and group prefix ``G`` (default ``kafkaguard``):
 
-- ``relay``: WRITE, CREATE, DESCRIBE, DESCRIBE_CONFIGS (it reads ``max.message.bytes``) on topics ``P*`` (idempotent producers need nothing more since
+- ``relay``: WRITE, CREATE, DESCRIBE, DESCRIBE_CONFIGS (for ``max.message.bytes``) on topics
+  ``P*`` (idempotent producers need nothing more since
   Kafka 3.0); DENY WRITE on the topic :data:`DENIED_TOPIC`;
 - ``consumer``: READ, DESCRIBE on topics ``P*``, and WRITE, CREATE there for its ``<topic>.dlq``
   copies (Kafka ACLs have no suffix patterns); READ on groups ``G*``; WRITE, DESCRIBE on
