@@ -155,7 +155,7 @@ def test_the_whole_path_over_a_secured_cluster(
             90,
             "the good events applied, one listener and one publisher dead letter",
         )
-        sql = "SELECT error_message, topic, key FROM kafka_publisher_dead_letters"
+        sql = "SELECT last_error_message, topic, key FROM kafka_publisher_dead_letters"
         ((message, dl_topic, key),) = rows(conninfo, sql)
         assert message.startswith("topic_authorization_failed:") and (dl_topic, key) == (DENIED_TOPIC, "kd"), message
         held = scalar(conninfo, "SELECT count(*) FROM outbox WHERE aggregateid = 'kd'")
