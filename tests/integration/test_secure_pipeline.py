@@ -30,6 +30,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
@@ -194,7 +195,12 @@ def test_the_whole_path_over_a_secured_cluster(
 @pytest.mark.parametrize("mechanism", ["scram", "mtls"])
 def test_a_consumer_that_may_not_read_its_topic_exits_with_one_line(secure: DevStack, mechanism: str) -> None:
     admin_topic = UNREADABLE_TOPIC
-    AdminClient(secure.client_security("operator", "mtls")).create_topics([NewTopic(admin_topic, 1, 1)])
+    admin = AdminClient(secure.client_security("operator", "mtls"))
+    for future in admin.create_topics([NewTopic(admin_topic, 1, 1)]).values():
+        try:
+            future.result(timeout=30)
+        except KafkaException as exc:
+            assert exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS, exc
     schema = f"s_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(secure.postgres.conninfo(), autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
