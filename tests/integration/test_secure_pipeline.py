@@ -200,7 +200,8 @@ def test_a_consumer_that_may_not_read_its_topic_exits_with_one_line(secure: DevS
         try:
             future.result(timeout=30)
         except KafkaException as exc:
-            assert exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS, exc
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
     schema = f"s_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(secure.postgres.conninfo(), autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
