@@ -18,7 +18,8 @@ Guarantees:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -73,7 +74,8 @@ class KafkaSecurity(BaseModel):
         default="PLAINTEXT", description="security.protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
     )
     sasl_mechanism: Mechanism | None = Field(
-        default=None, description="sasl.mechanism with a SASL_* protocol: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER"
+        default=None,
+        description="sasl.mechanism with a SASL_* protocol: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER",
     )
     username: str | None = Field(default=None, description="PLAIN/SCRAM: the SASL user (Confluent Cloud: API key)")
     password: SecretStr | None = Field(default=None, description="PLAIN/SCRAM: the SASL password (never shown)")
@@ -139,9 +141,9 @@ class KafkaSecurity(BaseModel):
         tls_set = [n for n in (*_LOCATIONS, "key_password", "key_password_file") if getattr(self, n) is not None]
         if tls_set and self.protocol not in _TLS:
             return f"{PREFIX}.{tls_set[0]} is set but protocol is {self.protocol}; use SSL or SASL_SSL"
-        if mech in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
-            if not self.username or (self.password is None and self.password_file is None):
-                return f"{PREFIX}.sasl_mechanism {mech} needs username and password (or password_file)"
+        no_password = self.password is None and self.password_file is None
+        if mech in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") and (not self.username or no_password):
+            return f"{PREFIX}.sasl_mechanism {mech} needs username and password (or password_file)"
         if mech == "OAUTHBEARER":
             oidc = self.oauth_token_endpoint_url and self.oauth_client_id
             oidc_secret = self.oauth_client_secret is not None or self.oauth_client_secret_file is not None
@@ -217,3 +219,22 @@ class KafkaSecurity(BaseModel):
         """Every secret value these settings hold (files read), for tests that grep output for them."""
         found = [self.secret(n) for n in ("password", "oauth_client_secret", "key_password")]
         return [s for s in found if s]
+
+
+ENV_PREFIX = "KAFKAGUARD_KAFKA_SECURITY__"
+
+
+def from_environ(environ: Mapping[str, str]) -> KafkaSecurity:
+    """The ``KAFKAGUARD_KAFKA_SECURITY__*`` variables of ``environ`` alone, for tools (chaos, bench,
+    examples) whose own clients must connect like kafkaguard's workers without reading every setting.
+
+    ``oauth_extensions`` is JSON, as every table in an environment variable. Raises ConfigurationError.
+    """
+    values: dict[str, Any] = {}
+    for name, text in environ.items():
+        if name.startswith(ENV_PREFIX):
+            field = name[len(ENV_PREFIX) :].lower()
+            if field not in KafkaSecurity.model_fields:
+                raise ConfigurationError(f"{name} is no setting of {PREFIX}")
+            values[field] = json.loads(text) if field == "oauth_extensions" else text
+    return KafkaSecurity(**values)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -17,6 +18,8 @@ from dataclasses import asdict, dataclass
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
 from psycopg import sql
+
+from kafkaguard.kafka_security import from_environ
 
 
 @dataclass
@@ -50,6 +53,7 @@ def topic_event_ids(bootstrap: str, topics: list[str], timeout: float = 60.0) ->
             "group.id": f"reconcile-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
+            **from_environ(os.environ).client_config(),  # TLS/SASL as the demo's workers connect
         }
     )
     ids: list[str] = []

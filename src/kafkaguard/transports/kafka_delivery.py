@@ -64,8 +64,11 @@ class DeliveryProducer:
     @classmethod
     def from_settings(cls, settings: KafkaguardSettings, *, message_timeout: float) -> DeliveryProducer:
         """The producer of the Kafka at ``settings.bootstrap_servers`` with the librdkafka overrides of
-        ``settings.producer``; ``message_timeout`` (s) is the caller's ack budget (each component has its own)."""
-        return cls(settings.bootstrap_servers, message_timeout=message_timeout, overrides=settings.producer)
+        ``settings.kafka_producer_overrides()`` (``kafka_security`` + ``producer``); ``message_timeout`` (s)
+        is the caller's ack budget (each component has its own)."""
+        return cls(
+            settings.bootstrap_servers, message_timeout=message_timeout, overrides=settings.kafka_producer_overrides()
+        )
 
     def __init__(
         self, bootstrap: str, *, message_timeout: float = 30.0, overrides: Mapping[str, Any] | None = None

@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Client settings that the admin client needs as much as the producer (TLS, SASL); nothing else is copied.
-_SHARED_PREFIXES = ("security.", "sasl.", "ssl.", "client.id")
+# Client settings that the admin client needs as much as the producer (TLS, SASL, the OAUTHBEARER
+# token callback of kafka_security); nothing else is copied.
+_SHARED_PREFIXES = ("security.", "sasl.", "ssl.", "client.id", "oauth_cb")
 
 
 def _admin_config(bootstrap: str, overrides: Mapping[str, Any] | None, client: str = "admin client") -> dict[str, Any]:
@@ -61,13 +62,13 @@ class TopicRegistry:
     def from_settings(cls, settings: KafkaguardSettings) -> TopicRegistry:
         """The registry of the Kafka at ``settings.bootstrap_servers``: topics created with
         ``settings.topics`` (partitions, replication, ``create_missing``), client security settings
-        taken from ``settings.producer``."""
+        taken from ``settings.kafka_producer_overrides()``."""
         return cls(
             settings.bootstrap_servers,
             partitions=settings.topics.partitions,
             replication=settings.topics.replication,
             create_missing=settings.topics.create_missing,
-            overrides=settings.producer,
+            overrides=settings.kafka_producer_overrides(),
         )
 
     def ensure(self, topic: str, *, timeout: float | None = None) -> None:
