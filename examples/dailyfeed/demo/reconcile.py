@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -19,7 +18,7 @@ import psycopg
 from confluent_kafka import Consumer, TopicPartition
 from psycopg import sql
 
-from kafkaguard.kafka_security import from_environ
+from kafkaguard import KafkaguardSettings
 
 
 @dataclass
@@ -53,7 +52,7 @@ def topic_event_ids(bootstrap: str, topics: list[str], timeout: float = 60.0) ->
             "group.id": f"reconcile-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
-            **from_environ(os.environ).client_config(),  # TLS/SASL as the demo's workers connect
+            **KafkaguardSettings().kafka_security.client_config(),  # TLS/SASL as the demo's workers connect
         }
     )
     ids: list[str] = []

@@ -18,7 +18,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from kafkaguard.errors import EventRejectedError, KafkaUnavailableError
-from kafkaguard.transports.kafka_errors import rejects
+from kafkaguard.transports.kafka_errors import rejection_reason, rejects
 from kafkaguard.transports.kafka_logging import client_logging
 
 if TYPE_CHECKING:
@@ -96,7 +96,10 @@ class TopicRegistry:
             return found is not None
         code = found.error.code()
         if rejects(found.error):
-            raise EventRejectedError(f"topic {topic!r} is refused: {found.error.str()}", reason=found.error.name())
+            raise EventRejectedError(
+                f"{rejection_reason(found.error)}: topic {topic!r} is refused: {found.error.str()}",
+                reason=rejection_reason(found.error),
+            )
         if code in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
             return False
         raise KafkaUnavailableError(f"topic {topic!r} is not usable now: {found.error.str()}")
@@ -113,6 +116,9 @@ class TopicRegistry:
             if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 return
             if isinstance(err, KafkaError) and rejects(err):
-                raise EventRejectedError(f"topic {topic!r} cannot be created: {err.str()}", reason=err.name()) from exc
+                reason = rejection_reason(err)
+                raise EventRejectedError(
+                    f"{reason}: topic {topic!r} cannot be created: {err.str()}", reason=reason
+                ) from exc
             raise KafkaUnavailableError(f"could not create topic {topic!r} now: {exc}") from exc
         logger.info("created topic %s (partitions=%d, replication=%d)", topic, self.partitions, self.replication)
