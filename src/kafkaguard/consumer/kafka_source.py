@@ -157,7 +157,9 @@ class KafkaSource:
         self.group_id = group_id
         protocol = protocol_config(GroupProtocol(group_protocol), overrides)
         # librdkafka's lines through logging, rate-limited; a refused login is fatal (see poll).
-        self._client_log, logging_settings = client_logging(bootstrap, f"consumer of group {group_id}")
+        self._client_log, logging_settings = client_logging(
+            bootstrap, f"consumer of group {group_id}", config=overrides
+        )
         static = {"group.instance.id": instance_id} if instance_id else {}
         config = consumer_config(
             bootstrap, group_id, overrides, on_commit=_log_commit, **logging_settings, **static, **protocol

@@ -82,7 +82,7 @@ class DeliveryProducer:
                 "message.timeout.ms": int(message_timeout * 1000),
                 "request.timeout.ms": max(1000, min(int(message_timeout * 1000), 30_000)),
                 # Through Python logging, rate-limited (not stderr: outages are expected).
-                **client_logging(bootstrap, "producer", on_error=self._on_error)[1],
+                **client_logging(bootstrap, "producer", on_error=self._on_error, config=overrides)[1],
             },
         )
         self.max_message_bytes = int(config.get("message.max.bytes", LIBRDKAFKA_MESSAGE_MAX_BYTES))

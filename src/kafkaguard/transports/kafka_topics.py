@@ -33,7 +33,7 @@ _SHARED_PREFIXES = ("security.", "sasl.", "ssl.", "client.id", "oauth_cb")
 
 def _admin_config(bootstrap: str, overrides: Mapping[str, Any] | None, client: str = "admin client") -> dict[str, Any]:
     shared = {k: v for k, v in (overrides or {}).items() if k.startswith(_SHARED_PREFIXES)}
-    return {"bootstrap.servers": bootstrap, **client_logging(bootstrap, client)[1], **shared}
+    return {"bootstrap.servers": bootstrap, **client_logging(bootstrap, client, config=shared)[1], **shared}
 
 
 class TopicRegistry:
