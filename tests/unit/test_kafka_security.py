@@ -135,7 +135,13 @@ def test_secrets_are_read_from_files_at_call_time(tmp_path: Path) -> None:
         ({"protocol": "SSL", "certificate_location": "__CA__"}, "certificate_location and key_location go together"),
         ({"protocol": "SSL", "key_location": "__CA__"}, "certificate_location and key_location go together"),
         (
-            {"protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "username": "u", "password": "p", "password_file": "__CA__"},
+            {
+                "protocol": "SASL_SSL",
+                "sasl_mechanism": "PLAIN",
+                "username": "u",
+                "password": "p",
+                "password_file": "__CA__",
+            },
             "give password or password_file, not both",
         ),
     ],

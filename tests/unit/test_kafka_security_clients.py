@@ -7,7 +7,6 @@ the test sees the exact dict each client would get; nothing connects.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -40,7 +39,7 @@ class Recorded:
 
 
 @pytest.fixture
-def made(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+def made(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     record: list[tuple[str, dict[str, Any]]] = []
     classes = {n: type(n, (Recorded,), {"made": record}) for n in ("Producer", "Consumer", "AdminClient")}
     for module, name in [
@@ -53,7 +52,7 @@ def made(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, dict[str, 
         ("kafkaguard.consumer.transactional", "Producer"),
     ]:
         monkeypatch.setattr(f"{module}.{name}", classes[name])
-    yield record
+    return record
 
 
 def _has_security(config: dict[str, Any]) -> bool:

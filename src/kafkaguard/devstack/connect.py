@@ -121,6 +121,19 @@ class ConnectWorker:
         return secured.secrets
         write_log4j2(self.home / "log4j2.properties", {"org.reflections": "error"})
 
+    def _write_connector(self, connector: dict[str, Any], secrets: dict[str, str]) -> None:
+        """Write the connector JSON with its database password as a provider reference, and the
+        secrets file (the worker's and the connector's secrets), both 0600."""
+        connector = {**connector, "config": dict(connector.get("config", {}))}
+        password = connector["config"].pop("database.password", None)
+        if password:  # the config refers to it; the secrets file holds it
+            secrets = {**secrets, "database.password": str(password)}
+            connector["config"]["database.password"] = reference(self.secrets_file, "database.password")
+        elif password is not None:
+            connector["config"]["database.password"] = password
+        _write_private(self.secrets_file, secrets_text(secrets))
+        _write_private(self.connector_file, json.dumps(connector, indent=2))
+
     def is_running(self) -> bool:
         return self.pid is not None and process.pid_matches(self.pid, self._marker())
 
@@ -129,14 +142,7 @@ class ConnectWorker:
         if self.is_running():
             return
         process.require_free_port(self.rest_port, "Kafka Connect REST")
-        secrets = self._write_worker()
-        connector = {**connector, "config": dict(connector.get("config", {}))}
-        password = connector["config"].pop("database.password", None)
-        if password is not None:  # the config refers to it; the secrets file holds it
-            secrets["database.password"] = str(password)
-            connector["config"]["database.password"] = reference(self.secrets_file, "database.password")
-        _write_private(self.secrets_file, secrets_text(secrets))
-        _write_private(self.connector_file, json.dumps(connector, indent=2))
+        self._write_connector(connector, self._write_worker())
         argv = java_argv(
             self.jars,
             "org.apache.kafka.connect.cli.ConnectStandalone",
