@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from kafkaguard.connect_security import connect_security, keystore_pem, reference, secrets_text
+from kafkaguard.connect_security import FILE_PROVIDER, connect_security, keystore_pem, reference, secrets_text
 from kafkaguard.devstack import process
 from kafkaguard.devstack.jars import ensure_jars
 from kafkaguard.devstack.java import java_argv, write_log4j2, write_properties
@@ -113,7 +113,8 @@ class ConnectWorker:
             "producer.max.in.flight.requests.per.connection": "5",
         }
         secured = connect_security(self.security, secrets_file=self.secrets_file, keystore_file=self.keystore_file)
-        props.update(secured.worker)
+        # The provider always: the connector's database password is a reference too.
+        props.update({**FILE_PROVIDER, **secured.worker})
         self.home.mkdir(parents=True, exist_ok=True)
         if secured.keystore is not None:
             _write_private(self.keystore_file, keystore_pem(*secured.keystore))
