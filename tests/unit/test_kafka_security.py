@@ -254,3 +254,19 @@ def test_no_secret_is_ever_shown(password: str, client_secret: str, key_password
         shown += "\n" + str(raised.value) + repr(raised.value)
     for value in (password, client_secret, key_password):
         assert value not in shown
+
+
+def test_config_show_json_masks_the_block(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from kafkaguard.cli.app import run
+
+    monkeypatch.setenv("KAFKAGUARD_KAFKA_SECURITY__PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("KAFKAGUARD_KAFKA_SECURITY__SASL_MECHANISM", "PLAIN")
+    monkeypatch.setenv("KAFKAGUARD_KAFKA_SECURITY__USERNAME", "api-key")
+    monkeypatch.setenv("KAFKAGUARD_KAFKA_SECURITY__PASSWORD", PASSWORD)
+    monkeypatch.setenv("KAFKAGUARD_PRODUCER", json.dumps({"sasl.password": PASSWORD + "-raw"}))
+    assert run(["config", "show", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "kafka_security.password" in out and "api-key" in out
+    assert PASSWORD not in out
+    assert run(["config", "show"]) == 0
+    assert PASSWORD not in capsys.readouterr().out
