@@ -182,7 +182,7 @@ def test_raw_overrides_win() -> None:
     assert settings.kafka_consumer_overrides()["sasl.password"] == PASSWORD
 
 
-def test_from_environ_reads_only_the_block() -> None:
+def test_from_environ_reads_only_the_block(monkeypatch: pytest.MonkeyPatch) -> None:
     environ = {
         "KAFKAGUARD_KAFKA_SECURITY__PROTOCOL": "SASL_SSL",
         "KAFKAGUARD_KAFKA_SECURITY__SASL_MECHANISM": "OAUTHBEARER",
@@ -191,6 +191,11 @@ def test_from_environ_reads_only_the_block() -> None:
         "KAFKAGUARD_" + "NOT_THIS_BLOCK": "ignored",  # built, so the strict-settings scan does not list it
     }
     assert from_environ(environ).oauth_extensions == {"a": "b"}
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX):
+            monkeypatch.setenv(name, value)
+    rows = {r.key: r.value for r in explain()[1]}
+    assert rows["kafka_security.oauth_token_callback"] == f"{__name__}:token_callback"  # a path, shown
     with pytest.raises(ConfigurationError, match=f"{ENV_PREFIX}NOPE is no setting"):
         from_environ({ENV_PREFIX + "NOPE": "x"})
 
