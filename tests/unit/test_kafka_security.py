@@ -275,3 +275,12 @@ def test_config_show_json_masks_the_block(monkeypatch: pytest.MonkeyPatch, capsy
     assert PASSWORD not in out
     assert run(["config", "show"]) == 0
     assert PASSWORD not in capsys.readouterr().out
+
+
+def test_cli_failures_redact_the_blocks_secrets_from_the_environment() -> None:
+    from kafkaguard.cli.errors import describe, secrets_of
+    from kafkaguard.errors import ConsumerError
+
+    environ = {"KAFKAGUARD_KAFKA_SECURITY__PASSWORD": PASSWORD, "KAFKAGUARD_KAFKA_SECURITY__KEY_PASSWORD": "kp-1234"}
+    failure = describe(ConsumerError(f"echoed {PASSWORD} and kp-1234"), secrets_of([], environ))
+    assert PASSWORD not in failure.message and "kp-1234" not in failure.message
