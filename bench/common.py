@@ -28,6 +28,7 @@ from rich.table import Table
 
 from kafkaguard.db import migrate
 from kafkaguard.devstack.postgres import PostgresServer
+from kafkaguard.kafka_security import from_environ
 from kafkaguard.testing import stacks
 from kafkaguard.testing.fixtures import TestDatabase
 from kafkaguard.transports.kafka_admin import ensure_topics
@@ -47,6 +48,12 @@ class Stack:
 
 
 @contextmanager
+def client_security() -> dict[str, Any]:
+    """librdkafka TLS/SASL settings from ``KAFKAGUARD_KAFKA_SECURITY__*`` (empty when unset), so the
+    benchmark's own clients connect like the workers it starts."""
+    return from_environ(os.environ).client_config()
+
+
 def bench_stack() -> Iterator[Stack]:
     """A dedicated single broker and PostgreSQL on free loopback ports, removed afterwards."""
     with stacks.postgres_server() as pg, stacks.kafka_cluster(1) as kafka:
@@ -81,7 +88,7 @@ def new_schema(stack: Stack, prefix: str = "b") -> BenchDb:
 def new_topic(stack: Stack, aggregate: str, partitions: int = 3) -> str:
     """Create ``outbox.event.<aggregate>`` (the relay's default topic for that aggregate type)."""
     topic = f"outbox.event.{aggregate}"
-    ensure_topics(stack.bootstrap, [topic], partitions=partitions, replication=1)
+    ensure_topics(stack.bootstrap, [topic], partitions=partitions, replication=1, overrides=client_security())
     return topic
 
 

@@ -41,7 +41,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from sqlalchemy import Column, MetaData, String, Table, insert
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from bench.common import BenchDb, Report, Stack, median, new_schema, new_topic
+from bench.common import BenchDb, Report, Stack, client_security, median, new_schema, new_topic
 from kafkaguard.consumer.kafka_source import KafkaSource
 from kafkaguard.consumer.records import Record
 from kafkaguard.consumer.registry import BatchContext, HandlerContext, HandlerRegistry
@@ -74,7 +74,7 @@ def bench_event(i: int, keys: int = 1000) -> Event:
 
 def produce_events(bootstrap: str, topic: str, count: int, *, keys: int = 1000) -> None:
     """Put ``count`` bench events on ``topic`` (acks=all, idempotent); raise unless all are acknowledged."""
-    producer = Producer(producer_config(bootstrap))
+    producer = Producer(producer_config(bootstrap, client_security()))
     failed: list[Any] = []
     for i in range(count):
         ev = bench_event(i, keys)
@@ -134,7 +134,7 @@ def raw_consume(db: BenchDb, bootstrap: str, topic: str, count: int, *, mode: st
     table = f"raw_{uuid.uuid4().hex[:6]}"
     db.execute(APPLIED_DDL.format(name=table))
     sql = f"INSERT INTO {table} (event_id, key, payload) VALUES (%s, %s, %s)"  # noqa: S608
-    consumer = Consumer(consumer_config(bootstrap, f"raw-{uuid.uuid4().hex[:8]}"))
+    consumer = Consumer(consumer_config(bootstrap, f"raw-{uuid.uuid4().hex[:8]}", client_security()))
     consumer.subscribe([topic])
     done = 0
     started: float | None = None
@@ -249,7 +249,9 @@ def kafkaguard_consume(
         bootstrap_servers=bootstrap, database_url=db.server.url(), db_schema=db.schema, consumer=consumer
     )
     source = _TimedSource(
-        KafkaSource(bootstrap, group, [topic], overrides=settings.consumer_client, instance_id=consumer.instance_id)
+        KafkaSource(
+            bootstrap, group, [topic], overrides=settings.kafka_consumer_overrides(), instance_id=consumer.instance_id
+        )
     )
     last = [0.0]
     seen = [0]

@@ -33,6 +33,7 @@ from bench.common import (
     BenchDb,
     Report,
     Stack,
+    client_security,
     median,
     new_schema,
     new_topic,
@@ -62,7 +63,7 @@ def producer_ceiling(stack: Stack, db: BenchDb, rows: int) -> float:
         m = to_message(OutboxRow(*r))  # the relay's exact messages
         messages.append((m.value, m.key, m.headers))
     topic = new_topic(stack, aggregate)
-    producer = Producer(producer_config(stack.bootstrap))
+    producer = Producer(producer_config(stack.bootstrap, client_security()))
     acked = [0]
     failed = [0]
 

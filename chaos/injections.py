@@ -12,11 +12,12 @@ import uuid
 
 from confluent_kafka import Consumer, Producer
 
+from chaos.security import client_security
 from kafkaguard import headers as H
 
 
 def _producer(bootstrap: str) -> Producer:
-    return Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    return Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, **client_security()})
 
 
 def duplicate_messages(
@@ -25,7 +26,8 @@ def duplicate_messages(
     """Read ``topic`` from the start and produce again every ``every``-th message (same key, value,
     headers); return how many copies were acknowledged."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"chaos-dup-{uuid.uuid4().hex[:8]}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})  # fmt: skip
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         **client_security()})  # fmt: skip
     consumer.subscribe([topic])
     producer = _producer(bootstrap)
     seen = copied = empty = 0

@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from sqlalchemy import Engine
 
 from chaos import projection
+from chaos.security import client_security
 from kafkaguard.db.engine import sync_engine
 from kafkaguard.policies.backoff import Fixed
 from kafkaguard.policies.retry import RetryPolicy
@@ -38,7 +39,7 @@ def lag(ctx: RunContext) -> int:
     """Messages of the run's topics not yet committed by its consumer group (0 for http)."""
     if ctx.mode is PublishMode.HTTP:
         return 0
-    client = Consumer({"bootstrap.servers": ctx.bootstrap, "group.id": ctx.group})
+    client = Consumer({"bootstrap.servers": ctx.bootstrap, "group.id": ctx.group, **client_security()})
     try:
         meta = client.list_topics(timeout=10)
         parts = [
@@ -63,7 +64,7 @@ def publisher_restore_job(
         settings = RestoreSettings(policy=RESTORE_POLICY, publisher_strategy=PublisherStrategy.HANDOFF,
                                    handoff_group=ctx.group)  # fmt: skip
         return PublisherRestoreJob(pub, settings, listener_engine=con), None
-    producer = DeliveryProducer(ctx.bootstrap, message_timeout=10)
+    producer = DeliveryProducer(ctx.bootstrap, message_timeout=10, overrides=client_security())
     return PublisherRestoreJob(pub, RestoreSettings(policy=RESTORE_POLICY), producer=producer), producer
 
 

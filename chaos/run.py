@@ -23,6 +23,7 @@ from chaos import projection
 from chaos.invariants import Applied, Committed, Verdict, verdict
 from chaos.profiles import Profile
 from chaos.recovery import RESTORE_POLICY, lag
+from chaos.security import client_security
 from chaos.stack import ChaosStack
 from kafkaguard.db import columns as C
 from kafkaguard.db import migrate
@@ -113,7 +114,9 @@ class RunContext:
                 for statement in ddl:
                     conn.execute(statement)
         if self.mode is not PublishMode.HTTP:
-            ensure_topics(self.bootstrap, self.topics, partitions=3, replication=self.brokers)
+            ensure_topics(
+                self.bootstrap, self.topics, partitions=3, replication=self.brokers, overrides=client_security()
+            )
 
     def _env(self, server: PostgresServer, schema: str) -> dict[str, str]:
         inherited = os.environ.get("PYTHONPATH")

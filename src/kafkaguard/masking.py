@@ -8,8 +8,9 @@
   database stay visible, so a report still says where a URL points;
 - a :class:`pydantic.SecretStr` / ``SecretBytes`` is always masked;
 - a key ending in ``_file`` / ``_files`` (``http_secret_files``) names where a secret is, not the
-  secret: its paths stay visible; an empty value (``""``, ``[]``) stays visible under any key, so a
-  report tells an unset secret from a set one;
+  secret: its paths stay visible; so does a key ending in ``_callback`` (``oauth_token_callback``:
+  the import path of the function that fetches a token, not a token); an empty value (``""``,
+  ``[]``) stays visible under any key, so a report tells an unset secret from a set one;
 - mappings and sequences are masked element by element.
 """
 
@@ -32,7 +33,7 @@ _QUERY_SECRET = re.compile(
 
 def is_secret_key(key: str) -> bool:
     """True when a setting or parameter named ``key`` holds a secret (not a file naming one)."""
-    return bool(_SECRET_KEY.search(key)) and not key.endswith(("_file", "_files"))
+    return bool(_SECRET_KEY.search(key)) and not key.endswith(("_file", "_files", "_callback"))
 
 
 def mask_text(text: str) -> str:

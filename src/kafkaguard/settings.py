@@ -5,8 +5,11 @@
     KAFKAGUARD_PUBLISH__DEFAULT_MODE=direct
     KAFKAGUARD_CONFIG=kafkaguard.toml     # a file with the same keys ([publish], [relay], ...)
 
-Arguments win over environment variables, which win over the file. Raw librdkafka settings pass
-through ``producer`` and ``consumer_client`` unchanged (and win over kafkaguard's safe defaults).
+Arguments win over environment variables, which win over the file. TLS and SASL for every Kafka
+client are one block, ``kafka_security`` (:mod:`kafkaguard.kafka_security`). Raw librdkafka settings pass
+through ``producer`` and ``consumer_client`` unchanged (and win over kafkaguard's safe defaults and
+``kafka_security``); read them merged with :meth:`KafkaguardSettings.kafka_producer_overrides` and
+:meth:`KafkaguardSettings.kafka_consumer_overrides`.
 Tables and lists given in an environment variable are JSON (``KAFKAGUARD_CONSUMER__TOPICS='["a"]'``).
 
 Strict: a ``KAFKAGUARD_*`` variable that is no setting (and not one of :data:`NON_SETTING_VARIABLES`),
@@ -33,6 +36,7 @@ from pydantic_settings import (
 
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.errors import ConfigurationError
+from kafkaguard.kafka_security import KafkaSecurity
 from kafkaguard.masking import mask
 from kafkaguard.publisher.settings import PublishSettings
 from kafkaguard.relay.settings import RelaySettings
@@ -84,6 +88,9 @@ class KafkaguardSettings(BaseSettings):
     db_schema: str | None = Field(default=None, description="schema for kafkaguard's tables (default: search_path)")
     producer: dict[str, Any] = Field(default_factory=dict, description="librdkafka producer overrides")
     consumer_client: dict[str, Any] = Field(default_factory=dict, description="librdkafka consumer overrides")
+    kafka_security: KafkaSecurity = Field(
+        default_factory=KafkaSecurity, description="TLS/SASL of every Kafka client kafkaguard creates"
+    )
     topics: TopicSettings = Field(default_factory=TopicSettings)
     publish: PublishSettings = Field(default_factory=PublishSettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
@@ -102,6 +109,15 @@ class KafkaguardSettings(BaseSettings):
             raise ConfigurationError(invalid_message(type(self), exc, arguments)) from None
         except SettingsError as exc:  # a structured value the environment checks let through
             raise ConfigurationError(f"{exc}; tables and lists in environment variables are JSON") from None
+
+    def kafka_producer_overrides(self) -> dict[str, Any]:
+        """librdkafka settings of every producer and admin client: :attr:`kafka_security`'s, then
+        ``producer``'s (raw overrides win). Secret files are read now; the dict holds secrets in clear."""
+        return {**self.kafka_security.client_config(), **self.producer}
+
+    def kafka_consumer_overrides(self) -> dict[str, Any]:
+        """librdkafka settings of every consumer: :attr:`kafka_security`'s, then ``consumer_client``'s (which win)."""
+        return {**self.kafka_security.client_config(), **self.consumer_client}
 
     @classmethod
     def settings_customise_sources(

@@ -139,7 +139,10 @@ def test_a_wrong_database_password_is_fatal_at_start(command: str, migrated_data
     assert elapsed < 30, elapsed
 
 
-@pytest.mark.parametrize(("command", "client_setting"), [("relay", "PRODUCER"), ("consume", "CONSUMER_CLIENT")])
+@pytest.mark.parametrize(
+    ("command", "client_setting"),
+    [("relay", "PRODUCER"), ("consume", "CONSUMER_CLIENT"), ("relay", "KAFKA_SECURITY"), ("consume", "KAFKA_SECURITY")],
+)
 def test_kafka_refusing_the_login_is_fatal_at_start(
     command: str, client_setting: str, migrated_database: TestDatabase, kafka_bootstrap: str
 ) -> None:
@@ -147,17 +150,18 @@ def test_kafka_refusing_the_login_is_fatal_at_start(
     _AUTHENTICATION, as for a wrong password), which must stop the worker, not be waited out."""
     sasl = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN", "sasl.username": "app",
             "sasl.password": WRONG_PASSWORD}  # fmt: skip
-    env = {
-        "KAFKAGUARD_DATABASE_URL": migrated_database.url,
-        "KAFKAGUARD_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        f"KAFKAGUARD_{client_setting}": json.dumps(sasl),
-    }
+    env = {"KAFKAGUARD_DATABASE_URL": migrated_database.url, "KAFKAGUARD_BOOTSTRAP_SERVERS": kafka_bootstrap}
+    if client_setting == "KAFKA_SECURITY":  # the settings block, not raw librdkafka keys
+        block = {"PROTOCOL": "SASL_PLAINTEXT", "SASL_MECHANISM": "PLAIN", "USERNAME": "app", "PASSWORD": WRONG_PASSWORD}
+        env.update({f"KAFKAGUARD_KAFKA_SECURITY__{k}": v for k, v in block.items()})
+    else:
+        env[f"KAFKAGUARD_{client_setting}"] = json.dumps(sasl)
     started = time.monotonic()
     proc = run(COMMANDS[command], env, timeout=60)
     line = error_line(proc, 1)
     assert line.startswith(f"error: Kafka at {kafka_bootstrap} refused the credentials (SASL"), line
-    assert line.endswith("check sasl.username / sasl.password / sasl.mechanism in the producer / consumer_client "
-                         "settings")  # fmt: skip
+    assert "on its SASL_PLAINTEXT/PLAIN listener: check kafka_security" in line, line
+    assert line.endswith("or the producer / consumer_client overrides"), line
     assert WRONG_PASSWORD not in proc.stdout + proc.stderr
     assert time.monotonic() - started < 30
 

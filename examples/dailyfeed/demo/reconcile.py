@@ -18,6 +18,8 @@ import psycopg
 from confluent_kafka import Consumer, TopicPartition
 from psycopg import sql
 
+from kafkaguard import KafkaguardSettings
+
 
 @dataclass
 class Reconciliation:
@@ -50,6 +52,7 @@ def topic_event_ids(bootstrap: str, topics: list[str], timeout: float = 60.0) ->
             "group.id": f"reconcile-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
+            **KafkaguardSettings().kafka_security.client_config(),  # TLS/SASL as the demo's workers connect
         }
     )
     ids: list[str] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from kafkaguard.cli.startup import database_target
 from kafkaguard.devstack.connect import ConnectWorker, ensure_connect
 from kafkaguard.devstack.stack import DevStack, default_run_dir
 from kafkaguard.errors import ConfigurationError
+from kafkaguard.kafka_security import from_environ
 from kafkaguard.relay.debezium import SLOT_LAG_SQL, DebeziumOptions, SlotStatus, connector_config
 
 debezium_app = typer.Typer(help="Debezium's PostgreSQL connector with the Outbox Event Router, as the relay.")
@@ -34,7 +36,9 @@ def _worker(stack: DevStack, rest_port: int) -> ConnectWorker:
     home = stack.run_dir / "connect"
     pid_file = home / "pid"
     pid = int(pid_file.read_text()) if pid_file.exists() else None
-    return ConnectWorker(home, stack.kafka.bootstrap, rest_port, jars, plugins, pid=pid)
+    # The worker's clients connect like kafkaguard's (KAFKAGUARD_KAFKA_SECURITY__*; plaintext when unset).
+    security = from_environ(os.environ)
+    return ConnectWorker(home, stack.kafka.bootstrap, rest_port, jars, plugins, pid=pid, security=security)
 
 
 def slot_status(conninfo: str, slot: str) -> SlotStatus:

@@ -101,7 +101,8 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 def secrets_of(args: Sequence[str], environ: Mapping[str, str]) -> list[str]:
-    """Passwords of the database URLs the command line (``--url``) and the environment name."""
+    """Passwords of the database URLs the command line (``--url``) and the environment name, and
+    the ``kafka_security`` secrets of the environment."""
     urls = [environ.get("KAFKAGUARD_DATABASE_URL", "")]
     for i, arg in enumerate(args):
         if arg == "--url" and i + 1 < len(args):
@@ -116,6 +117,11 @@ def secrets_of(args: Sequence[str], environ: Mapping[str, str]) -> list[str]:
             password = None
         if password:
             found.append(str(password))
+    # kafka_security's secrets given in the environment: a last line of defence if a message echoes one.
+    for field in ("PASSWORD", "OAUTH_CLIENT_SECRET", "KEY_PASSWORD"):
+        value = environ.get(f"KAFKAGUARD_KAFKA_SECURITY__{field}", "")
+        if value:
+            found.append(value)
     return found
 
 

@@ -47,12 +47,12 @@ def forward(
              extra={"transactional id": transactional_id})  # fmt: skip
     stop = threading.Event()
     on_stop_signals(stop.set, "forwarder")
-    if not preflight("forwarder", bootstrap=servers, kafka_overrides=settings.consumer_client, stop=stop):
+    if not preflight("forwarder", bootstrap=servers, kafka_overrides=settings.kafka_consumer_overrides(), stop=stop):
         return
     forwarder = TransactionalForwarder(
         servers, group, topic, transactional_id, function,
         batch_size=batch_size, classifier=settings.consumer.classifier,
-        consumer_overrides=settings.consumer_client, producer_overrides=settings.producer,
+        consumer_overrides=settings.kafka_consumer_overrides(), producer_overrides=settings.kafka_producer_overrides(),
     )  # fmt: skip
     forwarder.run(stop)
     err.print(f"forwarder stopped: {forwarder.stats}")

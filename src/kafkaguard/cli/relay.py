@@ -83,7 +83,7 @@ def relay(
     stop = threading.Event()
     on_stop_signals(stop.set, "relay")
     if not preflight("relay", bootstrap=servers, database_url=database_url, schema=db_schema,
-                     kafka_overrides=settings.producer, stop=stop):  # fmt: skip
+                     kafka_overrides=settings.kafka_producer_overrides(), stop=stop):  # fmt: skip
         return
     resolved = settings.model_copy(
         update={"database_url": database_url, "db_schema": db_schema, "bootstrap_servers": servers,

@@ -26,6 +26,7 @@ from kafkaguard.consumer.settings import GroupProtocol
 from kafkaguard.consumer.source import RevokeCallback, TopicPartition
 from kafkaguard.errors import ConfigurationError, ConsumerError
 from kafkaguard.transports.kafka_config import consumer_config
+from kafkaguard.transports.kafka_errors import READ_AUTHORIZATION_CODES, principal_hint, read_refusal
 from kafkaguard.transports.kafka_logging import client_logging
 
 log = logging.getLogger("kafkaguard.consumer.kafka")
@@ -156,7 +157,9 @@ class KafkaSource:
         self.group_id = group_id
         protocol = protocol_config(GroupProtocol(group_protocol), overrides)
         # librdkafka's lines through logging, rate-limited; a refused login is fatal (see poll).
-        self._client_log, logging_settings = client_logging(bootstrap, f"consumer of group {group_id}")
+        self._client_log, logging_settings = client_logging(
+            bootstrap, f"consumer of group {group_id}", config=overrides
+        )
         static = {"group.instance.id": instance_id} if instance_id else {}
         config = consumer_config(
             bootstrap, group_id, overrides, on_commit=_log_commit, **logging_settings, **static, **protocol
@@ -174,6 +177,8 @@ class KafkaSource:
         self._incremental = bool(protocol) or "cooperative" in str(config.get("partition.assignment.strategy", ""))
         # What the rebalance callbacks last gave it: readable from any thread, unlike the consumer.
         self._owned: tuple[TopicPartition, ...] = ()
+        self._topics = tuple(topics)
+        self._principal = principal_hint(config)
         self._consumer = Consumer(config)
         self._on_revoke: RevokeCallback | None = None
         self._paused = False
@@ -243,6 +248,9 @@ class KafkaSource:
             err = m.error()
             if err is None:
                 out.append(to_record(m))
+            elif err.code() in READ_AUTHORIZATION_CODES:
+                # Waiting does not grant an ACL: stop before anything is applied or committed.
+                raise ConsumerError(self._refused(err, m.topic()))
             elif err.fatal() or err.code() == KafkaError._FATAL:  # the message's copy has no fatal flag
                 # The client is unusable from here on: polling on would stall without a word. Seen
                 # with group.protocol=consumer and a group.instance.id: a member restarted after a
@@ -253,6 +261,11 @@ class KafkaSource:
                 # Transient client errors (broker down, rebalancing) are retried by librdkafka.
                 log.warning("consumer error group=%s: %s", self.group_id, err.str())
         return out
+
+    def _refused(self, err: KafkaError, topic: str | None) -> str:
+        return read_refusal(
+            err, group=self.group_id, topics=(topic,) if topic else self._topics, principal=self._principal
+        )
 
     def commit(self, offsets: Mapping[TopicPartition, int], *, wait: bool = True) -> None:
         """Commit ``offsets``. ``wait=False`` (the steady state) does not block: a synchronous commit
@@ -267,6 +280,9 @@ class KafkaSource:
                 return
             result = self._consumer.commit(offsets=tps, asynchronous=False)
         except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.code() in READ_AUTHORIZATION_CODES:
+                raise ConsumerError(self._refused(err, None)) from None
             raise ConsumerError(f"committing offsets failed: {exc}") from exc
         for tp in result or []:
             if tp.error is not None:

@@ -54,14 +54,14 @@ def build_worker(
     if not cs.topics and source is None:
         raise ConfigurationError("no topics to consume: pass --topic or set KAFKAGUARD_CONSUMER__TOPICS")
     store = store or _postgres_store(settings, registry)
-    copier = DlqCopier(settings.bootstrap_servers, settings.producer) if cs.dlq_topic else None
+    copier = DlqCopier(settings.bootstrap_servers, settings.kafka_producer_overrides()) if cs.dlq_topic else None
     applier = Applier(store, registry, cs, stop=threading.Event(), on_dead_letter=copier)
     if source is None:
         source = KafkaSource(
             settings.bootstrap_servers,
             cs.group_id,
             cs.topics,
-            overrides=settings.consumer_client,
+            overrides=settings.kafka_consumer_overrides(),
             instance_id=cs.instance_id,
             group_protocol=cs.group_protocol,
         )

@@ -9,18 +9,21 @@ slot keeps what it has not confirmed) — at-least-once, like kafkaguard's own r
 from __future__ import annotations
 
 import json
+import os
 import signal
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from kafkaguard.connect_security import FILE_PROVIDER, connect_security, keystore_pem, reference, secrets_text
 from kafkaguard.devstack import process
 from kafkaguard.devstack.jars import ensure_jars
 from kafkaguard.devstack.java import java_argv, write_log4j2, write_properties
 from kafkaguard.errors import DevStackError
+from kafkaguard.kafka_security import KafkaSecurity
 
 
 def ensure_connect(run_dir: Path) -> tuple[Path, Path]:
@@ -39,6 +42,15 @@ def ensure_connect(run_dir: Path) -> tuple[Path, Path]:
     return jars, plugins
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (0600 from creation, never world-readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    path.chmod(0o600)
+
+
 @dataclass
 class ConnectWorker:
     """One Connect standalone worker running one connector, with its REST API on ``rest_port``."""
@@ -50,6 +62,8 @@ class ConnectWorker:
     plugins: Path
     heap_mb: int = 512
     pid: int | None = None
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    """TLS/SASL of the worker's clients (:mod:`kafkaguard.connect_security`); default plaintext."""
 
     @property
     def log_file(self) -> Path:
@@ -58,6 +72,15 @@ class ConnectWorker:
     @property
     def worker_file(self) -> Path:
         return self.home / "worker.properties"
+
+    @property
+    def secrets_file(self) -> Path:
+        """Secrets the worker and connector configs refer to (FileConfigProvider); mode 0600."""
+        return self.home / "secrets.properties"
+
+    @property
+    def keystore_file(self) -> Path:
+        return self.home / "keystore.pem"
 
     @property
     def connector_file(self) -> Path:
@@ -70,7 +93,7 @@ class ConnectWorker:
     def _marker(self) -> str:
         return str(self.worker_file)
 
-    def _write_worker(self) -> None:
+    def _write_worker(self) -> dict[str, str]:
         props = {
             "bootstrap.servers": self.bootstrap,
             "listeners": self.rest,
@@ -89,9 +112,28 @@ class ConnectWorker:
             "producer.acks": "all",
             "producer.max.in.flight.requests.per.connection": "5",
         }
+        secured = connect_security(self.security, secrets_file=self.secrets_file, keystore_file=self.keystore_file)
+        # The provider always: the connector's database password is a reference too.
+        props.update({**FILE_PROVIDER, **secured.worker})
         self.home.mkdir(parents=True, exist_ok=True)
+        if secured.keystore is not None:
+            _write_private(self.keystore_file, keystore_pem(*secured.keystore))
         write_properties(self.worker_file, props)
+        return secured.secrets
         write_log4j2(self.home / "log4j2.properties", {"org.reflections": "error"})
+
+    def _write_connector(self, connector: dict[str, Any], secrets: dict[str, str]) -> None:
+        """Write the connector JSON with its database password as a provider reference, and the
+        secrets file (the worker's and the connector's secrets), both 0600."""
+        connector = {**connector, "config": dict(connector.get("config", {}))}
+        password = connector["config"].pop("database.password", None)
+        if password:  # the config refers to it; the secrets file holds it
+            secrets = {**secrets, "database.password": str(password)}
+            connector["config"]["database.password"] = reference(self.secrets_file, "database.password")
+        elif password is not None:
+            connector["config"]["database.password"] = password
+        _write_private(self.secrets_file, secrets_text(secrets))
+        _write_private(self.connector_file, json.dumps(connector, indent=2))
 
     def is_running(self) -> bool:
         return self.pid is not None and process.pid_matches(self.pid, self._marker())
@@ -101,9 +143,7 @@ class ConnectWorker:
         if self.is_running():
             return
         process.require_free_port(self.rest_port, "Kafka Connect REST")
-        self._write_worker()
-        self.connector_file.write_text(json.dumps(connector, indent=2))
-        self.connector_file.chmod(0o600)  # it holds the database password
+        self._write_connector(connector, self._write_worker())
         argv = java_argv(
             self.jars,
             "org.apache.kafka.connect.cli.ConnectStandalone",

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from kafkaguard import headers as H
+from kafkaguard.connect_security import database_ssl
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.topics import DEFAULT_TOPIC_PATTERN
 
@@ -109,6 +110,7 @@ def connector_config(opts: DebeziumOptions) -> dict[str, Any]:
         "errors.retry.timeout": str(opts.retry_timeout_ms),
         "errors.retry.delay.max.ms": str(opts.retry_delay_max_ms),
     }
+    config.update(database_ssl(opts.database_url))  # sslmode, sslrootcert, sslcert, sslkey of the libpq URL
     return {"name": opts.connector_name, "config": config}
 
 

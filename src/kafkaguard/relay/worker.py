@@ -113,7 +113,8 @@ class Relay:
     ) -> Relay:
         """A relay of the outbox in ``settings.database_url`` (schema ``settings.db_schema``) to the Kafka
         at ``settings.bootstrap_servers``, with ``settings.relay``, the topic naming and creation of
-        ``settings.topics`` and the librdkafka overrides of ``settings.producer``.
+        ``settings.topics`` and the client settings of ``settings.kafka_producer_overrides()``
+        (``kafka_security``, then ``producer``).
 
         ``name`` appears in its log lines (default ``relay-<pid>``); ``hook`` receives what it did
         (:func:`kafkaguard.metrics.relay_hook.relay_metrics` counts it into the Prometheus metrics).
@@ -139,7 +140,7 @@ class Relay:
             settings=settings.relay,
             topics=TopicRegistry.from_settings(settings),
             for_aggregate=settings.topics.for_aggregate,
-            producer_overrides=settings.producer,
+            producer_overrides=settings.kafka_producer_overrides(),
             name=name,
             hook=hook,
         )

@@ -125,7 +125,9 @@ class PublisherRestoreJob:
             job = cls(engine, settings.restore, listener_engine=listener_engine)
         else:
             producer = DeliveryProducer(
-                settings.bootstrap_servers, message_timeout=settings.relay.delivery_timeout, overrides=settings.producer
+                settings.bootstrap_servers,
+                message_timeout=settings.relay.delivery_timeout,
+                overrides=settings.kafka_producer_overrides(),
             )
             # Dead letters made while Kafka was down may name a topic that was never created.
             topics = TopicRegistry.from_settings(settings)

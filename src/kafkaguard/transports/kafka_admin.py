@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from kafkaguard.errors import PublishError
-from kafkaguard.transports.kafka_logging import client_logging
+from kafkaguard.transports.kafka_topics import _admin_config
 
 
 def ensure_topics(
@@ -19,9 +20,13 @@ def ensure_topics(
     partitions: int = 3,
     replication: int = 1,
     timeout: float = 30.0,
+    overrides: Mapping[str, Any] | None = None,
 ) -> None:
-    """Create each missing topic with ``partitions`` and ``replication``; existing topics are left as they are."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, **client_logging(bootstrap, "admin client")[1]})
+    """Create each missing topic with ``partitions`` and ``replication``; existing topics are left as they are.
+
+    ``overrides``: client settings (e.g. ``settings.kafka_producer_overrides()``); only TLS/SASL ones are used.
+    """
+    admin = AdminClient(_admin_config(bootstrap, overrides))
     wanted = [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in topics]
     if not wanted:
         return
@@ -36,12 +41,14 @@ def ensure_topics(
             raise PublishError(f"could not create topic {topic!r}: {exc}") from exc
 
 
-def delete_topics(bootstrap: str, topics: Iterable[str], *, timeout: float = 30.0) -> None:
-    """Delete ``topics``; topics that do not exist are ignored."""
+def delete_topics(
+    bootstrap: str, topics: Iterable[str], *, timeout: float = 30.0, overrides: Mapping[str, Any] | None = None
+) -> None:
+    """Delete ``topics``; topics that do not exist are ignored. ``overrides``: as for :func:`ensure_topics`."""
     names = list(topics)
     if not names:
         return
-    admin = AdminClient({"bootstrap.servers": bootstrap, **client_logging(bootstrap, "admin client")[1]})
+    admin = AdminClient(_admin_config(bootstrap, overrides))
     for future in admin.delete_topics(names, operation_timeout=timeout).values():
         with contextlib.suppress(KafkaException):  # already gone is fine
             future.result(timeout=timeout)

@@ -53,7 +53,7 @@ BOUNDED_CONSUMER_MEMORY: Mapping[str, Any] = {
 
 def producer_config(bootstrap: str, overrides: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     """Return the idempotent ``acks=all`` producer settings for ``bootstrap`` plus ``overrides``."""
-    logging_settings = {} if "logger" in extra else client_logging(bootstrap, "producer")[1]
+    logging_settings = {} if "logger" in extra else client_logging(bootstrap, "producer", config=overrides)[1]
     return {"bootstrap.servers": bootstrap, **SAFE_PRODUCER, **logging_settings, **extra, **(overrides or {})}
 
 
@@ -63,7 +63,7 @@ def consumer_config(
     """Return manual-commit, ``read_committed``, ``earliest`` consumer settings with a bounded
     pre-fetch queue (:data:`BOUNDED_CONSUMER_MEMORY`), logging through Python (:mod:`.kafka_logging`),
     plus ``extra`` and ``overrides``, which win."""
-    logging_settings = {} if "logger" in extra else client_logging(bootstrap, "consumer")[1]
+    logging_settings = {} if "logger" in extra else client_logging(bootstrap, "consumer", config=overrides)[1]
     return {
         "bootstrap.servers": bootstrap,
         "group.id": group_id,

@@ -64,8 +64,11 @@ class DeliveryProducer:
     @classmethod
     def from_settings(cls, settings: KafkaguardSettings, *, message_timeout: float) -> DeliveryProducer:
         """The producer of the Kafka at ``settings.bootstrap_servers`` with the librdkafka overrides of
-        ``settings.producer``; ``message_timeout`` (s) is the caller's ack budget (each component has its own)."""
-        return cls(settings.bootstrap_servers, message_timeout=message_timeout, overrides=settings.producer)
+        ``settings.kafka_producer_overrides()`` (``kafka_security`` + ``producer``); ``message_timeout`` (s)
+        is the caller's ack budget (each component has its own)."""
+        return cls(
+            settings.bootstrap_servers, message_timeout=message_timeout, overrides=settings.kafka_producer_overrides()
+        )
 
     def __init__(
         self, bootstrap: str, *, message_timeout: float = 30.0, overrides: Mapping[str, Any] | None = None
@@ -79,7 +82,7 @@ class DeliveryProducer:
                 "message.timeout.ms": int(message_timeout * 1000),
                 "request.timeout.ms": max(1000, min(int(message_timeout * 1000), 30_000)),
                 # Through Python logging, rate-limited (not stderr: outages are expected).
-                **client_logging(bootstrap, "producer", on_error=self._on_error)[1],
+                **client_logging(bootstrap, "producer", on_error=self._on_error, config=overrides)[1],
             },
         )
         self.max_message_bytes = int(config.get("message.max.bytes", LIBRDKAFKA_MESSAGE_MAX_BYTES))

@@ -25,12 +25,13 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError
 
 from kafkaguard.errors import AuthenticationError
+from kafkaguard.masking import mask_text
 
 LOG_INTERVAL = 10.0
 """Seconds between two lines of one kind (the "unreachable" line, or librdkafka lines alike but for numbers)."""
@@ -41,14 +42,32 @@ MAX_KINDS = 1000
 UNREACHABLE = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE})
 """Client errors that mean "the broker cannot be reached now": an outage, retried by librdkafka."""
 
-REFUSED = frozenset({KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED})
+REFUSED = frozenset({KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL})
 """Client errors that mean "the broker refused the credentials": fatal, never retried."""
 
 _THREAD = re.compile(r"^\[thrd:[^\]]*\]:\s*")
 _NUMBERS = re.compile(r"\d+")
 _ATTEMPT_DETAIL = re.compile(r"\s*\(after \d+ms in state \w+(, \d+ identical error\(s\) suppressed)?\)")
 _CONNECT_FAILURE = ("Connect to ", "Failed to resolve", "Connection refused", "brokers are down")
-_REFUSED_MARKERS = ("SASL authentication", "SASL PLAIN", "SASL SCRAM", "SASL OAUTHBEARER", "Authentication failed")
+# An SSL handshake that fails (an untrusted broker certificate, a client certificate the broker
+# refuses, TLS to a plaintext listener) is as lasting as a wrong password.
+_REFUSED_MARKERS = (
+    "SASL authentication",
+    "SASL PLAIN",
+    "SASL SCRAM",
+    "SASL OAUTHBEARER",
+    "Authentication failed",
+    "SSL handshake failed",
+)
+
+
+def security_of(config: Mapping[str, Any] | None) -> str:
+    """``PROTOCOL`` or ``PROTOCOL/MECHANISM`` of client settings, for lines about the listener (never a secret)."""
+    config = config or {}
+    protocol = str(config.get("security.protocol", "PLAINTEXT")).upper()
+    mechanism = config.get("sasl.mechanism") if protocol.startswith("SASL") else None
+    return f"{protocol}/{mechanism or 'GSSAPI'}" if protocol.startswith("SASL") else protocol
+
 
 kafka_log = logging.getLogger("kafkaguard.kafka")
 librdkafka_log = logging.getLogger("kafkaguard.librdkafka")
@@ -102,9 +121,12 @@ class KafkaClientLog:
         *,
         interval: float = LOG_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
+        security: str = "PLAINTEXT",
     ) -> None:
         self.bootstrap = bootstrap
         self.client = client
+        self.security = security
+        """The listener's protocol and mechanism as :func:`security_of` says them."""
         self.auth_failure: str | None = None
         """librdkafka's text of the first authentication failure, once one happened."""
         self.last_unreachable: str | None = None
@@ -136,7 +158,13 @@ class KafkaClientLog:
             held = self._limiter.allow("refused")
             if held is not None:
                 more = f"; {held + 1} refusals since the last line" if held else ""
-                kafka_log.error("Kafka at %s refused the credentials (%s)%s", self.bootstrap, short_reason(text), more)
+                kafka_log.error(
+                    "Kafka at %s refused the credentials (%s) on its %s listener%s",
+                    self.bootstrap,
+                    mask_text(short_reason(text)),
+                    self.security,
+                    more,
+                )
             return
         if code in UNREACHABLE:
             if self.auth_failure is not None:  # the brokers are "down" because they refused us: not an outage
@@ -180,19 +208,26 @@ class KafkaClientLog:
         """Raise :class:`AuthenticationError` once Kafka refused the credentials."""
         if self.auth_failure is not None:
             raise AuthenticationError(
-                f"Kafka at {self.bootstrap} refused the credentials ({self.auth_failure}): check sasl.username / "
-                "sasl.password / sasl.mechanism in the producer / consumer_client settings"
+                f"Kafka at {self.bootstrap} refused the credentials ({mask_text(self.auth_failure)}) of the "
+                f"{self.client} on its {self.security} listener: check kafka_security (protocol, sasl_mechanism, "
+                "username, password; ca_location, certificate_location, key_location) or the producer / "
+                "consumer_client overrides"
             )
 
 
 def client_logging(
-    bootstrap: str, client: str, *, on_error: Callable[[KafkaError], None] | None = None
+    bootstrap: str,
+    client: str,
+    *,
+    on_error: Callable[[KafkaError], None] | None = None,
+    config: Mapping[str, Any] | None = None,
 ) -> tuple[KafkaClientLog, dict[str, Any]]:
     """A :class:`KafkaClientLog` and the client settings that install it (``logger``, ``error_cb``).
 
-    ``on_error``: a callback of the client's own, called after the log's for every client error.
+    ``on_error``: a callback of the client's own, called after the log's for every client error;
+    ``config``: the client's settings, whose protocol and mechanism its lines name.
     """
-    log = KafkaClientLog(bootstrap, client)
+    log = KafkaClientLog(bootstrap, client, security=security_of(config))
     if on_error is None:
         return log, {"logger": log, "error_cb": log.error}
 

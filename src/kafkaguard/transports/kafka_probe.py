@@ -17,7 +17,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from kafkaguard.transports.kafka_logging import LOG_INTERVAL, REFUSED, KafkaClientLog, short_reason
+from kafkaguard.transports.kafka_logging import LOG_INTERVAL, REFUSED, KafkaClientLog, security_of, short_reason
 from kafkaguard.transports.kafka_topics import _SHARED_PREFIXES
 
 log = logging.getLogger("kafkaguard.kafka")
@@ -41,8 +41,8 @@ def wait_for_kafka(
     worker in the lines. Raises :class:`~kafkaguard.errors.AuthenticationError` when Kafka refuses
     the credentials.
     """
-    client_log = KafkaClientLog(bootstrap, client, interval=interval)
     shared = {k: v for k, v in (overrides or {}).items() if k.startswith(_SHARED_PREFIXES)}
+    client_log = KafkaClientLog(bootstrap, client, interval=interval, security=security_of(shared))
     config: Any = {"bootstrap.servers": bootstrap, "logger": client_log, "error_cb": client_log.error, **shared}
     admin = AdminClient(config)
     while stop is None or not stop.is_set():

@@ -18,7 +18,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from kafkaguard.errors import EventRejectedError, KafkaUnavailableError
-from kafkaguard.transports.kafka_errors import rejects
+from kafkaguard.transports.kafka_errors import rejection_reason, rejects
 from kafkaguard.transports.kafka_logging import client_logging
 
 if TYPE_CHECKING:
@@ -26,13 +26,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Client settings that the admin client needs as much as the producer (TLS, SASL); nothing else is copied.
-_SHARED_PREFIXES = ("security.", "sasl.", "ssl.", "client.id")
+# Client settings that the admin client needs as much as the producer (TLS, SASL, the OAUTHBEARER
+# token callback of kafka_security); nothing else is copied.
+_SHARED_PREFIXES = ("security.", "sasl.", "ssl.", "client.id", "oauth_cb")
 
 
 def _admin_config(bootstrap: str, overrides: Mapping[str, Any] | None, client: str = "admin client") -> dict[str, Any]:
     shared = {k: v for k, v in (overrides or {}).items() if k.startswith(_SHARED_PREFIXES)}
-    return {"bootstrap.servers": bootstrap, **client_logging(bootstrap, client)[1], **shared}
+    return {"bootstrap.servers": bootstrap, **client_logging(bootstrap, client, config=shared)[1], **shared}
 
 
 class TopicRegistry:
@@ -61,13 +62,13 @@ class TopicRegistry:
     def from_settings(cls, settings: KafkaguardSettings) -> TopicRegistry:
         """The registry of the Kafka at ``settings.bootstrap_servers``: topics created with
         ``settings.topics`` (partitions, replication, ``create_missing``), client security settings
-        taken from ``settings.producer``."""
+        taken from ``settings.kafka_producer_overrides()``."""
         return cls(
             settings.bootstrap_servers,
             partitions=settings.topics.partitions,
             replication=settings.topics.replication,
             create_missing=settings.topics.create_missing,
-            overrides=settings.producer,
+            overrides=settings.kafka_producer_overrides(),
         )
 
     def ensure(self, topic: str, *, timeout: float | None = None) -> None:
@@ -95,7 +96,10 @@ class TopicRegistry:
             return found is not None
         code = found.error.code()
         if rejects(found.error):
-            raise EventRejectedError(f"topic {topic!r} is refused: {found.error.str()}", reason=found.error.name())
+            raise EventRejectedError(
+                f"{rejection_reason(found.error)}: topic {topic!r} is refused: {found.error.str()}",
+                reason=rejection_reason(found.error),
+            )
         if code in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
             return False
         raise KafkaUnavailableError(f"topic {topic!r} is not usable now: {found.error.str()}")
@@ -112,6 +116,9 @@ class TopicRegistry:
             if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 return
             if isinstance(err, KafkaError) and rejects(err):
-                raise EventRejectedError(f"topic {topic!r} cannot be created: {err.str()}", reason=err.name()) from exc
+                reason = rejection_reason(err)
+                raise EventRejectedError(
+                    f"{reason}: topic {topic!r} cannot be created: {err.str()}", reason=reason
+                ) from exc
             raise KafkaUnavailableError(f"could not create topic {topic!r} now: {exc}") from exc
         logger.info("created topic %s (partitions=%d, replication=%d)", topic, self.partitions, self.replication)
