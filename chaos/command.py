@@ -29,6 +29,7 @@ def run(
     modes: Sequence[str],
     out: Path,
     log_level: str,
+    secure: bool = False,
 ) -> int:
     """Run the chosen profile's matrix and return the exit code: 0, or 1 if a mode broke its promise.
 
@@ -56,7 +57,7 @@ def run(
         done.append(r)
         report.write(done, chosen, seed, out)
 
-    results = run_suite(chosen, seed=seed, out=out, scenarios=scenarios, modes=modes, on_result=show)
+    results = run_suite(chosen, seed=seed, out=out, scenarios=scenarios, modes=modes, on_result=show, secure=secure)
     report.print_table(results, chosen, seed, console)
     json_path, md_path = report.write(results, chosen, seed, out)
     console.print(f"written: {json_path}, {md_path}")

@@ -79,7 +79,7 @@ class RunContext:
         self.run_id = uuid.uuid4().hex[:8]
         self.aggregate = f"chaos{self.run_id}"
         self.topic = f"outbox.event.{self.aggregate}"
-        self.group = f"chaos-{self.run_id}"
+        self.group = f"kafkaguard-chaos-{self.run_id}"  # the secured stack's ACLs allow groups kafkaguard*
         self.pub_schema, self.con_schema = f"cp_{self.run_id}", f"cc_{self.run_id}"
         # http mode: the writer signs with it, the endpoint accepts only it (a fresh one per run).
         self.http_secret = secrets.token_hex(32)
@@ -140,6 +140,8 @@ class RunContext:
             "KAFKAGUARD_PUBLISH__HTTP_TIMEOUT": "3",
             "KAFKAGUARD_PUBLISH__HTTP_SECRETS": json.dumps([self.http_secret]),
             "KAFKAGUARD_CONSUMER__HTTP_SECRETS": json.dumps([self.http_secret]),
+            # secured suite: the publishing side as the relay's principal, the consuming side as the consumer's
+            **self.stack.security_env("relay" if server is self.pg_publisher else "consumer"),
         }
 
     def consumer_proc(self, name: str = "consumer") -> Proc:

@@ -108,11 +108,13 @@ def run_suite(
     scenarios: Iterable[str] = (),
     modes: Iterable[str] = (),
     on_result: Callable[[RunResult], None] | None = None,
+    secure: bool = False,
 ) -> list[RunResult]:
-    """Run the selected matrix on a fresh :class:`ChaosStack`; return the results in order."""
+    """Run the selected matrix on a fresh :class:`ChaosStack` (secured servers with ``secure``);
+    return the results in order."""
     pairs = matrix(profile, scenarios, modes)
     results: list[RunResult] = []
-    with ChaosStack() as stack:
+    with ChaosStack(secure=secure) as stack:
         for scenario, mode in pairs:
             result = run_one(stack, scenario, mode, profile, seed, out / "logs")
             results.append(result)

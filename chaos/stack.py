@@ -6,24 +6,37 @@ The writing service and the consuming service each get a PostgreSQL server of th
 the runs that need that size; every run uses its own topic, schemas and consumer group. A third,
 single-broker cluster sits behind a :class:`TcpProxy` (advertised listener = the proxy's port) for
 the network-cut scenario.
+
+``secure=True`` runs the same on secured servers (:mod:`kafkaguard.devstack.secure`): brokers with
+SCRAM-over-TLS and mTLS listeners only and ACLs, PostgreSQL over TLS only (``verify-full``). The
+workers of a run connect over SCRAM, each as its own principal (the relay and the writer as
+``relay``, consumers as ``consumer``); the suite's own clients (topic creation, injections, lag and
+invariant checks, restore jobs) as ``operator``, through ``KAFKAGUARD_KAFKA_SECURITY__*`` set for the
+suite's duration.
 """
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from types import TracebackType
 
 from chaos.proxy import TcpProxy
 from kafkaguard.devstack.kafka import KafkaCluster
 from kafkaguard.devstack.postgres import PostgresServer
 from kafkaguard.devstack.process import free_ports
+from kafkaguard.devstack.secure import MECHANISM, Material
 from kafkaguard.testing import stacks
 
 
 class ChaosStack:
     """Owns the servers of one suite; use as a context manager (everything is removed at exit)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, secure: bool = False) -> None:
+        self.secure = secure
+        self.material: Material | None = None
         self._exit = ExitStack()
         self._clusters: dict[tuple[int, bool], KafkaCluster] = {}
         self.proxy: TcpProxy | None = None
@@ -31,9 +44,28 @@ class ChaosStack:
         self.pg_consumer: PostgresServer | None = None
 
     def __enter__(self) -> ChaosStack:
-        self.pg_publisher = self._exit.enter_context(stacks.postgres_server())
-        self.pg_consumer = self._exit.enter_context(stacks.postgres_server())
+        if self.secure:
+            folder = stacks.scratch_root() / f"chaos-secure-{os.getpid()}"
+            self.material = stacks.secure_material(folder)
+            self._exit.callback(shutil.rmtree, folder, ignore_errors=True)
+            self._exit.enter_context(_environment(self.security_env("operator")))
+        self.pg_publisher = self._exit.enter_context(stacks.postgres_server(tls=self.material))
+        self.pg_consumer = self._exit.enter_context(stacks.postgres_server(tls=self.material))
         return self
+
+    def security_env(self, principal: str) -> dict[str, str]:
+        """``KAFKAGUARD_KAFKA_SECURITY__*`` of ``principal`` over SCRAM (empty for a plaintext suite)."""
+        if self.material is None:
+            return {}
+        self.material.password(principal)
+        block = "KAFKAGUARD_KAFKA_SECURITY__"
+        return {
+            f"{block}PROTOCOL": "SASL_SSL",
+            f"{block}SASL_MECHANISM": MECHANISM,
+            f"{block}USERNAME": principal,
+            f"{block}PASSWORD_FILE": str(self.material.password_file(principal)),
+            f"{block}CA_LOCATION": str(self.material.ca_file),
+        }
 
     def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
         self._exit.close()
@@ -48,9 +80,11 @@ class ChaosStack:
                 advertised = free_ports(1)
                 self.proxy = TcpProxy(advertised[0], 0)
                 self._exit.callback(self.proxy.close)
-            cluster = self._exit.enter_context(stacks.kafka_cluster(brokers, advertised_ports=advertised))
-            if self.proxy is not None and proxied:
-                self.proxy.target_port = cluster.ports[0]
+            cluster = self._exit.enter_context(
+                stacks.kafka_cluster(brokers, advertised_ports=advertised, secure=self.material)
+            )
+            if self.proxy is not None and proxied:  # secured: the proxy fronts the SCRAM listener
+                self.proxy.target_port = (cluster.sasl_ports or cluster.ports)[0]
             self._clusters[(brokers, proxied)] = cluster
         if proxied and self.proxy is not None:
             self.proxy.heal()
@@ -63,10 +97,25 @@ class ChaosStack:
         """The address clients use: the proxy's for the proxied cluster, else the cluster's own."""
         if self.proxy is not None and cluster is self._clusters.get((1, True)):
             return f"127.0.0.1:{self.proxy.listen_port}"
-        return cluster.bootstrap
+        return cluster.sasl_bootstrap if self.secure else cluster.bootstrap
 
     def heal_postgres(self) -> None:
         """Start both PostgreSQL servers again if a scenario left one down."""
         for server in (self.pg_publisher, self.pg_consumer):
             if server is not None and not server.is_running():
                 server.start()
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in ``os.environ`` for the duration (the suite's own clients read them), then as before."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in before.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old

@@ -66,6 +66,13 @@ def chaos(
         "reports/chaos"
     ),
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ...")] = "WARNING",
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure",
+            help="On secured servers: SCRAM over TLS with ACLs, each worker its own principal; PostgreSQL over TLS.",
+        ),
+    ] = False,
 ) -> None:
     """Run workloads through real Kafka and PostgreSQL while injecting faults; check lost, duplicated,
     reordered and phantom events from the databases. Exits 1 if a mode broke its promise.
@@ -81,6 +88,7 @@ def chaos(
         modes=mode or (),
         out=out,
         log_level=log_level,
+        secure=secure,
     )
     if code:
         raise typer.Exit(code)

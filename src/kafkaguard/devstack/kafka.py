@@ -113,7 +113,10 @@ class KafkaBroker:
         if self.secure is not None and self.sasl_port is not None:
             props.update(
                 self.secure.broker_properties(
-                    ssl_port=self.port, sasl_port=self.sasl_port, controller_port=self.controller_port
+                    ssl_port=self.port,
+                    sasl_port=self.sasl_port,
+                    controller_port=self.controller_port,
+                    advertised_sasl_port=self.advertised_port or self.sasl_port,
                 )
             )
         write_properties(self.properties_file, props)

@@ -91,14 +91,19 @@ class Material:
             out += ["--add-scram", f"{MECHANISM}=[name={name},password={self.password(name)}]"]
         return out
 
-    def broker_properties(self, *, ssl_port: int, sasl_port: int, controller_port: int) -> dict[str, str]:
-        """The listener, TLS, SASL and authorizer properties of one broker."""
+    def broker_properties(
+        self, *, ssl_port: int, sasl_port: int, controller_port: int, advertised_sasl_port: int | None = None
+    ) -> dict[str, str]:
+        """The listener, TLS, SASL and authorizer properties of one broker (``advertised_sasl_port``:
+        where SCRAM clients are sent, e.g. a proxy in front; default ``sasl_port``)."""
         broker = self.credential(_BROKER, server=True)
         return {
             "listeners": (
                 f"SSL://127.0.0.1:{ssl_port},SASL_SSL://127.0.0.1:{sasl_port},CONTROLLER://127.0.0.1:{controller_port}"
             ),
-            "advertised.listeners": f"SSL://127.0.0.1:{ssl_port},SASL_SSL://127.0.0.1:{sasl_port}",
+            "advertised.listeners": (
+                f"SSL://127.0.0.1:{ssl_port},SASL_SSL://127.0.0.1:{advertised_sasl_port or sasl_port}"
+            ),
             "inter.broker.listener.name": "SSL",
             "listener.security.protocol.map": "SSL:SSL,SASL_SSL:SASL_SSL,CONTROLLER:SSL",
             "ssl.keystore.type": "PEM",

@@ -37,16 +37,21 @@ def _fresh_dir(prefix: str) -> Path:
 
 
 @contextmanager
-def kafka_cluster(brokers: int = 1, *, advertised_ports: list[int] | None = None) -> Iterator[KafkaCluster]:
+def kafka_cluster(
+    brokers: int = 1, *, advertised_ports: list[int] | None = None, secure: Material | None = None
+) -> Iterator[KafkaCluster]:
     """A dedicated Kafka cluster (1 or 3 nodes) on free ports; stopped and deleted afterwards.
 
-    ``advertised_ports``: one per node, the port clients are told to connect to (a proxy's).
+    ``advertised_ports``: one per node, the port clients are told to connect to (a proxy's; on a
+    secured cluster, in front of the SCRAM listener). ``secure``: the TLS/SCRAM material of a
+    secured cluster (:mod:`kafkaguard.devstack.secure`).
     """
     home = _fresh_dir(f"kafka{brokers}")
-    ports = process.free_ports(2 * brokers)
+    ports = process.free_ports(3 * brokers)
     cluster = KafkaCluster(
-        home=home, ports=ports[:brokers], controller_ports=ports[brokers:], advertised_ports=advertised_ports
-    )
+        home=home, ports=ports[:brokers], controller_ports=ports[brokers : 2 * brokers],
+        advertised_ports=advertised_ports, secure=secure, sasl_ports=ports[2 * brokers :] if secure else None,
+    )  # fmt: skip
     cluster.build(default_run_dir())
     failed = True
     try:
@@ -62,10 +67,10 @@ def kafka_cluster(brokers: int = 1, *, advertised_ports: list[int] | None = None
 
 
 @contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
-    """A dedicated PostgreSQL server on a free port; stopped and deleted afterwards."""
+def postgres_server(*, tls: Material | None = None) -> Iterator[PostgresServer]:
+    """A dedicated PostgreSQL server on a free port (TLS only with ``tls``); stopped and deleted afterwards."""
     home = _fresh_dir("pg")
-    server = PostgresServer(home=home, port=process.free_ports(1)[0])
+    server = PostgresServer(home=home, port=process.free_ports(1)[0], tls=tls)
     try:
         server.start()
         yield server
@@ -142,8 +147,7 @@ def secure_stack(brokers: int = 1) -> Iterator[DevStack]:
             yield running
             return
     home = _fresh_dir("secure")
-    material = Material(home / "secrets")
-    material.ensure()
+    material = secure_material(home)
     ports = process.free_ports(3 * brokers + 1)
     kafka = KafkaCluster(
         home=home / "kafka",
@@ -163,3 +167,10 @@ def secure_stack(brokers: int = 1) -> Iterator[DevStack]:
         stack.down()
         if not failed:
             shutil.rmtree(home, ignore_errors=True)
+
+
+def secure_material(folder: Path) -> Material:
+    """The CA, certificates and SCRAM passwords of a secured test stack, generated under ``folder``."""
+    material = Material(folder / "secrets")
+    material.ensure()
+    return material
