@@ -156,3 +156,19 @@ def test_the_relay_dead_letters_an_acl_refused_row_holds_its_key_and_lets_other_
     assert isinstance(sent[0].error, EventRejectedError) and sent[0].error.reason == "topic_authorization_failed"
     assert plan_of(sent) == ([3], [1], [2])  # 3 done, 1 dead-lettered, K's 2 held behind it
     assert stored(producer) == [2, 3]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SSL handshake failed: Disconnected: connection reset by peer: connecting to a PLAINTEXT broker listener?",
+        "Disconnected: SSL connection closed by peer (after 0ms in state SSL_HANDSHAKE)",
+    ],
+)
+def test_a_connection_dropped_during_the_tls_handshake_is_an_outage_not_a_refusal(text: str) -> None:
+    """A network cut or a broker restart mid-handshake must not stop a worker (found by the secured
+    chaos suite's network-cut run, where it stopped the relay and the consumer for good)."""
+    log = KafkaClientLog("broker:9093", "relay", security="SASL_SSL/SCRAM-SHA-512")
+    log.error(KafkaError(KafkaError._SSL, text))
+    log.raise_if_refused()  # nothing raised
+    assert log.auth_failure is None

@@ -17,7 +17,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from kafkaguard.transports.kafka_logging import LOG_INTERVAL, REFUSED, KafkaClientLog, security_of, short_reason
+from kafkaguard.transports.kafka_logging import LOG_INTERVAL, KafkaClientLog, is_refusal, security_of, short_reason
 from kafkaguard.transports.kafka_topics import _SHARED_PREFIXES
 
 log = logging.getLogger("kafkaguard.kafka")
@@ -52,7 +52,7 @@ def wait_for_kafka(
             admin.poll(0.2)  # serves the client's errors: the connect failure's reason, a refused login
             client_log.raise_if_refused()
             err = exc.args[0] if exc.args else None
-            if isinstance(err, KafkaError) and err.code() in REFUSED:
+            if isinstance(err, KafkaError) and is_refusal(err.code(), str(err.str())):
                 client_log.error(err)
                 client_log.raise_if_refused()
             client_log.report_unreachable(None if client_log.last_unreachable else short_reason(str(exc)))
