@@ -132,10 +132,6 @@ class KafkaSecurity(BaseModel):
         for value, file in (*_SECRET_PAIRS, *_SECRET_PAIRS_TLS):
             if getattr(self, value) is not None and getattr(self, file) is not None:
                 return f"{PREFIX}: give {value} or {file}, not both"
-        for name in (*_LOCATIONS, "password_file", "oauth_client_secret_file", "key_password_file"):
-            path = getattr(self, name)
-            if path is not None and not Path(path).exists():
-                return f"{PREFIX}.{name}: {path} does not exist"
         if (self.certificate_location is None) != (self.key_location is None):
             return f"{PREFIX}: certificate_location and key_location go together (mTLS); one is not set"
         tls_set = [n for n in (*_LOCATIONS, "key_password", "key_password_file") if getattr(self, n) is not None]
@@ -152,8 +148,22 @@ class KafkaSecurity(BaseModel):
                     f"{PREFIX}.sasl_mechanism OAUTHBEARER needs oauth_token_endpoint_url, oauth_client_id and "
                     "oauth_client_secret (OIDC), or oauth_token_callback"
                 )
-            if self.oauth_token_callback is not None:
-                import_callback(self.oauth_token_callback)
+            callback = self.oauth_token_callback
+            if callback is not None and not all(callback.partition(":")[::2]):
+                return f"{PREFIX}.oauth_token_callback is {callback!r}; expected 'module:function'"
+        return None
+
+    def missing_file(self) -> str | None:
+        """The first file setting whose file does not exist, as one line, or None.
+
+        Checked when a client is built (the start of every command that talks to Kafka), not when the
+        settings load: a command that never talks to Kafka (``cleanup``, ``config show`` on a laptop)
+        runs without the Secret mounted, as a Kubernetes CronJob that mounts none does.
+        """
+        for name in (*_LOCATIONS, "password_file", "oauth_client_secret_file", "key_password_file"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).exists():
+                return f"{PREFIX}.{name}: {path} does not exist"
         return None
 
     def secret(self, name: str) -> str | None:
@@ -172,6 +182,9 @@ class KafkaSecurity(BaseModel):
         """
         if self.protocol == "PLAINTEXT":
             return {}
+        missing = self.missing_file()
+        if missing:
+            raise ConfigurationError(missing)
         config: dict[str, Any] = {"security.protocol": self.protocol}
         if self.sasl_mechanism is not None:
             config["sasl.mechanism"] = self.sasl_mechanism

@@ -4,6 +4,7 @@ read from files at call time, and secrets never shown (explain, repr, exceptions
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -122,15 +123,9 @@ def test_secrets_are_read_from_files_at_call_time(tmp_path: Path) -> None:
         ({"protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "password": "p"}, "needs username and password"),
         ({"protocol": "SASL_SSL", "sasl_mechanism": "OAUTHBEARER"}, "OAUTHBEARER needs oauth_token_endpoint_url"),
         (
-            {"protocol": "SASL_SSL", "sasl_mechanism": "OAUTHBEARER", "oauth_token_callback": "no_such_mod:fn"},
-            "kafka_security.oauth_token_callback: cannot import 'no_such_mod:fn'",
-        ),
-        (
             {"protocol": "SASL_SSL", "sasl_mechanism": "OAUTHBEARER", "oauth_token_callback": "nocolon"},
             "expected 'module:function'",
         ),
-        ({"protocol": "SSL", "ca_location": "/no/such/ca.pem"}, "kafka_security.ca_location: /no/such/ca.pem does not"),
-        ({"protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "username": "u", "password_file": "/no/pw"}, "/no/pw"),
         ({"ca_location": "__CA__"}, "kafka_security.ca_location is set but protocol is PLAINTEXT"),
         ({"protocol": "SSL", "certificate_location": "__CA__"}, "certificate_location and key_location go together"),
         ({"protocol": "SSL", "key_location": "__CA__"}, "certificate_location and key_location go together"),
@@ -284,3 +279,23 @@ def test_cli_failures_redact_the_blocks_secrets_from_the_environment() -> None:
     environ = {"KAFKAGUARD_KAFKA_SECURITY__PASSWORD": PASSWORD, "KAFKAGUARD_KAFKA_SECURITY__KEY_PASSWORD": "kp-1234"}
     failure = describe(ConsumerError(f"echoed {PASSWORD} and kp-1234"), secrets_of([], environ))
     assert PASSWORD not in failure.message and "kp-1234" not in failure.message
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"protocol": "SSL", "ca_location": "/no/such/ca.pem"}, "kafka_security.ca_location: /no/such/ca.pem does not"),
+        ({"protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "username": "u", "password_file": "/no/pw"}, "/no/pw"),
+        (
+            {"protocol": "SASL_SSL", "sasl_mechanism": "OAUTHBEARER", "oauth_token_callback": "no_such_mod:fn"},
+            "kafka_security.oauth_token_callback: cannot import 'no_such_mod:fn'",
+        ),
+    ],
+)
+def test_what_the_machine_lacks_is_one_line_when_a_client_is_built(values: dict[str, Any], message: str) -> None:
+    """A missing file or an unimportable callback loads (a command that never talks to Kafka runs
+    without the Secret mounted) and is refused, in one line, when a client is built."""
+    settings = KafkaSecurity(**values)
+    with pytest.raises(ConfigurationError, match=re.escape(message)) as caught:
+        settings.client_config()
+    assert "\n" not in str(caught.value)
