@@ -30,6 +30,7 @@ def run(
     out: Path,
     log_level: str,
     secure: bool = False,
+    brokers: int = 1,
 ) -> int:
     """Run the chosen profile's matrix and return the exit code: 0, or 1 if a mode broke its promise.
 
@@ -43,6 +44,8 @@ def run(
     chosen = PROFILES[profile]
     if events is not None:
         chosen = dataclasses.replace(chosen, events=events)
+    if brokers not in (1, 3):
+        raise typer.BadParameter("must be 1 or 3", param_hint="--brokers")
     try:
         matrix(chosen, scenarios, modes)  # unknown names are refused before any server starts
     except ValueError as exc:
@@ -57,7 +60,9 @@ def run(
         done.append(r)
         report.write(done, chosen, seed, out)
 
-    results = run_suite(chosen, seed=seed, out=out, scenarios=scenarios, modes=modes, on_result=show, secure=secure)
+    results = run_suite(
+        chosen, seed=seed, out=out, scenarios=scenarios, modes=modes, on_result=show, secure=secure, min_brokers=brokers
+    )
     report.print_table(results, chosen, seed, console)
     json_path, md_path = report.write(results, chosen, seed, out)
     console.print(f"written: {json_path}, {md_path}")

@@ -78,8 +78,10 @@ def run_one(
 ) -> RunResult:
     """Set up, run, inject, recover and measure one scenario for one mode."""
     started = time.monotonic()
+    # The proxied cluster is one node by construction; the others have at least the suite's minimum.
+    brokers = scenario.brokers if scenario.proxied else max(scenario.brokers, stack.min_brokers)
     ctx = RunContext(
-        stack, mode, profile, seed, scenario.brokers, logs / f"{scenario.name}-{mode.value}", proxied=scenario.proxied
+        stack, mode, profile, seed, brokers, logs / f"{scenario.name}-{mode.value}", proxied=scenario.proxied
     )
     ok = False
     try:
@@ -109,12 +111,13 @@ def run_suite(
     modes: Iterable[str] = (),
     on_result: Callable[[RunResult], None] | None = None,
     secure: bool = False,
+    min_brokers: int = 1,
 ) -> list[RunResult]:
-    """Run the selected matrix on a fresh :class:`ChaosStack` (secured servers with ``secure``);
-    return the results in order."""
+    """Run the selected matrix on a fresh :class:`ChaosStack` (secured servers with ``secure``; every
+    cluster but the proxied one of at least ``min_brokers`` nodes); return the results in order."""
     pairs = matrix(profile, scenarios, modes)
     results: list[RunResult] = []
-    with ChaosStack(secure=secure) as stack:
+    with ChaosStack(secure=secure, min_brokers=min_brokers) as stack:
         for scenario, mode in pairs:
             result = run_one(stack, scenario, mode, profile, seed, out / "logs")
             results.append(result)

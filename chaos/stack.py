@@ -34,8 +34,11 @@ from kafkaguard.testing import stacks
 class ChaosStack:
     """Owns the servers of one suite; use as a context manager (everything is removed at exit)."""
 
-    def __init__(self, *, secure: bool = False) -> None:
+    def __init__(self, *, secure: bool = False, min_brokers: int = 1) -> None:
+        if min_brokers not in (1, 3):
+            raise ValueError(f"--brokers must be 1 or 3, not {min_brokers}")
         self.secure = secure
+        self.min_brokers = min_brokers
         self.material: Material | None = None
         self._exit = ExitStack()
         self._clusters: dict[tuple[int, bool], KafkaCluster] = {}

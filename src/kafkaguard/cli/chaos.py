@@ -73,6 +73,10 @@ def chaos(
             help="On secured servers: SCRAM over TLS with ACLs, each worker its own principal; PostgreSQL over TLS.",
         ),
     ] = False,
+    brokers: Annotated[
+        int,
+        typer.Option(help="At least this many brokers (1 or 3) for every run but network-cut's proxied one."),
+    ] = 1,
 ) -> None:
     """Run workloads through real Kafka and PostgreSQL while injecting faults; check lost, duplicated,
     reordered and phantom events from the databases. Exits 1 if a mode broke its promise.
@@ -89,6 +93,7 @@ def chaos(
         out=out,
         log_level=log_level,
         secure=secure,
+        brokers=brokers,
     )
     if code:
         raise typer.Exit(code)
