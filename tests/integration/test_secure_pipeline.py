@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -221,3 +222,42 @@ def test_a_consumer_that_may_not_read_its_topic_exits_with_one_line(secure: DevS
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert any("authoriz" in line.lower() and admin_topic in line for line in lines), done.stderr
     assert not [s for s in _secrets(secure) if s in done.stderr + done.stdout]
+
+
+@pytest.mark.parametrize("mechanism", ["scram", "mtls"])
+def test_a_wrong_password_or_an_untrusted_certificate_stops_the_relay_at_start(
+    secure: DevStack, mechanism: str, tmp_path: Path
+) -> None:
+    """`kafkaguard relay` with a wrong SCRAM password, or a client certificate from another CA, exits
+    non-zero within its start timeout with one line naming the listener and the mechanism."""
+    from kafkaguard.devstack.certs import self_signed
+
+    bootstrap, block = _security(secure, "relay", mechanism)
+    if mechanism == "scram":
+        wrong = tmp_path / "password"
+        wrong.write_text("not-the-relay-password\n")
+        block = {**block, "password_file": str(wrong)}
+        expect = "SASL_SSL/SCRAM-SHA-512"
+    else:
+        stranger = self_signed(tmp_path, "relay")
+        block = {**block, "certificate_location": str(stranger.certificate), "key_location": str(stranger.key)}
+        expect = "SSL"
+    schema = f"s_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(secure.postgres.conninfo(), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    migrate.upgrade(secure.postgres.url(), schema=schema)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
+        "KAFKAGUARD_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKAGUARD_DATABASE_URL": secure.postgres.url(),
+        "KAFKAGUARD_DB_SCHEMA": schema,
+        **{f"KAFKAGUARD_KAFKA_SECURITY__{k.upper()}": str(v) for k, v in block.items()},
+    }
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "kafkaguard", "relay"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode != 0 and time.monotonic() - started < 90
+    last = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(last) == 1 and expect in last[0] and bootstrap.split(",")[0] in last[0], done.stderr[-2000:]
+    assert "not-the-relay-password" not in done.stderr + done.stdout

@@ -172,3 +172,15 @@ def test_a_connection_dropped_during_the_tls_handshake_is_an_outage_not_a_refusa
     log.error(KafkaError(KafkaError._SSL, text))
     log.raise_if_refused()  # nothing raised
     assert log.auth_failure is None
+
+
+def test_a_client_certificate_the_broker_rejects_after_the_tls13_handshake_is_a_refusal() -> None:
+    """As a TLS 1.3 broker answers a certificate from another CA (seen on the secured dev stack)."""
+    log = KafkaClientLog("broker:9093", "relay", security="SSL")
+    text = (
+        "ssl://127.0.0.1:47649/bootstrap: Receive failed: error:0A000416:SSL routines::ssl/tls alert "
+        "certificate unknown: SSL alert number 46 (after 4ms in state APIVERSION_QUERY)"
+    )
+    log.error(KafkaError(KafkaError._TRANSPORT, text))
+    with pytest.raises(AuthenticationError, match="on its SSL listener"):
+        log.raise_if_refused()

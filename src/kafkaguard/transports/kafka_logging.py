@@ -62,6 +62,10 @@ _REFUSED_MARKERS = (
 # the handshake looks exactly like that, and treating it as fatal stopped every worker of the
 # secured chaos suite's network-cut run (939 events never applied). It is an outage, retried.
 _CERTIFICATE_MARKERS = ("certificate", "unknown ca", "verify failed", "alert bad", "alert handshake failure")
+# TLS 1.3 brokers reject a client certificate after the handshake: the client reads an alert
+# ("Receive failed: ... ssl/tls alert certificate unknown: SSL alert number 46"), reported as a
+# transport error. An alert about a certificate is a refusal whatever the error code says.
+_CERTIFICATE_ALERTS = ("alert certificate", "alert unknown ca", "alert bad certificate", "certificate verify failed")
 
 
 def is_refusal(code: int, text: str) -> bool:
@@ -69,6 +73,8 @@ def is_refusal(code: int, text: str) -> bool:
     if code in REFUSED or any(marker in text for marker in _REFUSED_MARKERS):
         return True
     lowered = text.lower()
+    if any(alert in lowered for alert in _CERTIFICATE_ALERTS):
+        return True
     return "ssl handshake failed" in lowered and any(marker in lowered for marker in _CERTIFICATE_MARKERS)
 
 
