@@ -173,30 +173,25 @@ def test_each_principal_may_do_its_part_only(secure: DevStack, mechanism: str) -
         assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, (topic, err)
 
     _topic(secure, UNREADABLE_TOPIC)
-    consumer = Consumer({
-        **secure.client_security("consumer", mechanism), "group.id": f"kafkaguard-acl-{uuid.uuid4().hex[:6]}",
-        "auto.offset.reset": "earliest", "log_level": 0,
-    })  # fmt: skip
-    try:
-        consumer.subscribe([UNREADABLE_TOPIC])
-        deadline, seen = time.monotonic() + 30, None
-        while seen is None and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None and msg.error() is not None:
-                seen = msg.error().code()
-        assert seen == KafkaError.TOPIC_AUTHORIZATION_FAILED
-    finally:
-        consumer.close()
+    consumer = secure.client_security("consumer", mechanism)
+    assert _first_consumer_error(consumer, f"kafkaguard-acl-{uuid.uuid4().hex[:6]}", UNREADABLE_TOPIC) == (
+        KafkaError.TOPIC_AUTHORIZATION_FAILED
+    )
     # a group outside the consumer's prefix is refused
-    consumer = Consumer({**secure.client_security("consumer", mechanism), "group.id": "not-ours", "log_level": 0})
+    assert _first_consumer_error(consumer, "not-ours", own) == KafkaError.GROUP_AUTHORIZATION_FAILED
+
+
+def _first_consumer_error(config: dict[str, Any], group: str, topic: str) -> int | None:
+    """The code of the first error a consumer of ``group`` subscribed to ``topic`` polls (30 s at most)."""
+    consumer = Consumer({**config, "group.id": group, "auto.offset.reset": "earliest", "log_level": 0})
     try:
-        consumer.subscribe([own])
-        deadline, seen = time.monotonic() + 30, None
-        while seen is None and time.monotonic() < deadline:
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
             msg = consumer.poll(0.5)
             if msg is not None and msg.error() is not None:
-                seen = msg.error().code()
-        assert seen == KafkaError.GROUP_AUTHORIZATION_FAILED
+                return int(msg.error().code())
+        return None
     finally:
         consumer.close()
 
