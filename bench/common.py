@@ -47,13 +47,13 @@ class Stack:
     server: PostgresServer
 
 
-@contextmanager
 def client_security() -> dict[str, Any]:
     """librdkafka TLS/SASL settings from ``KAFKAGUARD_KAFKA_SECURITY__*`` (empty when unset), so the
     benchmark's own clients connect like the workers it starts."""
     return from_environ(os.environ).client_config()
 
 
+@contextmanager
 def bench_stack() -> Iterator[Stack]:
     """A dedicated single broker and PostgreSQL on free loopback ports, removed afterwards."""
     with stacks.postgres_server() as pg, stacks.kafka_cluster(1) as kafka:
