@@ -37,6 +37,7 @@ from pydantic_settings import (
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.kafka_security import KafkaSecurity
+from kafkaguard.log_json import LogFormat
 from kafkaguard.masking import mask
 from kafkaguard.publisher.settings import PublishSettings
 from kafkaguard.relay.settings import RelaySettings
@@ -57,6 +58,7 @@ from kafkaguard.settings_sources import (
 )
 from kafkaguard.settings_sources import Source as Source
 from kafkaguard.topics import DEFAULT_TOPIC_PATTERN, topic_for
+from kafkaguard.tracing.settings import TracingSettings
 
 
 class TopicSettings(BaseModel):
@@ -96,7 +98,9 @@ class KafkaguardSettings(BaseSettings):
     relay: RelaySettings = Field(default_factory=RelaySettings)
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
     restore: RestoreSettings = Field(default_factory=RestoreSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     metrics_port: int | None = Field(default=None, description="serve Prometheus /metrics on 127.0.0.1:<port>")
+    log_format: LogFormat = Field(default=LogFormat.TEXT, description="worker commands' log lines: text or json")
 
     def __init__(self, **values: Any) -> None:
         arguments = {k: v for k, v in values.items() if not k.startswith("_")}  # _env_file & co. are options

@@ -202,6 +202,14 @@ def bootstrap_option(servers: str | None, alias: str | None) -> str | None:
     return alias
 
 
+LogFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format",
+        help="text, or json: one JSON object per line with the event's id, key, position and trace id "
+        "\\[env KAFKAGUARD_LOG_FORMAT].",
+    ),
+]
 MetricsPortOpt = Annotated[
     int | None,
     typer.Option("--metrics-port", help="Serve Prometheus /metrics on this port \\[env KAFKAGUARD_METRICS_PORT]."),

@@ -14,6 +14,7 @@ import typer
 from kafkaguard.cli.common import (
     BootstrapAliasOpt,
     BootstrapOpt,
+    LogFormatOpt,
     MetricsAddrOpt,
     MetricsPortOpt,
     bootstrap_option,
@@ -26,6 +27,7 @@ from kafkaguard.cli.startup import announce, configure_logging, preflight
 from kafkaguard.consumer.runner import build_worker, run_until_signalled
 from kafkaguard.metrics.consumer_hook import lag_reporter, outcome_counter
 from kafkaguard.settings import KafkaguardSettings
+from kafkaguard.tracing.setup import start_tracing
 
 
 def consume(
@@ -61,12 +63,13 @@ def consume(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ...")] = "INFO",
+    log_format: LogFormatOpt = None,
     metrics_port: MetricsPortOpt = None,
     metrics_addr: MetricsAddrOpt = "127.0.0.1",
     bootstrap_alias: BootstrapAliasOpt = None,
 ) -> None:
     """Consume events and apply them exactly once; SIGTERM stops gracefully (commit, leave the group)."""
-    configure_logging(log_level)
+    configure_logging(log_level, log_format)
     bootstrap = bootstrap_option(bootstrap, bootstrap_alias)
     base = KafkaguardSettings()
     if group is None and configured_group(base) is None:
@@ -100,4 +103,8 @@ def consume(
         lag = getattr(worker.source, "lag", None)  # KafkaSource has it; in-memory sources do not
         if lag is not None:
             worker.on_tick = lag_reporter(metrics, cs.group_id, lag)
-    run_until_signalled(worker)
+    end_tracing = start_tracing(settings.tracing, "consume")
+    try:
+        run_until_signalled(worker)
+    finally:
+        end_tracing()

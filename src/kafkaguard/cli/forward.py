@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from kafkaguard.cli.common import BootstrapAliasOpt, BootstrapOpt, bootstrap_option, err
+from kafkaguard.cli.common import BootstrapAliasOpt, BootstrapOpt, LogFormatOpt, bootstrap_option, err
 from kafkaguard.cli.startup import announce, configure_logging, preflight
 from kafkaguard.consumer.transactional import TransactionalForwarder, Transform
 from kafkaguard.errors import ConfigurationError
@@ -36,10 +36,11 @@ def forward(
     bootstrap: BootstrapOpt = None,
     batch_size: Annotated[int, typer.Option(help="Inputs per transaction.")] = 200,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ...")] = "INFO",
+    log_format: LogFormatOpt = None,
     bootstrap_alias: BootstrapAliasOpt = None,
 ) -> None:
     """Consume, transform and produce with offsets in the same Kafka transaction, until SIGTERM."""
-    configure_logging(log_level)
+    configure_logging(log_level, log_format)
     settings = KafkaguardSettings()
     servers = bootstrap_option(bootstrap, bootstrap_alias) or settings.bootstrap_servers
     function = _load(transform)

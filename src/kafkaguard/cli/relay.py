@@ -17,6 +17,7 @@ import typer
 from kafkaguard.cli.common import (
     BootstrapAliasOpt,
     BootstrapOpt,
+    LogFormatOpt,
     MetricsAddrOpt,
     MetricsPortOpt,
     bootstrap_option,
@@ -30,6 +31,7 @@ from kafkaguard.relay.settings import RelayKind
 from kafkaguard.relay.worker import Relay
 from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.signals import on_stop_signals
+from kafkaguard.tracing.setup import start_tracing
 
 
 def relay(
@@ -52,12 +54,13 @@ def relay(
     ] = None,
     name: Annotated[str | None, typer.Option(help="Instance name for logs (default relay-<pid>).")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ...")] = "INFO",
+    log_format: LogFormatOpt = None,
     metrics_port: MetricsPortOpt = None,
     metrics_addr: MetricsAddrOpt = "127.0.0.1",
     bootstrap_alias: BootstrapAliasOpt = None,
 ) -> None:
     """Publish the outbox to Kafka: per-key order, at-least-once, rows removed only after the ack."""
-    configure_logging(log_level)
+    configure_logging(log_level, log_format)
     bootstrap = bootstrap_option(bootstrap, bootstrap_alias)
     settings = KafkaguardSettings()
     if settings.relay.kind is RelayKind.DEBEZIUM:
@@ -92,22 +95,36 @@ def relay(
     port = metrics_port or settings.metrics_port
     if relay_settings.processes == 1:
         metrics = start_metrics(port, metrics_addr, database_url, db_schema, parts=("relay",))
-        Relay.from_settings(resolved, name=name, hook=relay_metrics(metrics)).run(stop)
+        end_tracing = start_tracing(settings.tracing, "relay")
+        try:
+            Relay.from_settings(resolved, name=name, hook=relay_metrics(metrics)).run(stop)
+        finally:
+            end_tracing()
         return
-    child = partial(_relay_process, resolved, name or "relay", port, metrics_addr, log_level)
+    child = partial(_relay_process, resolved, name or "relay", port, metrics_addr, log_level, log_format)
     code = run_processes(child, relay_settings.processes, stop)
     if code:
         raise typer.Exit(code)
 
 
 def _relay_process(
-    settings: KafkaguardSettings, name: str, metrics_port: int | None, metrics_addr: str, log_level: str, index: int
+    settings: KafkaguardSettings,
+    name: str,
+    metrics_port: int | None,
+    metrics_addr: str,
+    log_level: str,
+    log_format: str | None,
+    index: int,
 ) -> None:
     """One child of ``--processes N``: an ordinary relay instance named ``<name>-<index>``; with a
     metrics port, child ``index`` serves its own counters on ``port + index``."""
-    configure_logging(log_level)
+    configure_logging(log_level, log_format)
     stop = threading.Event()
     on_stop_signals(stop.set, f"relay {name}-{index}")
     port = None if metrics_port is None else metrics_port + index
     metrics = start_metrics(port, metrics_addr, settings.database_url or "", settings.db_schema, parts=("relay",))
-    Relay.from_settings(settings, name=f"{name}-{index}", hook=relay_metrics(metrics)).run(stop)
+    end_tracing = start_tracing(settings.tracing, "relay")
+    try:
+        Relay.from_settings(settings, name=f"{name}-{index}", hook=relay_metrics(metrics)).run(stop)
+    finally:
+        end_tracing()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
 from kafkaguard.cli.common import (
+    LogFormatOpt,
     MetricsAddrOpt,
     MetricsPortOpt,
     engine_for,
@@ -21,6 +21,7 @@ from kafkaguard.cli.handlers import load_handlers
 from kafkaguard.cli.listener_restore import listener_run_once, resolve_group
 from kafkaguard.cli.replay_plan import listing
 from kafkaguard.cli.restore_runners import publisher_job
+from kafkaguard.cli.startup import configure_logging
 from kafkaguard.consumer.restore_loop import async_engine_for
 from kafkaguard.db.readiness import RESTORE_TABLES
 from kafkaguard.logtext import short
@@ -28,6 +29,7 @@ from kafkaguard.metrics import Metrics
 from kafkaguard.restore.report import RunReport
 from kafkaguard.restore.schedule import run_every
 from kafkaguard.restore.settings import PublisherStrategy
+from kafkaguard.tracing.setup import start_tracing
 
 restore_app = typer.Typer(help="Restore jobs: due dead letters back to Kafka or through the handlers.")
 
@@ -71,13 +73,15 @@ def publisher(
     handoff_group: Annotated[str | None, typer.Option(help="Consumer group receiving handed-off events.")] = None,
     url: UrlOpt = None, schema: SchemaOpt = None,
     metrics_port: MetricsPortOpt = None, metrics_addr: MetricsAddrOpt = "127.0.0.1",
+    log_format: LogFormatOpt = None,
 ) -> None:  # fmt: skip
     """Republish due publisher dead letters to Kafka (or hand them to the listener store), per-key order.
 
     With --once, exits 1 when a record it took was not restored (retried later, or failed)."""
     interval = once_or_every(once, every)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging("INFO", log_format)
     settings = load_settings(url, schema)
+    start_tracing(settings.tracing, "restore")
     if strategy is not None or handoff_group is not None:
         restore = settings.restore.model_copy(
             update={k: v for k, v in {"publisher_strategy": strategy, "handoff_group": handoff_group}.items() if v}
@@ -100,6 +104,7 @@ def listener(
     group: Annotated[str | None, typer.Option(help="Consumer group \\[env KAFKAGUARD_CONSUMER__GROUP_ID].")] = None,
     url: UrlOpt = None, schema: SchemaOpt = None,
     metrics_port: MetricsPortOpt = None, metrics_addr: MetricsAddrOpt = "127.0.0.1",
+    log_format: LogFormatOpt = None,
 ) -> None:  # fmt: skip
     """Re-run the handlers for due listener dead letters through the inbox path, per-key order.
 
@@ -107,9 +112,10 @@ def listener(
     listener dead letters (several: refused). A key with an event type the handlers cannot apply
     is left alone and counted as unhandled. With --once, exits 1 unless every due record was restored."""
     interval = once_or_every(once, every)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging("INFO", log_format)
     registry = load_handlers(app)  # before anything else: a wrong --app changes nothing
     settings = load_settings(url, schema)
+    start_tracing(settings.tracing, "restore")
     engine = engine_for(settings, tables=RESTORE_TABLES)
     metrics = start_metrics(metrics_port, metrics_addr, settings.database_url, settings.db_schema, parts=("restore",))
 

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,9 @@ from sqlalchemy.engine import make_url
 
 from kafkaguard.db.engine import libpq_conninfo
 from kafkaguard.db.login import check_login
+from kafkaguard.errors import ConfigurationError
+from kafkaguard.log_json import LogFormat
+from kafkaguard.log_json import configure as configure_log_output
 from kafkaguard.transports.kafka_probe import wait_for_kafka as kafka_ready
 
 log = logging.getLogger("kafkaguard.startup")
@@ -31,9 +35,16 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 """The format of every worker command's log lines."""
 
 
-def configure_logging(level: str) -> None:
-    """Log lines at ``level`` and above to stderr in :data:`LOG_FORMAT` (librdkafka's included)."""
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+def configure_logging(level: str, log_format: str | None = None) -> None:
+    """Log lines at ``level`` and above to stderr (librdkafka's included): :data:`LOG_FORMAT` text
+    lines, or JSON documents (:mod:`kafkaguard.log_json`) when ``log_format`` (default
+    ``KAFKAGUARD_LOG_FORMAT``, else ``text``) is ``json``."""
+    chosen = (log_format or os.environ.get("KAFKAGUARD_LOG_FORMAT") or "text").lower()
+    try:
+        fmt = LogFormat(chosen)
+    except ValueError:
+        raise ConfigurationError(f"log format {chosen!r} is not one of: text, json") from None
+    configure_log_output(level, fmt, LOG_FORMAT)
 
 
 def database_target(url: str, schema: str | None) -> str:

@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from opentelemetry.trace import use_span
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -46,12 +47,16 @@ from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.db.columns import DeadLetterStatus
 from kafkaguard.envelope import DecodeError, DecodeReason, Event, decode
 from kafkaguard.errors import IdConflictError, StoreUnavailableError, UnknownEventTypeError
+from kafkaguard.log_json import about
 from kafkaguard.logtext import short
 from kafkaguard.policies.retry import GiveUp
 from kafkaguard.stores.inbox import AsyncConsumerTx, ConsumerStore, ConsumerTx, Prior
 from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
+from kafkaguard.tracing import spans
 
 log = logging.getLogger("kafkaguard.consumer")
+
+_FAILED = frozenset({Outcome.DEAD_LETTERED, Outcome.ID_CONFLICT})  # outcomes whose span has an error status
 
 
 class Interrupted(Exception):
@@ -168,7 +173,30 @@ class Applier:
 
     # -- entry points ---------------------------------------------------------------------------
     def process(self, record: Record) -> Outcome:
-        """Bring ``record`` to a durable outcome; raise StoreUnavailableError or Interrupted."""
+        """Bring ``record`` to a durable outcome; raise StoreUnavailableError or Interrupted.
+
+        Log lines meanwhile concern ``record`` (:func:`kafkaguard.log_json.about`); with tracing on,
+        the work runs in a ``process <topic>`` span, a child of the message's creation context,
+        whose ``kafkaguard.outcome`` is the outcome.
+        """
+        with about(record):
+            if not spans.active():
+                return self._process(record)
+            span = spans.process_span(
+                topic=record.topic, partition=record.partition, offset=record.offset,
+                key=key_text(record, None), group=self.group, headers=record.headers,
+            )  # fmt: skip
+            try:
+                with use_span(span, end_on_exit=False):
+                    outcome = self._process(record)
+            except BaseException as exc:
+                spans.finish(span, "store_unavailable" if isinstance(exc, StoreUnavailableError) else "interrupted",
+                             error=exc)  # fmt: skip
+                raise
+            spans.finish(span, outcome.value, failed=outcome in _FAILED)
+            return outcome
+
+    def _process(self, record: Record) -> Outcome:
         try:
             event = decode_record(record, self.settings)
         except DecodeError as exc:

@@ -24,9 +24,12 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
+
+from opentelemetry.trace import Span, use_span
 
 from kafkaguard.consumer.apply import Applier, call_handler, decode_record, inbox_row, position
 from kafkaguard.consumer.dead_letters import dead_letter_row
@@ -36,7 +39,9 @@ from kafkaguard.consumer.registry import BatchContext, Registration
 from kafkaguard.db.columns import DeadLetterStatus
 from kafkaguard.envelope import DecodeError, Event
 from kafkaguard.errors import StoreUnavailableError
+from kafkaguard.log_json import about
 from kafkaguard.stores.inbox import AsyncConsumerTx, ConsumerTx
+from kafkaguard.tracing import spans
 
 log = logging.getLogger("kafkaguard.consumer")
 
@@ -77,6 +82,7 @@ class _Plan:
     events: list[Event] = field(default_factory=list)
     regs: list[Registration | None] = field(default_factory=list)
     rows: list[dict[str, Any] | None] = field(default_factory=list)
+    spans: list[tuple[list[int], Span]] = field(default_factory=list)  # (the call's events, its span)
 
     def __len__(self) -> int:
         return len(self.events)
@@ -199,16 +205,71 @@ def runs(items: Sequence[Item]) -> list[list[Item]]:
     return [[items[i] for i in call] for call in runs_of(regs, range(len(items)))]
 
 
+@contextmanager
+def _observed(plan: _Plan, reg: Registration, group: str, call: list[int]) -> Iterator[None]:
+    """Around one handler call of the chunk: its log lines concern its record (per-event handlers),
+    and with tracing on it runs in a ``process`` span kept on ``plan`` until the chunk's outcome is
+    known (:func:`_finish_spans`)."""
+    if reg.batch:
+        if not spans.active():
+            yield
+            return
+        records = [plan.records[i] for i in call]
+        topics = {r.topic for r in records}
+        span = spans.batch_process_span(
+            topic=next(iter(topics)) if len(topics) == 1 else None, group=group, headers=[r.headers for r in records]
+        )
+        plan.spans.append((call, span))
+        with use_span(span, end_on_exit=False):
+            yield
+        return
+    i = call[0]
+    record = plan.records[i]
+    with about(record):
+        if not spans.active():
+            yield
+            return
+        span = _event_span(plan, i, group)
+        plan.spans.append((call, span))
+        with use_span(span, end_on_exit=False):
+            yield
+
+
+def _event_span(plan: _Plan, i: int, group: str) -> Span:
+    r, e = plan.records[i], plan.events[i]
+    return spans.process_span(
+        topic=r.topic, partition=r.partition, offset=r.offset, key=e.key, group=group, headers=r.headers,
+        event_id=str(e.event_id),
+    )  # fmt: skip
+
+
+def _finish_spans(plan: _Plan, outcomes: Sequence[Outcome] | None, group: str) -> None:
+    """End the chunk's spans: with each call's outcome once committed (and a span for each event that
+    needed no handler: duplicates, parked), or ``rolled_back`` (``outcomes`` None)."""
+    if outcomes is None:
+        for _, span in plan.spans:
+            spans.finish(span, "rolled_back", failed=True)
+        return
+    called: set[int] = set()
+    for call, span in plan.spans:
+        called.update(call)
+        spans.finish(span, outcomes[call[0]].value)
+    for i, outcome in enumerate(outcomes):
+        if i not in called and plan.regs[i] is not None:
+            spans.finish(_event_span(plan, i, group), outcome.value)
+
+
 def _batch_ctx(session: Any, group: str, plan: _Plan, call: list[int]) -> BatchContext[Any]:
     return BatchContext[Any](session, group, [position(plan.records[i]) for i in call])
 
 
 def _call_sync(session: Any, group: str, plan: _Plan, reg: Registration, call: list[int]) -> None:
-    if reg.batch:
-        reg.func([plan.events[i] for i in call], _batch_ctx(session, group, plan, call))
-    else:
-        i = call[0]
-        call_handler(reg, session, group, plan.records[i], plan.events[i], attempt=1)
+    with _observed(plan, reg, group, call):
+        if reg.batch:
+            reg.func([plan.events[i] for i in call], _batch_ctx(session, group, plan, call))
+        else:
+            i = call[0]
+            call_handler(reg, session, group, plan.records[i], plan.events[i], attempt=1)
 
 
 def _call_sync_in(tx: ConsumerTx, *, group: str, plan: _Plan, reg: Registration, call: list[int]) -> None:
@@ -243,11 +304,13 @@ async def _in_async_tx(atx: AsyncConsumerTx, applier: Applier, plan: _Plan) -> l
         try:
             if not reg.is_async:  # on the sync form of the same transaction: one order for the key
                 await atx.run_sync(functools.partial(_call_sync_in, group=group, plan=plan, reg=reg, call=call))
-            elif reg.batch:
-                await reg.func([plan.events[i] for i in call], _batch_ctx(atx.session, group, plan, call))
             else:
-                i = call[0]
-                await call_handler(reg, atx.session, group, plan.records[i], plan.events[i], attempt=1)
+                with _observed(plan, reg, group, call):
+                    if reg.batch:
+                        await reg.func([plan.events[i] for i in call], _batch_ctx(atx.session, group, plan, call))
+                    else:
+                        i = call[0]
+                        await call_handler(reg, atx.session, group, plan.records[i], plan.events[i], attempt=1)
         except Exception as exc:
             applier.raise_if_store_down(exc)
             raise _Isolate(*_span(call), f"handler error {exc!r}") from exc
@@ -279,16 +342,26 @@ def apply_batch(applier: Applier, records: Sequence[Record]) -> ChunkResult:
         return ChunkResult([], cut, why)
     try:
         outcomes = _run(applier, plan)
-    except _Isolate as iso:
+    except BaseException as exc:  # noqa: BLE001 - ends the spans; _rolled_back re-raises outages and shutdowns
+        if plan.spans:
+            _finish_spans(plan, None, applier.group)
+        return _rolled_back(applier, records, exc)
+    if spans.active():
+        _finish_spans(plan, outcomes, applier.group)
+    return ChunkResult(outcomes, cut, why)
+
+
+def _rolled_back(applier: Applier, records: Sequence[Record], exc: BaseException) -> ChunkResult:
+    """What to do after the chunk's transaction failed with ``exc`` (re-raised: an outage, a shutdown)."""
+    if isinstance(exc, _Isolate):
         log.info(
             "chunk of %d rolled back group=%s: %s at %s; it goes on around it",
-            len(records), applier.group, iso.why, records[iso.start].where(),
+            len(records), applier.group, exc.why, records[exc.start].where(),
         )  # fmt: skip
-        return ChunkResult([], (iso.start, iso.stop), iso.why, rolled_back=True)
-    except StoreUnavailableError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - e.g. a refused commit: which event is unknown, all go per event
-        applier.raise_if_store_down(exc)
-        log.info("chunk of %d rolled back group=%s: %r; per-event processing", len(records), applier.group, exc)
-        return ChunkResult([], (0, len(records)), repr(exc), rolled_back=True)
-    return ChunkResult(outcomes, cut, why)
+        return ChunkResult([], (exc.start, exc.stop), exc.why, rolled_back=True)
+    if isinstance(exc, StoreUnavailableError) or not isinstance(exc, Exception):
+        raise exc
+    # e.g. a refused commit: which event is unknown, all go per event
+    applier.raise_if_store_down(exc)
+    log.info("chunk of %d rolled back group=%s: %r; per-event processing", len(records), applier.group, exc)
+    return ChunkResult([], (0, len(records)), repr(exc), rolled_back=True)

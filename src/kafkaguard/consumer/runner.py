@@ -27,6 +27,7 @@ from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.signals import on_stop_signals
 from kafkaguard.stores.inbox import ConsumerStore
 from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
+from kafkaguard.tracing import spans
 
 __all__ = ["build_worker", "load_registry", "run_until_signalled"]
 
@@ -50,6 +51,7 @@ def build_worker(
     Raises :class:`~kafkaguard.errors.SchemaNotReadyError` when the database answers without
     kafkaguard's tables in ``settings.db_schema`` (an unreachable one is waited for by the worker).
     """
+    spans.configure(settings.tracing)
     cs = settings.consumer
     if not cs.topics and source is None:
         raise ConfigurationError("no topics to consume: pass --topic or set KAFKAGUARD_CONSUMER__TOPICS")

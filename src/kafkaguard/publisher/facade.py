@@ -14,10 +14,12 @@ as dailyfeed's ``publish-type`` switch does. Each mode keeps its own guarantee (
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from enum import Enum
 from typing import Any
 
+from opentelemetry.trace import Span, use_span
 from sqlalchemy import Engine
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +29,7 @@ from kafkaguard.db.columns import OUTBOX, PublishSource
 from kafkaguard.db.engine import sync_engine
 from kafkaguard.envelope import Event
 from kafkaguard.errors import KeyHeldError
+from kafkaguard.headers import TRACEPARENT
 from kafkaguard.publisher.background import BackgroundOutcome, BackgroundPublisher
 from kafkaguard.publisher.direct import DirectPublisher
 from kafkaguard.publisher.fallback import dead_letter_or_raise, dead_letter_or_raise_async
@@ -37,6 +40,8 @@ from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.stores.outbox import OutboxWriter, PostgresOutboxWriter
 from kafkaguard.stores.publisher_dead_letters import PostgresPublisherDeadLetters, PublisherDeadLetterWriter
 from kafkaguard.topics import RelayKind
+from kafkaguard.tracing import spans
+from kafkaguard.tracing.context import TRACESTATE, current_headers
 from kafkaguard.transports.kafka_delivery import DeliveryProducer
 from kafkaguard.transports.kafka_topics import TopicRegistry
 from kafkaguard.transports.ports import Producer, Topics, TopicsExist
@@ -44,6 +49,18 @@ from kafkaguard.transports.ports import Producer, Topics, TopicsExist
 _OUTBOX = (OUTBOX,)
 _PENDING = "kafkaguard.background.pending"
 _FUTURES = "kafkaguard.background.futures"
+
+
+def _with_context(event: Event) -> Event:
+    """``event`` carrying the current trace context in its headers (a context the caller put there is kept)."""
+    if TRACEPARENT in event.headers:
+        return event
+    found = current_headers()
+    if not found:
+        return event
+    if TRACESTATE in event.headers:
+        found.pop(TRACESTATE, None)
+    return dataclasses.replace(event, headers={**event.headers, **found})
 
 
 def _held(event: Event) -> KeyHeldError:
@@ -95,6 +112,7 @@ class Publisher:
         dead_letters: PublisherDeadLetterWriter | None = None,
     ) -> None:
         self.settings = settings
+        spans.configure(settings.tracing)
         # With Debezium as the relay the outbox is written insert-then-delete (relay.debezium).
         self._debezium = settings.relay.kind is RelayKind.DEBEZIUM
         self._hold = settings.publish.hold_key_behind_dead_letters
@@ -201,11 +219,34 @@ class Publisher:
         :class:`~kafkaguard.errors.SchemaNotReadyError` at the first publish, before anything is written.
         """
         mode = self.mode_for(event)
+        if not spans.active():
+            return self._publish_in(session, event, mode)
+        span = self._span(event, mode)
+        try:
+            with use_span(span, end_on_exit=False):
+                outcome = self._publish_in(session, _with_context(event), mode)
+        except BaseException as exc:
+            spans.finish(span, "failed", error=exc)
+            raise
+        spans.finish(span, outcome.value, failed=outcome is PublishOutcome.DEAD_LETTERED)
+        return outcome
+
+    def _publish_in(self, session: Session, event: Event, mode: PublishMode) -> PublishOutcome:
         if mode is PublishMode.BACKGROUND:  # nothing in the caller's transaction
             self._after_commit(session, event)
             return PublishOutcome.SCHEDULED
         with self._scope(session, mode):
             return self._publish(session, event, mode)
+
+    def _span(self, event: Event, mode: PublishMode) -> Span:
+        return spans.publish_span(
+            topic=self._topic(event),
+            key=event.key,
+            event_id=str(event.event_id),
+            event_type=event.type,
+            mode=mode.value,
+            creates=mode in (PublishMode.OUTBOX, PublishMode.BACKGROUND),
+        )
 
     def _in_postgres(self, mode: PublishMode) -> bool:
         """Whether ``mode``'s statements go to PostgreSQL tables on the caller's session (not to fakes)."""
@@ -240,6 +281,19 @@ class Publisher:
     async def publish_async(self, session: AsyncSession, event: Event) -> PublishOutcome:
         """Asyncio form of :meth:`publish`: no step blocks the event loop."""
         mode = self.mode_for(event)
+        if not spans.active():
+            return await self._publish_async_in(session, event, mode)
+        span = self._span(event, mode)
+        try:
+            with use_span(span, end_on_exit=False):
+                outcome = await self._publish_async_in(session, _with_context(event), mode)
+        except BaseException as exc:
+            spans.finish(span, "failed", error=exc)
+            raise
+        spans.finish(span, outcome.value, failed=outcome is PublishOutcome.DEAD_LETTERED)
+        return outcome
+
+    async def _publish_async_in(self, session: AsyncSession, event: Event, mode: PublishMode) -> PublishOutcome:
         if mode is PublishMode.BACKGROUND:
             self._after_commit(session.sync_session, event)
             return PublishOutcome.SCHEDULED

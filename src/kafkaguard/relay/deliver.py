@@ -32,6 +32,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH, EnvelopeError
 from kafkaguard.errors import EventRejectedError, KeyHeldError, PublishError
@@ -135,6 +136,7 @@ class InFlight:
     pending: PendingDeliveries
     stopped: set[str]  # keys whose later rows the next round must not produce (see the module docstring)
     started: float  # time.monotonic() when its rows were claimed (the batch latency metric)
+    span: Any = None  # the batch's tracing span (kafkaguard.tracing.spans.relay_span), when tracing is on
 
     @property
     def ids(self) -> list[str]:

@@ -50,6 +50,7 @@ from kafkaguard.relay.plan import RowOutcome, plan_round
 from kafkaguard.relay.settings import RelayKind, RelaySettings
 from kafkaguard.stores.outbox import DeadLetter, OutboxStore
 from kafkaguard.stores.publisher_dead_letters import outbox_params
+from kafkaguard.tracing import spans
 from kafkaguard.transports.ports import Producer, Topics
 
 if TYPE_CHECKING:
@@ -126,6 +127,7 @@ class Relay:
         from kafkaguard.db.engine import libpq_conninfo
         from kafkaguard.transports.kafka_topics import TopicRegistry
 
+        spans.configure(settings.tracing)
         if settings.relay.kind is RelayKind.DEBEZIUM:
             raise ConfigurationError(
                 "relay.kind is 'debezium': Debezium relays this outbox (rows are deleted as they are written), "
@@ -366,6 +368,16 @@ class Relay:
         return total
 
     def _send_batch(self, rows: Sequence[Any], stopped: set[str], started: float) -> InFlight:
+        if spans.active():
+            flight = self._start_publish(rows, stopped, started)
+            produced = flight.produced
+            flight.span = spans.relay_span(
+                [s.topic for s in produced], [s.message.headers for s in produced if s.message is not None]
+            )
+            return flight
+        return self._start_publish(rows, stopped, started)
+
+    def _start_publish(self, rows: Sequence[Any], stopped: set[str], started: float) -> InFlight:
         return start_publish(
             rows,
             producer=self._producer_now(),
@@ -385,11 +397,20 @@ class Relay:
         timeout = self.settings.delivery_timeout
         sent = finish_publish(flight, producer=self._producer, timeout=timeout, block_key=block)
         plan = plan_round([(s.row.aggregateid, s, s.outcome) for s in sent], block_key=block, stopped=stopped)
-        self.outbox.settle(
-            [self._dead_letter(s) for s in plan.dead_letter],
-            [s.row.id for s in plan.remove + plan.dead_letter],
-            delete=self.settings.delete_published,
-        )
+        try:
+            self.outbox.settle(
+                [self._dead_letter(s) for s in plan.dead_letter],
+                [s.row.id for s in plan.remove + plan.dead_letter],
+                delete=self.settings.delete_published,
+            )
+        except BaseException as exc:
+            if flight.span is not None:
+                spans.finish(flight.span, "settle_failed", error=exc)
+            raise
+        if flight.span is not None:
+            flight.span.set_attribute("kafkaguard.relay.published", len(plan.remove))
+            flight.span.set_attribute("kafkaguard.relay.dead_lettered", len(plan.dead_letter))
+            spans.finish(flight.span, "settled", failed=bool(plan.dead_letter))
         if self.hook is not None:
             self.hook.settled(plan.remove, plan.dead_letter, time.monotonic() - flight.started)
         # Rows only held behind an earlier row of their key (no error of their own) are not failures.
