@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from opentelemetry.trace import use_span
+from opentelemetry.trace import get_current_span, use_span
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -201,6 +201,8 @@ class Applier:
             event = decode_record(record, self.settings)
         except DecodeError as exc:
             return self.dead_letter(record, None, reason=exc.reason.value, exc=exc, attempts=1)
+        if spans.active():  # known only now: the process span's message id
+            get_current_span().set_attribute(spans.names().message_id, str(event.event_id))
         reg = self.registry.get(event.type)
         if reg is None:
             if self.registry.ignore_unknown:

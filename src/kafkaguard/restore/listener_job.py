@@ -27,12 +27,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from opentelemetry.trace import Span, use_span
+
 from kafkaguard import raw_headers
 from kafkaguard.consumer.apply import Applier, decode_record
+from kafkaguard.consumer.dead_letters import key_text
 from kafkaguard.consumer.decisions import Outcome
 from kafkaguard.consumer.records import RawHeaders, Record
 from kafkaguard.consumer.registry import HandlerRegistry, Registration
@@ -40,6 +44,7 @@ from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.db.columns import DeadLetterStatus
 from kafkaguard.envelope import Event
 from kafkaguard.errors import ConfigurationError, DeadLetterNotFoundError, StoreUnavailableError, UnknownEventTypeError
+from kafkaguard.log_json import about
 from kafkaguard.logtext import short
 from kafkaguard.policies.retry import RetryPolicy
 from kafkaguard.restore.outcome import after_failure, after_success
@@ -48,6 +53,7 @@ from kafkaguard.restore.settings import RestoreSettings
 from kafkaguard.stores.inbox import AsyncConsumerTx, ConsumerStore, ConsumerTx, SyncTxAsAsync
 from kafkaguard.stores.listener_dead_letters import ListenerDeadLetter
 from kafkaguard.stores.restore_decision import RestoreDecision
+from kafkaguard.tracing import spans
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -299,21 +305,37 @@ class ListenerRestoreJob:
         applier, now = self._applier(group), self.clock()
         result = RestoreResult(group, key)
         for row in rows:
+            span = self._span(row) if spans.active() else None
             try:
-                async with atx.savepoint():
-                    record, event, reg = self._resolve(row, group)
-                    if sync_only and reg.is_async:  # a registry that gained an async handler meanwhile
-                        raise ConfigurationError(f"handler of {event.type!r} is async: restore it with an async engine")
-                    outcome = await applier.apply_in_async(atx, record, event, reg, row.attempts + 1, park=False)
+                with use_span(span, end_on_exit=False) if span is not None else nullcontext(), about(message_of(row)):
+                    async with atx.savepoint():
+                        record, event, reg = self._resolve(row, group)
+                        if sync_only and reg.is_async:  # a registry that gained an async handler meanwhile
+                            raise ConfigurationError(
+                                f"handler of {event.type!r} is async: restore it with an async engine"
+                            )
+                        outcome = await applier.apply_in_async(atx, record, event, reg, row.attempts + 1, park=False)
             except Exception as exc:  # noqa: BLE001 - the record's failure is stored; outages re-raised
+                if span is not None:
+                    spans.finish(span, "failed", error=exc)
                 self._raise_if_outage(exc)
                 change = failed_update(row, exc, self.policy, now)
                 await atx.run_sync(lambda tx: tx.mark(row.id, change))  # noqa: B023 - awaited at once
                 return self._stopped(result, row, exc, change)
+            if span is not None:
+                spans.finish(span, "restored" if outcome is not Outcome.DUPLICATE else "duplicate")
             done = restored_update(row, outcome, self.restored_by, now)
             await atx.run_sync(lambda tx: tx.mark(row.id, done))  # noqa: B023 - awaited at once
             (result.duplicates if outcome is Outcome.DUPLICATE else result.restored).append(row.id)
         return result
+
+    @staticmethod
+    def _span(row: ListenerDeadLetter) -> Span:
+        """The ``restore <topic>`` span of ``row``, linked to the trace its message carried."""
+        return spans.restore_span(
+            store="listener", dead_letter_id=row.id, topic=row.topic, key=key_text(message_of(row), None),
+            headers=message_of(row).headers,
+        )  # fmt: skip
 
     def _raise_if_outage(self, exc: BaseException) -> None:
         if isinstance(exc, StoreUnavailableError):

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.trace import use_span
 from sqlalchemy import Engine
 
 from kafkaguard.db import columns as C
@@ -47,6 +48,7 @@ from kafkaguard.stores.publisher_dead_letters import (
     PublisherDeadLetterStore,
     SqlHeldRecords,
 )
+from kafkaguard.tracing import spans
 from kafkaguard.transports.ports import Producer
 
 if TYPE_CHECKING:
@@ -231,7 +233,26 @@ class PublisherRestoreJob:
         return report
 
     def _attempt(self, held: HeldRecords, row: dict[str, Any], now: datetime, report: RunReport) -> bool:
-        """Restore one record and record the outcome on it; return whether it was restored."""
+        """Restore one record and record the outcome on it; return whether it was restored.
+
+        With tracing on, in a ``restore <topic>`` span linked to the trace the event was created in
+        (its stored ``traceparent``, which the republished message keeps)."""
+        if not spans.active():
+            return self._attempt_now(held, row, now, report)
+        span = spans.restore_span(
+            store="publisher", dead_letter_id=int(row["id"]), topic=row.get("topic"), key=row.get("key"),
+            headers=spans.restore_headers(row.get("headers")),
+        )  # fmt: skip
+        try:
+            with use_span(span, end_on_exit=False):
+                restored = self._attempt_now(held, row, now, report)
+        except BaseException as exc:
+            spans.finish(span, "failed", error=exc)
+            raise
+        spans.finish(span, "restored" if restored else "failed", failed=not restored)
+        return restored
+
+    def _attempt_now(self, held: HeldRecords, row: dict[str, Any], now: datetime, report: RunReport) -> bool:
         try:
             how = self._restore(held, row)
         except Exception as exc:  # noqa: BLE001 - any failure is recorded on the record

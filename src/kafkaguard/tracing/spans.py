@@ -36,6 +36,7 @@ from kafkaguard.tracing.settings import TracingSettings
 
 INSTRUMENTATION = "kafkaguard"
 MAX_LINKS = 128  # the SDK's default span limit: more would be dropped anyway
+MAX_KEY = 256  # characters of a message key in an attribute (keys are outside data of any length)
 
 _enabled = True
 _names: Names = NAMES[ConventionVersion.V1_27]
@@ -98,7 +99,7 @@ def publish_span(*, topic: str, key: str, event_id: str, event_type: str, mode: 
     only stored for later (outbox, background), ``send`` when it is delivered now (direct, http)."""
     op = _names.create if creates else _names.send
     attrs = _base(op, topic)
-    attrs.update({_names.key: key, _names.message_id: event_id, EVENT_TYPE: event_type, PUBLISH_MODE: mode})
+    attrs.update({_names.key: key[:MAX_KEY], _names.message_id: event_id, EVENT_TYPE: event_type, PUBLISH_MODE: mode})
     return tracer().start_span(_name(op, topic), kind=SpanKind.PRODUCER, attributes=attrs)
 
 
@@ -146,7 +147,7 @@ def process_span(
     if offset is not None:
         attrs[n.offset] = offset
     if key is not None:
-        attrs[n.key] = key
+        attrs[n.key] = key[:MAX_KEY]
     if event_id is not None:
         attrs[n.message_id] = event_id
     parent: Context | None = context_from(headers)
@@ -168,11 +169,23 @@ def restore_span(*, store: str, dead_letter_id: int, topic: str | None, key: str
     if topic:
         attrs[_names.destination] = topic
     if key is not None:
-        attrs[_names.key] = key
+        attrs[_names.key] = key[:MAX_KEY]
     link = link_from(headers)
     return tracer().start_span(
         _name("restore", topic), kind=SpanKind.INTERNAL, attributes=attrs, links=[link] if link else None
     )
+
+
+def restore_headers(value: Any) -> HeaderForm:
+    """A dead letter's stored headers as a header form: a JSON object stored as text or decoded."""
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
 
 
 def finish(span: Span, outcome: str, *, error: BaseException | None = None, failed: bool = False) -> None:
