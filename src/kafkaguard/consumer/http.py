@@ -33,24 +33,28 @@ import json
 import logging
 import threading
 import time
+from contextlib import nullcontext
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from opentelemetry.trace import use_span
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kafkaguard.consumer.apply import Applier
 from kafkaguard.consumer.decisions import Outcome
-from kafkaguard.consumer.registry import HandlerRegistry
+from kafkaguard.consumer.registry import HandlerRegistry, Registration
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH, DecodeError, DecodeReason, Event, too_deep
 from kafkaguard.errors import ConfigurationError, StoreUnavailableError
 from kafkaguard.http_signing import AUTHORIZATION_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, HttpAuth
+from kafkaguard.log_json import about
 from kafkaguard.logtext import short
 from kafkaguard.policies.classify import qualified_name
 from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
+from kafkaguard.tracing import spans
 
 log = logging.getLogger("kafkaguard.consumer.http")
 
@@ -181,6 +185,20 @@ def receiving_router(
         reg = registry.get(event.type)
         if reg is None:
             return JSONResponse({"status": "rejected", "reason": "unknown_type", "type": short(event.type, 200)}, 404)
+        span = None
+        if spans.active():
+            span = spans.process_span(
+                topic=None, partition=None, offset=None, key=event.key, group=cs.group_id, headers=event.headers,
+                event_id=str(event.event_id),
+            )  # fmt: skip
+        with about(event), use_span(span, end_on_exit=False) if span is not None else nullcontext():
+            response, label = await apply(event, reg)
+        if span is not None:
+            spans.finish(span, label, failed=response.status_code >= 400)
+        return response
+
+    async def apply(event: Event, reg: Registration) -> tuple[JSONResponse, str]:
+        """The answer to a verified, decoded request, and the outcome for its span."""
         applier = make_applier()
         try:
             if reg.is_async:
@@ -188,16 +206,17 @@ def receiving_router(
             else:
                 outcome = await run_in_threadpool(applier.apply_once, None, event, reg, 1)
         except StoreUnavailableError as exc:
-            return JSONResponse({"status": "unavailable", "detail": short(str(exc), 200)}, 503)
+            return JSONResponse({"status": "unavailable", "detail": short(str(exc), 200)}, 503), "store_unavailable"
         except Exception as exc:  # noqa: BLE001 - a handler may raise anything; classified
             if reg.is_async:
                 try:
                     await run_in_threadpool(applier.raise_if_store_down, exc)
                 except StoreUnavailableError as down:
-                    return JSONResponse({"status": "unavailable", "detail": short(str(down), 200)}, 503)
-            return failed(event, exc)
+                    body = {"status": "unavailable", "detail": short(str(down), 200)}
+                    return JSONResponse(body, 503), "store_unavailable"
+            return failed(event, exc), "failed"
         if outcome is Outcome.BLOCKED:
-            return JSONResponse({"status": "blocked", "event_id": str(event.event_id)}, 409)
-        return JSONResponse({"status": outcome.value, "event_id": str(event.event_id)}, 200)
+            return JSONResponse({"status": "blocked", "event_id": str(event.event_id)}, 409), outcome.value
+        return JSONResponse({"status": outcome.value, "event_id": str(event.event_id)}, 200), outcome.value
 
     return router
