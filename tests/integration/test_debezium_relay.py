@@ -44,13 +44,18 @@ def test_debezium_relays_every_committed_event_in_key_order_through_a_connect_ki
     rolled_back: set[str] = set()
     lock = threading.Lock()
     written = [0]
+    trace_of: dict[str, str | None] = {}
 
     def writer(w: int) -> None:
         rng = random.Random(w)
         keys = [f"k{k}" for k in range(w, KEYS, WRITERS)]
         for n in range(PER_KEY):
             for key in keys:
-                event = Event(type="test.applied", key=key, payload={"seq": n}, aggregate_type=agg)
+                # Half the events carry a trace context: Debezium must carry it as kafkaguard's relay does.
+                tp = f"00-{rng.getrandbits(128):032x}-{rng.getrandbits(64) | 1:016x}-01" if n % 2 == 0 else None
+                headers = {"traceparent": tp} if tp else {}
+                event = Event(type="test.applied", key=key, payload={"seq": n}, aggregate_type=agg, headers=headers)
+                trace_of[str(event.event_id)] = tp
                 if rng.random() < 0.05:  # rolled back: must never reach Kafka
                     session = Session(engine)
                     session.begin()
@@ -91,6 +96,12 @@ def test_debezium_relays_every_committed_event_in_key_order_through_a_connect_ki
     first = reader.messages[0]
     assert {k for k, _ in first.headers()} >= {"event_id", "type", "aggregate_type", "occurred_at", "schema_version"}
     assert rolled_back  # the workload did roll some transactions back
+    carried = {}
+    for m in reader.messages:
+        h = dict(m.headers())
+        carried[h["event_id"].decode()] = h["traceparent"].decode() if h.get("traceparent") is not None else None
+    assert carried == trace_of, "a trace context was lost or invented on the way through Debezium"
+    assert sum(v is not None for v in carried.values()) >= KEYS * PER_KEY // 2 - KEYS
 
 
 def DebeziumOptions_config(db: TestDatabase) -> dict[str, object]:

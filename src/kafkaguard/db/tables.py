@@ -56,6 +56,8 @@ outbox = Table(
     Column("topic", Text, nullable=True),  # overrides the aggregate type's topic
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("published_at", DateTime(timezone=True), nullable=True),
+    # headers' traceparent again, for Debezium's router (it places columns as headers, not JSON keys)
+    Column("traceparent", Text, nullable=True),
     Index("ix_outbox_unpublished", "shard", "seq", postgresql_where=text("published_at IS NULL")),
     Index("ix_outbox_published", "published_at", postgresql_where=text("published_at IS NOT NULL")),
 )

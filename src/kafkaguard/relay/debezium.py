@@ -6,8 +6,8 @@ headers ``event_id``, ``type``, ``aggregate_type``, ``occurred_at``, ``schema_ve
 ``outbox.event.<aggregatetype>``. Consumers cannot tell the relays apart.
 
 Known differences (documented, not hidden):
-- the row's ``headers`` JSON (e.g. ``traceparent``) and its ``topic`` override are not carried;
-  Debezium routes by ``aggregatetype`` only;
+- the row's ``headers`` JSON and its ``topic`` override are not carried (Debezium routes by
+  ``aggregatetype`` only); the trace context is, from the ``traceparent`` column the publisher fills;
 - Connect's dead-letter topic settings (``errors.deadletterqueue.*``) apply to sink connectors
   only; for this source connector a record that fails conversion is either dropped and logged
   (``errors.tolerance=all``) or stops the task (``none``, the default here, because dropping is
@@ -69,6 +69,7 @@ def connector_config(opts: DebeziumOptions) -> dict[str, Any]:
             f"aggregatetype:header:{H.AGGREGATE_TYPE}",
             f"occurred_at:header:{H.OCCURRED_AT}",
             f"schema_version:header:{H.SCHEMA_VERSION}",
+            f"traceparent:header:{H.TRACEPARENT}",  # the trace context (migration 0004); no value without one
         ]
     )
     config: dict[str, Any] = {

@@ -39,6 +39,7 @@ from kafkaguard.db.login import login_refused, refused_reason
 from kafkaguard.db.readiness import RELAY_TABLES, require_tables_psycopg
 from kafkaguard.db.tables import outbox
 from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH, EnvelopeError, Event, too_deep
+from kafkaguard.headers import TRACEPARENT
 from kafkaguard.stores.outbox_rows import CLAIM_COLUMNS, OutboxRow
 from kafkaguard.stores.publisher_dead_letters import FROM_OUTBOX_SQL
 
@@ -98,6 +99,7 @@ def outbox_row(event: Event, *, topic: str | None = None) -> dict[str, Any]:
         "occurred_at": event.occurred_at,
         "schema_version": event.schema_version,
         "topic": topic,
+        "traceparent": event.headers.get(TRACEPARENT),
     }
 
 
