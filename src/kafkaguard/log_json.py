@@ -38,6 +38,16 @@ class LogFormat(StrEnum):
 _about: contextvars.ContextVar[Any] = contextvars.ContextVar("kafkaguard_log_about", default=None)
 
 
+def bind(subject: Any) -> contextvars.Token[Any]:
+    """:func:`about` without a context manager, for hot paths: pass the token to :func:`unbind`."""
+    return _about.set(subject)
+
+
+def unbind(token: contextvars.Token[Any]) -> None:
+    """End what :func:`bind` began."""
+    _about.reset(token)
+
+
 @contextmanager
 def about(subject: Any) -> Iterator[None]:
     """Log lines inside the block concern ``subject``: a Kafka record (``topic``, ``partition``,

@@ -47,7 +47,7 @@ from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.db.columns import DeadLetterStatus
 from kafkaguard.envelope import DecodeError, DecodeReason, Event, decode
 from kafkaguard.errors import IdConflictError, StoreUnavailableError, UnknownEventTypeError
-from kafkaguard.log_json import about
+from kafkaguard.log_json import bind, unbind
 from kafkaguard.logtext import short
 from kafkaguard.policies.retry import GiveUp
 from kafkaguard.stores.inbox import AsyncConsumerTx, ConsumerStore, ConsumerTx, Prior
@@ -179,22 +179,28 @@ class Applier:
         the work runs in a ``process <topic>`` span, a child of the message's creation context,
         whose ``kafkaguard.outcome`` is the outcome.
         """
-        with about(record):
+        token = bind(record)
+        try:
             if not spans.active():
                 return self._process(record)
-            span = spans.process_span(
-                topic=record.topic, partition=record.partition, offset=record.offset,
-                key=key_text(record, None), group=self.group, headers=record.headers,
-            )  # fmt: skip
-            try:
-                with use_span(span, end_on_exit=False):
-                    outcome = self._process(record)
-            except BaseException as exc:
-                spans.finish(span, "store_unavailable" if isinstance(exc, StoreUnavailableError) else "interrupted",
-                             error=exc)  # fmt: skip
-                raise
-            spans.finish(span, outcome.value, failed=outcome in _FAILED)
-            return outcome
+            return self._process_traced(record)
+        finally:
+            unbind(token)
+
+    def _process_traced(self, record: Record) -> Outcome:
+        span = spans.process_span(
+            topic=record.topic, partition=record.partition, offset=record.offset,
+            key=key_text(record, None), group=self.group, headers=record.headers,
+        )  # fmt: skip
+        try:
+            with use_span(span, end_on_exit=False):
+                outcome = self._process(record)
+        except BaseException as exc:
+            spans.finish(span, "store_unavailable" if isinstance(exc, StoreUnavailableError) else "interrupted",
+                         error=exc)  # fmt: skip
+            raise
+        spans.finish(span, outcome.value, failed=outcome in _FAILED)
+        return outcome
 
     def _process(self, record: Record) -> Outcome:
         try:

@@ -39,7 +39,7 @@ from kafkaguard.consumer.registry import BatchContext, Registration
 from kafkaguard.db.columns import DeadLetterStatus
 from kafkaguard.envelope import DecodeError, Event
 from kafkaguard.errors import StoreUnavailableError
-from kafkaguard.log_json import about
+from kafkaguard.log_json import about, bind, unbind
 from kafkaguard.stores.inbox import AsyncConsumerTx, ConsumerTx
 from kafkaguard.tracing import spans
 
@@ -264,12 +264,26 @@ def _batch_ctx(session: Any, group: str, plan: _Plan, call: list[int]) -> BatchC
 
 
 def _call_sync(session: Any, group: str, plan: _Plan, reg: Registration, call: list[int]) -> None:
-    with _observed(plan, reg, group, call):
-        if reg.batch:
-            reg.func([plan.events[i] for i in call], _batch_ctx(session, group, plan, call))
-        else:
-            i = call[0]
-            call_handler(reg, session, group, plan.records[i], plan.events[i], attempt=1)
+    if spans.active():
+        with _observed(plan, reg, group, call):
+            _call_plain(session, group, plan, reg, call)
+        return
+    if reg.batch:
+        _call_plain(session, group, plan, reg, call)
+        return
+    token = bind(plan.records[call[0]])  # the hot path: no context manager per event
+    try:
+        _call_plain(session, group, plan, reg, call)
+    finally:
+        unbind(token)
+
+
+def _call_plain(session: Any, group: str, plan: _Plan, reg: Registration, call: list[int]) -> None:
+    if reg.batch:
+        reg.func([plan.events[i] for i in call], _batch_ctx(session, group, plan, call))
+    else:
+        i = call[0]
+        call_handler(reg, session, group, plan.records[i], plan.events[i], attempt=1)
 
 
 def _call_sync_in(tx: ConsumerTx, *, group: str, plan: _Plan, reg: Registration, call: list[int]) -> None:

@@ -14,6 +14,7 @@ this builds anything: :func:`active` is checked first by every caller, so the ho
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ from kafkaguard.tracing.conventions import (
 from kafkaguard.tracing.settings import TracingSettings
 
 INSTRUMENTATION = "kafkaguard"
+_FROM_ENVIRONMENT = "OTEL_PYTHON_TRACER_PROVIDER"
 MAX_LINKS = 128  # the SDK's default span limit: more would be dropped anyway
 MAX_KEY = 256  # characters of a message key in an attribute (keys are outside data of any length)
 
@@ -56,10 +58,21 @@ def names() -> Names:
 
 
 def active() -> bool:
-    """Whether spans are made: tracing enabled and an SDK tracer provider set."""
+    """Whether spans are made: tracing enabled and an SDK tracer provider set.
+
+    Called once per event on the consumer's path, so it reads the provider the API keeps once
+    ``set_tracer_provider`` ran (0.1 µs) instead of ``get_tracer_provider()`` (1.3 µs: it looks the
+    environment up on every call while none is set); a provider named only by the environment
+    variable ``OTEL_PYTHON_TRACER_PROVIDER`` is found the slow way.
+    """
     if not _enabled:
         return False
-    return not isinstance(trace.get_tracer_provider(), ProxyTracerProvider | NoOpTracerProvider)
+    provider = getattr(trace, "_TRACER_PROVIDER", None)
+    if provider is None:
+        if _FROM_ENVIRONMENT not in os.environ:
+            return False
+        provider = trace.get_tracer_provider()
+    return not isinstance(provider, ProxyTracerProvider | NoOpTracerProvider)
 
 
 def tracer() -> trace.Tracer:
