@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from kafkaguard import headers as H
 from kafkaguard.consumer.decisions import Outcome
@@ -40,19 +41,35 @@ def lag_reporter(
 
 
 def outcome_counter(metrics: Metrics, group: str) -> Callable[[Record, Outcome], None]:
-    """A ``Worker(on_outcome=...)`` hook: applied / duplicate / parked / dead-lettered counters.
+    """A ``Worker(on_outcome=...)`` hook: applied / duplicate / parked / dead-lettered / id conflict
+    counters, and the applied events' age (from their Kafka timestamp).
 
-    Called after the outcome is durable, so a counted event is never rolled back.
+    Called after the outcome is durable, so a counted event is never rolled back. The group's
+    duplicate, parked and id-conflict series start at 0.
     """
+    for counter in (metrics.consumer_duplicates, metrics.consumer_parked, metrics.consumer_id_conflicts):
+        counter.labels(group)
+    age = metrics.consumer_event_age_seconds.labels(group)
 
     def count(record: Record, outcome: Outcome) -> None:
         if outcome is Outcome.APPLIED:
             metrics.consumer_applied.labels(group, _event_type(record)).inc()
+            if record.timestamp is not None:
+                age.observe(max(0.0, (datetime.now(UTC) - record.timestamp).total_seconds()))
         elif outcome is Outcome.DUPLICATE:
             metrics.consumer_duplicates.labels(group).inc()
         elif outcome is Outcome.PARKED:
             metrics.consumer_parked.labels(group).inc()
         elif outcome is Outcome.DEAD_LETTERED:
             metrics.consumer_dead_letters.labels(group, "dead_lettered").inc()
+        elif outcome is Outcome.ID_CONFLICT:
+            metrics.consumer_id_conflicts.labels(group).inc()
 
     return count
+
+
+def store_outage_counter(metrics: Metrics) -> Callable[[], None]:
+    """A ``Worker.on_store_outage`` hook: one ``kafkaguard_store_outages_total{component="consumer"}``
+    per round the consumer store was unreachable."""
+    outages = metrics.store_outages.labels("consumer")
+    return outages.inc
