@@ -73,3 +73,12 @@ def store_outage_counter(metrics: Metrics) -> Callable[[], None]:
     per round the consumer store was unreachable."""
     outages = metrics.store_outages.labels("consumer")
     return outages.inc
+
+
+def retry_counter(metrics: Metrics, group: str) -> Callable[[str], None]:
+    """An ``Applier.on_retry`` hook: ``kafkaguard_consumer_retries_total`` by group and event type."""
+
+    def count(event_type: str) -> None:
+        metrics.consumer_retries.labels(group, event_type).inc()
+
+    return count
