@@ -40,9 +40,13 @@ def promtool_path(run_dir: Path, version: str = PROMTOOL_VERSION) -> Path:
 
 
 def find_promtool(run_dir: Path, version: str = PROMTOOL_VERSION) -> Path | None:
-    """promtool ``version`` if :func:`ensure_promtool` built it into ``run_dir`` already, else None."""
+    """promtool ``version`` if :func:`ensure_promtool` built it into ``run_dir`` already, else a
+    ``promtool`` on PATH, else None (nothing is built)."""
     target = promtool_path(run_dir, version)
-    return target if target.is_file() and os.access(target, os.X_OK) else None
+    if target.is_file() and os.access(target, os.X_OK):
+        return target
+    on_path = shutil.which("promtool")
+    return Path(on_path) if on_path is not None else None
 
 
 def ensure_promtool(run_dir: Path, *, version: str = PROMTOOL_VERSION) -> Path:
@@ -53,10 +57,9 @@ def ensure_promtool(run_dir: Path, *, version: str = PROMTOOL_VERSION) -> Path:
     Raises :class:`ToolMissingError` without ``go`` on PATH, :class:`DevStackError` when the build
     fails (its output is in ``<run dir>/logs/promtool-build.log``).
     """
-    found = find_promtool(run_dir, version)
-    if found is not None:
-        return found
     target = promtool_path(run_dir, version)
+    if target.is_file() and os.access(target, os.X_OK):
+        return target
     go = require("go")
     staging = target.parent.with_name(target.parent.name + ".partial")
     if staging.exists():
