@@ -115,3 +115,19 @@ def test_restore_runs_count_outcomes_or_an_outage() -> None:
     assert sample("kafkaguard_store_outages_total", {"component": "restore"}) == 1
     last = sample("kafkaguard_restore_last_run_timestamp_seconds", {"store": "publisher"})
     assert last is not None and abs(last - time.time()) < 60
+
+
+def test_the_lag_gauge_drops_partitions_that_were_revoked() -> None:
+    from kafkaguard.metrics.consumer_hook import lag_reporter
+
+    metrics = Metrics(parts=frozenset({"consumer"}))
+    lags = {("t", 0): 5, ("t", 1): 7}
+    tick = lag_reporter(metrics, "g", lambda: dict(lags), every=0.0)
+    tick()
+    sample = metrics.registry.get_sample_value
+    assert sample("kafkaguard_consumer_lag", {"group": "g", "topic": "t", "partition": "1"}) == 7
+    del lags[("t", 1)]
+    lags[("t", 0)] = 0
+    tick()
+    assert sample("kafkaguard_consumer_lag", {"group": "g", "topic": "t", "partition": "0"}) == 0
+    assert sample("kafkaguard_consumer_lag", {"group": "g", "topic": "t", "partition": "1"}) is None

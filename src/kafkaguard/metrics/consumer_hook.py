@@ -27,15 +27,24 @@ def lag_reporter(
 ) -> Callable[[], None]:
     """A ``Worker(on_tick=...)`` hook refreshing the consumer-lag gauge from ``lag()`` at most every
     ``every`` seconds, also while idle (so the gauge never freezes at a stale value). It runs in the
-    worker's thread: confluent-kafka's consumer is not to be called from two threads at once."""
+    worker's thread: confluent-kafka's consumer is not to be called from two threads at once.
+    A partition that is no longer in ``lag()`` (revoked) loses its series."""
     last = [0.0]
+    shown: set[tuple[str, int]] = set()
 
     def tick() -> None:
         if time.monotonic() - last[0] < every:
             return
         last[0] = time.monotonic()
-        for (topic, partition), value in lag().items():
+        now = lag()
+        for (topic, partition), value in now.items():
             metrics.consumer_lag.labels(group, topic, str(partition)).set(value)
+        # A partition assigned elsewhere since: its new owner reports it; a frozen value here would be
+        # counted twice by sum() and never change.
+        for topic, partition in shown - set(now):
+            metrics.consumer_lag.remove(group, topic, str(partition))
+        shown.clear()
+        shown.update(now)
 
     return tick
 
