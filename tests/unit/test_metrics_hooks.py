@@ -131,3 +131,23 @@ def test_the_lag_gauge_drops_partitions_that_were_revoked() -> None:
     tick()
     assert sample("kafkaguard_consumer_lag", {"group": "g", "topic": "t", "partition": "0"}) == 0
     assert sample("kafkaguard_consumer_lag", {"group": "g", "topic": "t", "partition": "1"}) is None
+
+
+def test_a_restore_run_that_cannot_reach_the_database_counts_an_outage_and_still_raises() -> None:
+    import pytest
+    from sqlalchemy.exc import OperationalError
+
+    from kafkaguard.cli.restore import _measured
+
+    metrics = Metrics(parts=frozenset({"restore"}))
+
+    def down() -> RunReport:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("refused"))
+
+    with pytest.raises(OperationalError):
+        _measured("listener", metrics, down)
+    assert _measured("listener", metrics, lambda: RunReport(failed=2)).failed == 2
+    sample = metrics.registry.get_sample_value
+    assert sample("kafkaguard_store_outages_total", {"component": "restore"}) == 1
+    assert sample("kafkaguard_restore_outcomes_total", {"store": "listener", "outcome": "failed"}) == 2
+    assert sample("kafkaguard_restore_run_seconds_count", {"store": "listener"}) == 2
