@@ -32,6 +32,13 @@ def test_scraped_metrics_match_the_database(migrated_database: TestDatabase) -> 
         for i in range(3):
             insert_publisher_dead_letter(conn, Event(type="post.created", key=f"d{i}", payload={}), "t")
         conn.execute(text("UPDATE kafka_publisher_dead_letters SET status = 'failed' WHERE key = 'd0'"))
+        # The oldest pending one an hour old; an older failed one does not count (only pending).
+        conn.execute(
+            text("UPDATE kafka_publisher_dead_letters SET created_at = now() - interval '1 hour' WHERE key = 'd1'")
+        )
+        conn.execute(
+            text("UPDATE kafka_publisher_dead_letters SET created_at = now() - interval '3 hours' WHERE key = 'd0'")
+        )
         for i, status in enumerate(["pending", "parked", "parked"]):
             conn.execute(
                 text(
@@ -58,6 +65,9 @@ def test_scraped_metrics_match_the_database(migrated_database: TestDatabase) -> 
     assert dl[(("error_class", "KafkaException"), ("status", "failed"), ("store", "publisher"))] == 1
     assert dl[(("error_class", "ValueError"), ("status", "parked"), ("store", "listener"))] == 2
     assert got[("kafkaguard_parked_keys", ())] == 1
+    pending_age = {k[1]: v for k, v in got.items() if k[0] == "kafkaguard_dead_letter_oldest_pending_age_seconds"}
+    assert 3600 <= pending_age[(("store", "publisher"),)] < 3600 + 60
+    assert 0 <= pending_age[(("store", "listener"),)] < 60
     assert got[("kafkaguard_restore_outcomes_total", (("outcome", "restored"), ("store", "publisher")))] == 2
 
 

@@ -52,3 +52,17 @@ def test_cluster_ids_never_start_with_a_dash() -> None:
     from kafkaguard.devstack.kafka import new_cluster_id
 
     assert not any(new_cluster_id().startswith("-") for _ in range(2000))
+
+
+def test_promtool_is_built_once_then_found_in_the_run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kafkaguard.devstack.tools import ensure_promtool, find_promtool, promtool_path
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no go, no promtool
+    assert find_promtool(tmp_path) is None
+    with pytest.raises(ToolMissingError, match="'go' was not found"):
+        ensure_promtool(tmp_path)
+    built = promtool_path(tmp_path)
+    built.parent.mkdir(parents=True)
+    built.write_text("#!/bin/sh\n")
+    built.chmod(0o755)
+    assert ensure_promtool(tmp_path) == built == find_promtool(tmp_path)  # no go needed the second time

@@ -25,7 +25,7 @@ from kafkaguard.cli.handlers import load_handlers
 from kafkaguard.cli.listener_restore import configured_group
 from kafkaguard.cli.startup import announce, configure_logging, preflight
 from kafkaguard.consumer.runner import build_worker, run_until_signalled
-from kafkaguard.metrics.consumer_hook import lag_reporter, outcome_counter
+from kafkaguard.metrics.consumer_hook import lag_reporter, outcome_counter, retry_counter, store_outage_counter
 from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.tracing.setup import start_tracing
 
@@ -100,6 +100,8 @@ def consume(
     worker = build_worker(settings, registry)
     if metrics is not None:
         worker.on_outcome = outcome_counter(metrics, cs.group_id)
+        worker.on_store_outage = store_outage_counter(metrics)
+        worker.applier.on_retry = retry_counter(metrics, cs.group_id)
         lag = getattr(worker.source, "lag", None)  # KafkaSource has it; in-memory sources do not
         if lag is not None:
             worker.on_tick = lag_reporter(metrics, cs.group_id, lag)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from kafkaguard.cli.common import (
     LogFormatOpt,
@@ -24,6 +26,7 @@ from kafkaguard.cli.restore_runners import publisher_job
 from kafkaguard.cli.startup import configure_logging
 from kafkaguard.consumer.restore_loop import async_engine_for
 from kafkaguard.db.readiness import RESTORE_TABLES
+from kafkaguard.errors import StoreUnavailableError
 from kafkaguard.logtext import short
 from kafkaguard.metrics import Metrics
 from kafkaguard.restore.report import RunReport
@@ -39,11 +42,26 @@ OnceOpt = Annotated[bool, typer.Option("--once", help="One run, then exit (a Kub
 EveryOpt = Annotated[str | None, typer.Option("--every", help="Run on a schedule, e.g. 60s (until SIGTERM).")]
 
 
-def _report(store: str, report: RunReport, metrics: Metrics | None = None, *, group: str | None = None) -> bool:
+OUTAGES = (StoreUnavailableError, OperationalError, InterfaceError)
+"""What a restore run raises when PostgreSQL is unreachable (counted as a store outage)."""
+
+
+def _measured(store: str, metrics: Metrics | None, run: Callable[[], RunReport]) -> RunReport:
+    """``run()``, its duration, outcomes or outage counted into ``metrics`` (None: not counted)."""
+    if metrics is None:
+        return run()
+    started = time.monotonic()
+    try:
+        report = run()
+    except OUTAGES:
+        metrics.restore_run(store, time.monotonic() - started, None)
+        raise
+    metrics.restore_run(store, time.monotonic() - started, report)
+    return report
+
+
+def _report(store: str, report: RunReport, *, group: str | None = None) -> bool:
     """Print the run's one line; return whether every due record it took was restored."""
-    if metrics is not None:
-        for outcome in ("restored", "retried", "failed"):
-            metrics.restore_outcomes.labels(store, outcome).inc(getattr(report, outcome))
     line = (
         f"restore {store}{f' (group {short(group, 60)})' if group else ''}: restored={report.restored} "
         f"retried={report.retried} failed={report.failed} skipped_keys={report.skipped_keys}"
@@ -90,9 +108,11 @@ def publisher(
     engine = engine_for(settings, tables=RESTORE_TABLES)
     job = publisher_job(settings, engine)
     metrics = start_metrics(metrics_port, metrics_addr, settings.database_url, settings.db_schema, parts=("restore",))
+    if metrics is not None:
+        metrics.restore_store("publisher")
 
     def run() -> bool:
-        return _report("publisher", job.run_once(), metrics)
+        return _report("publisher", _measured("publisher", metrics, job.run_once))
 
     _schedule(once, interval, run)
 
@@ -118,15 +138,27 @@ def listener(
     start_tracing(settings.tracing, "restore")
     engine = engine_for(settings, tables=RESTORE_TABLES)
     metrics = start_metrics(metrics_port, metrics_addr, settings.database_url, settings.db_schema, parts=("restore",))
+    if metrics is not None:
+        metrics.restore_store("listener")
 
     with async_engine_for(engine, registry) as async_engine:  # async handlers: restored like sync ones
 
         def run() -> bool:
-            chosen = resolve_group(engine, group, settings)  # per run: records of new groups may appear
-            if chosen is None:
+            chosen: list[str | None] = [None]
+
+            def once() -> RunReport:
+                # per run: records of new groups may appear
+                chosen[0] = resolve_group(engine, group, settings)
+                if chosen[0] is None:
+                    return RunReport()
+                return listener_run_once(
+                    settings, engine, registry=registry, group=chosen[0], async_engine=async_engine
+                )
+
+            report = _measured("listener", metrics, once)
+            if chosen[0] is None:
                 say("restore listener: no open listener dead letters")
                 return True
-            report = listener_run_once(settings, engine, registry=registry, group=chosen, async_engine=async_engine)
-            return _report("listener", report, metrics, group=chosen)
+            return _report("listener", report, group=chosen[0])
 
         _schedule(once, interval, run)

@@ -169,6 +169,8 @@ class Applier:
         self.stop = stop or threading.Event()
         self.rng = rng or random.Random()  # noqa: S311 - jitter only
         self.on_dead_letter = on_dead_letter
+        # ``on_retry(event_type)`` runs before each in-process retry of a failed handler (metrics).
+        self.on_retry: Callable[[str], None] | None = None
         self._runner: asyncio.Runner | None = None
 
     # -- entry points ---------------------------------------------------------------------------
@@ -244,6 +246,8 @@ class Applier:
                 )  # fmt: skip
                 if isinstance(step, GiveUp):
                     return self.dead_letter(record, event, reason=failure_reason(exc), exc=exc, attempts=attempt)
+                if self.on_retry is not None:
+                    self.on_retry(event.type)
                 if self.stop.wait(step.delay):
                     raise Interrupted from exc
                 attempt += 1

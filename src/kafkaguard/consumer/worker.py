@@ -92,6 +92,9 @@ class Worker:
         self.on_outcome = on_outcome
         # Called once per loop turn in this thread (the consumer handle is not shared across threads).
         self.on_tick = on_tick
+        # Called in this thread once per round the store was found unreachable (the failure that
+        # paused the worker, then each failed probe), for the store-outage metric.
+        self.on_store_outage: Callable[[], None] | None = None
         self.source.set_on_revoke(self._revoked)
 
     def stop(self) -> None:
@@ -202,12 +205,17 @@ class Worker:
         self.tracker.forget(partitions)
 
     # -- PostgreSQL outage ------------------------------------------------------------------------
+    def _store_down(self) -> None:
+        if self.on_store_outage is not None:
+            self.on_store_outage()
+
     def _outage(self, undone: Sequence[Record], exc: StoreUnavailableError) -> None:
         self._commit(wait=False)
         self.source.seek(rewind_positions(undone))
         self.source.pause()
         delay = 0.2
         log.error("store unavailable group=%s, paused: %s", self.applier.group, exc)
+        self._store_down()
         while not self.stopping.is_set():
             stray = self.source.poll(FETCH_MAX, delay)  # keeps the membership alive; nothing arrives
             if stray:  # a partition assigned before the pause took effect: read it again later
@@ -215,6 +223,7 @@ class Worker:
                 self.source.pause()
             if self.applier.store_alive():
                 break
+            self._store_down()
             delay = min(self.settings.store_backoff_max, delay * 2)
         self.stats["store_outages"] += 1
         self.source.resume()

@@ -1,4 +1,5 @@
-"""Gauges read from the database when Prometheus scrapes: backlog, dead letters, parked keys.
+"""Gauges read from the database when Prometheus scrapes: backlog, dead letters, parked keys, the
+oldest pending dead letter's age.
 
 Read at scrape time (not counted in memory), so they agree with the database after any crash or
 restart and across worker instances. Each scrape runs the aggregate queries of
@@ -42,6 +43,11 @@ class DatabaseCollector(Collector):
             labels=["store", "status", "error_class"],
         )  # fmt: skip
         parked = GaugeMetricFamily("kafkaguard_parked_keys", "Keys with events parked behind a dead letter.")
+        pending = GaugeMetricFamily(
+            "kafkaguard_dead_letter_oldest_pending_age_seconds",
+            "Age of the oldest pending dead letter, per store (0 when none is pending).",
+            labels=["store"],
+        )
         try:
             with self.engine.connect() as conn:
                 read = read_gauges(conn, timeout_ms=self.timeout_ms)
@@ -55,5 +61,7 @@ class DatabaseCollector(Collector):
         for store, status, error_class, n in read.dead_letters:
             dead.add_metric([store, status, error_class], float(n))
         parked.add_metric([], float(read.parked_keys))
+        for store, age in sorted(read.oldest_pending_age_seconds.items()):
+            pending.add_metric([store], age)
         up.add_metric([], 1.0)
-        yield from (up, backlog, oldest, dead, parked)
+        yield from (up, backlog, oldest, dead, parked, pending)

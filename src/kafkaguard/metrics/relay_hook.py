@@ -13,8 +13,8 @@ from kafkaguard.relay.deliver import Sent
 
 class RelayMetrics:
     """A :class:`~kafkaguard.relay.worker.RelayHook`: published and dead-lettered counters, batch
-    latency and event age histograms, error counter. Called after the settle committed, so a counted
-    event is never rolled back."""
+    latency and event age histograms, error and store outage counters, the time of the last success.
+    Called after the settle committed, so a counted event is never rolled back."""
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
@@ -33,10 +33,18 @@ class RelayMetrics:
         for item in dead_lettered:
             error = type(item.error).__name__ if item.error is not None else "-"
             m.publisher_dead_letters.labels(PublishSource.OUTBOX.value, error).inc()
+        if published:  # progress, even inside a round that fails later
+            m.relay_last_success.set_to_current_time()
 
     def error(self, kind: str) -> None:
         """See :meth:`~kafkaguard.relay.worker.RelayHook.error`."""
         self.metrics.relay_errors.labels(kind).inc()
+        if kind == "database":
+            self.metrics.store_outages.labels("relay").inc()
+
+    def succeeded(self) -> None:
+        """See :meth:`~kafkaguard.relay.worker.RelayHook.succeeded`."""
+        self.metrics.relay_last_success.set_to_current_time()
 
 
 def relay_metrics(metrics: Metrics | None) -> RelayMetrics | None:

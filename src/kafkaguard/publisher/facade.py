@@ -126,6 +126,7 @@ class Publisher:
         self._owns_producer = producer is None
         # A producer passed in without a registry knows its topics (the fake) or reports a missing one.
         self._topics = topics if topics is not None or producer is None else TopicsExist()
+        self._owns_topics = topics is None and producer is None
         self._direct: DirectPublisher | None = None
         self._background: BackgroundPublisher | None = None
         self._http = HttpPublisher(
@@ -344,11 +345,16 @@ class Publisher:
         return futures
 
     def close(self) -> None:
-        """Finish background deliveries, flush the producer, close HTTP and owned engines."""
+        """Finish background deliveries, flush the producer, close HTTP and owned engines; the Kafka
+        clients it made are let go (their connections close now, not when the publisher is collected)."""
         if self._background is not None:
             self._background.close()
         if self._producer is not None and self._owns_producer:
             self._producer.close()
+            self._producer = None
+            if self._owns_topics:
+                self._topics = None  # the admin client of the registry it made
+            self._direct = self._background = None
         self._http.close()
         if self._owns_engine and self._engine is not None:
             self._engine.dispose()

@@ -92,6 +92,10 @@ class RelayHook(Protocol):
     def error(self, kind: str) -> None:
         """A round failed: ``kind`` is ``database`` (the outbox store is away) or ``kafka``."""
 
+    def succeeded(self) -> None:
+        """A round ended without a failure: its batches settled, or nothing was due (an idle relay
+        is a healthy one; "time since the last success" grows only while rounds fail or hang)."""
+
 
 class Relay:
     """One relay instance. ``run(stop)`` loops until ``stop`` is set; safe to run several at once.
@@ -252,6 +256,8 @@ class Relay:
                     stop.wait(self._backoff(failures))
                     continue
                 failures = 0
+                if self.hook is not None:
+                    self.hook.succeeded()
                 if result.claimed < self.settings.batch_size:
                     try:
                         self._wait_for_work(stop)
