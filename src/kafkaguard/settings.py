@@ -34,6 +34,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from kafkaguard.console.settings import ConsoleSettings
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.kafka_security import KafkaSecurity
@@ -96,6 +97,7 @@ class KafkaguardSettings(BaseSettings):
     relay: RelaySettings = Field(default_factory=RelaySettings)
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
     restore: RestoreSettings = Field(default_factory=RestoreSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     metrics_port: int | None = Field(default=None, description="serve Prometheus /metrics on 127.0.0.1:<port>")
 
     def __init__(self, **values: Any) -> None:

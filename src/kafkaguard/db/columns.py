@@ -7,6 +7,7 @@ PUBLISHER_DEAD_LETTERS = "kafka_publisher_dead_letters"
 LISTENER_DEAD_LETTERS = "kafka_listener_dead_letters"
 INBOX = "kafka_inbox"
 LAST_RESORT = "kafkaguard_last_resort"
+CONSOLE_AUDIT = "kafkaguard_console_audit"  # migration 0004: the operator console's audit log
 BEGIN_EVENT = "kafkaguard_begin_event"  # a function (migration 0003): the consumer's steps before a handler
 OUTBOX_NOTIFY_CHANNEL = "kafkaguard_outbox"
 OUTBOX_SHARDS = 64  # virtual shards of the outbox, by hash of the key; relays own shards

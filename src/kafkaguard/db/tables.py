@@ -155,3 +155,21 @@ last_resort = Table(
     Column("status", Text, nullable=False, server_default=C.DeadLetterStatus.PENDING.value),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+console_audit = Table(
+    C.CONSOLE_AUDIT,
+    metadata,
+    # One row per state-changing console action, refusals included; inserted, never updated.
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("actor", Text, nullable=False),
+    Column("remote", Text, nullable=True),
+    Column("action", Text, nullable=False),
+    Column("store", Text, nullable=True),
+    Column("outcome", Text, nullable=False),  # done | refused | failed
+    Column("requested", Integer, nullable=False, server_default=text("0")),
+    Column("changed", Integer, nullable=False, server_default=text("0")),
+    Column("reason", Text, nullable=True),
+    Column("detail", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Index("ix_console_audit_at", "at"),
+)

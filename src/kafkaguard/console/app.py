@@ -1,0 +1,35 @@
+"""Build the operator console's FastAPI app (:func:`create_console_app`, public as ``kafkaguard.create_console_app``).
+
+Server-rendered pages (Jinja2, SVG charts, no script needed), read-only for everyone; writes as
+described in :mod:`kafkaguard.console.writes`. Routes are sync functions: FastAPI runs them in
+its thread pool, so a database call never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from kafkaguard.console import pages, writes
+from kafkaguard.console.auth import Guard
+from kafkaguard.console.context import Console, templates
+from kafkaguard.consumer.registry import HandlerRegistry
+from kafkaguard.settings import KafkaguardSettings
+
+
+def create_console_app(
+    settings: KafkaguardSettings, engine: Engine, *, registry: HandlerRegistry | None = None
+) -> FastAPI:
+    """The console over the dead-letter stores of ``engine``'s database (kafkaguard's schema on its search_path).
+
+    ``settings``: ``[console]`` (token, redaction, edit-and-retry) and what retry needs (Kafka for
+    republishing, ``[restore]``'s policy and strategy); ``registry``: the handlers of the listener
+    records' consumer groups (without it, listener records can be read and discarded, not retried).
+    Raises :class:`~kafkaguard.errors.ConfigurationError` if the token file cannot be read.
+    """
+    console = Console(settings, engine, registry, Guard(settings.console.token()), templates())
+    app = FastAPI(title="kafkaguard console", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(pages.router(console))
+    app.include_router(writes.router(console))
+    app.state.console = console
+    return app
