@@ -1,0 +1,243 @@
+"""The operator console's pages and actions through FastAPI's TestClient, on the real PostgreSQL (and
+Kafka for republishing): reads are open, every write needs the token and the CSRF token, retry goes
+through the restore code once per record in key order, and every write is audited."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi.testclient import TestClient
+
+from kafkaguard import create_console_app
+from kafkaguard.testing.fixtures import TestDatabase, TopicFactory
+from tests.integration import consumer_app
+from tests.integration.console_helpers import (
+    GROUP_A,
+    GROUP_B,
+    TOKEN,
+    Seeded,
+    console_settings,
+    csrf_of,
+    engine_of,
+    listener_snapshot,
+    publisher_snapshot,
+    rows,
+    seed,
+)
+from tests.integration.kafka_helpers import consume_all
+
+
+def client_for(db: TestDatabase, bootstrap: str, **console: object) -> TestClient:
+    app = create_console_app(console_settings(db, bootstrap, **console), engine_of(db), registry=consumer_app.registry)
+    return TestClient(app)
+
+
+def logged_in(client: TestClient) -> str:
+    response = client.post("/login", data={"operator": "alice", "token": TOKEN}, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    return csrf_of(client.get("/groups?store=listener").text)
+
+
+def audit(db: TestDatabase) -> list[tuple[object, ...]]:
+    return rows(
+        db, "SELECT actor, action, outcome, requested, changed, reason FROM kafkaguard_console_audit ORDER BY id"
+    )
+
+
+def test_pages_are_readable_without_a_token_and_redact_payload_fields(
+    migrated_database: TestDatabase, kafka_bootstrap: str
+) -> None:
+    db = migrated_database
+    seeded = seed(db, consumer_app.new_group())
+    client = client_for(db, kafka_bootstrap)
+
+    overview = client.get("/")
+    assert overview.status_code == 200 and "<svg" in overview.text and "parked keys" in overview.text
+    groups = client.get("/groups?store=listener")
+    assert groups.status_code == 200
+    assert f'data-group="{GROUP_A}"' in groups.text and f'data-group="{GROUP_B}"' in groups.text
+    assert "line 10, in apply_effect" in groups.text and "line 42, in apply_other" in groups.text
+    assert "Retry group" not in groups.text  # no actions offered to a reader
+
+    listing = client.get(f"/dead-letters?store=listener&group={GROUP_A}")
+    shown = {int(i) for i in _ids(listing.text)}
+    assert shown == {seeded.ids[k][0] for k in ("a1", "a2", "a3")}  # the open heads of group A only
+
+    head = seeded.ids["a1"][0]
+    detail = client.get(f"/dead-letters/listener/{head}")
+    assert detail.status_code == 200
+    parked = detail.text.split('id="parked-behind"')[1]
+    positions = [parked.index(f'data-id="{i}"') for i in seeded.ids["a1"][1:]]
+    assert positions == sorted(positions) and len(positions) == 2  # the parked records behind it, in order
+    assert "4111" not in detail.text and "[redacted]" in detail.text  # card redacted, raw bytes hidden
+    assert "Raw bytes are not shown" in detail.text
+    assert client.get("/dead-letters/listener/999999").status_code == 404
+
+
+def test_a_write_without_the_token_or_the_csrf_token_is_refused_and_changes_nothing(
+    migrated_database: TestDatabase, kafka_bootstrap: str
+) -> None:
+    db = migrated_database
+    seeded = seed(db, consumer_app.new_group())
+    client = client_for(db, kafka_bootstrap)
+    before = listener_snapshot(db)
+    head = str(seeded.ids["a1"][0])
+
+    anonymous = client.post("/actions/discard", data={"store": "listener", "id": head, "reason": "x", "csrf": "0"})
+    wrong_token = client.post("/login", data={"operator": "mallory", "token": "guess"})
+    assert anonymous.status_code == 401 and wrong_token.status_code == 401
+    logged_in(client)
+    no_csrf = client.post("/actions/retry", data={"store": "listener", "id": head})
+    bearer_no_csrf = TestClient(client.app).post(
+        "/actions/retry", data={"store": "listener", "id": head}, headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+
+    assert no_csrf.status_code == 403 and bearer_no_csrf.status_code == 403
+    assert listener_snapshot(db) == before
+    outcomes = [(a[1], a[2]) for a in audit(db)]
+    assert outcomes == [("discard", "refused"), ("login", "refused"), ("retry", "refused"), ("retry", "refused")]
+    assert TOKEN not in client.get("/audit").text
+
+
+def test_retrying_a_group_restores_each_record_once_in_key_order(
+    migrated_database: TestDatabase, kafka_bootstrap: str
+) -> None:
+    db = migrated_database
+    consumer_app.create_tables(db.conninfo)
+    group = consumer_app.new_group()
+    seeded = seed(db, group)
+    client = client_for(db, kafka_bootstrap)
+    csrf = logged_in(client)
+    before_b = _statuses(db, seeded, "b1")
+
+    response = client.post(
+        "/actions/retry", data={"store": "listener", "scope": "group", "group": GROUP_A, "csrf": csrf}
+    )
+
+    assert response.status_code == 200, response.text
+    _assert_group_a_restored_once_in_order(db, seeded)
+    assert _statuses(db, seeded, "b1") == before_b  # the other group untouched
+    assert audit(db)[-1] == ("alice", "retry", "done", 3, 6, None)  # 3 heads asked, 6 records restored
+
+
+def test_discard_needs_a_reason_and_keeps_it(migrated_database: TestDatabase, kafka_bootstrap: str) -> None:
+    db = migrated_database
+    seeded = seed(db, consumer_app.new_group())
+    client = client_for(db, kafka_bootstrap)
+    csrf = logged_in(client)
+    head = seeded.ids["b1"][0]
+
+    no_reason = client.post("/actions/discard", data={"store": "listener", "id": str(head), "csrf": csrf})
+    done = client.post(
+        "/actions/discard", data={"store": "listener", "id": str(head), "csrf": csrf, "reason": "bad test data"}
+    )
+
+    assert no_reason.status_code == 409 and done.status_code == 200
+    status, history = rows(db, "SELECT status, history FROM kafka_listener_dead_letters WHERE id = %s", (head,))[0]
+    assert status == "discarded" and history[-1]["reason"] == "bad test data" and history[-1]["by"] == "console:alice"
+    assert audit(db)[-1] == ("alice", "discard", "done", 1, 1, "bad test data")
+
+
+def test_edit_and_retry_is_refused_while_the_setting_is_off(
+    migrated_database: TestDatabase, kafka_bootstrap: str, topics: TopicFactory
+) -> None:
+    db = migrated_database
+    seeded = seed(db, consumer_app.new_group(), publisher_topic=topics("console-edit"))
+    client = client_for(db, kafka_bootstrap)
+    csrf = logged_in(client)
+    before = publisher_snapshot(db)
+    record_id = seeded.publisher[0][0]
+
+    response = client.post(
+        "/actions/edit", data={"store": "publisher", "id": str(record_id), "csrf": csrf, "payload": '{"n": 9}'}
+    )
+
+    assert response.status_code == 403 and "edit-and-retry is off" in response.text
+    assert publisher_snapshot(db) == before
+
+
+def test_edit_and_retry_republishes_a_copy_whose_lineage_names_the_original(
+    migrated_database: TestDatabase, kafka_bootstrap: str, topics: TopicFactory
+) -> None:
+    db = migrated_database
+    topic = topics("console-edit-on")
+    seeded = seed(db, consumer_app.new_group(), publisher_topic=topic, publisher_count=1)
+    client = client_for(db, kafka_bootstrap, edit_and_retry=True, redact_fields=[])
+    csrf = logged_in(client)
+    record_id, event = seeded.publisher[0]
+
+    response = client.post(
+        "/actions/edit", data={"store": "publisher", "id": str(record_id), "csrf": csrf, "payload": '{"n": 9}'}
+    )
+
+    assert response.status_code == 200, response.text
+    (original_status, history), (copy_status, copy_headers, copy_payload) = (
+        rows(db, "SELECT status, history FROM kafka_publisher_dead_letters WHERE id = %s", (record_id,))[0],
+        rows(db, "SELECT status, headers, payload FROM kafka_publisher_dead_letters WHERE id <> %s", (record_id,))[0],
+    )
+    assert original_status == "discarded" and history[-1]["what"] == "edited"
+    assert copy_status == "restored" and copy_payload == {"n": 9}
+    assert copy_headers["kafkaguard_edited_from"] == str(event.event_id)
+    [message] = consume_all(kafka_bootstrap, topic, 1, timeout=30)
+    assert json.loads(message.value() or b"") == {"n": 9}
+
+
+def test_redrive_sends_a_publisher_dead_letter_to_its_original_topic(
+    migrated_database: TestDatabase, kafka_bootstrap: str, topics: TopicFactory
+) -> None:
+    db = migrated_database
+    topic = topics("console-redrive")
+    seeded = seed(db, consumer_app.new_group(), publisher_topic=topic, publisher_count=2)
+    client = client_for(db, kafka_bootstrap)
+    csrf = logged_in(client)
+    record_id, event = seeded.publisher[1]
+
+    response = client.post("/actions/redrive", data={"store": "publisher", "id": str(record_id), "csrf": csrf})
+
+    assert response.status_code == 200, response.text
+    messages = consume_all(kafka_bootstrap, topic, 1, timeout=30)
+    assert [m.key() for m in messages] == [event.key.encode()]
+    assert dict(messages[0].headers() or [])["event_id"] == str(event.event_id).encode()
+    assert [s for (s,) in rows(db, "SELECT status FROM kafka_publisher_dead_letters ORDER BY id")] == [
+        "pending", "restored"
+    ]  # fmt: skip
+
+
+def test_dead_letter_pages_are_keyset_paginated(migrated_database: TestDatabase, kafka_bootstrap: str) -> None:
+    db = migrated_database
+    with engine_of(db).begin() as conn:
+        conn.exec_driver_sql(
+            'INSERT INTO kafka_listener_dead_letters (consumer_group, topic, partition, "offset", key, reason, '
+            "error_class, status) SELECT 'g', 't', 0, n, 'k' || n, 'handler_error', 'E', 'pending' "
+            "FROM generate_series(1, 120) n"
+        )
+    client = client_for(db, kafka_bootstrap)
+    seen: list[int] = []
+    url = "/dead-letters?store=listener&status=open"
+    while url:
+        html = client.get(url).text
+        seen += [int(i) for i in _ids(html)]
+        nxt = html.split('id="next" href="')
+        url = nxt[1].split('"')[0].replace("&amp;", "&") if len(nxt) > 1 else ""
+    assert len(seen) == 120 and seen == sorted(set(seen))
+
+
+def _ids(html: str) -> list[str]:
+    return [part.split('"')[0] for part in html.split('<tr data-id="')[1:]]
+
+
+def _statuses(db: TestDatabase, seeded: Seeded, key: str) -> list[tuple[object, ...]]:
+    return rows(db, "SELECT id, status, attempts FROM kafka_listener_dead_letters WHERE key = %s ORDER BY id", (key,))
+
+
+def _assert_group_a_restored_once_in_order(db: TestDatabase, seeded: Seeded) -> None:
+    applied = rows(db, "SELECT key, seq, event_id::text FROM effects ORDER BY id")
+    for key, events in seeded.keys_a.items():
+        mine = [(s, e) for k, s, e in applied if k == key]
+        assert mine == [(e.payload["seq"], str(e.event_id)) for e in events], key  # once each, in key order
+    assert not [k for k, _, _ in applied if k in seeded.keys_b]
+    statuses = rows(
+        db, "SELECT status, count(*) FROM kafka_listener_dead_letters WHERE key = ANY(%s) GROUP BY 1",
+        (list(seeded.keys_a),),
+    )  # fmt: skip
+    assert statuses == [("restored", 6)]
