@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from kafkaguard.console.fingerprint import FRAME_SQL, group_id_sql
+from kafkaguard.console.fingerprint import group_id_sql
 from kafkaguard.db import columns as C
 from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH, too_deep
 from kafkaguard.stores.dead_letter_queries import Store, show_record
@@ -59,8 +59,8 @@ def error_class_sql(store: Store) -> str:
 
 
 def frame_sql(store: Store) -> str:
-    """A record's throwing frame (publisher records keep no stack: ``-``)."""
-    return "'-'" if store is Store.PUBLISHER else FRAME_SQL
+    """A record's throwing frame: the stored ``stack_frame`` (publisher records keep no stack: ``-``)."""
+    return "'-'" if store is Store.PUBLISHER else "stack_frame"
 
 
 def where(query: Query) -> tuple[str, dict[str, Any]]:

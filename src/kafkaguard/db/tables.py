@@ -109,6 +109,7 @@ listener_dead_letters = Table(
     Column("error_class", Text, nullable=True),
     Column("error_message", Text, nullable=True),
     Column("stack", Text, nullable=True),
+    Column("stack_frame", Text, Computed(C.STACK_FRAME_SQL, persisted=True), nullable=False),  # migration 0004
     Column("status", String(16), nullable=False, server_default=C.DeadLetterStatus.PENDING.value),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
