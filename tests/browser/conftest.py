@@ -1,20 +1,19 @@
 """Playwright driving Debian's chromium (headless) against a console served by uvicorn, for tests/browser.
 
 Chromium comes from the system (``scripts/install-system-deps.sh``); Playwright's own browser
-download is never used. Screenshots go to ``reports/console/`` (git-ignored, or
-``KAFKAGUARD_CONSOLE_SHOTS``); ``make console-screenshots`` copies two of them into ``docs/img/``.
+download is never used. Screenshots go to ``reports/console/`` (git-ignored); ``make
+console-screenshots`` copies two of them into ``docs/img/``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-CHROMIUM = os.environ.get("KAFKAGUARD_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (scripts/install-system-deps.sh)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from playwright.sync_api import Page
 from kafkaguard.testing import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
-SHOTS = Path(os.environ.get("KAFKAGUARD_CONSOLE_SHOTS", REPO / "reports" / "console"))
+SHOTS = REPO / "reports" / "console"  # git-ignored test artifacts
 
 
 @contextmanager

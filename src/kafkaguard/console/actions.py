@@ -1,9 +1,10 @@
 """The console's writes: retry, discard, redrive and edit-and-retry, each through the code the CLI uses.
 
-- **retry** resets the chosen open records to pending and restores them now through
-  :func:`kafkaguard.cli.replay.execute` — the restore jobs themselves, key by key under their
-  per-key locks (a key another run holds is skipped, never processed twice), heads first, the
-  parked records of each key after their head in arrival order;
+- **retry** resets the chosen open records to pending (the store function ``dead-letters replay``
+  uses) and restores them now through the restore jobs themselves — the publisher job's
+  ``process_key`` and the listener job's ``restore_key`` — key by key under their per-key locks (a
+  key another run holds is skipped, never processed twice), heads first, the parked records of each
+  key after their head in arrival order; the summary is read back from the records' statuses;
 - **redrive** (publisher records) is a retry with the ``republish`` strategy whatever
   ``restore.publisher_strategy`` says: the event goes back to its original topic;
 - **discard** marks records discarded with the operator's reason in their history;
@@ -17,18 +18,32 @@ Every action checks before it changes: a refusal raises and leaves the records a
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, Row, text
 
-from kafkaguard.cli.replay import Checked, ReplayRequest, check, execute, find_candidates
 from kafkaguard.consumer.registry import HandlerRegistry
 from kafkaguard.db import columns as C
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.ids import uuid7
+from kafkaguard.restore.listener_functions import restore_key, retry_dead_letter
+from kafkaguard.restore.listener_job import handler_problems
+from kafkaguard.restore.publisher_job import PublisherRestoreJob
 from kafkaguard.restore.settings import PublisherStrategy
 from kafkaguard.settings import KafkaguardSettings
-from kafkaguard.stores.dead_letter_queries import Filters, Store, discard, history_json
+from kafkaguard.stores.dead_letter_queries import (
+    Filters,
+    Store,
+    discard,
+    history_json,
+    replay_candidates,
+    reset_to_pending,
+    statuses_of,
+)
+
+OPEN = ("pending", "failed")  # what a retry resets; parked records follow their key's head
 
 EDITED_FROM_HEADER = "kafkaguard_edited_from"
 """Header of an edited copy: the event id of the dead letter it was made from (its lineage)."""
@@ -65,21 +80,99 @@ def retry(
         restore = settings.restore.model_copy(update={"publisher_strategy": PublisherStrategy.REPUBLISH})
         settings = settings.model_copy(update={"restore": restore})
     with engine.connect() as conn:
-        candidates = find_candidates(conn, store, Filters(ids=tuple(ids)), limit=len(ids))
-    if not candidates:
-        raise ActionRefused("none of the chosen records is open (pending or failed)")
-    groups = sorted({c.group for c in candidates if c.group}) if store is Store.LISTENER else [None]
-    restored = 0
-    lines = []
-    for group in groups:
-        chosen = [c for c in candidates if c.group == group] if group else candidates
-        filters = Filters(ids=tuple(c.id for c in chosen), consumer_group=group)
-        request = ReplayRequest(store, filters, len(chosen), registry=registry, by=by, app="the console's --app")
-        checked: Checked = check(engine, request, chosen)
-        summary = execute(settings, engine, request, checked)
-        restored += len(summary.restored) + summary.also_restored
-        lines.append(summary.line().replace("replay of", "retry of" if not republish else "redrive of"))
-    return Result(len(ids), restored, "; ".join(lines), [c.id for c in candidates])
+        candidates = replay_candidates(conn, store, Filters(ids=tuple(ids)), statuses=OPEN, limit=len(ids))
+        if not candidates:
+            raise ActionRefused("none of the chosen records is open (pending or failed)")
+        if registry is not None and store is Store.LISTENER:
+            _check_handlers(conn, registry, candidates)
+    restorer = _publisher(settings, engine) if store is Store.PUBLISHER else None  # settings checked first
+    with engine.begin() as conn:
+        reset = reset_to_pending(conn, store, Filters(ids=tuple(c.id for c in candidates)), limit=len(ids), by=by)
+    chosen = [c for c in candidates if c.id in set(reset)]
+    restored_ids: list[int] = []
+    try:
+        for unit in units(chosen):
+            if restorer is not None:
+                restored_ids += _republish(restorer, unit[0].key, unit[0].id)
+            else:
+                assert registry is not None
+                restored_ids += _reapply(settings, engine, registry, unit[0])
+    finally:
+        if restorer is not None:
+            restorer.close()  # flushes: every republished record is acknowledged or failed
+    with engine.connect() as conn:
+        statuses = statuses_of(conn, store, reset)
+    done = [i for i in reset if statuses.get(i, ("missing", None))[0] == "restored"]
+    behind = len(set(restored_ids) - set(reset))
+    verb = "redrive" if republish else "retry"
+    message = f"{verb} of {store.value} dead letters: {len(done)} of {len(reset)} restored"
+    if behind:
+        message += f" (and {behind} parked record(s) of the same keys)"
+    failed = [f"#{i} {statuses[i][0]}" + (f" ({statuses[i][1]})" if statuses[i][1] else "")
+              for i in reset if i in statuses and i not in done]  # fmt: skip
+    if failed:
+        message += "; not restored: " + ", ".join(failed[:5]) + (" ..." if len(failed) > 5 else "")
+    return Result(len(ids), len(done) + behind, message, reset)
+
+
+def units(candidates: Sequence[Row[Any]]) -> list[list[Row[Any]]]:
+    """Candidates grouped by (consumer group, key), in the order of each key's first id; a keyless one alone."""
+    by_key: dict[tuple[str | None, str], list[Row[Any]]] = {}
+    out: list[list[Row[Any]]] = []
+    for c in candidates:
+        if c.key is None:
+            out.append([c])
+            continue
+        slot = (c.consumer_group, c.key)
+        if slot not in by_key:
+            by_key[slot] = []
+            out.append(by_key[slot])
+        by_key[slot].append(c)
+    return out
+
+
+OPEN_TYPES_SQL = f"""
+SELECT DISTINCT type FROM {C.LISTENER_DEAD_LETTERS}
+WHERE consumer_group = :g AND key = ANY(:keys) AND status = ANY(:open)
+"""  # noqa: S608 - constant table name
+
+
+def _check_handlers(conn: Connection, registry: HandlerRegistry, candidates: Sequence[Row[Any]]) -> None:
+    """Refuse when the registry lacks a handler for a type the restore would apply (parked ones included)."""
+    types: set[str | None] = {c.type for c in candidates}
+    for group in {c.consumer_group for c in candidates}:
+        keys = [c.key for c in candidates if c.consumer_group == group and c.key is not None]
+        params = {"g": group, "keys": keys, "open": list(C.OPEN_STATUSES)}
+        types |= {r[0] for r in conn.execute(text(OPEN_TYPES_SQL), params)}
+    problems = handler_problems(registry, types)
+    if problems:
+        named = ", ".join(f"{t} ({why})" for t, why in list(problems.items())[:5])
+        raise ActionRefused(f"nothing was changed: the console's --app cannot restore event type(s) {named}")
+
+
+def _publisher(settings: KafkaguardSettings, engine: Engine) -> PublisherRestoreJob:
+    return PublisherRestoreJob.from_settings(settings, engine)
+
+
+def _republish(job: PublisherRestoreJob, key: str | None, record_id: int) -> list[int]:
+    """One key's open records through the publisher restore job (its per-key lock), or one keyless record."""
+    report = job.process_record(record_id) if key is None else job.process_key(key)
+    return list(report.restored_ids)
+
+
+def _reapply(settings: KafkaguardSettings, engine: Engine, registry: HandlerRegistry, head: Row[Any]) -> list[int]:
+    """One key's open records of the head's consumer group through the listener restore job (the key
+    lock the consumer takes too), or one keyless record; returns the ids restored or found duplicate."""
+    group = str(head.consumer_group)
+    consumer = settings.consumer.model_copy(update={"group_id": group})
+    policy = settings.restore.policy
+    if head.key is None:
+        result = retry_dead_letter(engine, registry, int(head.id), restored_by="console", policy=policy,
+                                   consumer_settings=consumer)  # fmt: skip
+    else:
+        result = restore_key(engine, registry, group, head.key, restored_by="console", policy=policy,
+                             consumer_settings=consumer)  # fmt: skip
+    return [*result.restored, *result.duplicates]
 
 
 def discard_records(engine: Engine, store: Store, ids: list[int], *, by: str, reason: str) -> Result:
