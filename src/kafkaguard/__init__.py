@@ -221,8 +221,10 @@ _LAZY: dict[str, str] = {
     "TopicSettings": "kafkaguard.settings",
 }
 
-# Libraries that only the ``http`` extra installs; a missing one gets a hint instead of a bare ModuleNotFoundError.
-_HTTP_EXTRA = frozenset({"fastapi", "starlette", "uvicorn"})
+# Libraries that only the ``http`` and ``console`` extras install; a missing one gets a hint instead of a bare
+# ModuleNotFoundError.
+_HTTP_EXTRA = frozenset({"fastapi", "starlette", "uvicorn", "jinja2", "markupsafe"})
+_CONSOLE_NAMES = frozenset({"create_console_app"})
 
 
 def __getattr__(name: str) -> Any:
@@ -234,8 +236,9 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(module), name)
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.partition(".")[0] in _HTTP_EXTRA:
+            extra = "console" if name in _CONSOLE_NAMES else "http"
             raise ImportError(
-                f"kafkaguard.{name} needs {exc.name}, which is not installed: pip install 'kafkaguard[http]'",
+                f"kafkaguard.{name} needs {exc.name}, which is not installed: pip install 'kafkaguard[{extra}]'",
                 name=exc.name,
             ) from exc
         raise
