@@ -5,12 +5,19 @@ through the restore code once per record in key order, and every write is audite
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 
+import httpx
 from fastapi.testclient import TestClient
 
 from kafkaguard import create_console_app
+from kafkaguard.testing import free_ports
 from kafkaguard.testing.fixtures import TestDatabase, TopicFactory
 from tests.integration import consumer_app
+from tests.integration.cli_operator_helpers import assert_one_error_line, db_args, run_cli
 from tests.integration.console_helpers import (
     GROUP_A,
     GROUP_B,
@@ -24,6 +31,7 @@ from tests.integration.console_helpers import (
     rows,
     seed,
 )
+from tests.integration.consumer_helpers import REPO
 from tests.integration.kafka_helpers import consume_all
 
 
@@ -241,3 +249,37 @@ def _assert_group_a_restored_once_in_order(db: TestDatabase, seeded: Seeded) -> 
         (list(seeded.keys_a),),
     )  # fmt: skip
     assert statuses == [("restored", 6)]
+
+
+def test_the_console_command_refuses_a_non_loopback_host_without_a_token(migrated_database: TestDatabase) -> None:
+    result = run_cli("console", "--host", "0.0.0.0", *db_args(migrated_database))
+    line = assert_one_error_line(result, 2)
+    assert "not a loopback address" in line and "operator_token" in line
+
+
+def test_the_console_command_serves_the_pages(migrated_database: TestDatabase) -> None:
+    [port] = free_ports(1)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]), "KAFKAGUARD_DATABASE_URL": ""}
+    env["KAFKAGUARD_CONSOLE__OPERATOR_TOKEN"] = TOKEN
+    args = [sys.executable, "-m", "kafkaguard", "console", "--port", str(port), *db_args(migrated_database)]
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        status = poll_status(f"http://127.0.0.1:{port}/groups?store=publisher", deadline_s=30, proc=proc)
+        assert status == 200
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert "operator token required to act" in out, (out, err)
+    assert TOKEN not in out + err
+
+
+def poll_status(url: str, *, deadline_s: float, proc: subprocess.Popen[str]) -> int:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"kafkaguard console exited with {proc.returncode}")
+        try:
+            return httpx.get(url, timeout=2).status_code
+        except httpx.TransportError:
+            time.sleep(0.1)  # polling for the server to listen, with a deadline
+    raise AssertionError(f"{url} did not answer within {deadline_s} s")
