@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+expect.set_options(timeout=20_000)  # a job page refreshes every second until its job finished
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (scripts/install-system-deps.sh)
 
 

@@ -14,6 +14,8 @@ import httpx
 from fastapi.testclient import TestClient
 
 from kafkaguard import create_console_app
+from kafkaguard.console import actions
+from kafkaguard.stores.dead_letter_queries import Store
 from kafkaguard.testing import free_ports
 from kafkaguard.testing.fixtures import TestDatabase, TopicFactory
 from tests.integration import consumer_app
@@ -123,6 +125,7 @@ def test_retrying_a_group_restores_each_record_once_in_key_order(
     )
 
     assert response.status_code == 200, response.text
+    assert "3 of 3 restored" in finished_job(client, response.url.path)
     _assert_group_a_restored_once_in_order(db, seeded)
     assert _statuses(db, seeded, "b1") == before_b  # the other group untouched
     assert audit(db)[-1] == ("alice", "retry", "done", 3, 6, None)  # 3 heads asked, 6 records restored
@@ -203,6 +206,7 @@ def test_redrive_sends_a_publisher_dead_letter_to_its_original_topic(
     response = client.post("/actions/redrive", data={"store": "publisher", "id": str(record_id), "csrf": csrf})
 
     assert response.status_code == 200, response.text
+    assert "1 of 1 restored" in finished_job(client, response.url.path)
     messages = consume_all(kafka_bootstrap, topic, 1, timeout=30)
     assert [m.key() for m in messages] == [event.key.encode()]
     assert dict(messages[0].headers() or [])["event_id"] == str(event.event_id).encode()
@@ -228,6 +232,18 @@ def test_dead_letter_pages_are_keyset_paginated(migrated_database: TestDatabase,
         nxt = html.split('id="next" href="')
         url = nxt[1].split('"')[0].replace("&amp;", "&") if len(nxt) > 1 else ""
     assert len(seen) == 120 and seen == sorted(set(seen))
+
+
+def finished_job(client: TestClient, path: str, *, deadline_s: float = 60) -> str:
+    """The job page at ``path`` once its job finished (polled with a deadline); returns its message."""
+    assert path.startswith("/jobs/"), path
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        html = client.get(path).text
+        if 'data-finished="yes"' in html:
+            return html.split('id="message">')[1].split("<")[0]
+        time.sleep(0.05)  # polling the job's page, with a deadline
+    raise AssertionError(f"job {path} did not finish within {deadline_s} s")
 
 
 def _ids(html: str) -> list[str]:
@@ -283,3 +299,35 @@ def poll_status(url: str, *, deadline_s: float, proc: subprocess.Popen[str]) -> 
         except httpx.TransportError:
             time.sleep(0.1)  # polling for the server to listen, with a deadline
     raise AssertionError(f"{url} did not answer within {deadline_s} s")
+
+
+class CancelAfter:
+    """A job's progress that asks to stop once ``units`` keys were processed."""
+
+    def __init__(self, units: int) -> None:
+        self.units, self.seen = units, 0
+
+    def advance(self, records: int) -> None:
+        self.seen += 1
+
+    def cancelled(self) -> bool:
+        return self.seen >= self.units
+
+
+def test_a_cancelled_retry_stops_before_the_next_key_and_leaves_the_rest_untouched(
+    migrated_database: TestDatabase, kafka_bootstrap: str
+) -> None:
+    db = migrated_database
+    consumer_app.create_tables(db.conninfo)
+    seeded = seed(db, consumer_app.new_group())
+    engine = engine_of(db)
+    heads = [seeded.ids[k][0] for k in ("a1", "a2", "a3")]
+    untouched = [r for r in listener_snapshot(db) if r[0] in seeded.ids["a2"] + seeded.ids["a3"]]
+
+    plan = actions.plan_retry(console_settings(db, kafka_bootstrap), engine, Store.LISTENER, heads, by="t",
+                              registry=consumer_app.registry)  # fmt: skip
+    result = actions.run_retry(plan, CancelAfter(1))
+
+    assert result.cancelled and "cancelled: 2 record(s) not reached" in result.message
+    assert [k for k, _ in rows(db, "SELECT key, seq FROM effects ORDER BY id")] == ["a1", "a1", "a1"]
+    assert [r for r in listener_snapshot(db) if r[0] in seeded.ids["a2"] + seeded.ids["a3"]] == untouched

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Row, text
 
@@ -61,13 +61,51 @@ class Result:
     changed: int
     message: str
     ids: list[int] = field(default_factory=list)
+    cancelled: bool = False
 
 
-def retry(
+class Progress(Protocol):
+    """How a long action reports and learns it should stop (:class:`kafkaguard.console.jobs.Progress`)."""
+
+    def advance(self, records: int) -> None:
+        """``records`` more were processed (restored or not)."""
+
+    def cancelled(self) -> bool:
+        """Whether the operator asked to stop: the action stops before its next key."""
+
+
+class _Silent:
+    def advance(self, records: int) -> None:
+        pass
+
+    def cancelled(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """A checked retry: the candidates grouped into units (one key, or one keyless record), ready to run."""
+
+    settings: KafkaguardSettings
+    engine: Engine
+    store: Store
+    requested: int
+    units: list[list[Row[Any]]]
+    by: str
+    registry: HandlerRegistry | None
+    republish: bool
+
+    @property
+    def total(self) -> int:
+        """Records the plan resets and restores (the parked ones behind them not counted)."""
+        return sum(len(u) for u in self.units)
+
+
+def plan_retry(
     settings: KafkaguardSettings, engine: Engine, store: Store, ids: list[int], *, by: str,
     registry: HandlerRegistry | None, republish: bool = False,
-) -> Result:  # fmt: skip
-    """Restore the open records ``ids`` now (see the module docstring); raises :class:`ActionRefused`."""
+) -> RetryPlan:  # fmt: skip
+    """Check a retry (or redrive) of the open records ``ids``; raises :class:`ActionRefused`, changing nothing."""
     if not ids:
         raise ActionRefused("no records chosen")
     if store is Store.LISTENER and registry is None:
@@ -85,34 +123,70 @@ def retry(
             raise ActionRefused("none of the chosen records is open (pending or failed)")
         if registry is not None and store is Store.LISTENER:
             _check_handlers(conn, registry, candidates)
-    restorer = _publisher(settings, engine) if store is Store.PUBLISHER else None  # settings checked first
-    with engine.begin() as conn:
-        reset = reset_to_pending(conn, store, Filters(ids=tuple(c.id for c in candidates)), limit=len(ids), by=by)
-    chosen = [c for c in candidates if c.id in set(reset)]
+    if store is Store.PUBLISHER:
+        _publisher(settings, engine).close()  # the job's settings are checked before anything changes
+    return RetryPlan(settings, engine, store, len(ids), units(candidates), by, registry, republish)
+
+
+def run_retry(plan: RetryPlan, progress: Progress | None = None) -> Result:
+    """Carry out ``plan`` key by key: reset the unit's records to pending, due now, and restore the key.
+
+    A cancel takes effect between keys: the keys not reached are left exactly as they were (not
+    reset). The summary comes from the records' statuses afterwards.
+    """
+    report = progress or _Silent()
+    store, engine = plan.store, plan.engine
+    restorer = _publisher(plan.settings, engine) if store is Store.PUBLISHER else None
+    reset: list[int] = []
     restored_ids: list[int] = []
+    stopped = False
     try:
-        for unit in units(chosen):
-            if restorer is not None:
-                restored_ids += _republish(restorer, unit[0].key, unit[0].id)
-            else:
-                assert registry is not None
-                restored_ids += _reapply(settings, engine, registry, unit[0])
+        for unit in plan.units:
+            if report.cancelled():
+                stopped = True
+                break
+            with engine.begin() as conn:
+                ids = tuple(c.id for c in unit)
+                done_reset = reset_to_pending(conn, store, Filters(ids=ids), limit=len(ids), by=plan.by)
+            reset += done_reset
+            if done_reset:  # changed meanwhile (restored, discarded): left alone
+                head = next(c for c in unit if c.id in set(done_reset))
+                if restorer is not None:
+                    restored_ids += _republish(restorer, head.key, head.id)
+                else:
+                    assert plan.registry is not None
+                    restored_ids += _reapply(plan.settings, engine, plan.registry, head)
+            report.advance(len(unit))
     finally:
         if restorer is not None:
             restorer.close()  # flushes: every republished record is acknowledged or failed
-    with engine.connect() as conn:
-        statuses = statuses_of(conn, store, reset)
+    return _summary(plan, reset, restored_ids, stopped)
+
+
+def _summary(plan: RetryPlan, reset: list[int], restored_ids: list[int], stopped: bool) -> Result:
+    with plan.engine.connect() as conn:
+        statuses = statuses_of(conn, plan.store, reset)
     done = [i for i in reset if statuses.get(i, ("missing", None))[0] == "restored"]
     behind = len(set(restored_ids) - set(reset))
-    verb = "redrive" if republish else "retry"
-    message = f"{verb} of {store.value} dead letters: {len(done)} of {len(reset)} restored"
+    verb = "redrive" if plan.republish else "retry"
+    message = f"{verb} of {plan.store.value} dead letters: {len(done)} of {len(reset)} restored"
     if behind:
         message += f" (and {behind} parked record(s) of the same keys)"
     failed = [f"#{i} {statuses[i][0]}" + (f" ({statuses[i][1]})" if statuses[i][1] else "")
               for i in reset if i in statuses and i not in done]  # fmt: skip
     if failed:
         message += "; not restored: " + ", ".join(failed[:5]) + (" ..." if len(failed) > 5 else "")
-    return Result(len(ids), len(done) + behind, message, reset)
+    if stopped:
+        message += f"; cancelled: {plan.total - len(reset)} record(s) not reached were left as they were"
+    return Result(plan.requested, len(done) + behind, message, reset, cancelled=stopped)
+
+
+def retry(
+    settings: KafkaguardSettings, engine: Engine, store: Store, ids: list[int], *, by: str,
+    registry: HandlerRegistry | None, republish: bool = False,
+) -> Result:  # fmt: skip
+    """Check and run a retry at once (:func:`plan_retry`, then :func:`run_retry`)."""
+    return run_retry(plan_retry(settings, engine, store, ids, by=by, registry=registry, republish=republish))
 
 
 def units(candidates: Sequence[Row[Any]]) -> list[list[Row[Any]]]:

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from kafkaguard.console import pages, writes
 from kafkaguard.console.auth import Guard
 from kafkaguard.console.context import Console, templates
+from kafkaguard.console.jobs import Jobs
 from kafkaguard.consumer.registry import HandlerRegistry
 from kafkaguard.settings import KafkaguardSettings
 
@@ -27,7 +28,7 @@ def create_console_app(
     records' consumer groups (without it, listener records can be read and discarded, not retried).
     Raises :class:`~kafkaguard.errors.ConfigurationError` if the token file cannot be read.
     """
-    console = Console(settings, engine, registry, Guard(settings.console.token()), templates())
+    console = Console(settings, engine, registry, Guard(settings.console.token()), templates(), Jobs())
     app = FastAPI(title="kafkaguard console", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(pages.router(console))
     app.include_router(writes.router(console))

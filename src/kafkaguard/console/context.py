@@ -1,4 +1,4 @@
-"""What every console request needs: settings, the database engine, the handlers, the guard, the templates."""
+"""What every console request needs: settings, the database engine, the handlers, the guard, the templates, the jobs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import Engine
 
 from kafkaguard.console.auth import CSRF_FIELD, SESSION_COOKIE, Guard, Operator
+from kafkaguard.console.jobs import Jobs
 from kafkaguard.consumer.registry import HandlerRegistry
 from kafkaguard.settings import KafkaguardSettings
 
@@ -34,6 +35,7 @@ class Console:
     registry: HandlerRegistry | None
     guard: Guard
     env: Environment
+    jobs: Jobs
 
     def operator(self, request: Request) -> Operator | None:
         """The logged-in operator of ``request``, or None."""

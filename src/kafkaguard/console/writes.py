@@ -18,6 +18,7 @@ from kafkaguard.console import actions, audit, queries
 from kafkaguard.console.auth import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Operator, Refusal, clean_name
 from kafkaguard.console.context import Console
 from kafkaguard.console.forms import FormError, first, ids_of, parse_form, query_of
+from kafkaguard.console.jobs import Job
 from kafkaguard.errors import KafkaguardError
 
 log = logging.getLogger("kafkaguard.console")
@@ -88,7 +89,7 @@ def router(console: Console) -> APIRouter:
                 return query, queries.group_ids(conn, query, limit=MAX_BULK)
         return query, ids_of(fields)
 
-    def act(action: str, request: Request, fields: dict[str, list[str]]) -> HTMLResponse:
+    def act(action: str, request: Request, fields: dict[str, list[str]]) -> Response:
         who = authorise(request, fields)
         store = first(fields, "store")
         if isinstance(who, Refusal):
@@ -103,6 +104,8 @@ def router(console: Console) -> APIRouter:
             return console.render(request, "message.html", 403, title="Refused", message=message)
         try:
             query, ids = targets(fields)
+            if action in ("retry", "redrive"):
+                return start_job(action, request, query, ids, who)
             result = run(action, query, ids, who, reason, fields)
         except (FormError, KafkaguardError) as exc:
             # Our errors say what happened and never carry the token; a third-party one is logged, not shown.
@@ -122,21 +125,59 @@ def router(console: Console) -> APIRouter:
     ) -> actions.Result:  # fmt: skip
         by = f"console:{who.name}"
         settings, engine, store = console.settings, console.engine, query.store
-        if action == "retry":
-            return actions.retry(settings, engine, store, ids, by=by, registry=console.registry)
-        if action == "redrive":
-            return actions.retry(settings, engine, store, ids, by=by, registry=None, republish=True)
         if action == "discard":
             return actions.discard_records(engine, store, ids, by=by, reason=reason or "")
         if len(ids) != 1:
             raise FormError("edit-and-retry takes one record")
         return actions.edit_and_retry(settings, engine, store, ids[0], first(fields, "payload") or "", by=by)
 
+    def start_job(
+        action: str, request: Request, query: queries.Query, ids: list[int], who: Operator
+    ) -> RedirectResponse:
+        """Check the retry now (a refusal raises, nothing changed), then run it as a job and show its page."""
+        by, remote = f"console:{who.name}", _remote(request)
+        plan = actions.plan_retry(
+            console.settings, console.engine, query.store, ids, by=by,
+            registry=console.registry if action == "retry" else None, republish=action == "redrive",
+        )  # fmt: skip
+
+        def audited(job: Job) -> None:
+            result = job.result
+            outcome = "failed" if result is None else ("cancelled" if result.cancelled else "done")
+            detail: dict[str, Any] = {"job": job.id, "ids": result.ids if result else ids}
+            detail["message"] = result.message if result else job.error
+            if query.group:
+                detail["group"] = query.group
+            changed = result.changed if result else 0
+            audit.write(console.engine, audit.Entry(who.name, remote, action, query.store.value, outcome,
+                                                    plan.requested, changed, None, detail))  # fmt: skip
+
+        job = console.jobs.start(action, who.name, plan, audited)
+        return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+    @r.get("/jobs/{job_id}", response_class=HTMLResponse)
+    def job_page(request: Request, job_id: str) -> HTMLResponse:
+        job = console.jobs.get(job_id)
+        if job is None:
+            return console.render(request, "message.html", 404, title="Not found", message=f"no job {job_id[:20]}")
+        return console.render(request, "job.html", job=job, finished=job.finished.is_set())
+
+    @r.post("/jobs/{job_id}/cancel", response_model=None)
+    def cancel(request: Request, job_id: str, fields: Fields) -> Response:
+        who = authorise(request, fields)
+        job = console.jobs.get(job_id)
+        if isinstance(who, Refusal):
+            return console.render(request, "message.html", who.status, title="Refused", message=who.reason)
+        if job is None:
+            return console.render(request, "message.html", 404, title="Not found", message=f"no job {job_id[:20]}")
+        job.progress.cancel.set()
+        return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
     for name in ("retry", "redrive", "discard", "edit"):
 
-        def endpoint(request: Request, fields: Fields, _action: str = name) -> HTMLResponse:
+        def endpoint(request: Request, fields: Fields, _action: str = name) -> Response:
             return act(_action, request, fields)
 
-        r.add_api_route(f"/actions/{name}", endpoint, methods=["POST"], response_class=HTMLResponse)
+        r.add_api_route(f"/actions/{name}", endpoint, methods=["POST"], response_model=None)
 
     return r
