@@ -83,6 +83,12 @@ def test_pages_are_readable_without_a_token_and_redact_payload_fields(
     assert "Raw bytes are not shown" in detail.text
     assert client.get("/dead-letters/listener/999999").status_code == 404
 
+    exported = client.get(f"/dead-letters/export.json?store=listener&status=any&group={GROUP_A}").json()
+    records = exported["records"]
+    assert [r["id"] for r in records] == [seeded.ids["a1"][0], seeded.ids["a2"][0], seeded.ids["a3"][0]]
+    assert records[0]["payload"] == {"seq": 0, "card": "[redacted]"}  # exports are redacted like pages
+    assert "4111" not in json.dumps(exported)
+
 
 def test_a_write_without_the_token_or_the_csrf_token_is_refused_and_changes_nothing(
     migrated_database: TestDatabase, kafka_bootstrap: str

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from markupsafe import Markup
 
 from kafkaguard.console import audit, queries
@@ -77,6 +77,28 @@ def router(console: Console) -> APIRouter:
         next_after = rows[-1]["id"] if more and rows else None
         page = console.render(request, "dead_letters.html", query=query, rows=rows, next_after=next_after)
         return _timed(page, started)
+
+    @r.get("/dead-letters/export.json", response_model=None)
+    def export(request: Request) -> Response:
+        """The filtered records as JSON (payload fields redacted as on the pages), 10,000 per request;
+        the next ones with ``after=<last id>``."""
+        try:
+            query = query_of(_fields(request))
+        except FormError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        with console.engine.connect() as conn:
+            found = queries.export_rows(conn, query)
+        fields = console.settings.console.redact_fields
+        out = []
+        for row in found:
+            raw = row.pop("payload")
+            text = bytes(raw).decode("utf-8", errors="replace") if isinstance(raw, bytes | memoryview) else raw
+            decoded = queries.decode_json_text(text)
+            row["payload"] = redact(decoded, fields) if decoded is not None else (None if fields else text)
+            row["headers"] = redact(queries.decode_json_text(row["headers"]) or {}, fields)
+            out.append(row)
+        body = json.dumps({"store": query.store.value, "records": out}, default=str, ensure_ascii=False)
+        return Response(body, media_type="application/json")
 
     @r.get("/dead-letters/{store}/{record_id}", response_class=HTMLResponse)
     def detail(request: Request, store: str, record_id: int, hex: bool = False) -> HTMLResponse:

@@ -153,6 +153,24 @@ def page(conn: Connection, query: Query, *, size: int = PAGE_SIZE, timeout_ms: i
     return [dict(r._mapping) for r in conn.execute(text(sql), {**params, "after": query.after, "size": size + 1})]
 
 
+EXPORT_LIMIT = 10_000
+
+
+def export_rows(conn: Connection, query: Query, *, limit: int = EXPORT_LIMIT) -> list[dict[str, Any]]:
+    """``query``'s records with ids over ``query.after``, in id order, at most ``limit``, each with its
+    payload and headers as stored (publisher: JSON text; listener: the raw value's bytes) for export."""
+    store = query.store
+    cond, params = where(query)
+    payload = "payload::text AS payload" if store is Store.PUBLISHER else "raw_value AS payload"
+    extra = 'consumer_group, topic, partition, "offset"' if store is Store.LISTENER else "topic"
+    sql = (
+        f"SELECT id, status, type, key, event_id, attempts, created_at, {error_class_sql(store)} AS error_class, "  # noqa: S608
+        f"{frame_sql(store)} AS frame, {extra}, {payload}, headers::text AS headers FROM {store.table} "
+        f"WHERE {cond} AND id > :after ORDER BY id LIMIT :limit"
+    )
+    return [dict(r._mapping) for r in conn.execute(text(sql), {**params, "after": query.after, "limit": limit})]
+
+
 def group_ids(conn: Connection, query: Query, *, limit: int) -> list[int]:
     """Ids of ``query``'s records (open ones, whatever ``query.status`` says), oldest first, at most ``limit``."""
     cond, params = where(Query(**{**query.__dict__, "status": "open"}))
