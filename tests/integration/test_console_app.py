@@ -9,8 +9,10 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 
 import httpx
+from confluent_kafka import Consumer, Producer, TopicPartition
 from fastapi.testclient import TestClient
 
 from kafkaguard import create_console_app
@@ -337,3 +339,31 @@ def test_a_cancelled_retry_stops_before_the_next_key_and_leaves_the_rest_untouch
     assert result.cancelled and "cancelled: 2 record(s) not reached" in result.message
     assert [k for k, _ in rows(db, "SELECT key, seq FROM effects ORDER BY id")] == ["a1", "a1", "a1"]
     assert [r for r in listener_snapshot(db) if r[0] in seeded.ids["a2"] + seeded.ids["a3"]] == untouched
+
+
+def test_the_lag_page_shows_a_groups_lag_read_from_kafka(
+    migrated_database: TestDatabase, kafka_bootstrap: str, topics: TopicFactory
+) -> None:
+    topic = topics("console-lag", partitions=1)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for n in range(5):
+        producer.produce(topic, key=b"k", value=str(n).encode())
+    assert producer.flush(30) == 0
+    group = f"console-lag-{uuid.uuid4().hex[:8]}"
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, 0, 2)], asynchronous=False)  # 2 of 5 read: lag 3
+    finally:
+        consumer.close()
+
+    page = client_for(migrated_database, kafka_bootstrap).get("/lag")
+
+    assert page.status_code == 200
+    row = page.text.split(f'<tr data-group="{group}">')[1].split("</tr>")[0]
+    assert '<td class="num lag">3</td>' in row and f"{topic}: 3" in row
+
+
+def test_the_lag_page_says_when_kafka_cannot_be_read(migrated_database: TestDatabase) -> None:
+    [port] = free_ports(1)
+    page = client_for(migrated_database, f"127.0.0.1:{port}").get("/lag")
+    assert page.status_code == 200 and 'id="problem"' in page.text and f"127.0.0.1:{port}" in page.text

@@ -14,6 +14,7 @@ from kafkaguard.console import audit, queries
 from kafkaguard.console.charts import arrivals_chart
 from kafkaguard.console.context import Console
 from kafkaguard.console.forms import FormError, query_of, store_of
+from kafkaguard.console.lag import read_lag
 from kafkaguard.console.redact import redact
 from kafkaguard.stores.gauges import read_gauges
 
@@ -51,6 +52,12 @@ def router(console: Console) -> APIRouter:
         chart = Markup(arrivals_chart(buckets))  # noqa: S704 - built from numbers and escaped labels
         page = console.render(request, "overview.html", gauges=gauges, chart=chart, rate=rate, buckets=buckets)
         return _timed(page, started)
+
+    @r.get("/lag", response_class=HTMLResponse)
+    def lag(request: Request) -> HTMLResponse:
+        started = time.perf_counter()
+        reading = read_lag(console.settings)
+        return _timed(console.render(request, "lag.html", reading=reading), started)
 
     @r.get("/groups", response_class=HTMLResponse)
     def groups(request: Request) -> HTMLResponse:
