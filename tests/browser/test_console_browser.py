@@ -39,10 +39,12 @@ def console(db: TestDatabase, bootstrap: str, **settings: object) -> Iterator[st
         yield base
 
 
-def log_in(page: Page, base: str, name: str = "alice") -> None:
+def log_in(page: Page, base: str, name: str = "alice", *, shot: bool = False) -> None:
     page.goto(f"{base}/login")
     page.fill("#operator", name)
     page.fill("#token", TOKEN)
+    if shot:
+        screenshot(page, "login")
     page.click("#login")
     expect(page.locator("header .who")).to_contain_text(f"operator {name}")
 
@@ -80,7 +82,7 @@ def test_operator_retries_a_failure_group_and_discards_with_a_reason(
         screenshot(page, "detail")
 
         # Retry the whole group as a logged-in operator.
-        log_in(page, base)
+        log_in(page, base, shot=True)
         page.goto(f"{base}/groups?store=listener")
         page.click(f'tr[data-group="{GROUP_A}"] button.retry-group')
         expect(page.locator("#message")).to_contain_text("3 of 3 restored")
@@ -115,6 +117,9 @@ def test_operator_retries_a_failure_group_and_discards_with_a_reason(
             "test data from a broken producer"
         )
         screenshot(page, "audit")
+        page.click("text=Consumer lag")
+        expect(page.locator("h1")).to_have_text("Consumer lag")
+        screenshot(page, "lag")
         assert GROUP_B  # group B was never retried: its parked record still waits
         assert rows(db, "SELECT status FROM kafka_listener_dead_letters WHERE id = %s", (seeded.ids["b1"][1],)) == [
             ("parked",)
