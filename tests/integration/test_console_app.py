@@ -184,6 +184,10 @@ def test_edit_and_retry_republishes_a_copy_whose_lineage_names_the_original(
     client = client_for(db, kafka_bootstrap, edit_and_retry=True, redact_fields=[])
     csrf = logged_in(client)
     record_id, event = seeded.publisher[0]
+    detail = client.get(f"/dead-letters/publisher/{record_id}?hex=1").text
+    shown_hex = detail.split('<pre id="hex">')[1].split("</pre>")[0]
+    assert json.loads(bytes.fromhex(shown_hex)) == event.payload  # raw bytes on demand, without redaction
+    assert 'id="edit-retry"' in detail
 
     response = client.post(
         "/actions/edit", data={"store": "publisher", "id": str(record_id), "csrf": csrf, "payload": '{"n": 9}'}
