@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from kafkaguard import create_console_app
 from kafkaguard.console import actions
+from kafkaguard.envelope import Event
 from kafkaguard.stores.dead_letter_queries import Store
 from kafkaguard.testing import free_ports
 from kafkaguard.testing.fixtures import TestDatabase, TopicFactory
@@ -36,6 +37,7 @@ from tests.integration.console_helpers import (
     seed,
 )
 from tests.integration.consumer_helpers import REPO
+from tests.integration.dead_letter_rows import insert_publisher_dead_letter
 from tests.integration.kafka_helpers import consume_all
 
 
@@ -47,7 +49,7 @@ def client_for(db: TestDatabase, bootstrap: str, **console: object) -> TestClien
 def logged_in(client: TestClient) -> str:
     response = client.post("/login", data={"operator": "alice", "token": TOKEN}, follow_redirects=False)
     assert response.status_code == 303, response.text
-    return csrf_of(client.get("/groups?store=listener").text)
+    return csrf_of(client.get("/dead-letters?store=listener").text)
 
 
 def audit(db: TestDatabase) -> list[tuple[object, ...]]:
@@ -194,12 +196,16 @@ def test_edit_and_retry_republishes_a_copy_whose_lineage_names_the_original(
     )
 
     assert response.status_code == 200, response.text
-    (original_status, history), (copy_status, copy_headers, copy_payload) = (
-        rows(db, "SELECT status, history FROM kafka_publisher_dead_letters WHERE id = %s", (record_id,))[0],
-        rows(db, "SELECT status, headers, payload FROM kafka_publisher_dead_letters WHERE id <> %s", (record_id,))[0],
-    )
-    assert original_status == "discarded" and history[-1]["what"] == "edited"
-    assert copy_status == "restored" and copy_payload == {"n": 9}
+    # The copy took the original's id (its place in the key's order); the original moved behind, discarded.
+    [(copy_id, copy_status, copy_headers, copy_payload, copy_event), (moved_id, original_status, history, event_id)] = [
+        *rows(db, "SELECT id, status, headers, payload, event_id FROM kafka_publisher_dead_letters WHERE id = %s",
+              (record_id,)),
+        *rows(db, "SELECT id, status, history, event_id FROM kafka_publisher_dead_letters WHERE id <> %s",
+              (record_id,)),
+    ]  # fmt: skip
+    assert event_id == event.event_id and moved_id > copy_id
+    assert original_status == "discarded" and history[-1]["what"] == "edited" and history[-1]["copy_id"] == copy_id
+    assert copy_status == "restored" and copy_payload == {"n": 9} and copy_event != event.event_id
     assert copy_headers["kafkaguard_edited_from"] == str(event.event_id)
     [message] = consume_all(kafka_bootstrap, topic, 1, timeout=30)
     assert json.loads(message.value() or b"") == {"n": 9}
@@ -371,3 +377,25 @@ def test_the_lag_page_says_when_kafka_cannot_be_read(migrated_database: TestData
     [port] = free_ports(1)
     page = client_for(migrated_database, f"127.0.0.1:{port}").get("/lag")
     assert page.status_code == 200 and 'id="problem"' in page.text and f"127.0.0.1:{port}" in page.text
+
+
+def test_an_edited_copy_keeps_its_keys_order(
+    migrated_database: TestDatabase, kafka_bootstrap: str, topics: TopicFactory
+) -> None:
+    db = migrated_database
+    topic = topics("console-edit-order", partitions=1)
+    first = Event(type="order.placed", key="order-7", aggregate_type="order", payload={"step": "broken"})
+    second = Event(type="order.placed", key="order-7", aggregate_type="order", payload={"step": "second"})
+    with engine_of(db).begin() as conn:
+        head = insert_publisher_dead_letter(conn, first, topic)
+        insert_publisher_dead_letter(conn, second, topic)
+    client = client_for(db, kafka_bootstrap, edit_and_retry=True, redact_fields=[])
+    csrf = logged_in(client)
+
+    response = client.post(
+        "/actions/edit", data={"store": "publisher", "id": str(head), "csrf": csrf, "payload": '{"step": "fixed"}'}
+    )
+
+    assert response.status_code == 200, response.text
+    values = [json.loads(m.value() or b"") for m in consume_all(kafka_bootstrap, topic, 2, timeout=30)]
+    assert values == [{"step": "fixed"}, {"step": "second"}]  # the fixed head first, then the one behind it
