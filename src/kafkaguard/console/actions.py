@@ -1,4 +1,4 @@
-"""The console's writes: retry, discard, redrive and edit-and-retry, each through the code the CLI uses.
+"""The console's writes: retry, redrive and discard, through the restore jobs and store functions the CLI uses.
 
 - **retry** resets the chosen open records to pending (the store function ``dead-letters replay``
   uses) and restores them now through the restore jobs themselves — the publisher job's
@@ -8,17 +8,13 @@
 - **redrive** (publisher records) is a retry with the ``republish`` strategy whatever
   ``restore.publisher_strategy`` says: the event goes back to its original topic;
 - **discard** marks records discarded with the operator's reason in their history;
-- **edit-and-retry** (publisher records, when ``console.edit_and_retry`` is on) stores a copy with
-  the fixed payload under a new event id, whose ``kafkaguard_edited_from`` header names the
-  original's, in the original's place in its key's order; the original moves to a new id, marked
-  discarded (history: ``edited``, the copy), and the copy is retried.
+- **edit-and-retry**: :mod:`kafkaguard.console.edit`.
 
 Every action checks before it changes: a refusal raises and leaves the records as they were.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,11 +23,7 @@ from sqlalchemy import Connection, Engine, Row, text
 
 from kafkaguard.consumer.registry import HandlerRegistry
 from kafkaguard.db import columns as C
-from kafkaguard.db.locks import PUBLISHER_SCOPE
-from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH, too_deep
 from kafkaguard.errors import ConfigurationError
-from kafkaguard.ids import uuid7
-from kafkaguard.logtext import short
 from kafkaguard.restore.listener_functions import restore_key, retry_dead_letter
 from kafkaguard.restore.listener_job import handler_problems
 from kafkaguard.restore.publisher_job import PublisherRestoreJob
@@ -41,16 +33,12 @@ from kafkaguard.stores.dead_letter_queries import (
     Filters,
     Store,
     discard,
-    history_json,
     replay_candidates,
     reset_to_pending,
     statuses_of,
 )
 
 OPEN = ("pending", "failed")  # what a retry resets; parked records follow their key's head
-
-EDITED_FROM_HEADER = "kafkaguard_edited_from"
-"""Header of an edited copy: the event id of the dead letter it was made from (its lineage)."""
 
 
 class ActionRefused(ConfigurationError):
@@ -262,69 +250,3 @@ def discard_records(engine: Engine, store: Store, ids: list[int], *, by: str, re
     with engine.begin() as conn:
         done = discard(conn, store, Filters(ids=tuple(ids)), limit=len(ids), by=by, reason=reason.strip())
     return Result(len(ids), len(done), f"discarded {len(done)} of {len(ids)} {store.value} dead letter(s)", done)
-
-
-ORIGINAL_SQL = f"""
-SELECT event_id, key FROM {C.PUBLISHER_DEAD_LETTERS} WHERE id = :id AND status IN ('pending', 'failed')
-"""  # noqa: S608 - constant table names
-
-KEY_LOCK_SQL = "SELECT pg_try_advisory_xact_lock(hashtext(:scope), hashtext(:key))"
-"""The publisher restore job's per-key lock (as ``PostgresPublisherDeadLetters.hold_key`` takes it)."""
-
-MOVE_ORIGINAL_SQL = f"""
-UPDATE {C.PUBLISHER_DEAD_LETTERS}
-SET id = nextval(pg_get_serial_sequence('{C.PUBLISHER_DEAD_LETTERS}', 'id')), status = 'discarded',
-    updated_at = now(), history = history || CAST(:entry AS jsonb)
-WHERE id = :id AND status IN ('pending', 'failed') RETURNING id
-"""  # noqa: S608
-"""The original leaves its place (its id) to the copy, so that the copy keeps the key's order."""
-
-COPY_SQL = f"""
-INSERT INTO {C.PUBLISHER_DEAD_LETTERS}
-  (id, event_id, key, type, aggregate_type, topic, payload, headers, occurred_at, schema_version, source,
-   status, attempts, last_error_class, last_error_message, history)
-SELECT :id, :new_event, key, type, aggregate_type, topic, CAST(:payload AS jsonb),
-       headers || jsonb_build_object('{EDITED_FROM_HEADER}', event_id::text), occurred_at, schema_version, source,
-       'pending', 0, last_error_class, last_error_message, CAST(:entry AS jsonb)
-FROM {C.PUBLISHER_DEAD_LETTERS} WHERE id = :moved
-"""  # noqa: S608
-
-
-def edit_and_retry(
-    settings: KafkaguardSettings, engine: Engine, store: Store, record_id: int, payload_text: str, *, by: str
-) -> Result:
-    """Retry a fixed copy of publisher record ``record_id`` (see the module docstring).
-
-    The copy takes the original's id — its place in the key's order, ahead of the records behind
-    it — and the original moves to a new id, ``discarded``, its history naming the copy. Done under
-    the publisher restore job's lock of the key: refused while a restore holds it.
-    """
-    if store is not Store.PUBLISHER:
-        raise ActionRefused("edit-and-retry applies to publisher dead letters")
-    if too_deep(payload_text, DEFAULT_MAX_PAYLOAD_DEPTH):
-        raise ActionRefused(f"the edited payload nests deeper than {DEFAULT_MAX_PAYLOAD_DEPTH} levels")
-    try:
-        payload = json.loads(payload_text)
-    except (ValueError, RecursionError):
-        raise ActionRefused("the edited payload is not valid JSON") from None
-    if not isinstance(payload, dict):
-        raise ActionRefused("the edited payload must be a JSON object")
-    new_event = uuid7()
-    with engine.begin() as conn:
-        original = conn.execute(text(ORIGINAL_SQL), {"id": record_id}).first()
-        if original is None:
-            raise ActionRefused(f"record {record_id} is not an open publisher dead letter")
-        if original.key is not None:
-            params = {"scope": PUBLISHER_SCOPE, "key": original.key}
-            if not conn.execute(text(KEY_LOCK_SQL), params).scalar_one():
-                raise ActionRefused(f"key {short(original.key, 60)} is being restored right now: try again")
-        mark = history_json("edited", by=by, copy_id=record_id, copy_event_id=str(new_event))
-        moved = conn.execute(text(MOVE_ORIGINAL_SQL), {"entry": mark, "id": record_id}).scalar_one_or_none()
-        if moved is None:
-            raise ActionRefused(f"record {record_id} changed meanwhile: reload the page")
-        entry = history_json("edited_copy", by=by, edited_from=str(original.event_id), original_id=int(moved))
-        conn.execute(text(COPY_SQL), {"id": record_id, "new_event": new_event, "payload": json.dumps(payload),
-                                      "entry": entry, "moved": moved})  # fmt: skip
-    result = retry(settings, engine, store, [record_id], by=by, registry=None)
-    message = f"edited copy #{record_id} (event {new_event}; the original is now #{moved}): {result.message}"
-    return Result(1, result.changed, message, [record_id, int(moved)])

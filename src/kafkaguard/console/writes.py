@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from kafkaguard.console import actions, audit, queries
 from kafkaguard.console.auth import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Operator, Refusal, clean_name
 from kafkaguard.console.context import Console
+from kafkaguard.console.edit import edit_and_retry
 from kafkaguard.console.forms import FormError, first, ids_of, parse_form, query_of
 from kafkaguard.console.jobs import Job
 from kafkaguard.errors import KafkaguardError
@@ -129,7 +130,7 @@ def router(console: Console) -> APIRouter:
             return actions.discard_records(engine, store, ids, by=by, reason=reason or "")
         if len(ids) != 1:
             raise FormError("edit-and-retry takes one record")
-        return actions.edit_and_retry(settings, engine, store, ids[0], first(fields, "payload") or "", by=by)
+        return edit_and_retry(settings, engine, store, ids[0], first(fields, "payload") or "", by=by)
 
     def start_job(
         action: str, request: Request, query: queries.Query, ids: list[int], who: Operator
