@@ -399,3 +399,34 @@ def test_an_edited_copy_keeps_its_keys_order(
     assert response.status_code == 200, response.text
     values = [json.loads(m.value() or b"") for m in consume_all(kafka_bootstrap, topic, 2, timeout=30)]
     assert values == [{"step": "fixed"}, {"step": "second"}]  # the fixed head first, then the one behind it
+
+
+def test_an_edited_listener_head_is_applied_as_a_new_event_before_the_records_parked_behind_it(
+    migrated_database: TestDatabase, kafka_bootstrap: str
+) -> None:
+    db = migrated_database
+    consumer_app.create_tables(db.conninfo)
+    seeded = seed(db, consumer_app.new_group())
+    client = client_for(db, kafka_bootstrap, edit_and_retry=True, redact_fields=[])
+    csrf = logged_in(client)
+    head = seeded.ids["a1"][0]
+    original = seeded.keys_a["a1"][0]
+    assert 'id="edit-retry"' in client.get(f"/dead-letters/listener/{head}").text
+
+    response = client.post(
+        "/actions/edit", data={"store": "listener", "id": str(head), "csrf": csrf, "payload": '{"seq": 0, "ok": 1}'}
+    )
+
+    assert response.status_code == 200, response.text
+    applied = rows(db, "SELECT seq, event_id FROM effects WHERE key = 'a1' ORDER BY id")
+    assert [s for s, _ in applied] == [0, 1, 2]  # the fixed head first, then the parked ones, once each
+    assert applied[0][1] != original.event_id
+    assert [e for _, e in applied[1:]] == [e.event_id for e in seeded.keys_a["a1"][1:]]
+    event_id, headers, history, status = rows(
+        db, "SELECT event_id, headers, history, status FROM kafka_listener_dead_letters WHERE id = %s", (head,)
+    )[0]
+    assert status == "restored" and event_id == applied[0][1]
+    assert headers["kafkaguard_edited_from"] == str(original.event_id)
+    edited = next(h for h in history if h["what"] == "edited")
+    assert edited["edited_from"] == str(original.event_id)
+    assert bytes.fromhex(edited["original_value"]) == original.payload_bytes()

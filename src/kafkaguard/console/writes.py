@@ -130,7 +130,9 @@ def router(console: Console) -> APIRouter:
             return actions.discard_records(engine, store, ids, by=by, reason=reason or "")
         if len(ids) != 1:
             raise FormError("edit-and-retry takes one record")
-        return edit_and_retry(settings, engine, store, ids[0], first(fields, "payload") or "", by=by)
+        return edit_and_retry(
+            settings, engine, store, ids[0], first(fields, "payload") or "", by=by, registry=console.registry
+        )
 
     def start_job(
         action: str, request: Request, query: queries.Query, ids: list[int], who: Operator
