@@ -14,6 +14,7 @@ import uuid
 import httpx
 from confluent_kafka import Consumer, Producer, TopicPartition
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from kafkaguard import create_console_app
 from kafkaguard.console import actions
@@ -430,3 +431,26 @@ def test_an_edited_listener_head_is_applied_as_a_new_event_before_the_records_pa
     edited = next(h for h in history if h["what"] == "edited")
     assert edited["edited_from"] == str(original.event_id)
     assert bytes.fromhex(edited["original_value"]) == original.payload_bytes()
+
+
+def test_a_payload_deeper_than_python_parses_is_shown_as_text(
+    migrated_database: TestDatabase, kafka_bootstrap: str
+) -> None:
+    db = migrated_database
+    deep = '{"a": ' * 3000 + "1" + "}" * 3000
+    with engine_of(db).begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO kafka_publisher_dead_letters (event_id, key, type, aggregate_type, topic, payload, "
+                "occurred_at, source) VALUES (gen_random_uuid(), 'k', 't.x', 't', 't', CAST(:p AS jsonb), now(), "
+                "'outbox') RETURNING id"
+            ),
+            {"p": deep},
+        )
+    client = client_for(db, kafka_bootstrap, redact_fields=[])
+    [(record_id,)] = rows(db, "SELECT id FROM kafka_publisher_dead_letters")
+
+    page = client.get(f"/dead-letters/publisher/{record_id}")
+
+    assert page.status_code == 200
+    assert page.text.count("{&#34;a&#34;: ") > 2900  # the stored text, not parsed

@@ -19,6 +19,7 @@ from kafkaguard.console.fingerprint import group_id_sql
 from kafkaguard.db import columns as C
 from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_DEPTH, too_deep
 from kafkaguard.stores.dead_letter_queries import Store, show_record
+from kafkaguard.stores.publisher_dead_letters import RECORD_COLUMNS
 
 PAGE_SIZE = 50
 OPEN = ("pending", "failed")  # the statuses of a failure group by default: parked records follow their head
@@ -190,17 +191,32 @@ def decode_json_text(value: str | bytes | None) -> Any:
         return None
 
 
+PUBLISHER_RECORD_SQL = (
+    f"SELECT {RECORD_COLUMNS}, history::text AS history, restored_at, restored_by "  # noqa: S608 - constants
+    f"FROM {C.PUBLISHER_DEAD_LETTERS} WHERE id = :id"
+)
+"""A publisher record with its JSON as text: the driver's json.loads recurses, and a payload may nest
+deeper than Python can parse (the relay copies it from the outbox without decoding)."""
+
+
 def record(conn: Connection, store: Store, record_id: int) -> dict[str, Any] | None:
-    """One record's columns (:func:`~kafkaguard.stores.dead_letter_queries.show_record`) with ``payload_text``
-    (the payload as stored: publisher JSON, listener raw bytes as UTF-8 when they are) and ``frame``."""
-    row = show_record(conn, store, record_id)
-    if row is None:
-        return None
+    """One record's columns with ``payload_text`` (the payload as stored: publisher JSON, listener raw
+    bytes as UTF-8 when they are), ``payload_hex`` and ``frame``; JSON columns decoded only when safe."""
+    payload_text: str | None
     if store is Store.PUBLISHER:
-        sql = f"SELECT payload::text FROM {store.table} WHERE id = :id"  # noqa: S608 - enum table
-        payload_text = conn.execute(text(sql), {"id": record_id}).scalar_one()
+        found = conn.execute(text(PUBLISHER_RECORD_SQL), {"id": record_id}).first()
+        if found is None:
+            return None
+        row = dict(found._mapping)
+        payload_text = str(row.pop("payload"))
         raw = payload_text.encode()
+        row["headers"] = decode_json_text(row["headers"]) or {}
+        row["history"] = decode_json_text(row["history"]) or []
     else:
+        shown = show_record(conn, store, record_id)
+        if shown is None:
+            return None
+        row = shown
         raw = bytes.fromhex(row["raw_value"]) if row.get("raw_value") else b""
         payload_text = raw.decode("utf-8", errors="replace") if raw else None
     row["payload_text"] = payload_text
