@@ -39,7 +39,10 @@ def read_lag(settings: KafkaguardSettings, *, timeout_s: float = 5.0, max_groups
     config = {**settings.kafka_producer_overrides(), "bootstrap.servers": settings.bootstrap_servers}
     admin = AdminClient(config)
     try:
+        admin.list_topics(timeout=timeout_s)  # raises when no broker answers (an empty group list would not)
         listed = admin.list_consumer_groups(request_timeout=timeout_s).result(timeout=timeout_s)
+        if listed.errors and not listed.valid:
+            raise listed.errors[0]
         names = sorted(g.group_id for g in listed.valid)[:max_groups]
         committed: dict[str, list[TopicPartition]] = {}
         for name in names:
