@@ -191,3 +191,28 @@ def test_writes_without_the_token_and_edit_and_retry_while_off_are_refused_and_c
     assert publisher_snapshot(db) == publisher_before
     outcomes = rows(db, "SELECT action, outcome FROM kafkaguard_console_audit ORDER BY id")
     assert outcomes == [("discard", "refused"), ("edit", "refused")]
+
+
+def test_retry_a_selection_and_one_record(migrated_database: TestDatabase, kafka_bootstrap: str, page: Page) -> None:
+    db = migrated_database
+    consumer_app.create_tables(db.conninfo)
+    seeded = seed(db, consumer_app.new_group())
+    with console(db, kafka_bootstrap) as base:
+        log_in(page, base)
+        # A selection: the heads of a1 and a3 ticked on the dead-letters page.
+        page.goto(f"{base}/dead-letters?store=listener&group={GROUP_A}")
+        for key in ("a1", "a3"):
+            page.check(f'#records input[value="{seeded.ids[key][0]}"]')
+        page.click("text=Retry selected")
+        expect(page.locator("#message")).to_contain_text("2 of 2 restored")
+        # One record: b1's head from its own page.
+        page.goto(f"{base}/dead-letters/listener/{seeded.ids['b1'][0]}")
+        page.click("#retry-one")
+        expect(page.locator("#message")).to_contain_text("1 of 1 restored")
+
+    applied = rows(db, "SELECT key, seq FROM effects ORDER BY id")
+    assert [(k, s) for k, s in applied if k == "a1"] == [("a1", 0), ("a1", 1), ("a1", 2)]
+    assert [(k, s) for k, s in applied if k == "b1"] == [("b1", 0), ("b1", 1)]
+    assert sorted(k for k, _ in applied) == ["a1", "a1", "a1", "a3", "b1", "b1"]  # a2 was not chosen
+    status_a2 = rows(db, "SELECT status FROM kafka_listener_dead_letters WHERE id = %s", (seeded.ids["a2"][0],))
+    assert status_a2 == [("failed",)]
