@@ -68,6 +68,8 @@ def test_pages_are_readable_without_a_token_and_redact_payload_fields(
 
     overview = client.get("/")
     assert overview.status_code == 200 and "<svg" in overview.text and "parked keys" in overview.text
+    assert "frame-ancestors 'none'" in overview.headers["content-security-policy"]
+    assert overview.headers["x-frame-options"] == "DENY"
     groups = client.get("/groups?store=listener")
     assert groups.status_code == 200
     assert f'data-group="{GROUP_A}"' in groups.text and f'data-group="{GROUP_B}"' in groups.text
