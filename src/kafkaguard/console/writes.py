@@ -56,7 +56,9 @@ def router(console: Console) -> APIRouter:
             audit.write(console.engine, audit.Entry(name, _remote(request), "login", None, "refused"))
             return console.render(request, "login.html", 401, error="wrong operator token (or none is configured)")
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(SESSION_COOKIE, console.guard.new_session(name), httponly=True, samesite="strict")
+        secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+        session = console.guard.new_session(name)
+        response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict", secure=secure)
         return response
 
     @r.post("/logout")
