@@ -59,6 +59,12 @@ def audit(db: TestDatabase) -> list[tuple[object, ...]]:
     )
 
 
+OUTBOX_ROWS_SQL = (
+    "INSERT INTO outbox (aggregatetype, aggregateid, type, payload) "
+    "SELECT 'order', 'o' || n, 'order.placed', '{}'::jsonb FROM generate_series(1, 4) n"
+)
+
+
 def test_pages_are_readable_without_a_token_and_redact_payload_fields(
     migrated_database: TestDatabase, kafka_bootstrap: str
 ) -> None:
@@ -66,7 +72,10 @@ def test_pages_are_readable_without_a_token_and_redact_payload_fields(
     seeded = seed(db, consumer_app.new_group())
     client = client_for(db, kafka_bootstrap)
 
+    with engine_of(db).begin() as conn:
+        conn.execute(text(OUTBOX_ROWS_SQL))
     overview = client.get("/")
+    assert f'<tr data-schema="{db.schema}"><td>{db.schema}</td><td class="num rows">4</td>' in overview.text
     assert overview.status_code == 200 and "<svg" in overview.text and "parked keys" in overview.text
     assert "frame-ancestors 'none'" in overview.headers["content-security-policy"]
     assert overview.headers["x-frame-options"] == "DENY"

@@ -49,8 +49,11 @@ def router(console: Console) -> APIRouter:
             gauges = read_gauges(conn, timeout_ms=5000)
             buckets = queries.hourly(conn)
             rate = queries.relay_rate(conn)
+            backlogs = queries.backlog_per_schema(conn)
         chart = Markup(arrivals_chart(buckets))  # noqa: S704 - built from numbers and escaped labels
-        page = console.render(request, "overview.html", gauges=gauges, chart=chart, rate=rate, buckets=buckets)
+        page = console.render(
+            request, "overview.html", gauges=gauges, chart=chart, rate=rate, buckets=buckets, backlogs=backlogs
+        )
         return _timed(page, started)
 
     @r.get("/lag", response_class=HTMLResponse)

@@ -266,6 +266,41 @@ def hourly(conn: Connection, *, hours: int = 24, timeout_ms: int = 5000) -> list
     return [Bucket(r.hour, int(r.arrived), int(r.restored)) for r in conn.execute(text(sql), {"h": hours})]
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """One schema's outbox: rows not yet published, and the age of the oldest of them (seconds)."""
+
+    schema: str
+    rows: int
+    oldest_age_seconds: float
+
+
+OUTBOX_SCHEMAS_SQL = """
+SELECT table_schema FROM information_schema.tables
+WHERE table_name = :table AND table_type = 'BASE TABLE' AND has_schema_privilege(table_schema, 'USAGE')
+  AND has_table_privilege(quote_ident(table_schema) || '.' || quote_ident(table_name), 'SELECT')
+ORDER BY 1 LIMIT :limit
+"""
+"""Schemas with an outbox this login may read (another service's, without the grant, is left out)."""
+
+
+def backlog_per_schema(conn: Connection, *, limit: int = 20, timeout_ms: int = 5000) -> list[Backlog]:
+    """The outbox backlog of every schema (at most ``limit``) that holds an ``outbox`` table: services
+    sharing one database each keep theirs. Schema names are quoted by the dialect, never pasted raw."""
+    _bounded(conn, timeout_ms)
+    schemas = [str(r[0]) for r in conn.execute(text(OUTBOX_SCHEMAS_SQL), {"table": C.OUTBOX, "limit": limit})]
+    quote = conn.dialect.identifier_preparer.quote
+    out = []
+    for schema in schemas:
+        sql = (
+            "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) "  # noqa: S608 - quoted
+            f"FROM {quote(schema)}.{quote(C.OUTBOX)} WHERE published_at IS NULL"
+        )
+        count, age = conn.execute(text(sql)).one()
+        out.append(Backlog(schema, int(count), float(age)))
+    return sorted(out, key=lambda b: (-b.rows, b.schema))
+
+
 def relay_rate(conn: Connection, *, minutes: int = 5) -> float:
     """Outbox rows published per second over the last ``minutes`` minutes (index ix_outbox_published)."""
     sql = f"SELECT count(*) FROM {C.OUTBOX} WHERE published_at >= now() - make_interval(mins => :m)"  # noqa: S608
