@@ -9,11 +9,13 @@ message, never raised into the page. Uses the settings' ``kafka_security`` like 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from kafkaguard.settings import KafkaguardSettings
+from kafkaguard.transports.kafka_logging import client_logging
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,9 @@ class LagReading:
 
 def read_lag(settings: KafkaguardSettings, *, timeout_s: float = 5.0, max_groups: int = 50) -> LagReading:
     """Read every consumer group's committed offsets and the partitions' high watermarks."""
-    config = {**settings.kafka_producer_overrides(), "bootstrap.servers": settings.bootstrap_servers}
+    config: dict[str, Any] = {**settings.kafka_producer_overrides(), "bootstrap.servers": settings.bootstrap_servers}
+    # librdkafka's lines go through kafkaguard's Kafka log (one line per state, not raw stderr).
+    config.update(client_logging(settings.bootstrap_servers, "console admin client", config=config)[1])
     admin = AdminClient(config)
     try:
         admin.list_topics(timeout=timeout_s)  # raises when no broker answers (an empty group list would not)
