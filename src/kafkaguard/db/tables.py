@@ -167,7 +167,7 @@ console_audit = Table(
     Column("remote", Text, nullable=True),
     Column("action", Text, nullable=False),
     Column("store", Text, nullable=True),
-    Column("outcome", Text, nullable=False),  # done | refused | failed
+    Column("outcome", Text, nullable=False),  # done | cancelled | refused | failed
     Column("requested", Integer, nullable=False, server_default=text("0")),
     Column("changed", Integer, nullable=False, server_default=text("0")),
     Column("reason", Text, nullable=True),
