@@ -1,7 +1,7 @@
 """The console's audit log (``kafkaguard_console_audit``, migration 0004): one row per write, refusals included.
 
 Who (the operator's name and address), when, what (action, store, the ids asked for), how many
-records were asked for and changed, the outcome (``done``, ``refused``, ``failed``) and the
+records were asked for and changed, the outcome (``done``, ``cancelled``, ``refused``, ``failed``) and the
 operator's reason. Written in its own transaction after the action, so a refused or failed
 action is recorded too; never updated.
 """
