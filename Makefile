@@ -8,7 +8,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 export KAFKAGUARD_RUN_DIR ?= $(CURDIR)/.run
 
-.PHONY: demo test docs bench bench-quick chaos fuzz lint format system-deps venv jars promtool unit integration clean down
+.PHONY: demo test docs bench bench-quick chaos fuzz lint format system-deps venv jars promtool unit integration clean down \
+	console-screenshots
 
 demo: system-deps venv jars
 	$(BIN)/python -m examples.dailyfeed.demo.main $(DEMO_ARGS)
@@ -46,6 +47,14 @@ chaos: system-deps venv jars
 # `make test` runs the same tests with the quick profile. FUZZ_ARGS passes pytest options.
 fuzz: system-deps venv jars
 	KAFKAGUARD_FUZZ=full $(BIN)/python -m pytest -ra -p no:cacheprovider --timeout=7200 tests/fuzz $(FUZZ_ARGS)
+
+# The operator console's browser tests (Playwright driving Debian's chromium), then the two screenshots the
+# README shows copied from their artifacts (reports/console/, git-ignored) into docs/img/.
+console-screenshots: system-deps venv jars
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/browser $(PYTEST_ARGS)
+	mkdir -p docs/img
+	cp reports/console/overview.png docs/img/console-overview.png
+	cp reports/console/groups.png docs/img/console-groups.png
 
 lint: venv
 	$(BIN)/ruff check src tests examples bench chaos

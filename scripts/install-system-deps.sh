@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages kafkaguard's dev stack and tests need, from Debian's archive, when
 # missing: a JDK and Maven (to fetch and run Kafka's published jars), PostgreSQL 15, and kcat (a
-# plain Kafka client the tests use as a witness) and wrk (the write-path benchmark). Idempotent: installs nothing when all are there.
+# plain Kafka client the tests use as a witness), wrk (the write-path benchmark) and chromium (the
+# console's browser tests drive it with Playwright). Idempotent: installs nothing when all are there.
 set -euo pipefail
 
 need=()
@@ -10,6 +11,7 @@ command -v mvn >/dev/null 2>&1 || need+=(maven)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 command -v kcat >/dev/null 2>&1 || need+=(kcat)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)  # load generator of the write-path benchmark
+[ -x /usr/bin/chromium ] || need+=(chromium)  # tests/browser: Playwright drives Debian's chromium, headless
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

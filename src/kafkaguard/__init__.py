@@ -7,7 +7,8 @@ The public API is exactly ``__all__``; everything else is internal and may chang
 use (``from kafkaguard import Worker`` imports the consumer then). So a process that only needs,
 say, the outbox writers never imports the HTTP, metrics or CLI libraries, and
 :func:`receiving_router` and :func:`install_exception_handlers` are the names that need the ``http``
-extra (FastAPI): ``pip install 'kafkaguard[http]'``.
+extra (FastAPI): ``pip install 'kafkaguard[http]'``; :func:`create_console_app` (the operator console,
+``kafkaguard console``) needs the ``console`` extra (FastAPI, Jinja2, uvicorn).
 
 What an application uses, all from here:
 
@@ -58,6 +59,8 @@ from kafkaguard.errors import (
 )
 
 if TYPE_CHECKING:
+    from kafkaguard.console.app import create_console_app
+    from kafkaguard.console.settings import ConsoleSettings
     from kafkaguard.consumer import (
         BatchContext,
         HandlerContext,
@@ -101,6 +104,7 @@ __all__ = [
     "AuthenticationError",
     "BatchContext",
     "ConfigurationError",
+    "ConsoleSettings",
     "ConsumerError",
     "ConsumerSettings",
     "DeadLetterNotFoundError",
@@ -156,6 +160,7 @@ __all__ = [
     "add_events",
     "add_events_async",
     "create_async_engine",
+    "create_console_app",
     "create_engine",
     "due_keys",
     "install_exception_handlers",
@@ -188,6 +193,8 @@ _LAZY: dict[str, str] = {
     "Event": "kafkaguard.envelope",
     "HttpAuth": "kafkaguard.http_signing",
     "install_exception_handlers": "kafkaguard.interfaces.http",
+    "create_console_app": "kafkaguard.console.app",
+    "ConsoleSettings": "kafkaguard.console.settings",
     "Exponential": "kafkaguard.policies.backoff",
     "Fixed": "kafkaguard.policies.backoff",
     "Schedule": "kafkaguard.policies.backoff",
@@ -214,8 +221,10 @@ _LAZY: dict[str, str] = {
     "TopicSettings": "kafkaguard.settings",
 }
 
-# Libraries that only the ``http`` extra installs; a missing one gets a hint instead of a bare ModuleNotFoundError.
-_HTTP_EXTRA = frozenset({"fastapi", "starlette", "uvicorn"})
+# Libraries that only the ``http`` and ``console`` extras install; a missing one gets a hint instead of a bare
+# ModuleNotFoundError.
+_HTTP_EXTRA = frozenset({"fastapi", "starlette", "uvicorn", "jinja2", "markupsafe"})
+_CONSOLE_NAMES = frozenset({"create_console_app"})
 
 
 def __getattr__(name: str) -> Any:
@@ -227,8 +236,9 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(module), name)
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.partition(".")[0] in _HTTP_EXTRA:
+            extra = "console" if name in _CONSOLE_NAMES else "http"
             raise ImportError(
-                f"kafkaguard.{name} needs {exc.name}, which is not installed: pip install 'kafkaguard[http]'",
+                f"kafkaguard.{name} needs {exc.name}, which is not installed: pip install 'kafkaguard[{extra}]'",
                 name=exc.name,
             ) from exc
         raise

@@ -34,6 +34,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from kafkaguard.console.settings import ConsoleSettings
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.kafka_security import KafkaSecurity
@@ -99,6 +100,7 @@ class KafkaguardSettings(BaseSettings):
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
     restore: RestoreSettings = Field(default_factory=RestoreSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     metrics_port: int | None = Field(default=None, description="serve Prometheus /metrics on 127.0.0.1:<port>")
     log_format: LogFormat = Field(default=LogFormat.TEXT, description="worker commands' log lines: text or json")
 

@@ -56,7 +56,7 @@ def test_cli_db_upgrade(database: TestDatabase) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     with psycopg.connect(database.conninfo) as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004_outbox_traceparent",)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0005_outbox_traceparent",)
 
 
 def _has_begin_event(db: TestDatabase) -> bool:

@@ -44,8 +44,9 @@ def test_import_kafkaguard_imports_no_web_framework() -> None:
 
 
 def test_the_library_names_need_no_web_framework() -> None:
-    """Publisher, Worker, Relay, the outbox writers: all but the two FastAPI helpers work without it."""
-    names = [n for n in kafkaguard.__all__ if n not in {"receiving_router", "install_exception_handlers"}]
+    """Publisher, Worker, Relay, the outbox writers: all but the FastAPI helpers and the console work without it."""
+    web_names = {"receiving_router", "install_exception_handlers", "create_console_app"}
+    names = [n for n in kafkaguard.__all__ if n not in web_names]
     modules = imported_by(f"import kafkaguard; [getattr(kafkaguard, n) for n in {names!r}]")
     assert modules & WEB == set()
 
@@ -60,6 +61,17 @@ def test_receiving_router_without_fastapi_says_which_extra_to_install() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "kafkaguard.receiving_router needs fastapi" in proc.stdout
     assert "pip install 'kafkaguard[http]'" in proc.stdout
+
+
+def test_the_console_without_jinja2_says_which_extra_to_install() -> None:
+    code = (
+        "import sys; sys.modules['jinja2'] = None\n"
+        "try:\n    from kafkaguard import create_console_app\n"
+        "except ImportError as exc:\n    print(exc)\n"
+    )
+    proc = run_python("-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert "pip install 'kafkaguard[console]'" in proc.stdout, proc.stdout
 
 
 def test_lazy_names_resolve_and_dir_is_the_public_api() -> None:

@@ -38,7 +38,9 @@ import kafkaguard
 
 PACKAGE = Path(kafkaguard.__file__).resolve().parent
 # The components' settings models, which kafkaguard.settings assembles (pure: they import layer 0 only).
-SETTINGS_MODELS = frozenset({"consumer.settings", "publisher.settings", "relay.settings", "restore.settings"})
+SETTINGS_MODELS = frozenset(
+    {"consumer.settings", "publisher.settings", "relay.settings", "restore.settings", "console.settings"}
+)
 
 # Lower number = lower layer; a node may import its own layer and the ones below, never above.
 PURE = ("envelope", "errors", "headers", "ids", "logtext", "masking", "raw_headers", "policies", "topics",
@@ -54,7 +56,7 @@ LAYERS: dict[str, int] = {
     # components: take their ports (stores, transports) and report through hooks
     **dict.fromkeys(["relay", "consumer", "publisher", "restore", "maintenance"], 5),
     # interfaces and tooling: what users and operators run, built on the components
-    **dict.fromkeys(["cli", "interfaces", "metrics", "testing", "devstack", "__init__", "__main__"], 6),
+    **dict.fromkeys(["cli", "interfaces", "metrics", "testing", "devstack", "console", "__init__", "__main__"], 6),
 }
 COMPONENTS = frozenset(n for n, layer in LAYERS.items() if layer == 5)
 INTERFACES = frozenset(n for n, layer in LAYERS.items() if layer == 6)

@@ -30,6 +30,8 @@ PUBLIC = {
     "create_engine", "create_async_engine",
     # the http extra
     "receiving_router", "install_exception_handlers",
+    # the console extra
+    "create_console_app", "ConsoleSettings",
     # errors
     "KafkaguardError", "ConfigurationError", "EnvelopeError", "DecodeError", "DecodeReason", "DevStackError",
     "ToolMissingError", "PortInUseError", "StartTimeoutError", "PublishError", "KafkaUnavailableError",

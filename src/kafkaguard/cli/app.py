@@ -20,6 +20,7 @@ import typer
 from kafkaguard.cli.chaos import chaos
 from kafkaguard.cli.cleanup import cleanup
 from kafkaguard.cli.config import config_app
+from kafkaguard.cli.console import console
 from kafkaguard.cli.consume import consume
 from kafkaguard.cli.db import db_app
 from kafkaguard.cli.dead_letters import dead_letters_app
@@ -47,6 +48,7 @@ app.command("cleanup")(cleanup)
 app.command("consume")(consume)
 app.command("forward")(forward)
 app.command("chaos")(chaos)
+app.command("console")(console)
 app.add_typer(config_app, name="config")
 
 

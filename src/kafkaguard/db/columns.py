@@ -7,6 +7,10 @@ PUBLISHER_DEAD_LETTERS = "kafka_publisher_dead_letters"
 LISTENER_DEAD_LETTERS = "kafka_listener_dead_letters"
 INBOX = "kafka_inbox"
 LAST_RESORT = "kafkaguard_last_resort"
+CONSOLE_AUDIT = "kafkaguard_console_audit"  # migration 0004: the operator console's audit log
+STACK_FRAME_SQL = r"""coalesce(rtrim((regexp_match(stack, '.*(File "[^"]*", line [0-9]+, in [^\n]*)'))[1]), '-')"""
+"""The throwing frame of a listener dead letter's stack (its last ``File "...", line N, in name`` line, ``-``
+without one): the stored column ``stack_frame`` (migration 0004), see :mod:`kafkaguard.console.fingerprint`."""
 BEGIN_EVENT = "kafkaguard_begin_event"  # a function (migration 0003): the consumer's steps before a handler
 OUTBOX_NOTIFY_CHANNEL = "kafkaguard_outbox"
 OUTBOX_SHARDS = 64  # virtual shards of the outbox, by hash of the key; relays own shards

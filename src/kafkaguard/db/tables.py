@@ -111,6 +111,7 @@ listener_dead_letters = Table(
     Column("error_class", Text, nullable=True),
     Column("error_message", Text, nullable=True),
     Column("stack", Text, nullable=True),
+    Column("stack_frame", Text, Computed(C.STACK_FRAME_SQL, persisted=True), nullable=False),  # migration 0004
     Column("status", String(16), nullable=False, server_default=C.DeadLetterStatus.PENDING.value),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -156,4 +157,22 @@ last_resort = Table(
     Column("error", Text, nullable=False),
     Column("status", Text, nullable=False, server_default=C.DeadLetterStatus.PENDING.value),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+console_audit = Table(
+    C.CONSOLE_AUDIT,
+    metadata,
+    # One row per state-changing console action, refusals included; inserted, never updated.
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("actor", Text, nullable=False),
+    Column("remote", Text, nullable=True),
+    Column("action", Text, nullable=False),
+    Column("store", Text, nullable=True),
+    Column("outcome", Text, nullable=False),  # done | cancelled | refused | failed
+    Column("requested", Integer, nullable=False, server_default=text("0")),
+    Column("changed", Integer, nullable=False, server_default=text("0")),
+    Column("reason", Text, nullable=True),
+    Column("detail", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Index("ix_console_audit_at", "at"),
 )

@@ -69,7 +69,7 @@ def connector_config(opts: DebeziumOptions) -> dict[str, Any]:
             f"aggregatetype:header:{H.AGGREGATE_TYPE}",
             f"occurred_at:header:{H.OCCURRED_AT}",
             f"schema_version:header:{H.SCHEMA_VERSION}",
-            f"traceparent:header:{H.TRACEPARENT}",  # the trace context (migration 0004); no value without one
+            f"traceparent:header:{H.TRACEPARENT}",  # the trace context (migration 0005); no value without one
         ]
     )
     config: dict[str, Any] = {

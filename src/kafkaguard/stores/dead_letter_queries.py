@@ -142,8 +142,11 @@ def reset_to_pending(conn: Connection, store: Store, filters: Filters, *, limit:
     return sorted(ids)
 
 
-def discard(conn: Connection, store: Store, filters: Filters, *, limit: int, by: str) -> list[int]:
-    """Mark matching records ``discarded`` (kept for audit; no longer processed nor blocking)."""
+def discard(
+    conn: Connection, store: Store, filters: Filters, *, limit: int, by: str, reason: str | None = None
+) -> list[int]:
+    """Mark matching records ``discarded`` (kept for audit; no longer processed nor blocking);
+    ``reason``, when given, is kept in the history entry."""
     where, params = filters.where(store)
     sql = (
         f"UPDATE {store.table} SET status = 'discarded', updated_at = now(), "  # noqa: S608
@@ -151,7 +154,7 @@ def discard(conn: Connection, store: Store, filters: Filters, *, limit: int, by:
         f"WHERE id IN (SELECT id FROM {store.table} WHERE {where} AND status <> 'discarded' "
         "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED) RETURNING id"
     )
-    entry = history_json("discard", by=by)
+    entry = history_json("discard", by=by, reason=reason)
     return sorted(int(r[0]) for r in conn.execute(text(sql), {**params, "limit": limit, "entry": entry}))
 
 

@@ -6,8 +6,8 @@ Event Router cannot expand a JSON column into headers, but it places a column as
 so a trace goes on through Debezium as it does through kafkaguard's relay. Nullable: rows written
 by an older kafkaguard, or without a trace, have none (and Debezium then sends no value).
 
-Revision ID: 0004_outbox_traceparent
-Revises: 0003_begin_event
+Revision ID: 0005_outbox_traceparent
+Revises: 0004_console_audit
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_outbox_traceparent"
-down_revision = "0003_begin_event"
+revision = "0005_outbox_traceparent"
+down_revision = "0004_console_audit"
 branch_labels = None
 depends_on = None
 
