@@ -15,6 +15,10 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 expect.set_options(timeout=20_000)  # a job page refreshes every second until its job finished
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (scripts/install-system-deps.sh)
+# --no-sandbox: the tests may run as root in a container, where chromium's sandbox cannot start; the
+# rest keep chromium from reaching out to Google's hosts (refused on a closed network, many at a time).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -24,14 +28,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Headless chromium from the system; a missing binary fails with what to install."""
+    """Headless chromium from the system; a missing binary fails with what to install.
+
+    Module-scoped, not session-scoped: Playwright's sync API keeps an asyncio loop running in the
+    main thread while it is open, and every later test of the session that runs a loop of its own
+    (``asyncio.run``, async handlers) would fail with "cannot be called from a running event loop"."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run `make system-deps` (installs Debian's chromium)")
     with sync_playwright() as playwright:
-        # --no-sandbox: the tests may run as root in a container, where chromium's sandbox cannot start.
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
 

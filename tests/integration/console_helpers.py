@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import Engine, text
+from sqlalchemy.pool import NullPool
 
 from kafkaguard import raw_headers
 from kafkaguard.console.fingerprint import group_id
@@ -103,7 +104,9 @@ def seed(db: TestDatabase, group: str, *, publisher_topic: str | None = None, pu
 
 
 def engine_of(db: TestDatabase) -> Engine:
-    return sync_engine(db.server.url(), schema=db.schema)
+    """An engine on ``db`` without a pool: its connections close when released, so the tests leave
+    none open behind them (later tests of the session check that)."""
+    return sync_engine(db.server.url(), schema=db.schema, poolclass=NullPool)
 
 
 def console_settings(db: TestDatabase, bootstrap: str, **console: Any) -> KafkaguardSettings:
