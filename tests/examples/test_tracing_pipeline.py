@@ -257,3 +257,26 @@ def test_a_restored_dead_letter_is_linked_to_the_original_trace(
     # The handler's second run is inside the restore span.
     assert [parent_id(s) for s in spans.named("record_activity")][-1] == restore.context.span_id
     assert column(dailyfeed.activity, "SELECT count(*) FROM kafka_inbox WHERE event_id = %s", (event_id,)) == [1]
+
+
+def test_http_mode_the_receivers_process_span_is_a_child_of_the_send(dailyfeed: Dailyfeed, spans: Spans) -> None:
+    from examples.dailyfeed.activity.app import create_app as activity_app
+
+    from kafkaguard.devstack.process import free_ports
+    from tests.examples.serving import serving
+
+    (port,) = free_ports(1)
+    settings = dailyfeed.settings.model_copy(
+        update={"post_publish_mode": "http", "activity_url": f"http://127.0.0.1:{port}"}
+    )
+    db = Dailyfeed(settings, dailyfeed.server)
+    with serving(activity_app(settings), port):
+        event_id = post(db)
+    send = one(spans, "send outbox.event.post", event_id)  # http mode: delivered now, to the endpoint
+    assert send is not None and (send.attributes or {})["kafkaguard.publish.mode"] == "http"
+    assert (send.attributes or {})["kafkaguard.outcome"] == "published"
+    process = wait_for_span(spans, lambda: one(spans, "process", event_id), "the receiver's process span")
+    assert process.kind is SpanKind.CONSUMER
+    assert parent_id(process) == send.context.span_id  # type: ignore[union-attr]
+    assert (process.attributes or {})["kafkaguard.outcome"] == "applied"
+    assert (process.attributes or {})["messaging.consumer.group.name"] == settings.activity_group

@@ -214,3 +214,19 @@ def test_json_log_lines_carry_the_event_and_its_trace(caplog: pytest.LogCaptureF
         assert "arguments did not format" in json.loads(formatter.format(bad))["message"]
     outside = json.loads(formatter.format(logging.LogRecord("x", logging.INFO, __file__, 1, "start", (), None)))
     assert "trace_id" not in outside and "event_id" not in outside
+
+
+def test_an_exporter_without_its_packages_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from kafkaguard.errors import ConfigurationError
+    from kafkaguard.tracing.settings import Exporter
+    from kafkaguard.tracing.setup import check_exporter
+
+    check_exporter(TracingSettings())  # none: nothing needed
+    check_exporter(TracingSettings(exporter=Exporter.OTLP))  # installed here (the dev extra)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if "otlp" in name else real(name, *a))
+    with pytest.raises(ConfigurationError, match=r"pip install 'kafkaguard\[tracing\]'"):
+        check_exporter(TracingSettings(exporter=Exporter.OTLP))
+    check_exporter(TracingSettings(exporter=Exporter.CONSOLE))  # the SDK alone is enough for console

@@ -27,7 +27,7 @@ from kafkaguard.cli.startup import announce, configure_logging, preflight
 from kafkaguard.consumer.runner import build_worker, run_until_signalled
 from kafkaguard.metrics.consumer_hook import lag_reporter, outcome_counter, retry_counter, store_outage_counter
 from kafkaguard.settings import KafkaguardSettings
-from kafkaguard.tracing.setup import start_tracing
+from kafkaguard.tracing.setup import check_exporter, start_tracing
 
 
 def consume(
@@ -72,6 +72,7 @@ def consume(
     configure_logging(log_level, log_format)
     bootstrap = bootstrap_option(bootstrap, bootstrap_alias)
     base = KafkaguardSettings()
+    check_exporter(base.tracing)
     if group is None and configured_group(base) is None:
         raise UsageProblem(
             "pass --group (or set KAFKAGUARD_CONSUMER__GROUP_ID): offsets, inbox and dead letters are kept per "

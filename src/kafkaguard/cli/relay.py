@@ -31,7 +31,7 @@ from kafkaguard.relay.settings import RelayKind
 from kafkaguard.relay.worker import Relay
 from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.signals import on_stop_signals
-from kafkaguard.tracing.setup import start_tracing
+from kafkaguard.tracing.setup import check_exporter, start_tracing
 
 
 def relay(
@@ -63,6 +63,7 @@ def relay(
     configure_logging(log_level, log_format)
     bootstrap = bootstrap_option(bootstrap, bootstrap_alias)
     settings = KafkaguardSettings()
+    check_exporter(settings.tracing)
     if settings.relay.kind is RelayKind.DEBEZIUM:
         raise ConfigurationError(
             "relay.kind is 'debezium': Debezium relays this outbox (rows are deleted as they are written), "

@@ -16,6 +16,28 @@ from kafkaguard.tracing.settings import Exporter, TracingSettings
 from kafkaguard.tracing.spans import configure
 
 
+def check_exporter(settings: TracingSettings) -> None:
+    """Raise :class:`ConfigurationError` now if ``settings.exporter`` needs packages that are not
+    installed (a worker command checks at start, before it connects to anything)."""
+    if not settings.enabled or settings.exporter is Exporter.NONE:
+        return
+    import importlib.util
+
+    needed = ["opentelemetry.sdk"]
+    if settings.exporter is Exporter.OTLP:
+        needed.append("opentelemetry.exporter.otlp.proto.http")
+    for module in needed:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            raise ConfigurationError(
+                f"tracing.exporter = {settings.exporter.value!r} needs {module} (not installed): "
+                "pip install 'kafkaguard[tracing]', or set tracing.exporter = 'none'"
+            )
+
+
 def start_tracing(settings: TracingSettings, command: str) -> Callable[[], None]:
     """Apply ``settings`` and, unless the exporter is ``none``, install an SDK tracer provider that
     exports with a batch processor. Returns the shutdown function (flushes pending spans)."""
