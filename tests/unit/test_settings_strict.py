@@ -358,3 +358,22 @@ def test_masking(value: object, key: str, masked: object) -> None:
 
 def test_mask_text_keeps_host_and_database() -> None:
     assert mask_text("a postgresql://u:p@h:1/d b") == f"a postgresql://u:{MASK}@h:1/d b"
+
+
+def test_a_partial_retry_policy_changes_only_what_it_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One variable of a nested retry policy keeps the rest of *that field's* default: the in-process
+    consumer retries stay 0.2 s doubling, not the restore jobs' hour."""
+    from kafkaguard import KafkaguardSettings
+    from kafkaguard.policies.backoff import Exponential
+
+    monkeypatch.setenv("KAFKAGUARD_CONSUMER__RETRY__MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("KAFKAGUARD_PUBLISH__BACKGROUND_RETRY__BACKOFF__MAX_SECONDS", "3")
+    s = KafkaguardSettings()
+    assert s.consumer.retry.max_attempts == 2
+    assert s.consumer.retry.backoff == Exponential(base=0.2, factor=2, max_seconds=5, jitter=0.2)
+    assert s.publish.background_retry.max_attempts == 3
+    assert s.publish.background_retry.backoff == Exponential(base=0.5, factor=2, max_seconds=3, jitter=0.2)
+    monkeypatch.setenv("KAFKAGUARD_CONSUMER__RETRY__BACKOFF__KIND", "fixed")
+    monkeypatch.setenv("KAFKAGUARD_CONSUMER__RETRY__BACKOFF__SECONDS", "1")
+    assert KafkaguardSettings().consumer.retry.backoff.delay(1, None) == 1.0  # another kind: replaced whole
+    assert KafkaguardSettings().restore.policy.backoff.delay(1, None) == 3600.0  # untouched

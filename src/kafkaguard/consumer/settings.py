@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from kafkaguard.envelope import DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_PAYLOAD_DEPTH
 from kafkaguard.http_signing import DEFAULT_REPLAY_WINDOW, HttpAuth, RequestAuth, request_auth
 from kafkaguard.policies.classify import ErrorClassifier
-from kafkaguard.policies.retry import RetryPolicy, in_process_policy
+from kafkaguard.policies.retry import RetryPolicy, in_process_policy, over_default
 
 
 class GroupProtocol(StrEnum):
@@ -24,6 +25,11 @@ class ConsumerSettings(BaseModel):
     """How a consumer group reads, applies, retries and dead-letters."""
 
     model_config = ConfigDict(frozen=True)
+
+    @field_validator("retry", mode="before")
+    @classmethod
+    def _retry_over_its_default(cls, value: Any) -> Any:
+        return over_default(in_process_policy(), value)
 
     group_id: str = Field(default="kafkaguard", description="Kafka consumer group; also the inbox's dedupe scope")
     topics: tuple[str, ...] = Field(default=(), description="topics to read (a worker needs at least one)")

@@ -12,7 +12,9 @@ Options of :class:`RetryPolicy`:
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +27,23 @@ class RetryPolicy(BaseModel):
     model_config = ConfigDict(frozen=True)
     max_attempts: int = Field(default=5, ge=1, description="attempts in all, the first included; 1 = no retry")
     backoff: Backoff = Field(default_factory=Fixed)
+
+
+def over_default(default: RetryPolicy, value: Any) -> Any:
+    """``value`` (settings input for a retry policy) with what it leaves out taken from ``default``.
+
+    For a settings field whose default is not :class:`RetryPolicy`'s own: a partial value
+    (``KAFKAGUARD_CONSUMER__RETRY__MAX_ATTEMPTS=2``, a TOML table with one key) changes only what it
+    names. Without it the rest came from the class defaults (a fixed hour between attempts, meant
+    for restore jobs). A backoff of another ``kind`` replaces the default's whole."""
+    if not isinstance(value, Mapping):
+        return value
+    base = default.model_dump(mode="json")
+    merged = {**base, **value}
+    backoff = value.get("backoff")
+    if isinstance(backoff, Mapping) and backoff.get("kind", base["backoff"]["kind"]) == base["backoff"]["kind"]:
+        merged["backoff"] = {**base["backoff"], **backoff}
+    return merged
 
 
 def in_process_policy() -> RetryPolicy:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from kafkaguard.http_signing import HttpAuth, RequestAuth, request_auth
 from kafkaguard.policies.backoff import Exponential
-from kafkaguard.policies.retry import RetryPolicy
+from kafkaguard.policies.retry import RetryPolicy, over_default
 
 
 class PublishMode(StrEnum):
@@ -24,6 +25,11 @@ class PublishMode(StrEnum):
     DIRECT = "direct"
     BACKGROUND = "background"
     HTTP = "http"
+
+
+def background_policy() -> RetryPolicy:
+    """The default of ``background_retry``: 3 attempts, 0.5 s doubling, at most 10 s."""
+    return RetryPolicy(max_attempts=3, backoff=Exponential(base=0.5, factor=2, max_seconds=10, jitter=0.2))
 
 
 class PublishSettings(BaseModel):
@@ -43,11 +49,15 @@ class PublishSettings(BaseModel):
     )
 
     background_retry: RetryPolicy = Field(
-        default_factory=lambda: RetryPolicy(
-            max_attempts=3, backoff=Exponential(base=0.5, factor=2, max_seconds=10, jitter=0.2)
-        ),
+        default_factory=background_policy,
         description="attempts before the DLQ topic, then the dead-letter table",
     )
+
+    @field_validator("background_retry", mode="before")
+    @classmethod
+    def _retry_over_its_default(cls, value: Any) -> Any:
+        return over_default(background_policy(), value)
+
     background_timeout: float = Field(default=10.0, gt=0, description="per-attempt delivery timeout")
 
     http_endpoints: dict[str, str] = Field(
