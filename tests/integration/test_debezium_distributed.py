@@ -141,3 +141,34 @@ def test_a_worker_killed_mid_stream_hands_its_task_over_and_every_committed_even
         f"{len(ids) - len(set(ids))} duplicates, task {first} -> {second} {takeover:.1f}s after the kill, "
         f"test {time.monotonic() - started:.1f}s"
     )
+
+
+def test_debezium_cluster_registers_kafkaguards_connector_with_the_password_as_a_reference(
+    migrated_database: TestDatabase, kafka_bootstrap: str
+) -> None:
+    db = migrated_database
+    agg = f"dzr{uuid.uuid4().hex[:6]}"
+    topic = f"outbox.event.{agg}"
+    ensure_topics(kafka_bootstrap, [topic], partitions=3)
+    engine = sync_engine(db.url)
+    reader = TopicReader(kafka_bootstrap, topic)
+    events = [Event(type="test.applied", key=f"k{n % 5}", payload={"seq": n}, aggregate_type=agg) for n in range(50)]
+    try:
+        with stacks.debezium_cluster(kafka_bootstrap, db.server.url(), db.schema, db.server.conninfo()) as cluster:
+            name = f"kafkaguard-outbox-{db.schema}"
+            assert cluster.task_worker(name) in {w.worker_id for w in cluster.workers}
+            for w in cluster.workers:  # any worker answers for the cluster
+                shown = httpx.get(f"{w.rest}/connectors/{name}/config", timeout=10).json()
+                assert shown["database.password"].startswith("${file:")
+            for event in events:
+                with Session(engine) as session, session.begin():
+                    add_events(session, [event], delete_after_insert=True)
+            wait_until(lambda: (reader.poll_for(0.5), len(reader.event_ids()) >= 50)[1], 120, "every event on Kafka")
+    finally:
+        reader.close()
+        engine.dispose()
+        delete_topics(kafka_bootstrap, [topic])
+    by_key: dict[str, list[str]] = {}
+    for event in events:
+        by_key.setdefault(event.key, []).append(str(event.event_id))
+    assert reader.per_key_first_seen() == by_key
