@@ -64,6 +64,12 @@ def reference(secrets_file: Path, key: str) -> str:
     return "${file:" + str(secrets_file) + ":" + key + "}"
 
 
+def secrets_reference(namespace: str, secret: str, key: str) -> str:
+    """``${secrets:<namespace>/<secret>:<key>}``: a value Strimzi's KubernetesSecretConfigProvider reads
+    from a Kubernetes Secret (the worker's service account needs ``get`` on that Secret)."""
+    return "${secrets:" + f"{namespace}/{secret}:{key}" + "}"
+
+
 def connect_security(security: KafkaSecurity, *, secrets_file: Path, keystore_file: Path) -> ConnectSecurity:
     """The worker properties for ``security`` (empty for PLAINTEXT with nothing set).
 

@@ -24,6 +24,7 @@ from kafkaguard.cli.console import console
 from kafkaguard.cli.consume import consume
 from kafkaguard.cli.db import db_app
 from kafkaguard.cli.dead_letters import dead_letters_app
+from kafkaguard.cli.debezium import debezium_app
 from kafkaguard.cli.dev import dev_app
 from kafkaguard.cli.errors import FAILURE, Failure, describe, secrets_of
 from kafkaguard.cli.forward import forward
@@ -50,6 +51,7 @@ app.command("forward")(forward)
 app.command("chaos")(chaos)
 app.command("console")(console)
 app.add_typer(config_app, name="config")
+app.add_typer(debezium_app, name="debezium")
 
 
 @dataclass

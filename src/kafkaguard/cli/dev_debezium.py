@@ -1,4 +1,5 @@
-"""``kafkaguard dev debezium``: run Debezium (Kafka Connect standalone) as the outbox relay of one schema."""
+"""``kafkaguard dev debezium``: run Debezium (Kafka Connect standalone, or distributed with ``--distributed``)
+as the outbox relay of one schema."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from typing import Annotated
 
 import psycopg
 import typer
+from sqlalchemy.engine import make_url
 
 from kafkaguard.cli.common import out, say
 from kafkaguard.cli.startup import database_target
+from kafkaguard.connect_security import reference
 from kafkaguard.devstack.connect import ConnectWorker, ensure_connect
+from kafkaguard.devstack.connect_cluster import ConnectCluster
 from kafkaguard.devstack.stack import DevStack, default_run_dir
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.kafka_security import from_environ
@@ -50,24 +54,63 @@ def slot_status(conninfo: str, slot: str) -> SlotStatus:
     return SlotStatus(slot, True, bool(row[1]), int(row[2] or 0))
 
 
+def _cluster(stack: DevStack, rest_port: int, workers: int) -> ConnectCluster:
+    """The dev stack's distributed Connect cluster: ``workers`` workers on REST ports ``rest_port``, +1, ..."""
+    jars, plugins = ensure_connect(stack.run_dir)
+    home = stack.run_dir / "connect-cluster"
+    pids_file = home / "pids.json"
+    saved: dict[str, int] = json.loads(pids_file.read_text()) if pids_file.exists() else {}
+    ports = [int(p) for p in saved] or [rest_port + i for i in range(workers)]
+    cluster = ConnectCluster(home, stack.kafka.bootstrap, ports, jars, plugins, security=from_environ(os.environ))
+    for worker in cluster.workers:
+        worker.pid = saved.get(str(worker.rest_port))
+    return cluster
+
+
 @debezium_app.command("start")
-def start(schema: SchemaOpt = "public", rest_port: int = 28083, run_dir: RunDirOpt = None) -> None:
+def start(
+    schema: SchemaOpt = "public",
+    rest_port: int = 28083,
+    distributed: Annotated[
+        bool, typer.Option(help="Distributed Connect (topics for configs, offsets, status; REST registration).")
+    ] = False,
+    workers: Annotated[int, typer.Option(min=1, max=8, help="Workers of the distributed cluster.")] = 2,
+    run_dir: RunDirOpt = None,
+) -> None:
     """Start Connect with the outbox connector for SCHEMA and wait until its task runs."""
     stack = _stack(run_dir)
-    worker = _worker(stack, rest_port)
     opts = DebeziumOptions(database_url=stack.postgres.url(), schema=schema)
+    database = database_target(opts.database_url, schema)
+    if distributed:
+        cluster = _cluster(stack, rest_port, workers)
+        cluster.write_password(make_url(opts.database_url).password or "")
+        try:
+            cluster.start()
+        finally:  # `dev debezium stop` finds the workers, even those of a failed start
+            (cluster.home / "pids.json").write_text(json.dumps({str(w.rest_port): w.pid for w in cluster.workers}))
+        cluster.register(connector_config(opts, password_reference=reference(cluster.password_file, "password")))
+        rest = ", ".join(w.rest for w in cluster.workers)
+        say(f"Debezium relays the outbox of PostgreSQL {database} to Kafka {stack.kafka.bootstrap} on a "
+            f"distributed Connect cluster of {len(cluster.workers)} workers (REST {rest}, group {cluster.group_id}, "
+            f"slot {opts.slot}); logs: {cluster.home}/worker*/connect.log")  # fmt: skip
+        return
+    worker = _worker(stack, rest_port)
     worker.start(connector_config(opts))
     (worker.home / "pid").write_text(str(worker.pid))
-    database = database_target(opts.database_url, schema)
     say(f"Debezium relays the outbox of PostgreSQL {database} to Kafka {stack.kafka.bootstrap} "
         f"(REST {worker.rest}, slot {opts.slot}); log: {worker.log_file}")  # fmt: skip
 
 
 @debezium_app.command("stop")
 def stop(kill: bool = False, run_dir: RunDirOpt = None) -> None:
-    """Stop Connect (``--kill`` for SIGKILL); the slot keeps what it has not confirmed."""
-    worker = _worker(_stack(run_dir), 28083)
+    """Stop Connect's standalone and distributed workers (``--kill``: SIGKILL); the slot keeps what is unconfirmed."""
+    stack = _stack(run_dir)
+    worker = _worker(stack, 28083)
     worker.kill() if kill else worker.stop()
+    if (stack.run_dir / "connect-cluster" / "pids.json").exists():
+        cluster = _cluster(stack, 28083, 0)
+        cluster.kill() if kill else cluster.stop()
+        (cluster.home / "pids.json").unlink()
     out.print("connect stopped" + (" (killed)" if kill else ""))
 
 

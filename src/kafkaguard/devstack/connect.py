@@ -93,8 +93,9 @@ class ConnectWorker:
     def _marker(self) -> str:
         return str(self.worker_file)
 
-    def _write_worker(self) -> dict[str, str]:
-        props = {
+    def _worker_props(self) -> dict[str, str]:
+        """The worker's properties, security aside (a distributed worker changes the offset store)."""
+        return {
             "bootstrap.servers": self.bootstrap,
             "listeners": self.rest,
             "rest.advertised.host.name": "127.0.0.1",
@@ -112,6 +113,9 @@ class ConnectWorker:
             "producer.acks": "all",
             "producer.max.in.flight.requests.per.connection": "5",
         }
+
+    def _write_worker(self) -> dict[str, str]:
+        props = self._worker_props()
         secured = connect_security(self.security, secrets_file=self.secrets_file, keystore_file=self.keystore_file)
         # The provider always: the connector's database password is a reference too.
         props.update({**FILE_PROVIDER, **secured.worker})
@@ -119,8 +123,8 @@ class ConnectWorker:
         if secured.keystore is not None:
             _write_private(self.keystore_file, keystore_pem(*secured.keystore))
         write_properties(self.worker_file, props)
-        return secured.secrets
         write_log4j2(self.home / "log4j2.properties", {"org.reflections": "error"})
+        return secured.secrets
 
     def _write_connector(self, connector: dict[str, Any], secrets: dict[str, str]) -> None:
         """Write the connector JSON with its database password as a provider reference, and the

@@ -55,8 +55,14 @@ class DebeziumOptions:
         return self.name or f"kafkaguard-outbox-{self.schema}"
 
 
-def connector_config(opts: DebeziumOptions) -> dict[str, Any]:
-    """The connector's name and configuration, for Connect's REST API or standalone's JSON file."""
+def connector_config(opts: DebeziumOptions, *, password_reference: str | None = None) -> dict[str, Any]:
+    """The connector's name and configuration, for Connect's REST API or standalone's JSON file.
+
+    ``password_reference``: the value of ``database.password`` in place of the URL's password, a
+    Connect config-provider reference such as ``${file:/path/db.properties:password}`` or Strimzi's
+    ``${secrets:namespace/secret:key}``, which the worker resolves when it starts the task; the
+    URL's password is then not in the configuration at all. Without it the password is inline.
+    """
     if opts.errors_tolerance not in ("none", "all"):
         raise ConfigurationError("errors_tolerance must be 'none' or 'all'")
     if "{aggregate_type}" not in opts.topic_pattern:
@@ -79,7 +85,7 @@ def connector_config(opts: DebeziumOptions) -> dict[str, Any]:
         "database.hostname": url.host or "127.0.0.1",
         "database.port": str(url.port or 5432),
         "database.user": url.username or "",
-        "database.password": url.password or "",
+        "database.password": (url.password or "") if password_reference is None else password_reference,
         "database.dbname": url.database or "",
         "topic.prefix": f"kafkaguard_{opts.slot}",
         "schema.include.list": opts.schema,

@@ -10,14 +10,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+from sqlalchemy.engine import make_url
 
+from kafkaguard.connect_security import reference
 from kafkaguard.devstack import process
 from kafkaguard.devstack.connect import ConnectWorker, ensure_connect
+from kafkaguard.devstack.connect_cluster import ConnectCluster
 from kafkaguard.devstack.kafka import KafkaCluster
 from kafkaguard.devstack.postgres import PostgresServer
 from kafkaguard.devstack.secure import Material
 from kafkaguard.devstack.stack import DevStack, default_run_dir, secure_run_dir
 from kafkaguard.relay.debezium import DebeziumOptions, connector_config
+from kafkaguard.transports.kafka_admin import delete_topics
 
 REUSE_ENV = "KAFKAGUARD_TEST_REUSE_STACK"
 
@@ -95,18 +99,66 @@ def debezium_relay(
         failed = False
     finally:
         worker.kill()
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            active = conn.execute(
-                "SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (opts.slot,)
-            ).fetchone()
-            if active and active[0]:
-                conn.execute("SELECT pg_terminate_backend(%s)", (active[0],))
-            conn.execute(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                "WHERE slot_name = %s AND NOT active",
-                (opts.slot,),
-            )
-            conn.execute(f'DROP PUBLICATION IF EXISTS "{opts.slot}_outbox"')
+        drop_slot(conninfo, opts.slot)
+        if not failed:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def drop_slot(conninfo: str, slot: str) -> None:
+    """Drop Debezium's replication slot ``slot`` (ending the walsender still holding it) and its publication."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        active = conn.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
+        if active and active[0]:
+            conn.execute("SELECT pg_terminate_backend(%s)", (active[0],))
+        conn.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s AND NOT active",
+            (slot,),
+        )
+        conn.execute(f'DROP PUBLICATION IF EXISTS "{slot}_outbox"')
+
+
+@contextmanager
+def debezium_cluster(
+    bootstrap: str,
+    database_url: str,
+    schema: str,
+    conninfo: str,
+    *,
+    workers: int = 2,
+    partitions: int = 3,
+    register: bool = True,
+) -> Iterator[ConnectCluster]:
+    """Distributed Kafka Connect (``workers`` workers, one group) for ``schema``'s outbox.
+
+    The database password is written to :attr:`ConnectCluster.password_file`, which the workers'
+    FileConfigProvider reads. With ``register``, kafkaguard's connector configuration (the password a
+    reference to that file) is registered over REST and running when this yields; without, the caller
+    registers it (e.g. from ``kafkaguard debezium config --password-file <password_file>``). Afterwards
+    the workers are killed, the slot, publication and the cluster's internal topics dropped.
+    """
+    jars, plugins = ensure_connect(default_run_dir())
+    home = _fresh_dir("connect-cluster")
+    cluster = ConnectCluster(
+        home,
+        bootstrap,
+        process.free_ports(workers),
+        jars,
+        plugins,
+        group_id=f"kafkaguard-connect-{uuid.uuid4().hex[:8]}",
+    )
+    opts = DebeziumOptions(database_url=database_url, schema=schema, partitions=partitions)
+    cluster.write_password(make_url(database_url).password or "")
+    failed = True
+    try:
+        cluster.start()
+        if register:
+            cluster.register(connector_config(opts, password_reference=reference(cluster.password_file, "password")))
+        yield cluster
+        failed = False
+    finally:
+        cluster.kill()
+        drop_slot(conninfo, opts.slot)
+        delete_topics(bootstrap, cluster.topics)
         if not failed:
             shutil.rmtree(home, ignore_errors=True)
 
