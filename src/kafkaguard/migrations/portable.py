@@ -32,8 +32,8 @@ OUTBOX_SHARD = "crc32(`aggregateid`) & 63"
 
 
 def on_mariadb() -> bool:
-    """Whether the migration runs against MariaDB (SQLAlchemy's MySQL dialect)."""
-    return op.get_bind().dialect.name in ("mysql", "mariadb")
+    """Whether the migration runs against MariaDB (SQLAlchemy's MySQL dialect); works offline (``--sql``) too."""
+    return op.get_context().dialect.name in ("mysql", "mariadb")
 
 
 def json() -> mysql.JSON:
