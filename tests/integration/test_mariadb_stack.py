@@ -250,7 +250,7 @@ def _cli(args: list[str], run_dir: Path, *, check: bool = True) -> subprocess.Co
     return result
 
 
-def test_dev_up_database_mariadb_status_env_down() -> None:
+def test_dev_up_database_mariadb_status_env_fault_both_down() -> None:
     run_dir = scratch_root() / f"cli-mariadb-{os.getpid()}"
     run_dir.mkdir(exist_ok=True)
     kafka_port = process.free_ports(1)[0]
@@ -272,6 +272,16 @@ def test_dev_up_database_mariadb_status_env_down() -> None:
         env = _cli(["dev", "env", "--database", "mariadb"], run_dir).stdout
         assert f"export KAFKAGUARD_DATABASE_URL={info['mariadb_url']}" in env.replace("'", "")
         assert _listening(my_port) == ["0100007F"]
+        _cli(["dev", "mariadb", "kill"], run_dir)
+        assert json.loads(_cli(["dev", "status", "--json"], run_dir).stdout)["mariadb"]["running"] is False
+        pg_port = process.free_ports(1)[0]
+        _cli(["dev", "up", "--database", "postgres", "--postgres-port", str(pg_port)], run_dir)  # adds PostgreSQL
+        both = json.loads(_cli(["dev", "status", "--json"], run_dir).stdout)
+        assert both["databases"] == ["postgres", "mariadb"]
+        assert both["postgres"]["running"] is True and both["mariadb"]["running"] is True  # killed one restarted
+        assert both["mariadb_url"] == info["mariadb_url"]  # same data folder, same password
+        assert both["database_url"].startswith("postgresql+psycopg://") and f":{pg_port}/" in both["database_url"]
+        pid = both["mariadb"]["pid"]
         _cli(["dev", "down"], run_dir)
         assert not process.pid_matches(pid, "mariadbd")
         assert json.loads(_cli(["dev", "status", "--json"], run_dir).stdout)["mariadb"]["running"] is False

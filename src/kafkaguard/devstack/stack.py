@@ -160,7 +160,7 @@ class DevStack:
                     f"a {'secured' if existing.secure else 'plaintext'} stack already lives in {run_dir}"
                 )
             if databases is not None:
-                existing.add_databases(databases, ports.mariadb)
+                existing.add_databases(databases, ports)
             return existing
         kafka_ports, controller_ports = ports.broker_ports(brokers)
         material = _material(run_dir) if secure else None
@@ -176,10 +176,12 @@ class DevStack:
         mariadb = MariaDbServer(home=run_dir / MARIADB, port=ports.mariadb) if MARIADB in wanted else None
         return cls(run_dir, kafka, postgres, mariadb, wanted)
 
-    def add_databases(self, databases: tuple[str, ...], mariadb_port: int) -> None:
-        """Run ``databases`` too (those already in the stack are kept, with their ports)."""
+    def add_databases(self, databases: tuple[str, ...], ports: StackPorts) -> None:
+        """Run ``databases`` too: one the stack lacks gets its port from ``ports``; those it has keep theirs."""
         if MARIADB in databases and self.mariadb is None:
-            self.mariadb = MariaDbServer(home=self.run_dir / MARIADB, port=mariadb_port)
+            self.mariadb = MariaDbServer(home=self.run_dir / MARIADB, port=ports.mariadb)
+        if POSTGRES in databases and POSTGRES not in self.databases:
+            self.postgres = PostgresServer(home=self.postgres.home, port=ports.postgres, tls=self.postgres.tls)
         self.databases = tuple(d for d in DATABASES if d in self.databases or d in databases)
 
     @classmethod
