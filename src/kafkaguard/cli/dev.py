@@ -1,4 +1,4 @@
-"""``kafkaguard dev``: start, inspect, fault and stop the local Kafka + PostgreSQL stack."""
+"""``kafkaguard dev``: start, inspect, fault and stop the local Kafka + PostgreSQL (and/or MariaDB) stack."""
 
 from __future__ import annotations
 
@@ -16,12 +16,23 @@ from rich.table import Table
 
 from kafkaguard.cli.common import out
 from kafkaguard.cli.dev_debezium import debezium_app
-from kafkaguard.devstack.stack import SECURE_PORTS, DevStack, StackPorts, default_run_dir, secure_run_dir
+from kafkaguard.devstack.stack import (
+    MARIADB,
+    POSTGRES,
+    SECURE_PORTS,
+    DevStack,
+    StackPorts,
+    databases_for,
+    default_run_dir,
+    secure_run_dir,
+)
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.masking import MASK, mask_text
 from kafkaguard.settings import ENV_PREFIX
 
-dev_app = typer.Typer(help="Local Kafka (KRaft, from Maven Central) and PostgreSQL 15 for development.")
+dev_app = typer.Typer(
+    help="Local Kafka (KRaft, from Maven Central) and PostgreSQL 15 and/or MariaDB 10.11 for development."
+)
 dev_app.add_typer(debezium_app, name="debezium")
 _out = out
 _err = Console(stderr=True)
@@ -40,6 +51,12 @@ Secure = Annotated[
         "in <run dir>/secure.",
     ),
 ]
+
+
+class Database(StrEnum):
+    postgres = "postgres"
+    mariadb = "mariadb"
+    both = "both"
 
 
 def _where(run_dir: Path | None, secure: bool) -> Path:
@@ -69,15 +86,31 @@ def up(
         ),
     ] = None,
     postgres_port: Annotated[int | None, typer.Option(help="PostgreSQL port [default: 25432; secured 35432].")] = None,
+    database: Annotated[
+        Database | None,
+        typer.Option(
+            "--database",
+            help="Which database servers run: postgres, mariadb or both [default: postgres for a new stack; "
+            "a saved stack keeps its own, and naming one it lacks adds it].",
+        ),
+    ] = None,
+    mariadb_port: Annotated[int | None, typer.Option(help="MariaDB port [default: 23306].")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each service to answer.")] = 120.0,
     secure: Secure = False,
     run_dir: RunDir = None,
 ) -> None:
-    """Start Kafka and PostgreSQL (installing what is missing) and wait until both answer. Idempotent."""
+    """Start Kafka and the databases (installing what is missing) and wait until all answer. Idempotent."""
     defaults = SECURE_PORTS if secure else StackPorts()
-    ports = StackPorts(kafka=kafka_port or defaults.kafka, postgres=postgres_port or defaults.postgres)
+    ports = StackPorts(
+        kafka=kafka_port or defaults.kafka,
+        postgres=postgres_port or defaults.postgres,
+        mariadb=mariadb_port or defaults.mariadb,
+    )
+    databases = databases_for(database.value) if database is not None else None
     with _err.status("fetching Kafka's jars and starting the stack..."):
-        stack = DevStack.create(_where(run_dir, secure), brokers=brokers, ports=ports, secure=secure)
+        stack = DevStack.create(
+            _where(run_dir, secure), brokers=brokers, ports=ports, secure=secure, databases=databases
+        )
         stack.up(timeout=timeout)
     _print_status(stack, as_json=False, show_secrets=False)
 
@@ -112,13 +145,21 @@ def psql_url(database_url: str, schema: str | None = None) -> str:
     return url
 
 
-def env_lines(info: dict[str, Any], schema: str | None = None) -> list[str]:
-    """``export`` lines that point kafkaguard at the stack described by ``info`` (:meth:`DevStack.status`)."""
-    values = {"BOOTSTRAP_SERVERS": str(info["bootstrap_servers"]), "DATABASE_URL": str(info["database_url"])}
+def env_lines(info: dict[str, Any], schema: str | None = None, database: str | None = None) -> list[str]:
+    """``export`` lines that point kafkaguard at the stack described by ``info`` (:meth:`DevStack.status`);
+    ``database`` (``postgres`` | ``mariadb``) picks the URL when the stack runs both (default: its first)."""
+    url = str(info["mariadb_url"] if database == MARIADB else info["database_url"])
+    if database == POSTGRES and info.get("databases", [POSTGRES])[0] != POSTGRES:
+        raise ConfigurationError("this dev stack runs no PostgreSQL; start it with `kafkaguard dev up --database both`")
+    values = {"BOOTSTRAP_SERVERS": str(info["bootstrap_servers"]), "DATABASE_URL": url}
     if schema:
         values["DB_SCHEMA"] = schema
     lines = [f"export {ENV_PREFIX}{name}={shlex.quote(value)}" for name, value in values.items()]
-    lines.append(f"# psql {shlex.quote(psql_url(str(info['database_url']), schema))}")
+    if url.startswith("mysql"):
+        address = info["mariadb"]["address"].rsplit(":", 1)
+        lines.append(f"# mariadb --host={address[0]} --port={address[1]} --user=kafkaguard -p kafkaguard")
+    else:
+        lines.append(f"# psql {shlex.quote(psql_url(url, schema))}")
     return lines
 
 
@@ -137,6 +178,12 @@ class Mechanism(StrEnum):
 def env(
     schema: Annotated[str | None, typer.Option("--schema", help="Also export KAFKAGUARD_DB_SCHEMA.")] = None,
     psql: Annotated[bool, typer.Option("--psql", help="Print only the URL for psql.")] = False,
+    database: Annotated[
+        Database | None,
+        typer.Option(
+            "--database", help="postgres or mariadb: whose URL, when the stack runs both [default: its first]."
+        ),
+    ] = None,
     secure: Secure = False,
     principal: Annotated[
         Principal, typer.Option(help="Secured stack: whose credentials (relay, consumer, operator).")
@@ -152,10 +199,19 @@ def env(
     """
     stack = _require_stack(run_dir, secure)
     info = stack.status()
+    if database is Database.both:
+        raise ConfigurationError("dev env --database takes postgres or mariadb (one URL)")
+    chosen = database.value if database is not None else None
+    if chosen == MARIADB and stack.mariadb is None:
+        raise ConfigurationError("this dev stack has no MariaDB; start it with `kafkaguard dev up --database mariadb`")
     if psql:
+        if chosen == MARIADB or (chosen is None and stack.databases[:1] == (MARIADB,)):
+            raise ConfigurationError(
+                "--psql is for PostgreSQL; MariaDB's URL is in `kafkaguard dev env --database mariadb`"
+            )
         lines = [psql_url(str(info["database_url"]), schema)]
     else:
-        lines = env_lines(info, schema)
+        lines = env_lines(info, schema, chosen)
         if secure:
             secured = secure_env_lines(info, principal.value, mechanism.value)
             lines = [secured[0], *lines[1:-1], *secured[1:], lines[-1]]  # its listeners replace the mTLS ones
@@ -193,7 +249,7 @@ def down(
     secure: Secure = False,
     run_dir: RunDir = None,
 ) -> None:
-    """Stop Kafka and PostgreSQL. Succeeds when nothing runs."""
+    """Stop Kafka and the databases. Succeeds when nothing runs."""
     stack = _stack(run_dir, secure)
     if stack is None:
         _out.print("nothing to stop")
@@ -251,6 +307,28 @@ def postgres_fault(
     _out.print(f"postgres: {action.value}")
 
 
+@dev_app.command("mariadb")
+def mariadb_fault(
+    action: Annotated[Fault, typer.Argument(help="stop | kill (-9) | restart")],
+    run_dir: RunDir = None,
+) -> None:
+    """Inject a fault into MariaDB; its data is kept."""
+    stack = _require_stack(run_dir)
+    server = stack.mariadb
+    if server is None:
+        raise ConfigurationError("this dev stack has no MariaDB; start it with `kafkaguard dev up --database mariadb`")
+    actions: dict[Fault, Callable[[], None]] = {
+        Fault.stop: server.stop,
+        Fault.kill: server.kill,
+        Fault.restart: server.restart,
+    }
+    if action not in actions:
+        raise ConfigurationError("MariaDB supports stop, kill and restart")
+    actions[action]()
+    stack.save()
+    _out.print(f"mariadb: {action.value}")
+
+
 def _print_status(stack: DevStack, *, as_json: bool, show_secrets: bool) -> None:
     info = stack.status()
     if stack.secure and not show_secrets:
@@ -265,7 +343,13 @@ def _print_status(stack: DevStack, *, as_json: bool, show_secrets: bool) -> None
         state = "paused" if b["paused"] else ("running" if b["running"] else "down")
         table.add_row(f"kafka node {b['node_id']}", b["address"], str(b["pid"]), state, b["log"])
     pg = info["postgres"]
-    table.add_row("postgres", pg["address"], str(pg["pid"]), "running" if pg["running"] else "down", pg["log"])
+    if POSTGRES in info["databases"]:
+        table.add_row("postgres", pg["address"], str(pg["pid"]), "running" if pg["running"] else "down", pg["log"])
+    if "mariadb" in info:
+        my = info["mariadb"]
+        table.add_row("mariadb", my["address"], str(my["pid"]), "running" if my["running"] else "down", my["log"])
+        if info["databases"][0] != MARIADB:
+            _out.print(f"MariaDB URL:       [bold]{info['mariadb_url']}[/]", highlight=False)
     _out.print(table)
     if stack.secure:
         _out.print(f"SASL_SSL (SCRAM-SHA-512): [bold]{info['sasl_ssl_bootstrap_servers']}[/]   "

@@ -72,6 +72,25 @@ def _parse(url: str | URL) -> URL:
     return parsed
 
 
+MARIADB_BACKENDS = frozenset({"mysql", "mariadb"})
+MARIADB_SYNC_DRIVER = "pymysql"
+
+
+def is_mariadb(url: str | URL) -> bool:
+    """Whether ``url`` names MariaDB (``mysql+...://`` or ``mariadb+...://``): so far only the dev
+    server and the migrations (:mod:`kafkaguard.migrations`) run on it, not the stores."""
+    return _parse(url).get_backend_name() in MARIADB_BACKENDS
+
+
+def mariadb_sync_url(url: str | URL) -> URL:
+    """A MariaDB ``url`` for a sync engine: PyMySQL, whatever driver it names (aiomysql speaks the
+    same protocol code). ``utf8mb4`` unless the URL names a charset."""
+    u = _parse(url)
+    query = dict(u.query)
+    query.setdefault("charset", "utf8mb4")
+    return u.set(drivername=f"{u.get_backend_name()}+{MARIADB_SYNC_DRIVER}", query=query)
+
+
 def driver_of(url: str | URL) -> str:
     """The DBAPI driver ``url`` names (``psycopg`` for a plain ``postgresql://``).
 

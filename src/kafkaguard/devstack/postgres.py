@@ -56,20 +56,20 @@ def ensure_postgres_installed() -> Path:
     return PG_BIN
 
 
-def _service_account() -> tuple[int, int] | None:
-    """Return (uid, gid) to run the server as; create the system user when we are root."""
+def _service_account(user: str = SERVICE_USER) -> tuple[int, int] | None:
+    """Return (uid, gid) to run a server as; create the system ``user`` when we are root."""
     if os.geteuid() != 0:
         return None
     try:
-        entry = pwd.getpwnam(SERVICE_USER)
+        entry = pwd.getpwnam(user)
     except KeyError:
         useradd = shutil.which("useradd") or "/usr/sbin/useradd"
         subprocess.run(
-            [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER],
+            [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
             check=True,
             capture_output=True,
         )
-        entry = pwd.getpwnam(SERVICE_USER)
+        entry = pwd.getpwnam(user)
     return entry.pw_uid, entry.pw_gid
 
 

@@ -1,8 +1,11 @@
-"""The dev stack: a Kafka cluster and a PostgreSQL server sharing one run folder.
+"""The dev stack: a Kafka cluster and a PostgreSQL server (and/or a MariaDB one) sharing one run folder.
 
 Its state (ports, pids, cluster id) is kept in ``<run dir>/stack.json`` so that ``kafkaguard dev``
 commands run one after another act on the same processes. ``up`` is idempotent: running
 processes are left alone and dead ones are started again with their data kept.
+
+Which databases run is the stack's ``databases`` (:data:`DATABASES`): PostgreSQL alone by default,
+MariaDB alone, or both. ``up`` with more databases than a saved stack has adds them to it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kafkaguard.devstack.kafka import KafkaCluster, new_cluster_id
+from kafkaguard.devstack.mariadb import MariaDbServer
 from kafkaguard.devstack.postgres import PostgresServer
 from kafkaguard.devstack.secure import (
     DENIED_TOPIC,
@@ -35,6 +39,21 @@ def default_run_dir() -> Path:
     return Path(os.environ.get(RUN_DIR_ENV, ".run")).resolve()
 
 
+POSTGRES = "postgres"
+MARIADB = "mariadb"
+DATABASES = (POSTGRES, MARIADB)
+"""The dev stack's database servers, in the order they start (and the first one's URL is ``database_url``)."""
+
+
+def databases_for(choice: str) -> tuple[str, ...]:
+    """The servers ``dev up --database`` names: ``postgres``, ``mariadb`` or ``both``."""
+    if choice == "both":
+        return DATABASES
+    if choice in DATABASES:
+        return (choice,)
+    raise ConfigurationError(f"--database must be postgres, mariadb or both, not {choice!r}")
+
+
 SECURE_FOLDER = "secure"  # the secured stack's run folder, inside the plain stack's
 
 
@@ -48,6 +67,7 @@ class StackPorts:
 
     kafka: int = 29092
     postgres: int = 25432
+    mariadb: int = 23306
 
     def sasl_ports(self, brokers: int) -> list[int]:
         return [self.kafka + 100 + i for i in range(brokers)]
@@ -59,7 +79,7 @@ class StackPorts:
         )
 
 
-SECURE_PORTS = StackPorts(kafka=39092, postgres=35432)
+SECURE_PORTS = StackPorts(kafka=39092, postgres=35432, mariadb=33306)
 
 
 def secure_run_dir(run_dir: Path | None = None) -> Path:
@@ -68,12 +88,27 @@ def secure_run_dir(run_dir: Path | None = None) -> Path:
 
 
 class DevStack:
-    """Kafka (1 or 3 KRaft nodes) and PostgreSQL 15 under ``run_dir``."""
+    """Kafka (1 or 3 KRaft nodes) and PostgreSQL 15 and/or MariaDB 10.11 under ``run_dir``.
 
-    def __init__(self, run_dir: Path, kafka: KafkaCluster, postgres: PostgresServer) -> None:
+    ``postgres`` is always described (its port is saved) but runs only when ``databases`` names it;
+    ``mariadb`` is None until a ``dev up --database mariadb|both`` adds it.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        kafka: KafkaCluster,
+        postgres: PostgresServer,
+        mariadb: MariaDbServer | None = None,
+        databases: tuple[str, ...] = (POSTGRES,),
+    ) -> None:
         self.run_dir = run_dir
         self.kafka = kafka
         self.postgres = postgres
+        self.mariadb = mariadb
+        self.databases = tuple(d for d in DATABASES if d in databases)
+        if MARIADB in self.databases and mariadb is None:
+            raise ConfigurationError("a stack with MariaDB needs its server")
 
     @property
     def secure(self) -> bool:
@@ -95,11 +130,24 @@ class DevStack:
 
     @classmethod
     def create(
-        cls, run_dir: Path, *, brokers: int = 1, ports: StackPorts | None = None, secure: bool = False
+        cls,
+        run_dir: Path,
+        *,
+        brokers: int = 1,
+        ports: StackPorts | None = None,
+        secure: bool = False,
+        databases: tuple[str, ...] | None = None,
     ) -> DevStack:
-        """Describe a new stack (nothing is started); reuses the saved one when it exists."""
+        """Describe a new stack (nothing is started); reuses the saved one when it exists.
+
+        ``databases``: the servers to run (default: PostgreSQL for a new stack, the saved stack's
+        otherwise); naming one a saved stack lacks adds it.
+        """
         if brokers not in (1, 3):
             raise ConfigurationError(f"--brokers must be 1 or 3, not {brokers}")
+        if secure and databases is not None and MARIADB in databases:
+            raise ConfigurationError("the secured stack has no MariaDB yet (its TLS is not set up); drop --secure")
+        ports = ports or (SECURE_PORTS if secure else StackPorts())
         existing = cls.load(run_dir)
         if existing is not None:
             if existing.kafka.size != brokers:
@@ -111,8 +159,9 @@ class DevStack:
                 raise ConfigurationError(
                     f"a {'secured' if existing.secure else 'plaintext'} stack already lives in {run_dir}"
                 )
+            if databases is not None:
+                existing.add_databases(databases, ports)
             return existing
-        ports = ports or (SECURE_PORTS if secure else StackPorts())
         kafka_ports, controller_ports = ports.broker_ports(brokers)
         material = _material(run_dir) if secure else None
         if material is not None:
@@ -123,7 +172,17 @@ class DevStack:
         )  # fmt: skip
         kafka.build(_jars_root(run_dir))
         postgres = PostgresServer(home=run_dir / "postgres", port=ports.postgres, tls=material)
-        return cls(run_dir, kafka, postgres)
+        wanted = databases or (POSTGRES,)
+        mariadb = MariaDbServer(home=run_dir / MARIADB, port=ports.mariadb) if MARIADB in wanted else None
+        return cls(run_dir, kafka, postgres, mariadb, wanted)
+
+    def add_databases(self, databases: tuple[str, ...], ports: StackPorts) -> None:
+        """Run ``databases`` too: one the stack lacks gets its port from ``ports``; those it has keep theirs."""
+        if MARIADB in databases and self.mariadb is None:
+            self.mariadb = MariaDbServer(home=self.run_dir / MARIADB, port=ports.mariadb)
+        if POSTGRES in databases and POSTGRES not in self.databases:
+            self.postgres = PostgresServer(home=self.postgres.home, port=ports.postgres, tls=self.postgres.tls)
+        self.databases = tuple(d for d in DATABASES if d in self.databases or d in databases)
 
     @classmethod
     def load(cls, run_dir: Path) -> DevStack | None:
@@ -145,7 +204,13 @@ class DevStack:
         postgres = PostgresServer(
             home=run_dir / "postgres", port=int(state["postgres_port"]), pid=state["postgres_pid"], tls=material
         )
-        return cls(run_dir, kafka, postgres)
+        mariadb = None
+        if state.get("mariadb_port") is not None:
+            mariadb = MariaDbServer(
+                home=run_dir / MARIADB, port=int(state["mariadb_port"]), pid=state.get("mariadb_pid")
+            )
+        databases = tuple(state.get("databases", [POSTGRES]))  # a stack saved before MariaDB: PostgreSQL only
+        return cls(run_dir, kafka, postgres, mariadb, databases)
 
     def save(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -158,13 +223,20 @@ class DevStack:
             "postgres_pid": self.postgres.pid,
             "secure": self.secure,
             "sasl_ports": self.kafka.sasl_ports,
+            "databases": list(self.databases),
+            "mariadb_port": self.mariadb.port if self.mariadb is not None else None,
+            "mariadb_pid": self.mariadb.pid if self.mariadb is not None else None,
         }
         self.state_file.write_text(json.dumps(state, indent=2) + "\n")
 
     def up(self, *, timeout: float = 120.0) -> None:
-        """Start whatever is not running and wait until Kafka and PostgreSQL answer."""
+        """Start whatever is not running and wait until Kafka and the stack's databases answer."""
         try:
-            self.postgres.start(timeout=timeout)
+            if POSTGRES in self.databases:
+                self.postgres.start(timeout=timeout)
+            if self.mariadb is not None and MARIADB in self.databases:
+                self.mariadb.start(timeout=timeout)
+                self.save()
             for node in self.kafka.nodes:
                 node.launch()
                 self.save()  # record pids as soon as they exist, so `down` can always stop them
@@ -173,12 +245,14 @@ class DevStack:
             self.save()
 
     def down(self, *, wipe: bool = False) -> None:
-        """Stop Kafka and PostgreSQL; with ``wipe`` also delete their data and the saved state."""
+        """Stop Kafka and the databases; with ``wipe`` also delete their data and the saved state."""
         self.kafka.stop()
         self.postgres.stop()
+        if self.mariadb is not None:
+            self.mariadb.stop()
         self.save()
         if wipe:
-            for sub in ("kafka", "postgres", "secrets"):
+            for sub in ("kafka", "postgres", MARIADB, "secrets"):
                 shutil.rmtree(self.run_dir / sub, ignore_errors=True)
             self.state_file.unlink(missing_ok=True)
 
@@ -189,7 +263,8 @@ class DevStack:
         self.postgres.is_running()
         return {
             "bootstrap_servers": self.kafka.bootstrap,
-            "database_url": self.postgres.url() if self.postgres.password_file.exists() else None,
+            "database_url": self.database_url(self.databases[0]) if self.databases else None,
+            "databases": list(self.databases),
             "brokers": [
                 {
                     "node_id": n.node_id,
@@ -207,9 +282,30 @@ class DevStack:
                 "running": self.postgres.is_running(),
                 "log": str(self.postgres.log_file),
             },
+            **self._mariadb_status(),
             "run_dir": str(self.run_dir),
             "secure": self.secure,
             **(self._secure_status() if self.kafka.secure is not None else {}),
+        }
+
+    def database_url(self, database: str) -> str | None:
+        """The SQLAlchemy URL of ``database`` (``postgres`` | ``mariadb``), None before its first start."""
+        if database == MARIADB:
+            server = self.mariadb
+            return server.url() if server is not None and server.password_file.exists() else None
+        return self.postgres.url() if self.postgres.password_file.exists() else None
+
+    def _mariadb_status(self) -> dict[str, Any]:
+        if self.mariadb is None:
+            return {}
+        return {
+            "mariadb_url": self.database_url(MARIADB),
+            "mariadb": {
+                "address": f"127.0.0.1:{self.mariadb.port}",
+                "pid": self.mariadb.pid,
+                "running": self.mariadb.is_running(),
+                "log": str(self.mariadb.log_file),
+            },
         }
 
     def _secure_status(self) -> dict[str, Any]:

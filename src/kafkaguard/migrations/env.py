@@ -1,11 +1,18 @@
-"""Alembic environment: runs kafkaguard's migrations in the schema named by ``-x schema=`` or the URL's search_path."""
+"""Alembic environment: runs kafkaguard's migrations in the schema named by ``-x schema=`` or the URL's search_path.
+
+On MariaDB (a ``mysql+...://`` or ``mariadb+...://`` URL) a schema is a database: it is created if
+missing and becomes the connection's default; without one the URL's database is used. Each version
+branches on the dialect (:mod:`kafkaguard.migrations.portable`).
+"""
 
 from __future__ import annotations
 
+import sqlalchemy
 from alembic import context
-from sqlalchemy import text
+from sqlalchemy import Engine, text
+from sqlalchemy.pool import NullPool
 
-from kafkaguard.db.engine import quote_ident, sync_engine
+from kafkaguard.db.engine import is_mariadb, mariadb_sync_url, quote_ident, sync_engine
 from kafkaguard.db.tables import metadata
 
 config = context.config
@@ -19,10 +26,21 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _engine() -> Engine:
+    if is_mariadb(str(url)):
+        return sqlalchemy.create_engine(mariadb_sync_url(str(url)), poolclass=NullPool)
+    return sync_engine(str(url))  # any URL form: asyncpg and plain postgresql:// run on psycopg 3
+
+
 def run_migrations_online() -> None:
-    engine = sync_engine(str(url))  # any URL form: asyncpg and plain postgresql:// run on psycopg 3
+    engine = _engine()
     with engine.connect() as connection:
-        if schema:
+        if schema and connection.dialect.name in ("mysql", "mariadb"):
+            quoted = connection.dialect.identifier_preparer.quote_identifier(schema)
+            connection.execute(text(f"CREATE DATABASE IF NOT EXISTS {quoted}"))
+            connection.execute(text(f"USE {quoted}"))
+            connection.commit()
+        elif schema:
             connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}"))
             connection.execute(text(f"SET search_path TO {quote_ident(schema)}"))
             connection.commit()

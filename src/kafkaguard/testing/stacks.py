@@ -17,6 +17,7 @@ from kafkaguard.devstack import process
 from kafkaguard.devstack.connect import ConnectWorker, ensure_connect
 from kafkaguard.devstack.connect_cluster import ConnectCluster
 from kafkaguard.devstack.kafka import KafkaCluster
+from kafkaguard.devstack.mariadb import MariaDbServer
 from kafkaguard.devstack.postgres import PostgresServer
 from kafkaguard.devstack.secure import Material
 from kafkaguard.devstack.stack import DevStack, default_run_dir, secure_run_dir
@@ -81,6 +82,23 @@ def postgres_server(*, tls: Material | None = None) -> Iterator[PostgresServer]:
     finally:
         server.kill()
         shutil.rmtree(home, ignore_errors=True)
+
+
+@contextmanager
+def mariadb_server() -> Iterator[MariaDbServer]:
+    """A dedicated MariaDB server on a free port; killed and deleted afterwards (its files are kept
+    for reading when it failed to start)."""
+    home = _fresh_dir("mariadb")
+    server = MariaDbServer(home=home, port=process.free_ports(1)[0])
+    started = False
+    try:
+        server.start()
+        started = True
+        yield server
+    finally:
+        server.kill()
+        if started:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 @contextmanager

@@ -11,6 +11,9 @@
 - ``kafkaguard_last_resort``: bytes, numbers and ASCII only, for the rare record whose normal dead
   letter the database refuses.
 
+On MariaDB the text columns and key indexes already have this shape (0001 creates them so); the
+rest is the same: the nullable key, ``raw_headers``, ``content_hash`` and the last-resort table.
+
 Revision ID: 0002_total_inputs
 Revises: 0001_initial
 """
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+from kafkaguard.migrations import portable as my
 
 revision = "0002_total_inputs"
 down_revision = "0001_initial"
@@ -34,6 +39,9 @@ _TEXT_COLUMNS = {
 
 
 def upgrade() -> None:
+    if my.on_mariadb():
+        _upgrade_mariadb()
+        return
     # The stored shard column is computed from aggregateid: PostgreSQL cannot change the type of a
     # column a generated column uses, so the shard column (and its index) is rebuilt around it.
     op.drop_index("ix_outbox_unpublished", table_name="outbox")
@@ -75,6 +83,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if my.on_mariadb():
+        _downgrade_mariadb()
+        return
     op.drop_table("kafkaguard_last_resort")
     op.drop_column("kafka_inbox", "content_hash")
     op.drop_column("kafka_listener_dead_letters", "raw_headers")
@@ -96,3 +107,34 @@ def downgrade() -> None:
     op.create_index(
         "ix_outbox_unpublished", "outbox", ["shard", "seq"], postgresql_where=sa.text("published_at IS NULL")
     )
+
+
+def _upgrade_mariadb() -> None:
+    op.alter_column("kafka_publisher_dead_letters", "key", nullable=True, existing_type=my.text())
+    op.add_column("kafka_listener_dead_letters", sa.Column("raw_headers", my.blob(), nullable=True))
+    op.add_column("kafka_inbox", sa.Column("content_hash", my.blob(), nullable=True))
+    op.create_table(
+        "kafkaguard_last_resort",
+        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("store", my.text(), nullable=False),
+        sa.Column("consumer_group", my.text(), nullable=True),
+        sa.Column("topic", my.text(), nullable=True),
+        sa.Column("partition", sa.Integer(), nullable=True),
+        sa.Column("offset", sa.BigInteger(), nullable=True),
+        sa.Column("outbox_id", my.uuid(), nullable=True),
+        sa.Column("raw_key", my.blob(), nullable=True),
+        sa.Column("raw_value", my.blob(), nullable=True),
+        sa.Column("raw_headers", my.blob(), nullable=True),
+        sa.Column("error", my.text(), nullable=False),
+        sa.Column("status", sa.String(length=16), server_default="pending", nullable=False),
+        sa.Column("created_at", my.timestamp(), server_default=my.now(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+
+
+def _downgrade_mariadb() -> None:
+    op.drop_table("kafkaguard_last_resort")
+    op.drop_column("kafka_inbox", "content_hash")
+    op.drop_column("kafka_listener_dead_letters", "raw_headers")
+    op.execute("DELETE FROM kafka_publisher_dead_letters WHERE `key` IS NULL")
+    op.alter_column("kafka_publisher_dead_letters", "key", nullable=False, existing_type=my.text())

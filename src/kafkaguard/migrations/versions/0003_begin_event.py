@@ -22,6 +22,10 @@ Steps (the order of ``Applier.prepare``):
 Tables are named unqualified, like every kafkaguard statement: they resolve through the caller's
 search_path (kafkaguard's schema first), and the function is created in that schema.
 
+On MariaDB this version changes nothing: there is no ``pg_advisory_xact_lock`` (nor plpgsql), and
+the MariaDB consumer, when it comes, takes its key lock and makes its look-ups as separate
+statements (a key-lock row locked ``FOR UPDATE``), not through this function.
+
 Revision ID: 0003_begin_event
 Revises: 0002_total_inputs
 """
@@ -29,6 +33,8 @@ Revises: 0002_total_inputs
 from __future__ import annotations
 
 from alembic import op
+
+from kafkaguard.migrations import portable as my
 
 revision = "0003_begin_event"
 down_revision = "0002_total_inputs"
@@ -77,8 +83,12 @@ DROP_BEGIN_EVENT = f"DROP FUNCTION IF EXISTS kafkaguard_begin_event({_ARGS})"
 
 
 def upgrade() -> None:
+    if my.on_mariadb():
+        return  # no function on MariaDB (see above)
     op.execute(BEGIN_EVENT_FUNCTION)
 
 
 def downgrade() -> None:
+    if my.on_mariadb():
+        return
     op.execute(DROP_BEGIN_EVENT)

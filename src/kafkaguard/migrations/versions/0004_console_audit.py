@@ -11,6 +11,11 @@ class and this frame, and a regular expression per row at every page load took 1
 rows; stored, the grouping reads a short column. Adding it rewrites the table once (computing the
 frame of every existing row); writers do not change (PostgreSQL computes it on insert).
 
+On MariaDB the same table (``AUTO_INCREMENT`` id, ``DATETIME(6)``, ``JSON``) and ``stack_frame`` as a
+stored generated column over :data:`MARIADB_STACK_FRAME`: the same frame as PostgreSQL's expression
+and :func:`kafkaguard.console.fingerprint.throwing_frame` (the first frame that no later frame follows
+is the last one; ``(?-i)``: case-sensitive whatever the collation).
+
 Revision ID: 0004_console_audit
 Revises: 0003_begin_event
 """
@@ -21,6 +26,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
+from kafkaguard.migrations import portable as my
+
 revision = "0004_console_audit"
 down_revision = "0003_begin_event"
 branch_labels = None
@@ -29,7 +36,16 @@ depends_on = None
 STACK_FRAME = """coalesce(rtrim((regexp_match(stack, '.*(File "[^"]*", line [0-9]+, in [^\\n]*)'))[1]), '-')"""
 
 
+_FRAME = 'File "[^"]*", line [0-9]+, in '
+MARIADB_STACK_FRAME = (
+    f"coalesce(nullif(rtrim(regexp_substr(`stack`, '(?-i){_FRAME}(?!(?s:.*){_FRAME})[^\\n]*')), ''), '-')"
+)
+
+
 def upgrade() -> None:
+    if my.on_mariadb():
+        _upgrade_mariadb()
+        return
     op.create_table(
         "kafkaguard_console_audit",
         sa.Column("id", sa.BigInteger, sa.Identity(always=False), primary_key=True),
@@ -52,6 +68,32 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if my.on_mariadb():
+        op.drop_column("kafka_listener_dead_letters", "stack_frame")
+        op.drop_table("kafkaguard_console_audit")
+        return
     op.drop_column("kafka_listener_dead_letters", "stack_frame")
     op.drop_index("ix_console_audit_at", table_name="kafkaguard_console_audit")
     op.drop_table("kafkaguard_console_audit")
+
+
+def _upgrade_mariadb() -> None:
+    op.create_table(
+        "kafkaguard_console_audit",
+        sa.Column("id", sa.BigInteger, autoincrement=True, primary_key=True),
+        sa.Column("at", my.timestamp(), nullable=False, server_default=my.now()),
+        sa.Column("actor", my.text(), nullable=False),
+        sa.Column("remote", my.text(), nullable=True),
+        sa.Column("action", my.text(), nullable=False),
+        sa.Column("store", my.text(), nullable=True),
+        sa.Column("outcome", my.text(), nullable=False),
+        sa.Column("requested", sa.Integer, nullable=False, server_default=sa.text("0")),
+        sa.Column("changed", sa.Integer, nullable=False, server_default=sa.text("0")),
+        sa.Column("reason", my.text(), nullable=True),
+        sa.Column("detail", my.json(), nullable=False, server_default=my.json_default("{}")),
+    )
+    op.create_index("ix_console_audit_at", "kafkaguard_console_audit", ["at"])
+    op.add_column(
+        "kafka_listener_dead_letters",
+        sa.Column("stack_frame", my.text(), sa.Computed(MARIADB_STACK_FRAME, persisted=True)),
+    )
