@@ -90,6 +90,8 @@ def _check_json_body(words: list[str]) -> None:
     if not any(w.lower().replace(" ", "") == "content-type:application/json" for w in words):
         return
     for flag, body in itertools.pairwise(words):
+        if flag in ("-d", "--data") and body.startswith("@"):
+            continue  # curl reads the body from that file (written by the block's previous lines)
         if flag in ("-d", "--data", "--data-raw"):
             try:
                 json.loads(body)
