@@ -305,9 +305,10 @@ class ListenerRestoreJob:
         applier, now = self._applier(group), self.clock()
         result = RestoreResult(group, key)
         for row in rows:
-            span = self._span(row) if spans.active() else None
+            message = message_of(row)  # once: the log subject and the span's link both read it
+            span = self._span(row, message) if spans.active() else None
             try:
-                with use_span(span, end_on_exit=False) if span is not None else nullcontext(), about(message_of(row)):
+                with use_span(span, end_on_exit=False) if span is not None else nullcontext(), about(message):
                     async with atx.savepoint():
                         record, event, reg = self._resolve(row, group)
                         if sync_only and reg.is_async:  # a registry that gained an async handler meanwhile
@@ -330,11 +331,12 @@ class ListenerRestoreJob:
         return result
 
     @staticmethod
-    def _span(row: ListenerDeadLetter) -> Span:
-        """The ``restore <topic>`` span of ``row``, linked to the trace its message carried."""
+    def _span(row: ListenerDeadLetter, message: Record) -> Span:
+        """The ``restore <topic>`` span of ``row`` (whose stored message is ``message``), linked to
+        the trace that message carried."""
         return spans.restore_span(
-            store="listener", dead_letter_id=row.id, topic=row.topic, key=key_text(message_of(row), None),
-            headers=message_of(row).headers,
+            store="listener", dead_letter_id=row.id, topic=row.topic, key=key_text(message, None),
+            headers=message.headers,
         )  # fmt: skip
 
     def _raise_if_outage(self, exc: BaseException) -> None:
