@@ -9,8 +9,11 @@ from kafkaguard.db.engine import (
     connect_args,
     create_async_engine,
     create_engine,
+    dialect_name,
     driver_url,
     libpq_conninfo,
+    mariadb_connect_kwargs,
+    mariadb_sync_url,
     schema_of,
     search_path,
 )
@@ -79,10 +82,24 @@ def test_schema_names_that_need_quotes() -> None:
     assert "connect_timeout='2'" in info and "prepared" not in info and "asyncpg" not in info
 
 
-@pytest.mark.parametrize("url", ["mysql://u@h/d", "sqlite:///x.db"])
-def test_other_databases_are_refused_in_one_line(url: str) -> None:
-    with pytest.raises(ConfigurationError, match="needs PostgreSQL"):
-        driver_url(url)
+def test_other_databases_are_refused_in_one_line() -> None:
+    with pytest.raises(ConfigurationError, match="needs PostgreSQL or MariaDB"):
+        driver_url("sqlite:///x.db")
+
+
+def test_mariadb_urls_name_the_database_a_schema_picks() -> None:
+    """On MariaDB a schema is a database; a PostgreSQL-only path says so instead of "needs PostgreSQL"."""
+    assert dialect_name("mysql://u@h/d") == "mariadb" and dialect_name("postgresql://u@h/d") == "postgresql"
+    assert (
+        str(mariadb_sync_url("mysql+aiomysql://u:p@h/app", schema="kg")) == "mysql+pymysql://u:***@h/kg?charset=utf8mb4"
+    )
+    kwargs = mariadb_connect_kwargs("mariadb://u:p@h:3307/app?connect_timeout=3&ssl_ca=/ca.pem")
+    assert kwargs == {
+        "host": "h", "port": 3307, "user": "u", "password": "p", "charset": "utf8mb4", "database": "app",
+        "connect_timeout": 3, "ssl_ca": "/ca.pem",
+    }  # fmt: skip
+    with pytest.raises(ConfigurationError, match="PostgreSQL only"):
+        driver_url("mysql://u@h/d")
 
 
 def test_unparseable_url_never_quotes_the_password() -> None:

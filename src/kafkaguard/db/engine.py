@@ -41,7 +41,10 @@ if TYPE_CHECKING:
 SYNC_DRIVER = "psycopg"
 ASYNC_DRIVERS = frozenset({"asyncpg", "psycopg_async"})
 LIBPQ_DRIVERS = frozenset({"psycopg", "psycopg_async", "psycopg2"})
-URL_FORMS = "postgresql://, postgresql+psycopg://, postgresql+psycopg_async:// or postgresql+asyncpg://"
+URL_FORMS = (
+    "postgresql://, postgresql+psycopg://, postgresql+psycopg_async://, postgresql+asyncpg://"
+    " or (MariaDB) mysql+pymysql:// / mariadb+pymysql://"
+)
 
 # Query parameters that mean the same thing under two names: (libpq, asyncpg).
 _RENAMED = (("connect_timeout", "timeout"), ("sslmode", "ssl"))
@@ -76,19 +79,68 @@ MARIADB_BACKENDS = frozenset({"mysql", "mariadb"})
 MARIADB_SYNC_DRIVER = "pymysql"
 
 
+MARIADB_ASYNC_DRIVER = "aiomysql"
+
+
 def is_mariadb(url: str | URL) -> bool:
-    """Whether ``url`` names MariaDB (``mysql+...://`` or ``mariadb+...://``): so far only the dev
-    server and the migrations (:mod:`kafkaguard.migrations`) run on it, not the stores."""
+    """Whether ``url`` names MariaDB (``mysql+...://`` or ``mariadb+...://``).
+
+    On MariaDB kafkaguard's "schema" is a database: an engine built here with ``schema`` connects to
+    that database (the application's tables must then live there too, or be qualified).
+    """
     return _parse(url).get_backend_name() in MARIADB_BACKENDS
 
 
-def mariadb_sync_url(url: str | URL) -> URL:
+def dialect_name(url: str | URL) -> str:
+    """``"postgresql"`` or ``"mariadb"`` for a URL kafkaguard can use; :class:`ConfigurationError` otherwise."""
+    if is_mariadb(url):
+        return "mariadb"
+    driver_of(url)  # raises for anything that is not PostgreSQL
+    return "postgresql"
+
+
+def mariadb_sync_url(url: str | URL, *, schema: str | None = None) -> URL:
     """A MariaDB ``url`` for a sync engine: PyMySQL, whatever driver it names (aiomysql speaks the
-    same protocol code). ``utf8mb4`` unless the URL names a charset."""
+    same protocol code). ``utf8mb4`` unless the URL names a charset; ``schema`` (a database on
+    MariaDB) replaces the URL's database."""
+    return _mariadb_url(url, MARIADB_SYNC_DRIVER, schema)
+
+
+def mariadb_async_url(url: str | URL, *, schema: str | None = None) -> URL:
+    """:func:`mariadb_sync_url` for an asyncio engine (aiomysql)."""
+    return _mariadb_url(url, MARIADB_ASYNC_DRIVER, schema)
+
+
+def _mariadb_url(url: str | URL, driver: str, schema: str | None) -> URL:
     u = _parse(url)
     query = dict(u.query)
     query.setdefault("charset", "utf8mb4")
-    return u.set(drivername=f"{u.get_backend_name()}+{MARIADB_SYNC_DRIVER}", query=query)
+    u = u.set(drivername=f"{u.get_backend_name()}+{driver}", query=query)
+    return u.set(database=schema) if schema else u
+
+
+def mariadb_connect_kwargs(url: str | URL, *, schema: str | None = None) -> dict[str, Any]:
+    """``pymysql.connect()`` arguments for a MariaDB ``url`` (raw connections: the relay's claims,
+    the consumer's hot path), connected to ``schema`` (a database) when given.
+
+    ``ssl_ca`` / ``ssl_cert`` / ``ssl_key`` query parameters pass through (PyMySQL's names).
+    """
+    u = _mariadb_url(url, MARIADB_SYNC_DRIVER, schema)
+    kwargs: dict[str, Any] = {
+        "host": u.host or "127.0.0.1",
+        "port": int(u.port or 3306),
+        "user": u.username or "",
+        "password": u.password or "",
+        "charset": str(u.query.get("charset", "utf8mb4")),
+    }
+    if u.database:
+        kwargs["database"] = u.database
+    for name in ("ssl_ca", "ssl_cert", "ssl_key", "connect_timeout", "read_timeout", "write_timeout"):
+        value = u.query.get(name)
+        if value is not None:
+            text = value if isinstance(value, str) else value[-1]
+            kwargs[name] = int(text) if name.endswith("timeout") else text
+    return kwargs
 
 
 def driver_of(url: str | URL) -> str:
@@ -98,8 +150,15 @@ def driver_of(url: str | URL) -> str:
     """
     u = _parse(url)
     backend, _, driver = u.drivername.partition("+")
+    if u.get_backend_name() in MARIADB_BACKENDS:
+        raise ConfigurationError(
+            f"the database URL is {backend}:// (MariaDB), and this part of kafkaguard runs on PostgreSQL only;"
+            " see the README's table of what each database supports"
+        )
     if backend not in ("postgresql", "postgres"):
-        raise ConfigurationError(f"kafkaguard needs PostgreSQL, the database URL is {backend}://; expected {URL_FORMS}")
+        raise ConfigurationError(
+            f"kafkaguard needs PostgreSQL or MariaDB, the database URL is {backend}://; expected {URL_FORMS}"
+        )
     return driver or SYNC_DRIVER
 
 
@@ -237,7 +296,11 @@ def sync_engine(url: str | URL, *, schema: str | None = None, **kwargs: Any) -> 
     Pooled connections are tested at checkout after resting (:func:`ping_when_idle`) unless
     ``pool_pre_ping`` is given (``True``: test at every checkout, SQLAlchemy's way).
     """
-    u, args = _engine_args(url, schema, False)
+    args: dict[str, Any] = {}
+    if is_mariadb(url):
+        u = mariadb_sync_url(url, schema=schema)
+    else:
+        u, args = _engine_args(url, schema, False)
     pre_ping = kwargs.pop("pool_pre_ping", None)
     engine = sqlalchemy.create_engine(
         u, connect_args={**args, **kwargs.pop("connect_args", {})}, pool_pre_ping=bool(pre_ping), **kwargs
@@ -251,7 +314,15 @@ def sync_engine(url: str | URL, *, schema: str | None = None, **kwargs: Any) -> 
 def async_engine(
     url: str | URL, *, schema: str | None = None, _search_path: str | None = None, **kwargs: Any
 ) -> AsyncEngine:
-    """An asyncio SQLAlchemy engine (asyncpg when ``url`` names it, else psycopg 3) with ``schema`` first."""
+    """An asyncio SQLAlchemy engine (asyncpg when ``url`` names it, else psycopg 3; aiomysql on
+    MariaDB) with ``schema`` first."""
+    if is_mariadb(url):
+        if importlib.util.find_spec("aiomysql") is None:
+            raise ConfigurationError("an asyncio engine on MariaDB needs aiomysql: pip install 'kafkaguard[mariadb]'")
+        kwargs.setdefault("pool_pre_ping", True)
+        engine = sa_create_async_engine(mariadb_async_url(url, schema=schema), **kwargs)
+        _ORIGINS[engine.sync_engine] = (_parse(url), schema)
+        return engine
     u, args = _engine_args(url, schema, True, _search_path)
     if u.drivername == "postgresql+asyncpg" and importlib.util.find_spec("asyncpg") is None:
         raise ConfigurationError("a postgresql+asyncpg:// URL needs asyncpg: pip install 'kafkaguard[asyncpg]'")

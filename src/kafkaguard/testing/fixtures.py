@@ -8,6 +8,11 @@ Load with ``pytest_plugins = ["kafkaguard.testing.fixtures"]`` in a ``conftest.p
 - ``migrated_database`` (function): the same with kafkaguard's tables created.
 - ``kafka_cluster3`` (module): a dedicated 3-node cluster (RF 3, min ISR 2) that tests may break.
 - ``dedicated_kafka`` / ``dedicated_postgres`` (function): servers that a test may stop or kill.
+- ``mariadb`` (session): one MariaDB server for the session (the dev stack's with
+  ``KAFKAGUARD_TEST_REUSE_STACK=1``); ``mariadb_database`` / ``migrated_mariadb_database``
+  (function): a fresh database on it, dropped after.
+- ``store_database`` (function, parametrised ``postgresql`` | ``mariadb``): a migrated database of
+  either kind with the same ``url`` / ``schema`` / ``dialect``, for suites that run on both.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import psycopg
+import pymysql
 import pytest
 
 from kafkaguard.db import migrate
 from kafkaguard.devstack.kafka import KafkaCluster
+from kafkaguard.devstack.mariadb import MariaDbServer
 from kafkaguard.devstack.postgres import PostgresServer
 from kafkaguard.testing import stacks
 from kafkaguard.transports.kafka_admin import delete_topics, ensure_topics
@@ -76,6 +83,7 @@ class TestDatabase:
 
     server: PostgresServer
     schema: str
+    dialect: str = "postgresql"
 
     @property
     def url(self) -> str:
@@ -135,3 +143,70 @@ def dedicated_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server of this test's own, free to be stopped or killed."""
     with stacks.postgres_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDbServer]:
+    """The session's MariaDB server."""
+    with stacks.session_mariadb() as server:
+        yield server
+
+
+@dataclass(frozen=True)
+class TestMariaDatabase:
+    """A database of the session's MariaDB server reserved for one test (kafkaguard's "schema" on
+    MariaDB is a database: ``schema`` is its name, ``url`` connects to it)."""
+
+    __test__ = False
+
+    server: MariaDbServer
+    schema: str
+    dialect: str = "mariadb"
+
+    @property
+    def url(self) -> str:
+        """SQLAlchemy URL (``mysql+pymysql://``) of this database."""
+        return self.server.url(database=self.schema)
+
+    @property
+    def async_url(self) -> str:
+        """SQLAlchemy URL (``mysql+aiomysql://``) of this database."""
+        return self.server.url(driver="aiomysql", database=self.schema)
+
+    def connect(self) -> pymysql.connections.Connection[pymysql.cursors.Cursor]:
+        """A raw autocommit PyMySQL connection to this database."""
+        return pymysql.connect(**self.server.connect_kwargs(database=self.schema), autocommit=True)
+
+
+@pytest.fixture
+def mariadb_database(mariadb: MariaDbServer) -> Iterator[TestMariaDatabase]:
+    """A fresh database on the session's MariaDB server, dropped after the test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = pymysql.connect(**mariadb.connect_kwargs(database=None), autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    finally:
+        conn.close()
+    yield TestMariaDatabase(mariadb, name)
+    conn = pymysql.connect(**mariadb.connect_kwargs(database=None), autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def migrated_mariadb_database(mariadb_database: TestMariaDatabase) -> TestMariaDatabase:
+    """A fresh MariaDB database with kafkaguard's migrations applied."""
+    migrate.upgrade(mariadb_database.url, schema=mariadb_database.schema)
+    return mariadb_database
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def store_database(request: pytest.FixtureRequest) -> TestDatabase | TestMariaDatabase:
+    """A migrated database of each kind in turn (the test runs once per database)."""
+    name = "migrated_database" if request.param == "postgresql" else "migrated_mariadb_database"
+    found: TestDatabase | TestMariaDatabase = request.getfixturevalue(name)
+    return found

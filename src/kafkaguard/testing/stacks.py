@@ -102,6 +102,19 @@ def mariadb_server() -> Iterator[MariaDbServer]:
 
 
 @contextmanager
+def session_mariadb() -> Iterator[MariaDbServer]:
+    """A MariaDB server for a test session: the running ``kafkaguard dev up --database mariadb|both``
+    server with ``KAFKAGUARD_TEST_REUSE_STACK=1``, otherwise a dedicated one (:func:`mariadb_server`)."""
+    if os.environ.get(REUSE_ENV) == "1":
+        stack = DevStack.load(default_run_dir())
+        if stack is not None and stack.mariadb is not None and stack.mariadb.is_running():
+            yield stack.mariadb
+            return
+    with mariadb_server() as server:
+        yield server
+
+
+@contextmanager
 def debezium_relay(
     bootstrap: str, database_url: str, schema: str, conninfo: str, *, partitions: int = 3
 ) -> Iterator[ConnectWorker]:
