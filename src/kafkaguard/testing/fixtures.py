@@ -20,9 +20,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import psycopg
-import pymysql
 import pytest
 
 from kafkaguard.db import migrate
@@ -31,6 +31,9 @@ from kafkaguard.devstack.mariadb import MariaDbServer
 from kafkaguard.devstack.postgres import PostgresServer
 from kafkaguard.testing import stacks
 from kafkaguard.transports.kafka_admin import delete_topics, ensure_topics
+
+if TYPE_CHECKING:
+    import pymysql
 
 
 @pytest.fixture(scope="session")
@@ -173,14 +176,18 @@ class TestMariaDatabase:
         """SQLAlchemy URL (``mysql+aiomysql://``) of this database."""
         return self.server.url(driver="aiomysql", database=self.schema)
 
-    def connect(self) -> pymysql.connections.Connection[pymysql.cursors.Cursor]:
+    def connect(self) -> pymysql.connections.Connection[Any]:
         """A raw autocommit PyMySQL connection to this database."""
+        import pymysql  # the mariadb extra: only suites on MariaDB need it
+
         return pymysql.connect(**self.server.connect_kwargs(database=self.schema), autocommit=True)
 
 
 @pytest.fixture
 def mariadb_database(mariadb: MariaDbServer) -> Iterator[TestMariaDatabase]:
     """A fresh database on the session's MariaDB server, dropped after the test."""
+    import pymysql  # the mariadb extra: only suites on MariaDB need it
+
     name = f"t_{uuid.uuid4().hex[:12]}"
     conn = pymysql.connect(**mariadb.connect_kwargs(database=None), autocommit=True)
     try:
