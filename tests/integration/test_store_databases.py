@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import text
 
 from kafkaguard.db.engine import async_engine, dialect_name, sync_engine
@@ -33,3 +34,22 @@ def test_engines_find_the_migrated_tables_on_both_databases(store_database: Test
             await aengine.dispose()
 
     assert asyncio.run(count_inbox()) == 0
+
+
+def test_stores_not_yet_on_mariadb_refuse_its_engine_in_one_line(migrated_mariadb_database: TestMariaDatabase) -> None:
+    """A MariaDB engine given to a PostgreSQL-only store fails at once, naming the store, not later
+    with a syntax error from the first PostgreSQL statement."""
+    from kafkaguard.errors import ConfigurationError
+    from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
+    from kafkaguard.stores.publisher_dead_letters import PostgresPublisherDeadLetters
+
+    engine = sync_engine(migrated_mariadb_database.url)
+    try:
+        with pytest.raises(
+            ConfigurationError, match="the consumer's inbox store runs on PostgreSQL only .* on MariaDB"
+        ):
+            PostgresConsumerStore(engine)
+        with pytest.raises(ConfigurationError, match="publisher dead-letter store runs on PostgreSQL only"):
+            PostgresPublisherDeadLetters(engine)
+    finally:
+        engine.dispose()

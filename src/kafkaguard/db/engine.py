@@ -99,6 +99,20 @@ def dialect_name(url: str | URL) -> str:
     return "postgresql"
 
 
+def require_postgresql(engine: Engine | AsyncEngine | None, what: str) -> None:
+    """Refuse, in one line, an ``engine`` on another database for ``what`` (a store that runs on
+    PostgreSQL only so far); None passes (nothing to check)."""
+    if engine is None:
+        return
+    name = engine.dialect.name
+    if name != "postgresql":
+        shown = "MariaDB" if name in MARIADB_BACKENDS else name
+        raise ConfigurationError(
+            f"{what} runs on PostgreSQL only so far and the engine is on {shown};"
+            " see docs/operations/mariadb.md for what runs on MariaDB today"
+        )
+
+
 def mariadb_sync_url(url: str | URL, *, schema: str | None = None) -> URL:
     """A MariaDB ``url`` for a sync engine: PyMySQL, whatever driver it names (aiomysql speaks the
     same protocol code). ``utf8mb4`` unless the URL names a charset; ``schema`` (a database on

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from kafkaguard.db.columns import OPEN_STATUSES
+from kafkaguard.db.engine import require_postgresql
 from kafkaguard.db.event_loop import run_async
 from kafkaguard.db.locks import KEY_LOCK_SQLA
 from kafkaguard.db.tables import inbox
@@ -308,6 +309,7 @@ class PostgresConsumerStore:
     database and schema for ``async def`` handlers (needed only then)."""
 
     def __init__(self, engine: Engine, async_engine: AsyncEngine | None = None) -> None:
+        require_postgresql(engine, "the consumer's inbox store")
         self.engine = engine
         self.async_engine = async_engine
         self.dead_letters: ListenerDeadLetters = LDL.PostgresListenerDeadLetters(engine)

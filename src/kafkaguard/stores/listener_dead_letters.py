@@ -35,6 +35,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from kafkaguard.db.columns import OPEN_STATUSES, DeadLetterStatus
+from kafkaguard.db.engine import require_postgresql
 from kafkaguard.db.safe_text import pg_json
 from kafkaguard.db.tables import listener_dead_letters as DL
 from kafkaguard.stores.restore_decision import RestoreDecision
@@ -190,6 +191,7 @@ class PostgresListenerDeadLetters:
     """:class:`ListenerDeadLetters` on PostgreSQL (``engine``'s schema)."""
 
     def __init__(self, engine: Engine) -> None:
+        require_postgresql(engine, "the listener dead-letter store")
         self.engine = engine
 
     def due_keys(self, *, limit: int = 100, group: str | None = None) -> list[tuple[str, str]]:

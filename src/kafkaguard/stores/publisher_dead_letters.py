@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from kafkaguard.db import columns as C
 from kafkaguard.db.columns import DeadLetterStatus, PublishSource
+from kafkaguard.db.engine import require_postgresql
 from kafkaguard.db.history import history_entry as shared_history_entry
 from kafkaguard.db.locks import PUBLISHER_SCOPE
 from kafkaguard.db.safe_text import pg_json, pg_text
@@ -265,6 +266,7 @@ class PostgresPublisherDeadLetters:
     """
 
     def __init__(self, engine: Engine | None = None) -> None:
+        require_postgresql(engine, "the publisher dead-letter store")
         self._engine = engine
 
     @property
