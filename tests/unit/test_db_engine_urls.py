@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.engine import URL
 
 from kafkaguard.db.engine import (
     async_engine,
@@ -134,3 +137,32 @@ def test_missing_tables_message_names_schema_and_command() -> None:
     nowhere = problem(None, None, [])
     assert nowhere is not None and "no schema of the connection's search_path exists" in str(nowhere)
     assert "--schema" in str(problem(None, "public", ["kafka_inbox"]))
+
+
+@given(
+    name=st.sampled_from(["connect_timeout", "read_timeout", "write_timeout", "ssl_ca", "charset", "other"]),
+    value=st.text(st.characters(codec="utf-8"), max_size=20),
+)
+def test_mariadb_connect_kwargs_take_any_query_value_or_refuse_it_in_one_line(name: str, value: str) -> None:
+    """Whatever a user writes in a MariaDB URL's query: PyMySQL arguments, or a ConfigurationError
+    that never quotes the password."""
+    url = URL.create("mysql+pymysql", username="u", password="s3cret", host="h", database="d", query={name: value})
+    if name.endswith("timeout") and not _whole_number(value):
+        with pytest.raises(ConfigurationError, match=f"{name} is not a whole number") as info:
+            mariadb_connect_kwargs(url, schema="kg")
+        assert "s3cret" not in str(info.value)
+        return
+    kwargs = mariadb_connect_kwargs(url, schema="kg")
+    assert kwargs["database"] == "kg" and kwargs["password"] == "s3cret"
+    if name.endswith("timeout"):
+        assert kwargs[name] == int(value)
+    elif name != "other":
+        assert kwargs[name] == value
+
+
+def _whole_number(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True

@@ -77,8 +77,6 @@ def _parse(url: str | URL) -> URL:
 
 MARIADB_BACKENDS = frozenset({"mysql", "mariadb"})
 MARIADB_SYNC_DRIVER = "pymysql"
-
-
 MARIADB_ASYNC_DRIVER = "aiomysql"
 
 
@@ -125,9 +123,14 @@ def mariadb_async_url(url: str | URL, *, schema: str | None = None) -> URL:
     return _mariadb_url(url, MARIADB_ASYNC_DRIVER, schema)
 
 
+def _flat_query(u: URL) -> dict[str, str]:
+    """``u``'s query parameters, the last value of a repeated one (as libpq and the drivers read them)."""
+    return {k: (v if isinstance(v, str) else v[-1]) for k, v in u.query.items()}
+
+
 def _mariadb_url(url: str | URL, driver: str, schema: str | None) -> URL:
     u = _parse(url)
-    query = dict(u.query)
+    query = _flat_query(u)
     query.setdefault("charset", "utf8mb4")
     u = u.set(drivername=f"{u.get_backend_name()}+{driver}", query=query)
     return u.set(database=schema) if schema else u
@@ -140,20 +143,25 @@ def mariadb_connect_kwargs(url: str | URL, *, schema: str | None = None) -> dict
     ``ssl_ca`` / ``ssl_cert`` / ``ssl_key`` query parameters pass through (PyMySQL's names).
     """
     u = _mariadb_url(url, MARIADB_SYNC_DRIVER, schema)
+    query = _flat_query(u)
     kwargs: dict[str, Any] = {
         "host": u.host or "127.0.0.1",
         "port": int(u.port or 3306),
         "user": u.username or "",
         "password": u.password or "",
-        "charset": str(u.query.get("charset", "utf8mb4")),
+        "charset": query["charset"],
     }
     if u.database:
         kwargs["database"] = u.database
-    for name in ("ssl_ca", "ssl_cert", "ssl_key", "connect_timeout", "read_timeout", "write_timeout"):
-        value = u.query.get(name)
-        if value is not None:
-            text = value if isinstance(value, str) else value[-1]
-            kwargs[name] = int(text) if name.endswith("timeout") else text
+    for name in ("ssl_ca", "ssl_cert", "ssl_key"):
+        if name in query:
+            kwargs[name] = query[name]
+    for name in ("connect_timeout", "read_timeout", "write_timeout"):
+        if name in query:
+            try:
+                kwargs[name] = int(query[name])
+            except ValueError:
+                raise ConfigurationError(f"bad database URL: {name} is not a whole number of seconds") from None
     return kwargs
 
 
@@ -167,7 +175,7 @@ def driver_of(url: str | URL) -> str:
     if u.get_backend_name() in MARIADB_BACKENDS:
         raise ConfigurationError(
             f"the database URL is {backend}:// (MariaDB), and this part of kafkaguard runs on PostgreSQL only;"
-            " see the README's table of what each database supports"
+            " see docs/operations/mariadb.md for what runs on MariaDB today"
         )
     if backend not in ("postgresql", "postgres"):
         raise ConfigurationError(
@@ -201,7 +209,7 @@ def _engine_args(
         driver = named if named in ASYNC_DRIVERS else "psycopg"  # SQLAlchemy picks psycopg's async form
     else:
         driver = named if named in ("psycopg", "psycopg2") else SYNC_DRIVER
-    query = {k: (v if isinstance(v, str) else v[-1]) for k, v in u.query.items()}
+    query = _flat_query(u)
     to_asyncpg = driver == "asyncpg"
     for libpq, asyncpg in _RENAMED:
         old, new = (libpq, asyncpg) if to_asyncpg else (asyncpg, libpq)
@@ -330,16 +338,15 @@ def async_engine(
 ) -> AsyncEngine:
     """An asyncio SQLAlchemy engine (asyncpg when ``url`` names it, else psycopg 3; aiomysql on
     MariaDB) with ``schema`` first."""
+    args: dict[str, Any] = {}
     if is_mariadb(url):
         if importlib.util.find_spec("aiomysql") is None:
             raise ConfigurationError("an asyncio engine on MariaDB needs aiomysql: pip install 'kafkaguard[mariadb]'")
-        kwargs.setdefault("pool_pre_ping", True)
-        engine = sa_create_async_engine(mariadb_async_url(url, schema=schema), **kwargs)
-        _ORIGINS[engine.sync_engine] = (_parse(url), schema)
-        return engine
-    u, args = _engine_args(url, schema, True, _search_path)
-    if u.drivername == "postgresql+asyncpg" and importlib.util.find_spec("asyncpg") is None:
-        raise ConfigurationError("a postgresql+asyncpg:// URL needs asyncpg: pip install 'kafkaguard[asyncpg]'")
+        u = mariadb_async_url(url, schema=schema)
+    else:
+        u, args = _engine_args(url, schema, True, _search_path)
+        if u.drivername == "postgresql+asyncpg" and importlib.util.find_spec("asyncpg") is None:
+            raise ConfigurationError("a postgresql+asyncpg:// URL needs asyncpg: pip install 'kafkaguard[asyncpg]'")
     kwargs.setdefault("pool_pre_ping", True)
     engine = sa_create_async_engine(u, connect_args={**args, **kwargs.pop("connect_args", {})}, **kwargs)
     _ORIGINS[engine.sync_engine] = (_parse(url), schema)
@@ -409,9 +416,9 @@ def libpq_conninfo(url: str | URL, *, schema: str | None = None) -> str:
         "user": u.username or "",
         "password": u.password or "",
     }
-    for name, value in u.query.items():
+    for name, value in _flat_query(u).items():
         if name in _LIBPQ_KEYS:
-            parts[name] = value if isinstance(value, str) else value[-1]
+            parts[name] = value
     if args.get("options"):
         parts["options"] = args["options"]
     return " ".join(f"{k}='{_quote(v)}'" for k, v in parts.items() if v)

@@ -186,20 +186,20 @@ class TestMariaDatabase:
 @pytest.fixture
 def mariadb_database(mariadb: MariaDbServer) -> Iterator[TestMariaDatabase]:
     """A fresh database on the session's MariaDB server, dropped after the test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    _server_statement(mariadb, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    yield TestMariaDatabase(mariadb, name)
+    _server_statement(mariadb, f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def _server_statement(server: MariaDbServer, sql: str) -> None:
+    """Run one statement on ``server`` outside any database (creating or dropping one)."""
     import pymysql  # the mariadb extra: only suites on MariaDB need it
 
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    conn = pymysql.connect(**mariadb.connect_kwargs(database=None), autocommit=True)
+    conn = pymysql.connect(**server.connect_kwargs(database=None), autocommit=True)
     try:
         with conn.cursor() as cur:
-            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    finally:
-        conn.close()
-    yield TestMariaDatabase(mariadb, name)
-    conn = pymysql.connect(**mariadb.connect_kwargs(database=None), autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cur.execute(sql)
     finally:
         conn.close()
 
