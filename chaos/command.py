@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from chaos import report
+from chaos.database import DIALECTS, Dialect
 from chaos.profiles import PROFILES
 from chaos.runner import RunResult, matrix, run_suite
 
@@ -31,6 +32,7 @@ def run(
     log_level: str,
     secure: bool = False,
     brokers: int = 1,
+    database: str = "postgresql",
 ) -> int:
     """Run the chosen profile's matrix and return the exit code: 0, or 1 if a mode broke its promise.
 
@@ -46,6 +48,11 @@ def run(
         chosen = dataclasses.replace(chosen, events=events)
     if brokers not in (1, 3):
         raise typer.BadParameter("must be 1 or 3", param_hint="--brokers")
+    if database not in DIALECTS:
+        raise typer.BadParameter(f"must be one of {', '.join(DIALECTS)}", param_hint="--database")
+    if secure and database != "postgresql":
+        raise typer.BadParameter("--secure runs on PostgreSQL only", param_hint="--database")
+    dialect: Dialect = "mariadb" if database == "mariadb" else "postgresql"
     try:
         matrix(chosen, scenarios, modes)  # unknown names are refused before any server starts
     except ValueError as exc:
@@ -58,13 +65,14 @@ def run(
         summary = r.error or ", ".join(f"{c}={d[c]}" for c in report.COLUMNS)
         console.print(f"[bold]{r.scenario}[/] / {r.mode.value}: {summary} ({r.seconds:.0f} s)")
         done.append(r)
-        report.write(done, chosen, seed, out)
+        report.write(done, chosen, seed, out, dialect)
 
     results = run_suite(
-        chosen, seed=seed, out=out, scenarios=scenarios, modes=modes, on_result=show, secure=secure, min_brokers=brokers
-    )
+        chosen, seed=seed, out=out, scenarios=scenarios, modes=modes, on_result=show, secure=secure,
+        min_brokers=brokers, database=dialect,
+    )  # fmt: skip
     report.print_table(results, chosen, seed, console)
-    json_path, md_path = report.write(results, chosen, seed, out)
+    json_path, md_path = report.write(results, chosen, seed, out, dialect)
     console.print(f"written: {json_path}, {md_path}")
     problems = report.violations(results)
     for p in problems:

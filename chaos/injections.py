@@ -23,8 +23,8 @@ def _producer(bootstrap: str) -> Producer:
 def duplicate_messages(
     bootstrap: str, topic: str, *, every: int = 10, limit: int = 100_000, timeout: float = 20.0
 ) -> int:
-    """Read ``topic`` from the start and produce again every ``every``-th message (same key, value,
-    headers); return how many copies were acknowledged."""
+    """Read ``topic`` from the start and produce again every ``every``-th message (same partition, key,
+    value, headers); return how many copies were acknowledged."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"chaos-dup-{uuid.uuid4().hex[:8]}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
                          **client_security()})  # fmt: skip
@@ -43,7 +43,10 @@ def duplicate_messages(
                     continue
                 seen += 1
                 if seen % every == 0:
-                    producer.produce(topic, msg.value(), msg.key(), headers=msg.headers(),
+                    # Onto the original's partition, as a producer retry or a relay's re-send lands:
+                    # librdkafka's default partitioner is not Java's murmur2, so a copy left to it would
+                    # sit on another partition and could be applied before the key's earlier events.
+                    producer.produce(topic, msg.value(), msg.key(), partition=msg.partition(), headers=msg.headers(),
                                      on_delivery=lambda err, _m: acked.append(0 if err else 1))  # fmt: skip
                     copied += 1
             producer.poll(0)

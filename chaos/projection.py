@@ -4,6 +4,8 @@ Producer database (schema of the writing service):
 - ``chaos_attempts``: every planned write, recorded (autocommit) *before* its transaction starts;
 - ``chaos_writes``: the business write itself, committed together with the event (or not at all).
 
+(Their DDL, for PostgreSQL and MariaDB, is in :mod:`chaos.database`.)
+
 Consumer database: ``chaos_projection``, one row per event id. The handler is an upsert that
 increments ``apply_count``, so a second application is measurable even behind the inbox;
 ``applied_order`` comes from a sequence at first application, recording the order of effects.
@@ -18,6 +20,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from chaos.database import UPSERT_PROJECTION, dialect_of
 from kafkaguard.consumer.http import receiving_router
 from kafkaguard.consumer.registry import HandlerContext, HandlerRegistry
 from kafkaguard.db.engine import sync_engine
@@ -26,31 +29,15 @@ from kafkaguard.settings import KafkaguardSettings
 
 EVENT_TYPE = "chaos.written"
 
-PRODUCER_DDL = (
-    "CREATE TABLE IF NOT EXISTS chaos_attempts (i integer PRIMARY KEY, key text NOT NULL, seq integer NOT NULL,"
-    " event_id uuid NOT NULL, rollback boolean NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS chaos_writes (i integer PRIMARY KEY, key text NOT NULL, seq integer NOT NULL,"
-    " event_id uuid NOT NULL UNIQUE)",
-)
-CONSUMER_DDL = (
-    "CREATE SEQUENCE IF NOT EXISTS chaos_apply_order",
-    "CREATE TABLE IF NOT EXISTS chaos_projection (event_id uuid PRIMARY KEY, key text NOT NULL,"
-    " seq integer NOT NULL, apply_count integer NOT NULL DEFAULT 1,"
-    " applied_order bigint NOT NULL DEFAULT nextval('chaos_apply_order'))",
-)
-
-UPSERT = text(
-    "INSERT INTO chaos_projection (event_id, key, seq) VALUES (:event_id, :key, :seq) "
-    "ON CONFLICT (event_id) DO UPDATE SET apply_count = chaos_projection.apply_count + 1"
-)
-
 registry = HandlerRegistry()
 
 
 @registry.handler(EVENT_TYPE)
 def apply_written(event: Event, ctx: HandlerContext[Session]) -> None:
     """Record one application of ``event`` (first insert, then ``apply_count + 1`` on each repeat)."""
-    ctx.session.execute(UPSERT, {"event_id": event.event_id, "key": event.key, "seq": int(str(event.payload["seq"]))})
+    upsert = text(UPSERT_PROJECTION[dialect_of(ctx.session.get_bind().dialect.name)])
+    params = {"event_id": str(event.event_id), "key": event.key, "seq": int(str(event.payload["seq"]))}
+    ctx.session.execute(upsert, params)
 
 
 def create_app() -> FastAPI:

@@ -81,8 +81,8 @@ def recover(ctx: RunContext) -> float | None:
     ``quiet_seconds`` with no work pending; return seconds from the heal to completeness."""
     if ctx.healed_at is None:
         ctx.healed_at = time.monotonic()
-    pub = sync_engine(ctx.pg_publisher.url(), schema=ctx.pub_schema)
-    con = sync_engine(ctx.pg_consumer.url(), schema=ctx.con_schema)
+    pub = sync_engine(ctx.db_publisher.url(), schema=ctx.pub_schema)
+    con = sync_engine(ctx.db_consumer.url(), schema=ctx.con_schema)
     job, producer = publisher_restore_job(ctx, pub, con)
     wanted = {c.event_id for c in ctx.committed()}
     deadline = time.monotonic() + ctx.profile.recovery_timeout

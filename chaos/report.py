@@ -99,10 +99,10 @@ def print_table(results: list[RunResult], profile: Profile, seed: int, console: 
         console.print(f"[bold]{mode.value}[/]: {MODE_NOTES[mode]}")
 
 
-def markdown(results: list[RunResult], profile: Profile, seed: int) -> str:
+def markdown(results: list[RunResult], profile: Profile, seed: int, database: str = "postgresql") -> str:
     """The table as Markdown (for the README), notes included."""
     lines = [
-        f"Profile `{profile.name}`: {profile.events} events per run, seed {seed}.",
+        f"Profile `{profile.name}`: {profile.events} events per run, seed {seed}, databases on {database}.",
         "",
         "| scenario | mode | lost | duplicated | reordered | phantom | time to recover (s) |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
@@ -125,12 +125,16 @@ def markdown(results: list[RunResult], profile: Profile, seed: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(results: list[RunResult], profile: Profile, seed: int, out: Path) -> tuple[Path, Path]:
-    """Write ``chaos-<profile>.json`` and ``chaos-<profile>.md`` under ``out``; return both paths."""
+def write(
+    results: list[RunResult], profile: Profile, seed: int, out: Path, database: str = "postgresql"
+) -> tuple[Path, Path]:
+    """Write ``chaos-<profile>.json`` and ``chaos-<profile>.md`` under ``out`` (``-<database>`` added
+    for a suite on MariaDB, so the two tables sit side by side); return both paths."""
     out.mkdir(parents=True, exist_ok=True)
-    data = {"profile": asdict(profile), "seed": seed, "results": [row(r) for r in results],
+    data = {"profile": asdict(profile), "seed": seed, "database": database, "results": [row(r) for r in results],
             "violations": violations(results), "notes": {m.value: n for m, n in MODE_NOTES.items()}}  # fmt: skip
-    json_path, md_path = out / f"chaos-{profile.name}.json", out / f"chaos-{profile.name}.md"
+    stem = f"chaos-{profile.name}" + ("" if database == "postgresql" else f"-{database}")
+    json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
     json_path.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    md_path.write_text(markdown(results, profile, seed))
+    md_path.write_text(markdown(results, profile, seed, database))
     return json_path, md_path

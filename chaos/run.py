@@ -8,6 +8,7 @@ write is applied or nothing moves) → ``measure`` (the invariants, from both da
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -17,9 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg
-
-from chaos import projection
+from chaos.database import ChaosDatabase, as_uuid
 from chaos.invariants import Applied, Committed, Verdict, verdict
 from chaos.profiles import Profile
 from chaos.recovery import RESTORE_POLICY, lag
@@ -28,7 +27,6 @@ from chaos.stack import ChaosStack
 from kafkaguard.db import columns as C
 from kafkaguard.db import migrate
 from kafkaguard.devstack.kafka import KafkaCluster
-from kafkaguard.devstack.postgres import PostgresServer
 from kafkaguard.devstack.process import free_ports, poll
 from kafkaguard.devstack.services import ServiceProcess as Proc
 from kafkaguard.devstack.services import python
@@ -62,7 +60,10 @@ class ScenarioOutcome:
 
 
 class RunContext:
-    """Everything one run owns. Scenarios act through it: ``kafka``, ``pg_publisher``, ``procs``."""
+    """Everything one run owns. Scenarios act through it: ``kafka``, ``db_publisher``, ``procs``.
+
+    The run's namespaces (``pub_schema``, ``con_schema``) are schemas on PostgreSQL and databases on
+    MariaDB; kafkaguard's ``KAFKAGUARD_DB_SCHEMA`` names either."""
 
     def __init__(
         self,
@@ -86,9 +87,9 @@ class RunContext:
         self.logs = logs
         self.kafka: KafkaCluster = stack.kafka(brokers, proxied=proxied)
         self.bootstrap = stack.bootstrap(self.kafka)
-        assert stack.pg_publisher is not None and stack.pg_consumer is not None
-        self.pg_publisher: PostgresServer = stack.pg_publisher
-        self.pg_consumer: PostgresServer = stack.pg_consumer
+        assert stack.db_publisher is not None and stack.db_consumer is not None
+        self.db_publisher: ChaosDatabase = stack.db_publisher
+        self.db_consumer: ChaosDatabase = stack.db_consumer
         self.procs: dict[str, Proc] = {}
         self.extra_consumers: list[Proc] = []
         self.healed_at: float | None = None
@@ -103,27 +104,24 @@ class RunContext:
 
     def setup(self) -> None:
         """Schemas with kafkaguard's migrations and the chaos tables; the run's topics."""
-        for server, schema, ddl in (
-            (self.pg_publisher, self.pub_schema, projection.PRODUCER_DDL),
-            (self.pg_consumer, self.con_schema, projection.CONSUMER_DDL),
+        for db, schema, ddl in (
+            (self.db_publisher, self.pub_schema, self.db_publisher.producer_ddl),
+            (self.db_consumer, self.con_schema, self.db_consumer.consumer_ddl),
         ):
-            with psycopg.connect(server.conninfo(), autocommit=True) as conn:
-                conn.execute(f'CREATE SCHEMA "{schema}"')
-            migrate.upgrade(server.url(), schema=schema)
-            with psycopg.connect(f"{server.conninfo()} options=-csearch_path={schema}", autocommit=True) as conn:
-                for statement in ddl:
-                    conn.execute(statement)
+            db.create(schema)
+            migrate.upgrade(db.url(), schema=schema)
+            db.run_ddl(schema, ddl)
         if self.mode is not PublishMode.HTTP:
             ensure_topics(
                 self.bootstrap, self.topics, partitions=3, replication=self.brokers, overrides=client_security()
             )
 
-    def _env(self, server: PostgresServer, schema: str) -> dict[str, str]:
+    def _env(self, db: ChaosDatabase, schema: str) -> dict[str, str]:
         inherited = os.environ.get("PYTHONPATH")
         return {
             "PYTHONPATH": os.pathsep.join([str(CHECKOUT), *([inherited] if inherited else [])]),
             "KAFKAGUARD_BOOTSTRAP_SERVERS": self.bootstrap,
-            "KAFKAGUARD_DATABASE_URL": server.url(),
+            "KAFKAGUARD_DATABASE_URL": db.url(),
             "KAFKAGUARD_DB_SCHEMA": schema,
             "KAFKAGUARD_TOPICS__REPLICATION": str(self.brokers),
             "KAFKAGUARD_CONSUMER__GROUP_ID": self.group,
@@ -141,7 +139,7 @@ class RunContext:
             "KAFKAGUARD_PUBLISH__HTTP_SECRETS": json.dumps([self.http_secret]),
             "KAFKAGUARD_CONSUMER__HTTP_SECRETS": json.dumps([self.http_secret]),
             # secured suite: the publishing side as the relay's principal, the consuming side as the consumer's
-            **self.stack.security_env("relay" if server is self.pg_publisher else "consumer"),
+            **self.stack.security_env("relay" if db is self.db_publisher else "consumer"),
         }
 
     def consumer_proc(self, name: str = "consumer") -> Proc:
@@ -149,16 +147,16 @@ class RunContext:
         topics = [a for t in self.topics for a in ("--topic", t)]
         argv = python("-m", "kafkaguard", "consume", "chaos.projection:registry", "--group", self.group,
                       *topics)  # fmt: skip
-        return Proc(name, argv, self._env(self.pg_consumer, self.con_schema), self.logs / f"{name}.log")
+        return Proc(name, argv, self._env(self.db_consumer, self.con_schema), self.logs / f"{name}.log")
 
     def start(self) -> None:
         """Start the consuming side, the relay (outbox) and the writer."""
-        pub_env = self._env(self.pg_publisher, self.pub_schema)
+        pub_env = self._env(self.db_publisher, self.pub_schema)
         if self.mode is PublishMode.HTTP:
             port = free_ports(1)[0]
             argv = python("-m", "uvicorn", "--factory", "chaos.projection:create_app", "--host",
                           "127.0.0.1", "--port", str(port), "--log-level", "warning")  # fmt: skip
-            self.procs["endpoint"] = Proc("endpoint", argv, self._env(self.pg_consumer, self.con_schema),
+            self.procs["endpoint"] = Proc("endpoint", argv, self._env(self.db_consumer, self.con_schema),
                                           self.logs / "endpoint.log", f"http://127.0.0.1:{port}/health")  # fmt: skip
             pub_env["KAFKAGUARD_PUBLISH__HTTP_DEFAULT_ENDPOINT"] = f"http://127.0.0.1:{port}/kafkaguard/events"
         else:
@@ -175,12 +173,8 @@ class RunContext:
     # -- during the run ---------------------------------------------------------------------------
     def progress(self) -> int:
         """Writes attempted so far (the last known count while the publisher's database is down)."""
-        try:
-            with psycopg.connect(self._conninfo_pub(), connect_timeout=2) as conn:
-                row = conn.execute("SELECT count(*) FROM chaos_attempts").fetchone()
-            self._progress = int(row[0]) if row else self._progress
-        except psycopg.Error:
-            pass
+        with contextlib.suppress(*self.db_publisher.errors):  # the database is down: keep the last count
+            self._progress = self.db_publisher.count(self.pub_schema, "SELECT count(*) FROM chaos_attempts", timeout=2)
         return self._progress
 
     def wait_progress(self, fraction: float, timeout: float = 300.0) -> None:
@@ -212,59 +206,54 @@ class RunContext:
 
     def restore_proc(self) -> Proc:
         """``kafkaguard restore publisher --once`` for this run's publisher database (not started)."""
-        env = {**self._env(self.pg_publisher, self.pub_schema), "KAFKAGUARD_RESTORE__POLICY":
+        env = {**self._env(self.db_publisher, self.pub_schema), "KAFKAGUARD_RESTORE__POLICY":
                RESTORE_POLICY.model_dump_json()}  # fmt: skip
         argv = python("-m", "kafkaguard", "restore", "publisher", "--once")
         return Proc("restore", argv, env, self.logs / "restore.log")
 
     def restored(self) -> int:
         """Publisher dead letters marked restored so far."""
-        return self._count(self._conninfo_pub(), _rows(C.PUBLISHER_DEAD_LETTERS, "status = 'restored'"))
+        return self._pub(_rows(C.PUBLISHER_DEAD_LETTERS, "status = 'restored'"))
 
-    def _conninfo_pub(self) -> str:
-        return f"{self.pg_publisher.conninfo()} options=-csearch_path={self.pub_schema}"
+    def _pub(self, sql: str) -> int:
+        return self.db_publisher.count(self.pub_schema, sql)
 
-    def _conninfo_con(self) -> str:
-        return f"{self.pg_consumer.conninfo()} options=-csearch_path={self.con_schema}"
+    def _con(self, sql: str) -> int:
+        return self.db_consumer.count(self.con_schema, sql)
 
     # -- after the run ----------------------------------------------------------------------------
     def committed(self) -> list[Committed]:
         """Committed business writes of the publisher database."""
-        with psycopg.connect(self._conninfo_pub()) as conn:
-            rows = conn.execute("SELECT event_id, key, seq FROM chaos_writes").fetchall()
-        return [Committed(*r) for r in rows]
+        rows = self.db_publisher.rows(self.pub_schema, "SELECT event_id, akey, seq FROM chaos_writes")
+        return [Committed(as_uuid(e), k, int(s)) for e, k, s in rows]
 
     def applied(self) -> list[Applied]:
         """Rows of the consumer's projection."""
-        with psycopg.connect(self._conninfo_con()) as conn:
-            rows = conn.execute("SELECT event_id, key, seq, apply_count, applied_order FROM chaos_projection")
-            return [Applied(*r) for r in rows.fetchall()]
-
-    def _count(self, conninfo: str, sql: str) -> int:
-        with psycopg.connect(conninfo) as conn:
-            row = conn.execute(sql).fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
+        sql = "SELECT event_id, akey, seq, apply_count, applied_order FROM chaos_projection"
+        rows = self.db_consumer.rows(self.con_schema, sql)
+        return [Applied(as_uuid(e), k, int(s), int(n), int(o)) for e, k, s, n, o in rows]
 
     def pending_work(self) -> int:
         """Outbox rows, open dead letters not yet given up on and consumer lag (work the system owes)."""
-        outbox = self._count(self._conninfo_pub(), _rows(C.OUTBOX))
-        pub = self._count(self._conninfo_pub(), _rows(C.PUBLISHER_DEAD_LETTERS, "status = 'pending'"))
-        con = self._count(self._conninfo_con(), _rows(C.LISTENER_DEAD_LETTERS, "status = 'pending' AND key LIKE 'k%'"))
+        outbox = self._pub(_rows(C.OUTBOX))
+        pub = self._pub(_rows(C.PUBLISHER_DEAD_LETTERS, "status = 'pending'"))
+        ours = f"status = 'pending' AND {self.db_consumer.quote('key')} LIKE 'k%'"
+        con = self._con(_rows(C.LISTENER_DEAD_LETTERS, ours))
         return outbox + pub + con + lag(self)
 
     def measure(self, recover_seconds: float | None) -> ScenarioOutcome:
         """The invariants and the context counts of this run."""
         applied = self.applied()
         result = verdict(self.committed(), applied)
-        with psycopg.connect(self._conninfo_pub()) as conn:
-            rolled_back = {r[0] for r in conn.execute("SELECT event_id FROM chaos_attempts WHERE rollback")}
+        rows = self.db_publisher.rows(self.pub_schema, "SELECT event_id FROM chaos_attempts WHERE rollback")
+        rolled_back = {as_uuid(r[0]) for r in rows}
         return ScenarioOutcome(
             verdict=result,
             recover_seconds=recover_seconds,
-            attempts=self._count(self._conninfo_pub(), "SELECT count(*) FROM chaos_attempts"),
-            rolled_back=self._count(self._conninfo_pub(), "SELECT count(*) FROM chaos_attempts WHERE rollback"),
-            publisher_dead_letters=self._count(self._conninfo_pub(), _rows(C.PUBLISHER_DEAD_LETTERS)),
-            listener_dead_letters=self._count(self._conninfo_con(), _rows(C.LISTENER_DEAD_LETTERS)),
+            attempts=self._pub("SELECT count(*) FROM chaos_attempts"),
+            rolled_back=len(rolled_back),
+            publisher_dead_letters=self._pub(_rows(C.PUBLISHER_DEAD_LETTERS)),
+            listener_dead_letters=self._con(_rows(C.LISTENER_DEAD_LETTERS)),
             notes=list(self.notes),
             phantom_on_purpose=sum(1 for a in applied if a.event_id in rolled_back),
         )
@@ -275,6 +264,5 @@ class RunContext:
             proc.kill()
         if keep:
             return
-        for server, schema in ((self.pg_publisher, self.pub_schema), (self.pg_consumer, self.con_schema)):
-            with psycopg.connect(server.conninfo(), autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        for db, schema in ((self.db_publisher, self.pub_schema), (self.db_consumer, self.con_schema)):
+            db.drop(schema)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from chaos.database import Dialect
 from chaos.profiles import Profile
 from chaos.recovery import recover
 from chaos.run import RunContext, ScenarioOutcome
@@ -99,7 +100,7 @@ def run_one(
     finally:
         ctx.teardown(keep=not ok)
         stack.kafka(scenario.brokers, proxied=scenario.proxied)  # every node up again for the next run
-        stack.heal_postgres()
+        stack.heal_databases()
 
 
 def run_suite(
@@ -112,12 +113,14 @@ def run_suite(
     on_result: Callable[[RunResult], None] | None = None,
     secure: bool = False,
     min_brokers: int = 1,
+    database: Dialect = "postgresql",
 ) -> list[RunResult]:
     """Run the selected matrix on a fresh :class:`ChaosStack` (secured servers with ``secure``; every
-    cluster but the proxied one of at least ``min_brokers`` nodes); return the results in order."""
+    cluster but the proxied one of at least ``min_brokers`` nodes; both services' databases on
+    ``database``, PostgreSQL or MariaDB); return the results in order."""
     pairs = matrix(profile, scenarios, modes)
     results: list[RunResult] = []
-    with ChaosStack(secure=secure, min_brokers=min_brokers) as stack:
+    with ChaosStack(secure=secure, min_brokers=min_brokers, database=database) as stack:
         for scenario, mode in pairs:
             result = run_one(stack, scenario, mode, profile, seed, out / "logs")
             results.append(result)

@@ -72,17 +72,17 @@ def two_of_three_down(ctx: RunContext) -> None:
 
 def pg_down_publisher(ctx: RunContext) -> None:
     ctx.wait_progress(0.3)
-    ctx.pg_publisher.kill()
+    ctx.db_publisher.server.kill()
     ctx.fault(ctx.profile.fault_seconds)
-    ctx.pg_publisher.start()
+    ctx.db_publisher.server.start()
     ctx.mark_healed()
 
 
 def pg_down_consumer(ctx: RunContext) -> None:
     ctx.wait_progress(0.3)
-    ctx.pg_consumer.kill()
+    ctx.db_consumer.server.kill()
     ctx.fault(ctx.profile.fault_seconds)
-    ctx.pg_consumer.start()
+    ctx.db_consumer.server.start()
     ctx.mark_healed()
 
 
@@ -178,8 +178,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("one-of-three-down", "1 of 3 brokers killed (acks=all, min ISR 2)", one_of_three_down, brokers=3),
     Scenario("two-of-three-down", "2 of 3 brokers killed (below min ISR)", two_of_three_down, brokers=3),
     Scenario("network-cut", "services <-> broker connections reset and refused", network_cut, proxied=True),
-    Scenario("pg-down-publisher", "publisher's PostgreSQL kill -9, restart", pg_down_publisher, ALL),
-    Scenario("pg-down-consumer", "consumer's PostgreSQL kill -9, restart", pg_down_consumer, ALL),
+    Scenario("pg-down-publisher", "publisher's database kill -9, restart", pg_down_publisher, ALL),
+    Scenario("pg-down-consumer", "consumer's database kill -9, restart", pg_down_consumer, ALL),
     Scenario("relay-kill", "relay SIGKILLed 3 times mid-batch", relay_kill, (M.OUTBOX,)),
     Scenario("consumer-kill", "consumer SIGKILLed 3 times between apply and commit", consumer_kill, ALL),
     Scenario("publisher-kill", "writing process SIGKILLed right after commits", publisher_kill, ALL),

@@ -1,7 +1,8 @@
-"""The servers a chaos suite runs on: two PostgreSQL servers and Kafka clusters on free ports.
+"""The servers a chaos suite runs on: two database servers and Kafka clusters on free ports.
 
-The writing service and the consuming service each get a PostgreSQL server of their own, so
-"PostgreSQL down for the publisher" and "for the consumer" are separate faults. Kafka clusters
+The writing service and the consuming service each get a database server of their own (PostgreSQL,
+or MariaDB with ``database="mariadb"``), so "the database down for the publisher" and "for the
+consumer" are separate faults. Kafka clusters
 (1 broker, or 3 with RF 3 and ``min.insync.replicas=2``) are started on first use and shared by
 the runs that need that size; every run uses its own topic, schemas and consumer group. A third,
 single-broker cluster sits behind a :class:`TcpProxy` (advertised listener = the proxy's port) for
@@ -20,11 +21,13 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from types import TracebackType
 
+from chaos.database import DIALECTS, ChaosDatabase, Dialect
 from chaos.proxy import TcpProxy
 from kafkaguard.devstack.kafka import KafkaCluster
+from kafkaguard.devstack.mariadb import MariaDbServer
 from kafkaguard.devstack.postgres import PostgresServer
 from kafkaguard.devstack.process import free_ports
 from kafkaguard.devstack.secure import MECHANISM, Material
@@ -34,17 +37,22 @@ from kafkaguard.testing import stacks
 class ChaosStack:
     """Owns the servers of one suite; use as a context manager (everything is removed at exit)."""
 
-    def __init__(self, *, secure: bool = False, min_brokers: int = 1) -> None:
+    def __init__(self, *, secure: bool = False, min_brokers: int = 1, database: Dialect = "postgresql") -> None:
         if min_brokers not in (1, 3):
             raise ValueError(f"--brokers must be 1 or 3, not {min_brokers}")
+        if database not in DIALECTS:
+            raise ValueError(f"--database must be one of {', '.join(DIALECTS)}, not {database!r}")
+        if secure and database != "postgresql":
+            raise ValueError("--secure runs on PostgreSQL only (the secured stack has no MariaDB server)")
         self.secure = secure
+        self.database: Dialect = database
         self.min_brokers = min_brokers
         self.material: Material | None = None
         self._exit = ExitStack()
         self._clusters: dict[tuple[int, bool], KafkaCluster] = {}
         self.proxy: TcpProxy | None = None
-        self.pg_publisher: PostgresServer | None = None
-        self.pg_consumer: PostgresServer | None = None
+        self.db_publisher: ChaosDatabase | None = None
+        self.db_consumer: ChaosDatabase | None = None
 
     def __enter__(self) -> ChaosStack:
         if self.secure:
@@ -52,9 +60,14 @@ class ChaosStack:
             self.material = stacks.secure_material(folder)
             self._exit.callback(shutil.rmtree, folder, ignore_errors=True)
             self._exit.enter_context(_environment(self.security_env("operator")))
-        self.pg_publisher = self._exit.enter_context(stacks.postgres_server(tls=self.material))
-        self.pg_consumer = self._exit.enter_context(stacks.postgres_server(tls=self.material))
+        self.db_publisher = ChaosDatabase(self._exit.enter_context(self._database_server()))
+        self.db_consumer = ChaosDatabase(self._exit.enter_context(self._database_server()))
         return self
+
+    def _database_server(self) -> AbstractContextManager[PostgresServer | MariaDbServer]:
+        if self.database == "mariadb":
+            return stacks.mariadb_server()
+        return stacks.postgres_server(tls=self.material)
 
     def security_env(self, principal: str) -> dict[str, str]:
         """``KAFKAGUARD_KAFKA_SECURITY__*`` of ``principal`` over SCRAM (empty for a plaintext suite)."""
@@ -102,11 +115,11 @@ class ChaosStack:
             return f"127.0.0.1:{self.proxy.listen_port}"
         return cluster.sasl_bootstrap if self.secure else cluster.bootstrap
 
-    def heal_postgres(self) -> None:
-        """Start both PostgreSQL servers again if a scenario left one down."""
-        for server in (self.pg_publisher, self.pg_consumer):
-            if server is not None and not server.is_running():
-                server.start()
+    def heal_databases(self) -> None:
+        """Start both database servers again if a scenario left one down."""
+        for db in (self.db_publisher, self.db_consumer):
+            if db is not None:
+                db.heal()
 
 
 @contextmanager

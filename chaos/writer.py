@@ -3,7 +3,7 @@
 ``python -m chaos.writer --seed S --events N --rate R --aggregate A``; the publish mode,
 Kafka, the database and the http endpoint come from ``KAFKAGUARD_*`` environment variables.
 
-For each planned step, in order: record the attempt (autocommit; retried while PostgreSQL is down),
+For each planned step, in order: record the attempt (autocommit; retried while the database is down),
 then in one transaction insert the business row and ``Publisher.publish`` the event; roll back on
 purpose when the plan says so. A failed transaction (database down, PublishUnavailableError) is
 logged and the writer moves on: whether it committed is read from ``chaos_writes`` afterwards.
@@ -21,6 +21,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from chaos.database import RECORD_ATTEMPT, dialect_of
 from chaos.projection import EVENT_TYPE
 from chaos.workload import Step, plan
 from kafkaguard.db.engine import sync_engine
@@ -57,14 +58,14 @@ def write_one(engine: Engine, publisher: Publisher, step: Step, aggregate: str) 
     event = Event(type=EVENT_TYPE, key=step.key, aggregate_type=aggregate, payload={"seq": step.seq, "i": step.i})
     _retry_db(
         engine,
-        "INSERT INTO chaos_attempts VALUES (:i, :key, :seq, :eid, :rb) ON CONFLICT DO NOTHING",
-        {"i": step.i, "key": step.key, "seq": step.seq, "eid": event.event_id, "rb": step.rollback},
+        RECORD_ATTEMPT[dialect_of(engine.dialect.name)],
+        {"i": step.i, "key": step.key, "seq": step.seq, "eid": str(event.event_id), "rb": step.rollback},
     )
     try:
         with Session(engine) as session, session.begin():
             session.execute(
                 text("INSERT INTO chaos_writes VALUES (:i, :key, :seq, :eid)"),
-                {"i": step.i, "key": step.key, "seq": step.seq, "eid": event.event_id},
+                {"i": step.i, "key": step.key, "seq": step.seq, "eid": str(event.event_id)},
             )
             publisher.publish(session, event)
             if step.rollback:

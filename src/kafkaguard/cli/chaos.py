@@ -77,8 +77,12 @@ def chaos(
         int,
         typer.Option(help="At least this many brokers (1 or 3) for every run but network-cut's proxied one."),
     ] = 1,
+    database: Annotated[
+        str,
+        typer.Option(help="Both services' database server: postgresql or mariadb (a dedicated server each)."),
+    ] = "postgresql",
 ) -> None:
-    """Run workloads through real Kafka and PostgreSQL while injecting faults; check lost, duplicated,
+    """Run workloads through real Kafka and PostgreSQL (or MariaDB) while injecting faults; check lost, duplicated,
     reordered and phantom events from the databases. Exits 1 if a mode broke its promise.
 
     Runs from a checkout of the repository only (the suite is not installed with the package)."""
@@ -94,6 +98,7 @@ def chaos(
         log_level=log_level,
         secure=secure,
         brokers=brokers,
+        database=database,
     )
     if code:
         raise typer.Exit(code)
