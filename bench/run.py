@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import consumer_throughput, latency, relay_throughput, rss, write_path
+from bench import consumer_throughput, databases, latency, relay_throughput, rss, write_path
 from bench.common import Report, Stack, bench_stack, console
 
 
@@ -34,6 +34,9 @@ class Sizes:
     write_seconds: float
     write_connections: int
     write_rounds: int
+    db_rows: int  # the relay on PostgreSQL and on MariaDB (bench/databases.py)
+    db_events: int  # the consumer on both
+    db_rounds: int
 
 
 FULL = Sizes(
@@ -49,6 +52,9 @@ FULL = Sizes(
     write_seconds=15.0,
     write_connections=32,
     write_rounds=2,
+    db_rows=50_000,
+    db_events=20_000,
+    db_rounds=2,
 )
 QUICK = Sizes(
     relay_rows=3_000,
@@ -63,6 +69,9 @@ QUICK = Sizes(
     write_seconds=3.0,
     write_connections=8,
     write_rounds=1,
+    db_rows=2_000,
+    db_events=600,
+    db_rounds=1,
 )
 
 
@@ -82,6 +91,9 @@ def parts(sizes: Sizes, profile: str) -> dict[str, Callable[[Stack], Report]]:
             batch_rates=sizes.latency_batch_rates,
         ),
         "rss": lambda s: rss.run(s, backlogs=sizes.rss_backlogs, profile=profile),
+        "databases": lambda s: databases.run(
+            s, rows=sizes.db_rows, events=sizes.db_events, rounds=sizes.db_rounds, profile=profile
+        ),
         "write_path": lambda s: write_path.run(
             s,
             seconds=sizes.write_seconds,

@@ -61,3 +61,9 @@ def test_every_part_runs_at_quick_sizes(tmp_path: Path) -> None:
 
     write = results["write_path"].data["median_rps"]
     assert _positive(write["with_outbox"]) and _positive(write["without_outbox"]), write
+
+    databases = results["databases"].data  # issue 18: the same relay and consumer work on both databases
+    assert set(databases["median"]) == {f"{p}_{d}" for p in ("relay", "consumer") for d in ("postgresql", "mariadb")}
+    for key, value in databases["median"].items():
+        assert _positive(value), (key, databases["median"])
+    assert databases["mariadb"].startswith("10.11"), databases["mariadb"]
