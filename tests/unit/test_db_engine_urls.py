@@ -99,7 +99,7 @@ def test_mariadb_urls_name_the_database_a_schema_picks() -> None:
     kwargs = mariadb_connect_kwargs("mariadb://u:p@h:3307/app?connect_timeout=3&ssl_ca=/ca.pem")
     assert kwargs == {
         "host": "h", "port": 3307, "user": "u", "password": "p", "charset": "utf8mb4", "database": "app",
-        "connect_timeout": 3, "ssl_ca": "/ca.pem",
+        "connect_timeout": 3, "ssl_ca": "/ca.pem", "init_command": "SET time_zone = '+00:00'",
     }  # fmt: skip
     with pytest.raises(ConfigurationError, match="PostgreSQL only"):
         driver_url("mysql://u@h/d")

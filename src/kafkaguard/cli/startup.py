@@ -22,8 +22,8 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from kafkaguard.db.engine import libpq_conninfo
-from kafkaguard.db.login import check_login
+from kafkaguard.db.engine import is_mariadb, libpq_conninfo, mariadb_connect_kwargs
+from kafkaguard.db.login import MARIADB_LOGIN_REFUSALS, check_login, mariadb_login_refused
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.log_json import LogFormat
 from kafkaguard.log_json import configure as configure_log_output
@@ -102,11 +102,11 @@ def preflight(
     Raises :class:`~kafkaguard.errors.AuthenticationError` when PostgreSQL or Kafka refuses the credentials.
     """
     if database_url:
-        conninfo = libpq_conninfo(database_url, schema=schema)
-        unreachable = check_login(conninfo)
+        unreachable = _check_database_login(database_url, schema)
         if unreachable is not None:
             log.warning(
-                "PostgreSQL at %s cannot be reached now (%s); the %s starts and retries",
+                "%s at %s cannot be reached now (%s); the %s starts and retries",
+                "MariaDB" if is_mariadb(database_url) else "PostgreSQL",
                 database_target(database_url, schema),
                 unreachable,
                 what,
@@ -118,3 +118,23 @@ def preflight(
         return False
     log.info("Kafka at %s answers (%d broker%s)", bootstrap, brokers, "" if brokers == 1 else "s")
     return True
+
+
+def _check_database_login(url: str, schema: str | None) -> str | None:
+    """None when the database accepts the login; the reason it cannot be reached now otherwise.
+
+    Raises :class:`~kafkaguard.errors.AuthenticationError` when it refuses the credentials.
+    """
+    if not is_mariadb(url):
+        return check_login(libpq_conninfo(url, schema=schema))
+    import pymysql  # the mariadb extra
+
+    kwargs = {**mariadb_connect_kwargs(url, schema=schema), "connect_timeout": 5}
+    try:
+        pymysql.connect(**kwargs).close()
+    except pymysql.err.OperationalError as exc:
+        code = exc.args[0] if exc.args else 0
+        if code in MARIADB_LOGIN_REFUSALS:
+            raise mariadb_login_refused(kwargs, code) from None
+        return f"{code} {type(exc).__name__}"
+    return None

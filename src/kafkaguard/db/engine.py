@@ -78,6 +78,9 @@ def _parse(url: str | URL) -> URL:
 MARIADB_BACKENDS = frozenset({"mysql", "mariadb"})
 MARIADB_SYNC_DRIVER = "pymysql"
 MARIADB_ASYNC_DRIVER = "aiomysql"
+MARIADB_SESSION_INIT = "SET time_zone = '+00:00'"
+"""Run by every MariaDB connection kafkaguard opens: ``DATETIME(6)`` columns hold UTC, and their
+``CURRENT_TIMESTAMP(6)`` defaults and ``UTC_TIMESTAMP`` comparisons agree whatever the server's zone."""
 
 
 def is_mariadb(url: str | URL) -> bool:
@@ -150,6 +153,7 @@ def mariadb_connect_kwargs(url: str | URL, *, schema: str | None = None) -> dict
         "user": u.username or "",
         "password": u.password or "",
         "charset": query["charset"],
+        "init_command": MARIADB_SESSION_INIT,
     }
     if u.database:
         kwargs["database"] = u.database
@@ -321,6 +325,7 @@ def sync_engine(url: str | URL, *, schema: str | None = None, **kwargs: Any) -> 
     args: dict[str, Any] = {}
     if is_mariadb(url):
         u = mariadb_sync_url(url, schema=schema)
+        args = {"init_command": MARIADB_SESSION_INIT}
     else:
         u, args = _engine_args(url, schema, False)
     pre_ping = kwargs.pop("pool_pre_ping", None)
@@ -343,6 +348,7 @@ def async_engine(
         if importlib.util.find_spec("aiomysql") is None:
             raise ConfigurationError("an asyncio engine on MariaDB needs aiomysql: pip install 'kafkaguard[mariadb]'")
         u = mariadb_async_url(url, schema=schema)
+        args = {"init_command": MARIADB_SESSION_INIT}
     else:
         u, args = _engine_args(url, schema, True, _search_path)
         if u.drivername == "postgresql+asyncpg" and importlib.util.find_spec("asyncpg") is None:
@@ -367,6 +373,8 @@ def async_twin(engine: Engine, **kwargs: Any) -> AsyncEngine:
     origin = _ORIGINS.get(engine)
     if origin is not None:
         return async_engine(origin[0], schema=origin[1], **kwargs)
+    if engine.dialect.name in MARIADB_BACKENDS:  # the URL names the database: the same tables
+        return async_engine(engine.url, **kwargs)
     with engine.connect() as conn:
         path = str(conn.exec_driver_sql("SHOW search_path").scalar_one())
     return async_engine(engine.url, _search_path=path, **kwargs)

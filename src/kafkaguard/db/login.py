@@ -11,6 +11,7 @@ too. Lines name host, port, database and user, never the password.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -82,3 +83,17 @@ def check_login(conninfo: str) -> str | None:
             raise login_refused(conninfo, reason) from None
         first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         return first.rsplit(" failed: ", 1)[-1]
+
+
+MARIADB_LOGIN_REFUSALS = frozenset({1044, 1045, 1698})
+"""MariaDB error numbers of a refused login: access denied to the database, for the user, by a plugin."""
+
+
+def mariadb_login_refused(kwargs: dict[str, Any], code: object) -> AuthenticationError:
+    """The error for MariaDB refusing the login of ``kwargs`` (``pymysql.connect`` arguments: names
+    host/port/database/user only, never the password)."""
+    where = f"{kwargs.get('host')}:{kwargs.get('port')}/{kwargs.get('database', '')}"
+    return AuthenticationError(
+        f"MariaDB at {where} refused the login of user {kwargs.get('user')!r} ({code}): check the user and"
+        " password in --url / KAFKAGUARD_DATABASE_URL"
+    )

@@ -37,8 +37,13 @@ from kafkaguard.publisher.http import HttpPublisher
 from kafkaguard.publisher.schema_scope import SchemaScope
 from kafkaguard.publisher.settings import PublishMode
 from kafkaguard.settings import KafkaguardSettings
+from kafkaguard.stores.by_database import publisher_dead_letters_for
 from kafkaguard.stores.outbox import OutboxWriter, PostgresOutboxWriter
-from kafkaguard.stores.publisher_dead_letters import PostgresPublisherDeadLetters, PublisherDeadLetterWriter
+from kafkaguard.stores.publisher_dead_letters import (
+    PostgresPublisherDeadLetters,
+    PublisherDeadLetterWriter,
+    on_mariadb_session,
+)
 from kafkaguard.topics import RelayKind
 from kafkaguard.tracing import spans
 from kafkaguard.tracing.context import TRACESTATE, current_headers
@@ -119,7 +124,7 @@ class Publisher:
         self._schema = SchemaScope(settings.db_schema)
         self._outbox = outbox if outbox is not None else PostgresOutboxWriter(delete_after_insert=self._debezium)
         self._own_dead_letters = dead_letters is None
-        self._dead_letters = dead_letters if dead_letters is not None else PostgresPublisherDeadLetters(engine)
+        self._dead_letters = dead_letters if dead_letters is not None else publisher_dead_letters_for(engine)
         self._engine = engine
         self._owns_engine = False
         self._producer = producer
@@ -200,7 +205,7 @@ class Publisher:
                 if self._engine is None and self.settings.database_url:
                     self._engine = sync_engine(self.settings.database_url, schema=self.settings.db_schema)
                     self._owns_engine = True
-                store = PostgresPublisherDeadLetters(self._engine) if self._engine is not None else None
+                store = publisher_dead_letters_for(self._engine) if self._engine is not None else None
             p = self.settings.publish
             self._background = BackgroundPublisher(
                 producer,
@@ -256,12 +261,13 @@ class Publisher:
         return isinstance(self._dead_letters, PostgresPublisherDeadLetters)
 
     def _scope(self, session: Session, mode: PublishMode) -> AbstractContextManager[None]:
-        if not self._in_postgres(mode):
+        # On MariaDB the schema is the database the session's engine connects to: nothing to put first.
+        if not self._in_postgres(mode) or on_mariadb_session(session):
             return nullcontext()
         return self._schema.around(session, _OUTBOX if mode is PublishMode.OUTBOX else ())
 
     def _scope_async(self, session: AsyncSession, mode: PublishMode) -> AbstractAsyncContextManager[None]:
-        if not self._in_postgres(mode):
+        if not self._in_postgres(mode) or on_mariadb_session(session.sync_session):
             return nullcontext()
         return self._schema.around_async(session, _OUTBOX if mode is PublishMode.OUTBOX else ())
 

@@ -128,7 +128,7 @@ class Relay:
         ``relay.kind`` is ``debezium`` (Debezium relays that outbox; two relays would publish twice).
         A missing schema raises :class:`~kafkaguard.errors.SchemaNotReadyError` from :meth:`run`.
         """
-        from kafkaguard.db.engine import libpq_conninfo
+        from kafkaguard.stores.by_database import outbox_store_for
         from kafkaguard.transports.kafka_topics import TopicRegistry
 
         spans.configure(settings.tracing)
@@ -140,7 +140,7 @@ class Relay:
         if not settings.database_url:
             raise ConfigurationError("a database URL is needed (KAFKAGUARD_DATABASE_URL or database_url=...)")
         return cls.for_database(
-            conninfo=libpq_conninfo(settings.database_url, schema=settings.db_schema),
+            outbox=outbox_store_for(settings.database_url, schema=settings.db_schema),
             schema=settings.db_schema,
             bootstrap=settings.bootstrap_servers,
             settings=settings.relay,
@@ -155,7 +155,8 @@ class Relay:
     def for_database(
         cls,
         *,
-        conninfo: str,
+        conninfo: str | None = None,
+        outbox: OutboxStore | None = None,
         bootstrap: str,
         settings: RelaySettings,
         topics: Topics,
@@ -166,14 +167,19 @@ class Relay:
         topic_limits: Callable[[str], int | None] | None = None,
         schema: str | None = None,
     ) -> Relay:
-        """A relay over the real adapters: :class:`~kafkaguard.stores.outbox.PostgresOutbox` of
-        ``conninfo`` (libpq, search_path first ``schema``; its tables are checked at connect) and a
+        """A relay over the real adapters: ``outbox`` (e.g. from
+        :func:`~kafkaguard.stores.by_database.outbox_store_for`, PostgreSQL or MariaDB by URL) or
+        :class:`~kafkaguard.stores.outbox.PostgresOutbox` of ``conninfo`` (libpq, search_path first
+        ``schema``; its tables are checked at connect), and a
         :class:`~kafkaguard.transports.kafka_delivery.DeliveryProducer` of ``bootstrap`` (replaced
         after a fatal error). ``topic_limits`` default: asked of Kafka once per topic, on first use
         (:class:`~kafkaguard.relay.limits.TopicLimits`), so a relay that never publishes asks nothing.
         """
         from kafkaguard.relay.limits import TopicLimits
         from kafkaguard.stores.outbox import PostgresOutbox
+
+        if outbox is None and conninfo is None:
+            raise ConfigurationError("Relay.for_database needs an outbox store or a libpq conninfo")
         from kafkaguard.transports.kafka_delivery import DeliveryProducer
 
         overrides = dict(producer_overrides or {})
@@ -188,7 +194,7 @@ class Relay:
             return DeliveryProducer(bootstrap, message_timeout=settings.delivery_timeout, overrides=overrides)
 
         return cls(
-            outbox=PostgresOutbox(conninfo, schema=schema),
+            outbox=outbox if outbox is not None else PostgresOutbox(str(conninfo), schema=schema),
             producer=new_producer(),
             new_producer=new_producer,
             topics=topics,

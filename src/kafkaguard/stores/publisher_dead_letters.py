@@ -44,6 +44,13 @@ MAX_ERROR_MESSAGE = 2000  # a broker's error text is short; a stack dump is not 
 Writer = Session | Connection
 
 
+def on_mariadb_session(session: Any) -> bool:
+    """Whether ``session`` (a SQLAlchemy ``Session`` or ``Connection``) is on MariaDB."""
+    bind = session.get_bind() if isinstance(session, Session) else session
+    dialect = getattr(bind, "dialect", None)
+    return getattr(dialect, "name", "") in ("mysql", "mariadb")
+
+
 def history_entry(error: BaseException, *, attempts: int, source: PublishSource) -> dict[str, Any]:
     """One JSON entry of a dead letter's history: when, which path, how many attempts, which error."""
     return shared_history_entry("dead_lettered", error, attempts=attempts, source=source.value)
@@ -75,7 +82,13 @@ def dead_letter_values(
 def add_dead_letter(
     session: Writer, event: Event, *, topic: str, source: PublishSource, error: BaseException, attempts: int = 1
 ) -> None:
-    """Insert a publisher dead letter in the transaction of ``session`` (idempotent per event_id)."""
+    """Insert a publisher dead letter in the transaction of ``session`` (idempotent per event_id), in
+    the SQL of ``session``'s database (PostgreSQL, or MariaDB's twin)."""
+    if on_mariadb_session(session):
+        from kafkaguard.stores.publisher_dead_letters_mariadb import add_dead_letter as add_on_mariadb
+
+        add_on_mariadb(session, event, topic=topic, source=source, error=error, attempts=attempts)
+        return
     values = dead_letter_values(event, topic=topic, source=source, error=error, attempts=attempts)
     session.execute(insert(publisher_dead_letters).values(**values).on_conflict_do_nothing(index_elements=["event_id"]))
 
@@ -266,7 +279,7 @@ class PostgresPublisherDeadLetters:
     """
 
     def __init__(self, engine: Engine | None = None) -> None:
-        require_postgresql(engine, "the publisher dead-letter store")
+        require_postgresql(engine, "the publisher dead-letter store (kafkaguard.stores.by_database picks MariaDB's)")
         self._engine = engine
 
     @property
@@ -299,9 +312,12 @@ class PostgresPublisherDeadLetters:
     def key_held(self, session: Any, key: str) -> bool:
         """See :meth:`PublisherDeadLetterWriter.key_held` (in a savepoint, so the caller's transaction
         survives a store that cannot be read)."""
+        sql = KEY_HELD_SQL
+        if on_mariadb_session(session):
+            from kafkaguard.stores.publisher_dead_letters_mariadb import KEY_HELD_SQL as sql
         try:
             with session.begin_nested():
-                return session.execute(text(KEY_HELD_SQL), {"key": key}).first() is not None
+                return session.execute(text(sql), {"key": key}).first() is not None
         except SQLAlchemyError:
             return False
 
