@@ -15,7 +15,7 @@ demo: system-deps venv jars
 	$(BIN)/python -m examples.dailyfeed.demo.main $(DEMO_ARGS)
 
 test: system-deps venv jars promtool lint docs
-	$(BIN)/python -m pytest -ra -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -ra -p no:cacheprovider --durations=30 $(PYTEST_ARGS)
 
 # The documentation site (mkdocs.yml, docs/) into build/site. --strict: any warning fails the build — a
 # broken link or reference, a docstring mkdocstrings cannot render, a setting without a description.

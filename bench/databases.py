@@ -54,14 +54,14 @@ class Namespace:
     schema: str
 
     def engine(self) -> Engine:
-        return create_engine(self.url, schema=self.schema)
+        return create_engine(url=self.url, schema=self.schema)
 
 
 def _namespace(dialect: str, stack: Stack, maria: MariaDbServer, prefix: str) -> Namespace:
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     if dialect == "mariadb":
         url = maria.url()
-        root = create_engine(url)
+        root = create_engine(url=url)
         with root.begin() as conn:
             conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
         root.dispose()
@@ -198,7 +198,7 @@ def run(stack: Stack, *, rows: int, events: int, rounds: int, profile: str) -> R
 
 
 def _server_version(server: MariaDbServer) -> str:
-    engine = create_engine(server.url())
+    engine = create_engine(url=server.url())
     with engine.connect() as conn:
         full = str(conn.execute(text("SELECT VERSION()")).scalar_one())
     engine.dispose()

@@ -46,7 +46,8 @@ def duplicate_messages(
                     # Onto the original's partition, as a producer retry or a relay's re-send lands:
                     # librdkafka's default partitioner is not Java's murmur2, so a copy left to it would
                     # sit on another partition and could be applied before the key's earlier events.
-                    producer.produce(topic, msg.value(), msg.key(), partition=msg.partition(), headers=msg.headers(),
+                    same = msg.partition() or 0
+                    producer.produce(topic, msg.value(), msg.key(), partition=same, headers=msg.headers(),
                                      on_delivery=lambda err, _m: acked.append(0 if err else 1))  # fmt: skip
                     copied += 1
             producer.poll(0)

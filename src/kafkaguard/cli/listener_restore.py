@@ -20,7 +20,7 @@ from kafkaguard.consumer.registry import HandlerRegistry
 from kafkaguard.restore.listener_job import ListenerRestoreJob
 from kafkaguard.restore.report import RunReport
 from kafkaguard.settings import KafkaguardSettings
-from kafkaguard.stores.listener_dead_letters import PostgresListenerDeadLetters
+from kafkaguard.stores.listener_dead_letters import SqlListenerDeadLetters
 
 __all__ = [
     "configured_group",
@@ -40,12 +40,12 @@ def configured_group(settings: KafkaguardSettings) -> str | None:
 
 def groups_with_open_records(engine: Engine, *, limit: int = 20) -> list[str]:
     """Consumer groups that have open listener dead letters (at most ``limit``), sorted."""
-    return PostgresListenerDeadLetters(engine).groups_with_open_records(limit=limit)
+    return SqlListenerDeadLetters(engine).groups_with_open_records(limit=limit)
 
 
 def open_types_by_key(engine: Engine, group: str, keys: Sequence[str]) -> dict[str, set[str | None]]:
     """The event types of each key's open records in ``group`` (what a restore of the key applies)."""
-    return PostgresListenerDeadLetters(engine).open_types_by_key(group, keys)
+    return SqlListenerDeadLetters(engine).open_types_by_key(group, keys)
 
 
 def resolve_group(engine: Engine, option: str | None, settings: KafkaguardSettings) -> str | None:

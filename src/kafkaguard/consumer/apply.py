@@ -50,8 +50,8 @@ from kafkaguard.errors import IdConflictError, StoreUnavailableError, UnknownEve
 from kafkaguard.log_json import bind, unbind
 from kafkaguard.logtext import short
 from kafkaguard.policies.retry import GiveUp
+from kafkaguard.stores.by_database import consumer_store_for
 from kafkaguard.stores.inbox import AsyncConsumerTx, ConsumerStore, ConsumerTx, Prior
-from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
 from kafkaguard.tracing import spans
 
 log = logging.getLogger("kafkaguard.consumer")
@@ -146,8 +146,9 @@ class Applier:
     """Carries one message to a durable outcome (see the module docstring for the guarantees).
 
     ``store``: where the inbox and the dead letters live (a :class:`ConsumerStore`; an
-    :class:`~sqlalchemy.Engine` is wrapped in :class:`PostgresConsumerStore` with ``async_engine``,
-    which ``async def`` handlers need). ``stop`` cuts a retry wait short at shutdown;
+    :class:`~sqlalchemy.Engine` is wrapped in its database's store,
+    :func:`~kafkaguard.stores.by_database.consumer_store_for`, with ``async_engine``, which
+    ``async def`` handlers need). ``stop`` cuts a retry wait short at shutdown;
     ``on_dead_letter(record, row)`` runs after a new dead letter committed (the DLQ topic copy).
     """
 
@@ -162,7 +163,7 @@ class Applier:
         rng: random.Random | None = None,
         on_dead_letter: Callable[[Record, dict[str, Any]], None] | None = None,
     ) -> None:
-        self.store: ConsumerStore = PostgresConsumerStore(store, async_engine) if isinstance(store, Engine) else store
+        self.store: ConsumerStore = consumer_store_for(store, async_engine) if isinstance(store, Engine) else store
         self.registry = registry
         self.settings = settings
         self.group = settings.group_id

@@ -53,7 +53,7 @@ from kafkaguard.http_signing import AUTHORIZATION_HEADER, SIGNATURE_HEADER, TIME
 from kafkaguard.log_json import about
 from kafkaguard.logtext import short
 from kafkaguard.policies.classify import qualified_name
-from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
+from kafkaguard.stores.by_database import consumer_store_for
 from kafkaguard.tracing import spans
 
 log = logging.getLogger("kafkaguard.consumer.http")
@@ -137,7 +137,7 @@ def receiving_router(
         log.warning("http receiving endpoint for group %s accepts unauthenticated requests (http_auth none)", group)
     router = APIRouter(prefix=prefix)
 
-    store = PostgresConsumerStore(engine, async_engine)  # thread-safe: a session per transaction
+    store = consumer_store_for(engine, async_engine)  # thread-safe: a session per transaction
 
     def make_applier() -> Applier:
         # One Applier per request: an Applier is not thread-safe, requests run concurrently.

@@ -25,8 +25,8 @@ from kafkaguard.errors import ConfigurationError
 from kafkaguard.process_memory import FreedMemoryTrimmer
 from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.signals import on_stop_signals
+from kafkaguard.stores.by_database import consumer_store_for
 from kafkaguard.stores.inbox import ConsumerStore
-from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
 from kafkaguard.tracing import spans
 
 __all__ = ["build_worker", "load_registry", "run_until_signalled"]
@@ -55,7 +55,7 @@ def build_worker(
     cs = settings.consumer
     if not cs.topics and source is None:
         raise ConfigurationError("no topics to consume: pass --topic or set KAFKAGUARD_CONSUMER__TOPICS")
-    store = store or _postgres_store(settings, registry)
+    store = store or _database_store(settings, registry)
     copier = DlqCopier(settings.bootstrap_servers, settings.kafka_producer_overrides()) if cs.dlq_topic else None
     applier = Applier(store, registry, cs, stop=threading.Event(), on_dead_letter=copier)
     if source is None:
@@ -70,14 +70,14 @@ def build_worker(
     return Worker(source, applier, on_outcome=on_outcome)
 
 
-def _postgres_store(settings: KafkaguardSettings, registry: HandlerRegistry) -> PostgresConsumerStore:
+def _database_store(settings: KafkaguardSettings, registry: HandlerRegistry) -> ConsumerStore:
     """The consumer store of ``settings.database_url`` (an async engine too for ``async def`` handlers)."""
     if not settings.database_url:
         raise ConfigurationError("a database URL is needed (--url or KAFKAGUARD_DATABASE_URL)")
     engine = sync_engine(settings.database_url, schema=settings.db_schema, pool_size=2)
     require_engine_tables(engine, settings.db_schema, CONSUMER_TABLES, if_reachable=True)
     aengine = async_engine(settings.database_url, schema=settings.db_schema) if registry.has_async else None
-    return PostgresConsumerStore(engine, aengine)
+    return consumer_store_for(engine, aengine)
 
 
 def run_until_signalled(worker: Worker) -> None:

@@ -57,11 +57,34 @@ def _check(row: Any, schema: str | None) -> None:
         raise err
 
 
+MARIADB_TABLES_SQL = "SELECT DATABASE(), table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
+"""MariaDB: the connection's database (kafkaguard's schema there) and its tables."""
+
+
+def _on_mariadb(conn: Any) -> bool:
+    dialect = getattr(conn, "dialect", None)
+    if dialect is None and hasattr(conn, "get_bind"):
+        dialect = conn.get_bind().dialect
+    return getattr(dialect, "name", "") in ("mysql", "mariadb")
+
+
+def _mariadb_row(found: Iterable[Any], tables: Iterable[str]) -> tuple[str | None, list[str]]:
+    rows = list(found)
+    database = str(rows[0][0]) if rows and rows[0][0] is not None else None
+    present = {str(r[1]) for r in rows}
+    # The PostgreSQL-only function of migration 0003 has no MariaDB twin (the adapter runs its steps).
+    return database, [t for t in tables if t not in present and t != C.BEGIN_EVENT]
+
+
 def require_tables(conn: Any, schema: str | None, tables: Iterable[str]) -> None:
     """Raise :class:`SchemaNotReadyError` unless ``tables`` exist in ``schema`` (None: the schema the
-    search_path of ``conn``, a SQLAlchemy ``Connection`` or ``Session``, resolves to)."""
+    search_path of ``conn``, a SQLAlchemy ``Connection`` or ``Session``, resolves to; on MariaDB the
+    connection's database)."""
     from sqlalchemy import text
 
+    if _on_mariadb(conn):
+        _check(_mariadb_row(conn.execute(text(MARIADB_TABLES_SQL)), list(tables)), schema)
+        return
     row = conn.execute(text(MISSING_SQL), {"schema": schema, "tables": list(tables)}).first()
     _check(row, schema)
 
@@ -70,6 +93,9 @@ async def require_tables_async(conn: Any, schema: str | None, tables: Iterable[s
     """:func:`require_tables` on an ``AsyncConnection`` or ``AsyncSession``."""
     from sqlalchemy import text
 
+    if _on_mariadb(conn.sync_connection if hasattr(conn, "sync_connection") else conn.sync_session):
+        _check(_mariadb_row(await conn.execute(text(MARIADB_TABLES_SQL)), list(tables)), schema)
+        return
     row = (await conn.execute(text(MISSING_SQL), {"schema": schema, "tables": list(tables)})).first()
     _check(row, schema)
 

@@ -20,7 +20,8 @@ from datetime import timedelta
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
-from kafkaguard.stores.retention import RETENTIONS, PostgresRetention, RetentionStore
+from kafkaguard.stores.by_database import on_mariadb
+from kafkaguard.stores.retention import RETENTIONS, MariaDbRetention, PostgresRetention, RetentionStore
 
 log = logging.getLogger(__name__)
 
@@ -74,5 +75,6 @@ class Cleanup:
 
 
 def run_cleanup(engine: Engine, settings: CleanupSettings) -> CleanupReport:
-    """:class:`Cleanup` over kafkaguard's tables in ``engine``'s database."""
-    return Cleanup(PostgresRetention(engine), settings).run()
+    """:class:`Cleanup` over kafkaguard's tables in ``engine``'s database (PostgreSQL or MariaDB)."""
+    store = MariaDbRetention(engine) if on_mariadb(engine) else PostgresRetention(engine)
+    return Cleanup(store, settings).run()

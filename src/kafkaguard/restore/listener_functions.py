@@ -16,8 +16,9 @@ from kafkaguard.consumer.registry import HandlerRegistry
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.policies.retry import RetryPolicy
 from kafkaguard.restore.listener_job import ListenerRestoreJob, RestoreResult
-from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
-from kafkaguard.stores.listener_dead_letters import PostgresListenerDeadLetters
+from kafkaguard.stores.by_database import consumer_store_for
+from kafkaguard.stores.inbox import ConsumerStore
+from kafkaguard.stores.listener_dead_letters import SqlListenerDeadLetters
 
 __all__ = [
     "RestoreResult",
@@ -30,7 +31,7 @@ __all__ = [
 
 
 def _job(
-    store: PostgresConsumerStore,
+    store: ConsumerStore,
     registry: HandlerRegistry,
     restored_by: str,
     policy: RetryPolicy | None,
@@ -61,7 +62,7 @@ def restore_key(
     inside a running event loop use :func:`restore_key_async`.
     Raises :class:`StoreUnavailableError` if PostgreSQL is unreachable (nothing changed then).
     """
-    store = PostgresConsumerStore(engine, async_engine)
+    store = consumer_store_for(engine, async_engine)
     return _job(store, registry, restored_by, policy, consumer_settings).process_key(group, key)
 
 
@@ -77,7 +78,7 @@ async def restore_key_async(
 ) -> RestoreResult:
     """:func:`restore_key` for an event loop: the same guarantees, in one async transaction on
     ``async_engine`` (async handlers get the :class:`AsyncSession`, sync ones its sync form)."""
-    store = PostgresConsumerStore(async_engine.sync_engine, async_engine)
+    store = consumer_store_for(async_engine.sync_engine, async_engine)
     return await _job(store, registry, restored_by, policy, consumer_settings).process_key_async(group, key)
 
 
@@ -94,7 +95,7 @@ def retry_dead_letter(
     """Retry one dead letter by id: a keyed row restores its whole key from the head (order holds);
     a keyless row (undecodable key) is retried alone. ``consumer_settings``: limits and classifier
     (the group is always the row's own). ``async_engine``: as for :func:`restore_key`."""
-    store = PostgresConsumerStore(engine, async_engine)
+    store = consumer_store_for(engine, async_engine)
     return _job(store, registry, restored_by, policy, consumer_settings).process_record(dead_letter_id)
 
 
@@ -108,7 +109,7 @@ async def retry_dead_letter_async(
     consumer_settings: ConsumerSettings | None = None,
 ) -> RestoreResult:
     """:func:`retry_dead_letter` for an event loop (see :func:`restore_key_async`)."""
-    store = PostgresConsumerStore(async_engine.sync_engine, async_engine)
+    store = consumer_store_for(async_engine.sync_engine, async_engine)
     return await _job(store, registry, restored_by, policy, consumer_settings).process_record_async(dead_letter_id)
 
 
@@ -118,4 +119,4 @@ def due_keys(engine: Engine, *, limit: int = 100, group: str | None = None) -> l
     ``group``: only that consumer group's keys — filtered before the ``LIMIT``, so one group's
     backlog never hides another group's due keys.
     """
-    return PostgresListenerDeadLetters(engine).due_keys(limit=limit, group=group)
+    return SqlListenerDeadLetters(engine).due_keys(limit=limit, group=group)

@@ -141,7 +141,7 @@ class ListenerRestoreJob:
         through ``registry``'s handlers (``async_engine``: on the same database, for ``async def``
         handlers). Run it with :meth:`run_once` (the configured group by default)."""
         from kafkaguard.db.engine import sync_engine
-        from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
+        from kafkaguard.stores.by_database import consumer_store_for
 
         owned = None
         if engine is None:
@@ -149,7 +149,7 @@ class ListenerRestoreJob:
                 raise ConfigurationError("a database URL is needed (KAFKAGUARD_DATABASE_URL or database_url=...)")
             engine = owned = sync_engine(settings.database_url, schema=settings.db_schema)
         job = cls(
-            PostgresConsumerStore(engine, async_engine), registry, settings.consumer,
+            consumer_store_for(engine, async_engine), registry, settings.consumer,
             policy=settings.restore.policy, batch_size=settings.restore.batch_size, restored_by=restored_by,
         )  # fmt: skip
         job._owned_engine = owned

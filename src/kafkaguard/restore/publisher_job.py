@@ -40,11 +40,10 @@ from kafkaguard.restore.outcome import after_failure, after_success
 from kafkaguard.restore.report import RunReport
 from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
 from kafkaguard.stores import listener_dead_letters as LDL
+from kafkaguard.stores.by_database import consumer_store_for, publisher_dead_letters_for
 from kafkaguard.stores.inbox import ConsumerStore
-from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
 from kafkaguard.stores.publisher_dead_letters import (
     HeldRecords,
-    PostgresPublisherDeadLetters,
     PublisherDeadLetterStore,
     SqlHeldRecords,
 )
@@ -165,15 +164,13 @@ class PublisherRestoreJob:
             raise ConfigurationError("the republish strategy needs a Kafka producer")
         if settings.publisher_strategy is PublisherStrategy.HANDOFF and not settings.handoff_group:
             raise ConfigurationError("the handoff strategy needs restore.handoff_group (the consumer group to hand to)")
-        self.store: PublisherDeadLetterStore = (
-            PostgresPublisherDeadLetters(store) if isinstance(store, Engine) else store
-        )
+        self.store: PublisherDeadLetterStore = publisher_dead_letters_for(store) if isinstance(store, Engine) else store
         self.settings = settings
         self.producer = producer
         self.topic_for = topic_for or (lambda row: str(row["topic"]))
         self.ensure_topic = ensure_topic
         if listener_store is None and listener_engine is not None:
-            listener_store = PostgresConsumerStore(listener_engine)
+            listener_store = consumer_store_for(listener_engine)
         self.hand_off = hand_off or StoreHandoff(str(settings.handoff_group or ""), listener_store)
         self.clock = clock
         self._owned_engine: Engine | None = None

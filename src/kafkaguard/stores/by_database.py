@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kafkaguard.db.engine import MARIADB_BACKENDS, dialect_name, libpq_conninfo
+from kafkaguard.stores.inbox import ConsumerStore
 from kafkaguard.stores.outbox import OutboxStore
 
 if TYPE_CHECKING:
@@ -48,3 +50,15 @@ def publisher_dead_letters_for(engine: Engine | None) -> PostgresPublisherDeadLe
     from kafkaguard.stores.publisher_dead_letters import PostgresPublisherDeadLetters
 
     return PostgresPublisherDeadLetters(engine)
+
+
+def consumer_store_for(engine: Engine, async_engine: AsyncEngine | None = None) -> ConsumerStore:
+    """The consumer's (and the listener restore job's) store on ``engine``'s database: inbox, key
+    locks, listener dead letters (``async_engine``: the same database, for ``async def`` handlers)."""
+    if on_mariadb(engine):
+        from kafkaguard.stores.inbox_mariadb import MariaDbConsumerStore
+
+        return MariaDbConsumerStore(engine, async_engine)
+    from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
+
+    return PostgresConsumerStore(engine, async_engine)

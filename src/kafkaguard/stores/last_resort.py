@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Insert, func, literal, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import ColumnElement, Connection, Insert, func, insert, literal, select
 
 from kafkaguard.db.tables import last_resort as LR
 
@@ -77,4 +76,4 @@ def stats_last_resort(conn: Connection, filters: LastResortFilters) -> list[dict
 def insert_last_resort(row: dict[str, Any]) -> Insert:
     """Insert one row (as :func:`kafkaguard.consumer.dead_letters.last_resort_row` builds it: bytes,
     numbers and ASCII, nothing a database refuses); ``RETURNING id``."""
-    return pg_insert(LR).values(**row).returning(LR.c.id)
+    return insert(LR).values(**row).returning(LR.c.id)  # RETURNING: PostgreSQL, and MariaDB since 10.5

@@ -187,11 +187,11 @@ def due_keys_query(*, limit: int, group: str | None) -> Select[Any]:
     )
 
 
-class PostgresListenerDeadLetters:
-    """:class:`ListenerDeadLetters` on PostgreSQL (``engine``'s schema)."""
+class SqlListenerDeadLetters:
+    """:class:`ListenerDeadLetters` on a SQLAlchemy engine: PostgreSQL (``engine``'s schema) or MariaDB
+    (its database): these reads are plain SQLAlchemy Core, the same on both."""
 
     def __init__(self, engine: Engine) -> None:
-        require_postgresql(engine, "the listener dead-letter store")
         self.engine = engine
 
     def due_keys(self, *, limit: int = 100, group: str | None = None) -> list[tuple[str, str]]:
@@ -227,3 +227,11 @@ class PostgresListenerDeadLetters:
         with self.engine.connect() as conn:
             row = conn.execute(by_id(dead_letter_id)).first()
         return to_record(row) if row is not None else None
+
+
+class PostgresListenerDeadLetters(SqlListenerDeadLetters):
+    """:class:`SqlListenerDeadLetters` that refuses an engine on another database than PostgreSQL."""
+
+    def __init__(self, engine: Engine) -> None:
+        require_postgresql(engine, "the listener dead-letter store")
+        super().__init__(engine)

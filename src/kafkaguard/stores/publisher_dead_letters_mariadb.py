@@ -92,11 +92,13 @@ def key_lock_name(scope: str, key: str) -> str:
 def named_lock(conn: Connection, name: str) -> Iterator[bool]:
     """Whether ``conn`` took the named lock ``name`` (never waits); released when the block ends."""
     taken = conn.execute(text("SELECT GET_LOCK(:name, 0)"), {"name": name}).scalar_one() == 1
+    conn.commit()  # end the autobegun transaction: the lock is the connection's, the block begins its own
     try:
         yield taken
     finally:
         if taken:
             conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+            conn.commit()
 
 
 class MariaDbHeldRecords:

@@ -100,3 +100,34 @@ class PostgresRetention:
         """See :meth:`RetentionStore.delete_expired`."""
         with self.engine.begin() as conn:
             return delete_expired(conn, rule, age=age, limit=limit)
+
+
+class MariaDbRetention:
+    """:class:`RetentionStore` on MariaDB: a named lock (``GET_LOCK(..., 0)``) for the run, one short
+    transaction per batch (``DELETE ... LIMIT``; ``now()`` is UTC on kafkaguard's connections)."""
+
+    LOCK = "kafkaguard.cleanup"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def exclusive(self) -> Iterator[bool]:
+        """See :meth:`RetentionStore.exclusive`: the lock lives on a connection of its own."""
+        with self.engine.connect() as lock_conn:
+            got = lock_conn.execute(text("SELECT GET_LOCK(:n, 0)"), {"n": self.LOCK}).scalar_one() == 1
+            lock_conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    lock_conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": self.LOCK})
+                    lock_conn.commit()
+
+    def delete_expired(self, rule: Retention, *, age: timedelta, limit: int) -> int:
+        """See :meth:`RetentionStore.delete_expired`."""
+        condition = rule.condition.replace("now() - :age", "UTC_TIMESTAMP(6) - INTERVAL :age_us MICROSECOND")
+        sql = text(f"DELETE FROM {rule.table} WHERE {condition} LIMIT :n")  # noqa: S608 - constant table and condition
+        params = {"age_us": int(age.total_seconds() * 1_000_000), "n": limit}
+        with self.engine.begin() as conn:
+            return int(conn.execute(sql, params).rowcount)
