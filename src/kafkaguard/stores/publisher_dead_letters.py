@@ -279,7 +279,7 @@ class PostgresPublisherDeadLetters:
     """
 
     def __init__(self, engine: Engine | None = None) -> None:
-        require_postgresql(engine, "the publisher dead-letter store (kafkaguard.stores.by_database picks MariaDB's)")
+        require_postgresql(engine, "the publisher dead-letter store")
         self._engine = engine
 
     @property
