@@ -19,7 +19,8 @@ from confluent_kafka import Consumer
 
 from kafkaguard.relay.settings import RelaySettings
 from kafkaguard.relay.worker import Relay
-from kafkaguard.testing.fixtures import TestDatabase
+from kafkaguard.stores.by_database import outbox_store_for
+from kafkaguard.testing.fixtures import TestDatabase, TestMariaDatabase
 from kafkaguard.topics import topic_for
 from kafkaguard.transports.kafka_topics import TopicRegistry
 
@@ -41,10 +42,10 @@ def scalar(db: TestDatabase, sql: str, params: Any = None) -> Any:
 
 
 @contextmanager
-def relay_thread(db: TestDatabase, bootstrap: str, **settings: Any) -> Iterator[Relay]:
-    """Run one in-process relay on ``db`` until the block ends."""
+def relay_thread(db: TestDatabase | TestMariaDatabase, bootstrap: str, **settings: Any) -> Iterator[Relay]:
+    """Run one in-process relay on ``db`` (its outbox adapter chosen by the URL) until the block ends."""
     relay = Relay.for_database(
-        conninfo=db.conninfo,
+        outbox=outbox_store_for(db.url, schema=db.schema),
         bootstrap=bootstrap,
         settings=RelaySettings(**{"poll_interval": 0.5, **settings}),
         topics=TopicRegistry(bootstrap, partitions=3),

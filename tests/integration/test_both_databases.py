@@ -11,8 +11,6 @@ import os
 import signal
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,21 +28,17 @@ from kafkaguard.consumer.worker import Worker
 from kafkaguard.db.columns import PublishSource
 from kafkaguard.maintenance.cleanup import CleanupSettings, run_cleanup
 from kafkaguard.publisher.facade import Publisher
-from kafkaguard.relay.settings import RelaySettings
-from kafkaguard.relay.worker import Relay
 from kafkaguard.restore.listener_functions import restore_key
 from kafkaguard.restore.publisher_job import PublisherRestoreJob
 from kafkaguard.restore.settings import RestoreSettings
 from kafkaguard.settings import KafkaguardSettings
-from kafkaguard.stores.by_database import outbox_store_for, publisher_dead_letters_for
+from kafkaguard.stores.by_database import publisher_dead_letters_for
 from kafkaguard.stores.outbox import add_event
 from kafkaguard.testing.fixtures import TestDatabase, TestMariaDatabase
-from kafkaguard.topics import topic_for
 from kafkaguard.transports.kafka_admin import ensure_topics
 from kafkaguard.transports.kafka_delivery import DeliveryProducer
-from kafkaguard.transports.kafka_topics import TopicRegistry
 from tests.integration import consumer_app as app
-from tests.integration.relay_helpers import TopicReader, wait_until
+from tests.integration.relay_helpers import TopicReader, relay_thread, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -73,28 +67,6 @@ def count(engine: Engine, sql: str, params: dict[str, Any] | None = None) -> int
 
 def settings_of(db: Db, bootstrap: str, **extra: Any) -> KafkaguardSettings:
     return KafkaguardSettings(database_url=db.url, db_schema=db.schema, bootstrap_servers=bootstrap, **extra)
-
-
-@contextmanager
-def relay_running(db: Db, bootstrap: str, **relay: Any) -> Iterator[Relay]:
-    """An in-process relay on ``db`` (its outbox adapter chosen by the URL) until the block ends."""
-    worker = Relay.for_database(
-        outbox=outbox_store_for(db.url, schema=db.schema),
-        bootstrap=bootstrap,
-        settings=RelaySettings(**{"poll_interval": 0.5, **relay}),
-        topics=TopicRegistry(bootstrap, partitions=3),
-        for_aggregate=topic_for,
-        name=f"both-{uuid.uuid4().hex[:4]}",
-    )
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield worker
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-        assert not thread.is_alive(), "the relay did not stop"
 
 
 def relay_process(db: Db, bootstrap: str, log: Path) -> Any:
@@ -168,7 +140,7 @@ def test_relay_dead_letters_a_refused_row_and_holds_its_key(store_database: Db, 
             add_event(session, ev, topic=topic)
     reader = TopicReader(kafka_bootstrap, topic)
     try:
-        with relay_running(db, kafka_bootstrap):
+        with relay_thread(db, kafka_bootstrap):
             wait_until(lambda: count(engine, "SELECT count(*) FROM kafka_publisher_dead_letters") == 1, 60, "the DL")
             wait_until(lambda: (reader.poll_for(0.5), len(reader.event_ids()) >= 2)[1], 60, "A's first and B")
         with engine.connect() as conn:

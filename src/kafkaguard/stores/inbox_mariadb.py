@@ -42,7 +42,7 @@ from kafkaguard.db.tables import listener_dead_letters as DL
 from kafkaguard.errors import StoreUnavailableError
 from kafkaguard.stores import listener_dead_letters as LDL
 from kafkaguard.stores.inbox import NEW_EVENT, AsyncConsumerTx, ConsumerStore, ConsumerTx, EventStart
-from kafkaguard.stores.inbox_postgres import PostgresTx, is_connection_error
+from kafkaguard.stores.inbox_postgres import EngineHealth, PostgresTx
 from kafkaguard.stores.publisher_dead_letters_mariadb import key_lock_name
 from kafkaguard.stores.restore_decision import RestoreDecision
 
@@ -167,7 +167,7 @@ class MariaDbAsyncTx:
             yield
 
 
-class MariaDbConsumerStore:
+class MariaDbConsumerStore(EngineHealth):
     """:class:`ConsumerStore` on MariaDB: ``engine`` (its database); ``async_engine`` on the same
     database for ``async def`` handlers (needed only then)."""
 
@@ -204,17 +204,6 @@ class MariaDbConsumerStore:
 
     def run_async(self, work: Callable[[ConsumerStore], Awaitable[_T]]) -> _T:
         return run_async(self.engine, self.async_engine, lambda ae: work(MariaDbConsumerStore(self.engine, ae)))
-
-    def store_alive(self) -> bool:
-        try:
-            with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception:  # noqa: BLE001 - any failure means "not reachable"
-            return False
-        return True
-
-    def is_connection_error(self, exc: BaseException) -> bool:
-        return is_connection_error(exc)
 
 
 async def _release_async(conn: AsyncConnection, locks: _Locks) -> None:

@@ -304,7 +304,24 @@ class PostgresAsyncTx:
             yield
 
 
-class PostgresConsumerStore:
+class EngineHealth:
+    """The two health answers a :class:`ConsumerStore` gives, the same for every SQLAlchemy engine."""
+
+    engine: Engine
+
+    def store_alive(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - any failure means "not reachable"
+            return False
+        return True
+
+    def is_connection_error(self, exc: BaseException) -> bool:
+        return is_connection_error(exc)
+
+
+class PostgresConsumerStore(EngineHealth):
     """:class:`ConsumerStore` on PostgreSQL: ``engine`` (its schema); ``async_engine`` on the same
     database and schema for ``async def`` handlers (needed only then)."""
 
@@ -328,14 +345,3 @@ class PostgresConsumerStore:
 
     def run_async(self, work: Callable[[ConsumerStore], Awaitable[_T]]) -> _T:
         return run_async(self.engine, self.async_engine, lambda ae: work(PostgresConsumerStore(self.engine, ae)))
-
-    def store_alive(self) -> bool:
-        try:
-            with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception:  # noqa: BLE001 - any failure means "not reachable"
-            return False
-        return True
-
-    def is_connection_error(self, exc: BaseException) -> bool:
-        return is_connection_error(exc)

@@ -269,17 +269,19 @@ class SqlHeldRecords:
         self.connection.execute(text(OUTCOME_SQL), outcome_params(record_id, outcome, error))
 
 
-class PostgresPublisherDeadLetters:
-    """:class:`PublisherDeadLetterStore` and :class:`PublisherDeadLetterWriter` on a SQLAlchemy engine.
+class SqlPublisherDeadLetters:
+    """What the publisher dead-letter store does the same way on every database: the writer (its
+    statements in the SQL of the session's database) and the due-record reads (``due_keys_sql`` and
+    ``keyless_due_sql``, per dialect). Holding a key is each adapter's own.
 
-    A key is held by ``pg_try_advisory_xact_lock(publisher scope, key)`` in the transaction that
-    reads its records ``FOR UPDATE`` and writes their outcomes: two runs never process one key.
     ``engine`` may be None for a writer that only writes in its callers' sessions (the restore side
     and ``add(None, ...)`` then raise :class:`~kafkaguard.errors.ConfigurationError`).
     """
 
+    due_keys_sql = DUE_KEYS_SQL
+    keyless_due_sql = KEYLESS_DUE_SQL
+
     def __init__(self, engine: Engine | None = None) -> None:
-        require_postgresql(engine, "the publisher dead-letter store")
         self._engine = engine
 
     @property
@@ -324,12 +326,25 @@ class PostgresPublisherDeadLetters:
     def due_heads(self, limit: int) -> list[tuple[int, str | None]]:
         """See :meth:`PublisherDeadLetterStore.due_heads`."""
         with self.engine.connect() as conn:
-            return [(int(i), k) for i, k in conn.execute(text(DUE_KEYS_SQL), {"limit": limit})]
+            return [(int(i), k) for i, k in conn.execute(text(self.due_keys_sql), {"limit": limit})]
 
     def due_keyless(self, limit: int) -> list[int]:
         """See :meth:`PublisherDeadLetterStore.due_keyless`."""
         with self.engine.connect() as conn:
-            return [int(r[0]) for r in conn.execute(text(KEYLESS_DUE_SQL), {"limit": limit})]
+            return [int(r[0]) for r in conn.execute(text(self.keyless_due_sql), {"limit": limit})]
+
+
+class PostgresPublisherDeadLetters(SqlPublisherDeadLetters):
+    """:class:`PublisherDeadLetterStore` and :class:`PublisherDeadLetterWriter` on a SQLAlchemy engine
+    on PostgreSQL.
+
+    A key is held by ``pg_try_advisory_xact_lock(publisher scope, key)`` in the transaction that
+    reads its records ``FOR UPDATE`` and writes their outcomes: two runs never process one key.
+    """
+
+    def __init__(self, engine: Engine | None = None) -> None:
+        require_postgresql(engine, "the publisher dead-letter store")
+        super().__init__(engine)
 
     @contextmanager
     def hold_key(self, key: str) -> Iterator[SqlHeldRecords | None]:

@@ -20,16 +20,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, text
 from sqlalchemy.dialects.mysql import insert
-from sqlalchemy.exc import SQLAlchemyError
 
 from kafkaguard.db import columns as C
 from kafkaguard.db.columns import PublishSource
 from kafkaguard.db.locks import PUBLISHER_SCOPE
 from kafkaguard.db.tables import publisher_dead_letters
 from kafkaguard.envelope import Event
-from kafkaguard.stores.publisher_dead_letters import Writer, dead_letter_values, outcome_params
+from kafkaguard.stores.publisher_dead_letters import SqlPublisherDeadLetters, Writer, dead_letter_values, outcome_params
 from kafkaguard.stores.restore_decision import RestoreDecision
 
 _T = C.PUBLISHER_DEAD_LETTERS
@@ -124,58 +123,12 @@ def add_dead_letter(
     session.execute(statement.on_duplicate_key_update(event_id=statement.inserted.event_id))
 
 
-class MariaDbPublisherDeadLetters:
-    """The publisher dead-letter store and writer on a SQLAlchemy engine on MariaDB (module docstring).
+class MariaDbPublisherDeadLetters(SqlPublisherDeadLetters):
+    """The publisher dead-letter store and writer on a SQLAlchemy engine on MariaDB (module docstring);
+    the writer and the due reads are the shared ones, in MariaDB's SQL."""
 
-    ``engine`` may be None for a writer that only writes in its callers' sessions.
-    """
-
-    def __init__(self, engine: Engine | None = None) -> None:
-        self._engine = engine
-
-    @property
-    def engine(self) -> Engine:
-        """The engine of the store's own transactions."""
-        if self._engine is None:
-            from kafkaguard.errors import ConfigurationError
-
-            raise ConfigurationError("this publisher dead-letter store has no engine (a database URL is needed)")
-        return self._engine
-
-    def add(
-        self,
-        session: Writer | None,
-        event: Event,
-        *,
-        topic: str,
-        source: PublishSource,
-        error: BaseException,
-        attempts: int = 1,
-    ) -> None:
-        """Store a dead letter in ``session``'s transaction, or in one of the engine's own when None."""
-        if session is not None:
-            add_dead_letter(session, event, topic=topic, source=source, error=error, attempts=attempts)
-            return
-        with self.engine.begin() as conn:
-            add_dead_letter(conn, event, topic=topic, source=source, error=error, attempts=attempts)
-
-    def key_held(self, session: Any, key: str) -> bool:
-        """Whether ``key`` has an open record (in a savepoint; False when the store cannot be read)."""
-        try:
-            with session.begin_nested():
-                return session.execute(text(KEY_HELD_SQL), {"key": key}).first() is not None
-        except SQLAlchemyError:
-            return False
-
-    def due_heads(self, limit: int) -> list[tuple[int, str | None]]:
-        """(id, key) of each key's due head, and every due keyless record."""
-        with self.engine.connect() as conn:
-            return [(int(i), k) for i, k in conn.execute(text(DUE_KEYS_SQL), {"limit": limit})]
-
-    def due_keyless(self, limit: int) -> list[int]:
-        """Ids of due pending records without a key, oldest first."""
-        with self.engine.connect() as conn:
-            return [int(r[0]) for r in conn.execute(text(KEYLESS_DUE_SQL), {"limit": limit})]
+    due_keys_sql = DUE_KEYS_SQL
+    keyless_due_sql = KEYLESS_DUE_SQL
 
     @contextmanager
     def hold_key(self, key: str) -> Iterator[MariaDbHeldRecords | None]:
