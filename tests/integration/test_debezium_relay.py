@@ -1,7 +1,8 @@
-"""Debezium as the relay (issue 8), on the real broker, PostgreSQL and Kafka Connect.
+"""Debezium as the relay (issue 8; MariaDB: issue 18), on the real broker, the real databases and Kafka Connect.
 
 - every committed event reaches Kafka in per-key commit order, none from rolled-back
-  transactions, with Connect killed -9 and restarted mid-run (outbox written insert-then-delete);
+  transactions, with Connect killed -9 and restarted mid-run (outbox written insert-then-delete),
+  on PostgreSQL (logical decoding) and on MariaDB (the binlog);
 - a stream produced half by kafkaguard's relay and half by Debezium is applied exactly once, in
   per-key order, by one consumer: the two relays' messages are indistinguishable downstream.
 """
@@ -13,15 +14,16 @@ import threading
 import uuid
 
 import psycopg
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.db.engine import sync_engine
 from kafkaguard.envelope import Event
-from kafkaguard.relay.debezium import DebeziumOptions
+from kafkaguard.relay.debezium import DebeziumOptions, connector_config
 from kafkaguard.stores.outbox import add_events
 from kafkaguard.testing import stacks
-from kafkaguard.testing.fixtures import TestDatabase
+from kafkaguard.testing.fixtures import TestDatabase, TestMariaDatabase
 from kafkaguard.transports.kafka_admin import delete_topics, ensure_topics
 from tests.integration import consumer_app
 from tests.integration.consumer_helpers import rows, start_worker
@@ -32,10 +34,16 @@ PER_KEY = 50
 WRITERS = 4
 
 
+def source_url(db: TestDatabase | TestMariaDatabase) -> str:
+    """The URL Debezium connects with: PostgreSQL's server URL (the schema apart), MariaDB's database URL."""
+    return db.url if isinstance(db, TestMariaDatabase) else db.server.url()
+
+
 def test_debezium_relays_every_committed_event_in_key_order_through_a_connect_kill(
-    migrated_database: TestDatabase, kafka_bootstrap: str
+    store_database: TestDatabase | TestMariaDatabase, kafka_bootstrap: str
 ) -> None:
-    db = migrated_database
+    db = store_database
+    conninfo = db.server.conninfo() if isinstance(db, TestDatabase) else None
     agg = f"dbz{uuid.uuid4().hex[:6]}"
     topic = f"outbox.event.{agg}"
     ensure_topics(kafka_bootstrap, [topic], partitions=3)
@@ -73,23 +81,27 @@ def test_debezium_relays_every_committed_event_in_key_order_through_a_connect_ki
 
     reader = TopicReader(kafka_bootstrap, topic)
     try:
-        with stacks.debezium_relay(kafka_bootstrap, db.server.url(), db.schema, db.server.conninfo()) as connect:
+        with stacks.debezium_relay(kafka_bootstrap, source_url(db), db.schema, conninfo) as connect:
             threads = [threading.Thread(target=writer, args=(w,)) for w in range(WRITERS)]
             for t in threads:
                 t.start()
             wait_until(lambda: written[0] >= KEYS * PER_KEY // 3, 120, "a third of the events written")
             connect.kill()  # mid-run: Connect dies with records in flight and offsets unflushed
-            connect.start(DebeziumOptions_config(db))
+            connect.start(
+                connector_config(DebeziumOptions(source_url(db), schema=db.schema, bootstrap=kafka_bootstrap))
+            )
             for t in threads:
                 t.join()
             total = KEYS * PER_KEY
             wait_until(lambda: (reader.poll_for(0.5), len(reader.event_ids()) >= total)[1], 180, "every event on Kafka")
             reader.poll_for(1.0)
+        with engine.connect() as conn:
+            left = conn.execute(text("SELECT count(*) FROM outbox")).scalar_one()
     finally:
         reader.close()
         engine.dispose()
         delete_topics(kafka_bootstrap, [topic])
-    assert scalar(db, "SELECT count(*) FROM outbox") == 0  # insert-then-delete kept the table empty
+    assert left == 0  # insert-then-delete kept the table empty
     types = {m.headers() and dict(m.headers())["type"].decode() for m in reader.messages}
     assert types == {"test.applied"}, "an event of a rolled-back transaction was relayed"
     assert reader.per_key_first_seen() == committed, "per-key commit order broken or an event lost"
@@ -102,12 +114,6 @@ def test_debezium_relays_every_committed_event_in_key_order_through_a_connect_ki
         carried[h["event_id"].decode()] = h["traceparent"].decode() if h.get("traceparent") is not None else None
     assert carried == trace_of, "a trace context was lost or invented on the way through Debezium"
     assert sum(v is not None for v in carried.values()) >= KEYS * PER_KEY // 2 - KEYS
-
-
-def DebeziumOptions_config(db: TestDatabase) -> dict[str, object]:
-    from kafkaguard.relay.debezium import connector_config
-
-    return connector_config(DebeziumOptions(database_url=db.server.url(), schema=db.schema))
 
 
 def test_stream_half_from_kafkaguard_half_from_debezium_is_applied_exactly_once(

@@ -116,3 +116,52 @@ def test_connector_config_with_a_reference_drops_the_password(tmp_path: Path) ->
     out = connector_config(DebeziumOptions(database_url=URL, schema="s"), password_reference=ref)
     assert out["config"]["database.password"] == ref
     assert_no_password(json.dumps(out))
+
+
+MARIADB_URL = "mysql+pymysql://kg:Db-Pa55%3Aw%40rd%2Fx@maria.internal:3307/orders?charset=utf8mb4"
+
+
+def test_a_mariadb_url_gets_the_binlog_connector_with_its_schema_history_in_kafka(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KAFKAGUARD_BOOTSTRAP_SERVERS", "k1.internal:9093,k2.internal:9093")
+    result = CliRunner().invoke(app, ["debezium", "config", "--database-url", MARIADB_URL], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert_no_password(result.output)
+    config = json.loads(result.output)["config"]
+    assert config["connector.class"] == "io.debezium.connector.mariadb.MariaDbConnector"
+    assert config["database.hostname"] == "maria.internal" and config["database.port"] == "3307"
+    # no schema given: the URL's database is the one relayed
+    assert config["database.include.list"] == "orders" and config["table.include.list"] == "orders.outbox"
+    assert config["schema.history.internal.kafka.bootstrap.servers"] == "k1.internal:9093,k2.internal:9093"
+    assert config["snapshot.locking.mode"] == "none" and config["snapshot.mode"] == "no_data"
+    assert config["time.precision.mode"] == "connect"  # occurred_at as an ISO 8601 header
+    assert config["database.password"].startswith("${file:")
+    assert not {"slot.name", "publication.name", "plugin.name", "database.sslmode"} & set(config)
+    # the Outbox Event Router part is the PostgreSQL connector's
+    postgres = connector_config(DebeziumOptions(database_url=URL))["config"]
+    assert {k: v for k, v in config.items() if k.startswith("transforms.")} == {
+        k: v for k, v in postgres.items() if k.startswith("transforms.")
+    }
+
+
+def test_on_mariadb_the_schema_names_the_database_and_the_replica_id_is_stable_and_not_the_servers() -> None:
+    opts = DebeziumOptions(database_url=MARIADB_URL, schema="billing", bootstrap="k:9092")
+    config = connector_config(opts)["config"]
+    assert config["table.include.list"] == "billing.outbox"
+    assert (
+        config["database.server.id"] == str(opts.replica_id) == str(DebeziumOptions(MARIADB_URL, "billing").replica_id)
+    )
+    assert opts.replica_id >= 100_000
+    assert DebeziumOptions(MARIADB_URL, "other").replica_id != opts.replica_id
+    assert (
+        connector_config(DebeziumOptions(MARIADB_URL, "b", bootstrap="k:9092", server_id=7))["config"][
+            "database.server.id"
+        ]
+        == "7"
+    )
+
+
+def test_the_mariadb_connector_without_bootstrap_servers_is_refused_in_one_line() -> None:
+    with pytest.raises(ConfigurationError, match="schema history in Kafka"):
+        connector_config(DebeziumOptions(database_url=MARIADB_URL))

@@ -10,6 +10,9 @@ Two forms, both with the database password as a Connect config-provider referenc
   cluster named by ``--cluster``. The password is ``${secrets:<namespace>/<secret>:<key>}``, read by
   Strimzi's KubernetesSecretConfigProvider from a Kubernetes Secret (no file on the pods), or with
   ``--provider file`` a ``${file:...}`` reference to a Secret mounted into the pods.
+
+The URL picks the connector: PostgreSQL's (a replication slot) or MariaDB's (the binlog; its schema
+history goes to a topic on ``bootstrap_servers`` from the settings, and ``--schema`` names the database).
 """
 
 from __future__ import annotations
@@ -151,6 +154,7 @@ def config(
 ) -> None:
     """Print the Debezium connector configuration for SCHEMA's outbox, the password a config-provider reference.
 
+    PostgreSQL or MariaDB by the URL (on MariaDB SCHEMA is the database, the URL's by default).
     Topic pattern, partitions and replication come from the settings ([topics]), as for kafkaguard's relay.
     """
     settings = load_settings(database_url, schema)
@@ -163,6 +167,7 @@ def config(
         name=name,
         partitions=settings.topics.partitions,
         replication=settings.topics.replication,
+        bootstrap=settings.bootstrap_servers,
     )
     chosen = provider or (Provider.FILE if fmt is Format.JSON else Provider.SECRETS)
     ref = password_reference(chosen, password_file=password_file, key=password_key, namespace=namespace, secret=secret)

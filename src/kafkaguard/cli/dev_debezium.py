@@ -15,14 +15,16 @@ from sqlalchemy.engine import make_url
 from kafkaguard.cli.common import out, say
 from kafkaguard.cli.startup import database_target
 from kafkaguard.connect_security import reference
-from kafkaguard.devstack.connect import ConnectWorker, ensure_connect
+from kafkaguard.devstack.connect import ConnectWorker, ensure_connect, wait_streaming
 from kafkaguard.devstack.connect_cluster import ConnectCluster
-from kafkaguard.devstack.stack import DevStack, default_run_dir
+from kafkaguard.devstack.stack import MARIADB, POSTGRES, DevStack, default_run_dir
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.kafka_security import from_environ
 from kafkaguard.relay.debezium import SLOT_LAG_SQL, DebeziumOptions, SlotStatus, connector_config
 
-debezium_app = typer.Typer(help="Debezium's PostgreSQL connector with the Outbox Event Router, as the relay.")
+debezium_app = typer.Typer(
+    help="Debezium's PostgreSQL or MariaDB connector with the Outbox Event Router, as the relay."
+)
 
 SchemaOpt = Annotated[str, typer.Option("--schema", help="Schema whose outbox Debezium relays.")]
 RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", help="Run folder \\[env KAFKAGUARD_RUN_DIR].")]
@@ -67,9 +69,31 @@ def _cluster(stack: DevStack, rest_port: int, workers: int) -> ConnectCluster:
     return cluster
 
 
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option("--database", help="postgres or mariadb: whose outbox [default: the stack's first database]."),
+]
+
+
+def _source(stack: DevStack, schema: str, database: str | None) -> tuple[DebeziumOptions, str]:
+    """The connector's options for the dev stack's ``database`` (its first by default), and its label."""
+    chosen = database or stack.databases[0]
+    if chosen not in (POSTGRES, MARIADB):
+        raise ConfigurationError(f"--database is postgres or mariadb, not {chosen!r}")
+    if chosen not in stack.databases:
+        raise ConfigurationError(f"this dev stack runs no {chosen}; start it with `kafkaguard dev up --database both`")
+    if chosen == MARIADB:
+        assert stack.mariadb is not None  # databases names it, so the stack holds it
+        url, label = stack.mariadb.url(), "MariaDB"
+    else:
+        url, label = stack.postgres.url(), "PostgreSQL"
+    return DebeziumOptions(database_url=url, schema=schema, bootstrap=stack.kafka.bootstrap), label
+
+
 @debezium_app.command("start")
 def start(
     schema: SchemaOpt = "public",
+    database: DatabaseOpt = None,
     rest_port: int = 28083,
     distributed: Annotated[
         bool, typer.Option(help="Distributed Connect (topics for configs, offsets, status; REST registration).")
@@ -79,8 +103,9 @@ def start(
 ) -> None:
     """Start Connect with the outbox connector for SCHEMA and wait until its task runs."""
     stack = _stack(run_dir)
-    opts = DebeziumOptions(database_url=stack.postgres.url(), schema=schema)
-    database = database_target(opts.database_url, schema)
+    opts, label = _source(stack, schema, database)
+    where = f"{label} {database_target(opts.database_url, schema)}"
+    source = f"slot {opts.slot}" if label == "PostgreSQL" else f"binlog, schema history {opts.history_topic}"
     if distributed:
         cluster = _cluster(stack, rest_port, workers)
         cluster.write_password(make_url(opts.database_url).password or "")
@@ -89,16 +114,20 @@ def start(
         finally:  # `dev debezium stop` finds the workers, even those of a failed start
             (cluster.home / "pids.json").write_text(json.dumps({str(w.rest_port): w.pid for w in cluster.workers}))
         cluster.register(connector_config(opts, password_reference=reference(cluster.password_file, "password")))
+        if label == "MariaDB":  # durable only once it streams (see wait_streaming)
+            wait_streaming(stack.kafka.bootstrap, opts.heartbeat_topic)
         rest = ", ".join(w.rest for w in cluster.workers)
-        say(f"Debezium relays the outbox of PostgreSQL {database} to Kafka {stack.kafka.bootstrap} on a "
+        say(f"Debezium relays the outbox of {where} to Kafka {stack.kafka.bootstrap} on a "
             f"distributed Connect cluster of {len(cluster.workers)} workers (REST {rest}, group {cluster.group_id}, "
-            f"slot {opts.slot}); logs: {cluster.home}/worker*/connect.log")  # fmt: skip
+            f"{source}); logs: {cluster.home}/worker*/connect.log")  # fmt: skip
         return
     worker = _worker(stack, rest_port)
     worker.start(connector_config(opts))
     (worker.home / "pid").write_text(str(worker.pid))
-    say(f"Debezium relays the outbox of PostgreSQL {database} to Kafka {stack.kafka.bootstrap} "
-        f"(REST {worker.rest}, slot {opts.slot}); log: {worker.log_file}")  # fmt: skip
+    if label == "MariaDB":  # durable only once it streams (see wait_streaming)
+        wait_streaming(stack.kafka.bootstrap, opts.heartbeat_topic, log=worker.log_file)
+    say(f"Debezium relays the outbox of {where} to Kafka {stack.kafka.bootstrap} "
+        f"(REST {worker.rest}, {source}); log: {worker.log_file}")  # fmt: skip
 
 
 @debezium_app.command("stop")
@@ -121,8 +150,15 @@ def check(
     as_json: Annotated[bool, typer.Option("--json")] = False,
     run_dir: RunDirOpt = None,
 ) -> None:
-    """Report the replication slot's retained WAL; exit 1 with a warning when it exceeds the limit."""
+    """Report the replication slot's retained WAL; exit 1 with a warning when it exceeds the limit.
+
+    PostgreSQL only: on MariaDB the connector holds no slot (the binlog is kept for
+    ``binlog_expire_logs_seconds`` whether or not Debezium reads it)."""
     stack = _stack(run_dir)
+    if POSTGRES not in stack.databases:
+        raise ConfigurationError(
+            "debezium check reads PostgreSQL's replication slot; this dev stack runs no PostgreSQL"
+        )
     status = slot_status(stack.postgres.conninfo(), DebeziumOptions(database_url="postgresql://x", schema=schema).slot)
     warning = status.warning(int(limit_mb * 1e6))
     if as_json:

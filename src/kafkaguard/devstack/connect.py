@@ -1,4 +1,4 @@
-"""Kafka Connect standalone with Debezium's PostgreSQL connector, next to the local broker.
+"""Kafka Connect standalone with Debezium's PostgreSQL and MariaDB connectors, next to the local broker.
 
 Jars come from ``connect-pom.xml`` (Maven Central); the connector's plugin archive is unpacked
 onto ``plugin.path``. Offsets are kept in a file under the run folder, so a Connect process that
@@ -31,15 +31,52 @@ def ensure_connect(run_dir: Path) -> tuple[Path, Path]:
     jars = ensure_jars(run_dir, "connect-pom.xml", "connect-jars", expect="connect-runtime-*.jar")
     plugins = jars / "plugins"
     done = plugins / ".unpacked"
-    if not done.exists():
-        archives = list(jars.glob("debezium-connector-postgres-*-plugin.tar.gz"))
-        if not archives:
-            raise DevStackError(f"Debezium's plugin archive is missing from {jars}")
+    archives = sorted(jars.glob("debezium-connector-*-plugin.tar.gz"))
+    names = "\n".join(a.name for a in archives)
+    if not archives:
+        raise DevStackError(f"Debezium's plugin archives are missing from {jars}")
+    # Unpacked once per set of archives: a checkout that adds a connector unpacks again.
+    if not done.exists() or done.read_text() != names:
         plugins.mkdir(exist_ok=True)
-        with tarfile.open(archives[0]) as tar:
-            tar.extractall(plugins, filter="data")
-        done.write_text(archives[0].name)
+        for archive in archives:
+            with tarfile.open(archive) as tar:
+                tar.extractall(plugins, filter="data")
+        done.write_text(names)
     return jars, plugins
+
+
+def wait_streaming(bootstrap: str, heartbeat_topic: str, *, timeout: float = 90.0, log: Path | None = None) -> None:
+    """Wait until the connector has sent a heartbeat to ``heartbeat_topic``: it reads the change log
+    now, and its next offset commit (every second here) records where it reads.
+
+    Why MariaDB's connector needs this and PostgreSQL's does not: the PostgreSQL connector creates its
+    replication slot as the task starts, and the slot keeps every change from then on. The MariaDB
+    connector first reads the table structure, and until it streams no binlog position is recorded
+    anywhere: Connect killed in that stretch starts again from the binlog's end, past the rows committed
+    meanwhile. Writers should start once this returns (the dev tooling and the tests wait here).
+    """
+    from confluent_kafka import Consumer  # the broker's client, as the dev stack's admin uses
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"kafkaguard-streaming-probe-{os.getpid()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "topic.metadata.refresh.interval.ms": 1000,
+        }
+    )
+    try:
+        consumer.subscribe([heartbeat_topic])
+
+        def heartbeat() -> bool:
+            # errors (the topic not created yet, above all) mean "not yet"; the deadline reports the rest
+            msg = consumer.poll(0.5)
+            return msg is not None and msg.error() is None
+
+        process.wait_until(heartbeat, timeout=timeout, what=f"a Debezium heartbeat on {heartbeat_topic}", log=log)
+    finally:
+        consumer.close()
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -14,18 +14,27 @@ Known differences (documented, not hidden):
   loss). Retries with backoff (``errors.retry.*``) apply either way.
 - outbox rows are not removed by Debezium: use insert-then-delete (the row is captured from the
   WAL, then deleted in the same transaction) or kafkaguard's cleanup.
+
+On MariaDB the source is Debezium's MariaDB connector reading the binlog (ROW format, full row
+images) instead of a replication slot; the Outbox Event Router and the error settings are the same.
+It keeps a schema-history topic in Kafka (``bootstrap`` is required), starts at the binlog's end
+(``snapshot.mode=no_data``, no global read lock) and renders ``occurred_at`` (``DATETIME(6)``, UTC)
+as an ISO 8601 header with milliseconds (``time.precision.mode=connect``), which the consumer reads
+as it reads kafkaguard's own; the microseconds are dropped on that path.
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from kafkaguard import headers as H
 from kafkaguard.connect_security import database_ssl
+from kafkaguard.db.engine import dialect_name
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.topics import DEFAULT_TOPIC_PATTERN
 
@@ -44,6 +53,11 @@ class DebeziumOptions:
     heartbeat_interval_ms: int = 10_000
     partitions: int = 3
     replication: int = 1
+    bootstrap: str | None = None
+    """Kafka bootstrap servers for the MariaDB connector's schema-history topic (unused on PostgreSQL)."""
+    server_id: int | None = None
+    """MariaDB: the replica id the connector uses on the binlog (unique among the server's replicas);
+    by default one derived from the schema, in 100000..2^31."""
 
     @property
     def slot(self) -> str:
@@ -53,6 +67,23 @@ class DebeziumOptions:
     @property
     def connector_name(self) -> str:
         return self.name or f"kafkaguard-outbox-{self.schema}"
+
+    @property
+    def history_topic(self) -> str:
+        """MariaDB: the connector's schema-history topic (one partition, kept forever)."""
+        return f"kafkaguard.schema-history.{self.slot}"
+
+    @property
+    def heartbeat_topic(self) -> str:
+        """Where the connector's heartbeats go (Debezium's default prefix and this ``topic.prefix``)."""
+        return f"__debezium-heartbeat.kafkaguard_{self.slot}"
+
+    @property
+    def replica_id(self) -> int:
+        """MariaDB: ``server_id``, or a stable one from the schema (CRC-32; never the server's own id 1)."""
+        return (
+            self.server_id if self.server_id is not None else 100_000 + zlib.crc32(self.slot.encode()) % 2_000_000_000
+        )
 
 
 def connector_config(opts: DebeziumOptions, *, password_reference: str | None = None) -> dict[str, Any]:
@@ -78,23 +109,12 @@ def connector_config(opts: DebeziumOptions, *, password_reference: str | None = 
             f"traceparent:header:{H.TRACEPARENT}",  # the trace context (migration 0005); no value without one
         ]
     )
+    on_mariadb = dialect_name(opts.database_url) == "mariadb"
+    source = _mariadb_source(opts, url) if on_mariadb else _postgres_source(opts, url)
+    password = (url.password or "") if password_reference is None else password_reference
     config: dict[str, Any] = {
-        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-        "tasks.max": "1",
-        "plugin.name": "pgoutput",
-        "database.hostname": url.host or "127.0.0.1",
-        "database.port": str(url.port or 5432),
-        "database.user": url.username or "",
-        "database.password": (url.password or "") if password_reference is None else password_reference,
-        "database.dbname": url.database or "",
-        "topic.prefix": f"kafkaguard_{opts.slot}",
-        "schema.include.list": opts.schema,
-        "table.include.list": f"{opts.schema}.outbox",
-        "publication.name": f"{opts.slot}_outbox",
-        "publication.autocreate.mode": "filtered",
-        "slot.name": opts.slot,
-        # Existing rows are the kafkaguard relay's business; Debezium relays what commits from now on.
-        "snapshot.mode": "no_data",
+        **source,
+        "database.password": password,
         "tombstones.on.delete": "false",
         "extended.headers.enabled": "false",  # no __debezium.context.* headers: same headers as our relay
         "heartbeat.interval.ms": str(opts.heartbeat_interval_ms),
@@ -117,8 +137,66 @@ def connector_config(opts: DebeziumOptions, *, password_reference: str | None = 
         "errors.retry.timeout": str(opts.retry_timeout_ms),
         "errors.retry.delay.max.ms": str(opts.retry_delay_max_ms),
     }
-    config.update(database_ssl(opts.database_url))  # sslmode, sslrootcert, sslcert, sslkey of the libpq URL
+    if not on_mariadb:
+        config.update(database_ssl(opts.database_url))  # sslmode, sslrootcert, sslcert, sslkey of the libpq URL
     return {"name": opts.connector_name, "config": config}
+
+
+def _postgres_source(opts: DebeziumOptions, url: URL) -> dict[str, str]:
+    """The PostgreSQL connector's part: logical decoding (``pgoutput``) through a slot and a publication."""
+    return {
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "tasks.max": "1",
+        "plugin.name": "pgoutput",
+        "database.hostname": url.host or "127.0.0.1",
+        "database.port": str(url.port or 5432),
+        "database.user": url.username or "",
+        "database.dbname": url.database or "",
+        "topic.prefix": f"kafkaguard_{opts.slot}",
+        "schema.include.list": opts.schema,
+        "table.include.list": f"{opts.schema}.outbox",
+        "publication.name": f"{opts.slot}_outbox",
+        "publication.autocreate.mode": "filtered",
+        "slot.name": opts.slot,
+        # Existing rows are the kafkaguard relay's business; Debezium relays what commits from now on.
+        "snapshot.mode": "no_data",
+    }
+
+
+def mariadb_database(opts: DebeziumOptions) -> str:
+    """The MariaDB database whose outbox is relayed: the schema (a database on MariaDB), else the URL's."""
+    database = opts.schema if opts.schema != "public" else make_url(opts.database_url).database
+    if not database:
+        raise ConfigurationError("the MariaDB URL names no database and no schema was given")
+    return database
+
+
+def _mariadb_source(opts: DebeziumOptions, url: URL) -> dict[str, str]:
+    """The MariaDB connector's part: the binlog from its end, the schema history in Kafka."""
+    if not opts.bootstrap:
+        raise ConfigurationError("the MariaDB connector keeps its schema history in Kafka: give the bootstrap servers")
+    database = mariadb_database(opts)
+    return {
+        "connector.class": "io.debezium.connector.mariadb.MariaDbConnector",
+        "tasks.max": "1",  # one binlog reader: commit order is the order it reads
+        "database.hostname": url.host or "127.0.0.1",
+        "database.port": str(url.port or 3306),
+        "database.user": url.username or "",
+        "database.server.id": str(opts.replica_id),
+        "topic.prefix": f"kafkaguard_{opts.slot}",
+        "database.include.list": database,
+        "table.include.list": f"{database}.outbox",
+        "schema.history.internal.kafka.bootstrap.servers": opts.bootstrap,
+        "schema.history.internal.kafka.topic": opts.history_topic,
+        "schema.history.internal.store.only.captured.tables.ddl": "true",
+        "include.schema.changes": "false",
+        # Existing rows are the kafkaguard relay's business; Debezium relays what commits from now on,
+        # without FLUSH TABLES WITH READ LOCK (which would stall the writers).
+        "snapshot.mode": "no_data",
+        "snapshot.locking.mode": "none",
+        # DATETIME(6) as Connect's Timestamp: an ISO 8601 header the consumer parses (milliseconds).
+        "time.precision.mode": "connect",
+    }
 
 
 SLOT_LAG_SQL = """

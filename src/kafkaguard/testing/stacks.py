@@ -13,8 +13,9 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from kafkaguard.connect_security import reference
+from kafkaguard.db.engine import dialect_name
 from kafkaguard.devstack import process
-from kafkaguard.devstack.connect import ConnectWorker, ensure_connect
+from kafkaguard.devstack.connect import ConnectWorker, ensure_connect, wait_streaming
 from kafkaguard.devstack.connect_cluster import ConnectCluster
 from kafkaguard.devstack.kafka import KafkaCluster
 from kafkaguard.devstack.mariadb import MariaDbServer
@@ -116,23 +117,37 @@ def session_mariadb() -> Iterator[MariaDbServer]:
 
 @contextmanager
 def debezium_relay(
-    bootstrap: str, database_url: str, schema: str, conninfo: str, *, partitions: int = 3
+    bootstrap: str, database_url: str, schema: str, conninfo: str | None = None, *, partitions: int = 3
 ) -> Iterator[ConnectWorker]:
-    """Kafka Connect + Debezium relaying ``schema``'s outbox; its slot and publication are dropped after."""
+    """Kafka Connect + Debezium relaying ``schema``'s outbox (PostgreSQL or MariaDB, by the URL);
+    afterwards the slot and publication (PostgreSQL, on ``conninfo``) or the schema-history topic
+    (MariaDB) are dropped."""
     jars, plugins = ensure_connect(default_run_dir())
     home = _fresh_dir("connect")
     worker = ConnectWorker(home, bootstrap, process.free_ports(1)[0], jars, plugins)
-    opts = DebeziumOptions(database_url=database_url, schema=schema, partitions=partitions)
+    opts = DebeziumOptions(database_url=database_url, schema=schema, partitions=partitions, bootstrap=bootstrap)
     failed = True
     try:
         worker.start(connector_config(opts))
+        if dialect_name(database_url) == "mariadb":
+            wait_streaming(bootstrap, opts.heartbeat_topic, log=worker.log_file)
         yield worker
         failed = False
     finally:
         worker.kill()
-        drop_slot(conninfo, opts.slot)
+        _drop_source(bootstrap, opts, conninfo)
+        delete_topics(bootstrap, [opts.heartbeat_topic])
         if not failed:
             shutil.rmtree(home, ignore_errors=True)
+
+
+def _drop_source(bootstrap: str, opts: DebeziumOptions, conninfo: str | None) -> None:
+    """Drop what the connector left on the source side: PostgreSQL's slot and publication, or the
+    MariaDB connector's schema-history topic (its binlog position lived in Connect's offsets)."""
+    if dialect_name(opts.database_url) == "mariadb":
+        delete_topics(bootstrap, [opts.history_topic])
+    elif conninfo is not None:
+        drop_slot(conninfo, opts.slot)
 
 
 def drop_slot(conninfo: str, slot: str) -> None:
@@ -153,7 +168,7 @@ def debezium_cluster(
     bootstrap: str,
     database_url: str,
     schema: str,
-    conninfo: str,
+    conninfo: str | None = None,
     *,
     workers: int = 2,
     partitions: int = 3,
@@ -177,18 +192,21 @@ def debezium_cluster(
         plugins,
         group_id=f"kafkaguard-connect-{uuid.uuid4().hex[:8]}",
     )
-    opts = DebeziumOptions(database_url=database_url, schema=schema, partitions=partitions)
+    opts = DebeziumOptions(database_url=database_url, schema=schema, partitions=partitions, bootstrap=bootstrap)
     cluster.write_password(make_url(database_url).password or "")
     failed = True
     try:
         cluster.start()
         if register:
             cluster.register(connector_config(opts, password_reference=reference(cluster.password_file, "password")))
+            if dialect_name(database_url) == "mariadb":
+                wait_streaming(bootstrap, opts.heartbeat_topic)
         yield cluster
         failed = False
     finally:
         cluster.kill()
-        drop_slot(conninfo, opts.slot)
+        _drop_source(bootstrap, opts, conninfo)
+        delete_topics(bootstrap, [opts.heartbeat_topic])
         delete_topics(bootstrap, cluster.topics)
         if not failed:
             shutil.rmtree(home, ignore_errors=True)
