@@ -1,5 +1,7 @@
 """The order service's tables (schema ``orders``): orders and their items, and the summary projection.
 
+Portable types only, so the same models run on PostgreSQL and on MariaDB (the order note's database).
+
 ``order_summaries`` is written only by the order-event consumer (through kafkaguard's inbox), as
 another service's read model would be; it lives in the same schema here to keep the example small.
 """
@@ -9,8 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, func
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Uuid, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -46,5 +47,5 @@ class OrderSummary(Base):
     customer_id: Mapped[int] = mapped_column(BigInteger)
     item_count: Mapped[int] = mapped_column(Integer)
     total_cents: Mapped[int] = mapped_column(BigInteger)
-    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)  # uuid on PostgreSQL, CHAR(32) on MariaDB
     applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
