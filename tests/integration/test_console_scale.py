@@ -45,7 +45,7 @@ def test_failure_groups_page_with_100k_dead_letters_is_under_300_ms(
     client = TestClient(create_console_app(console_settings(db, kafka_bootstrap), engine))
 
     timings = []
-    for _ in range(5):
+    for _ in range(7):  # the median of seven: one slow sample on a shared two-core box moves it less
         response = client.get("/groups?store=listener")
         assert response.status_code == 200
         timings.append(float(re.findall(r"dur=([0-9.]+)", response.headers["server-timing"])[0]))

@@ -98,6 +98,12 @@ def _bounded(conn: Connection, timeout_ms: int) -> None:
     conn.execute(text("SELECT set_config('statement_timeout', :t, true)"), {"t": str(timeout_ms)})
 
 
+def _sort_in_memory(conn: Connection) -> None:
+    # count(DISTINCT) and array_agg(DISTINCT) sort every matching row; PostgreSQL's default 4 MB
+    # spills 100,000 dead letters to disk. Transaction-local, so the pool's other users keep theirs.
+    conn.execute(text("SELECT set_config('work_mem', '64MB', true)"))
+
+
 @dataclass(frozen=True)
 class FailureGroup:
     """Records that failed the same way: error class and throwing frame, with their extent."""
@@ -115,6 +121,7 @@ class FailureGroup:
 def failure_groups(conn: Connection, query: Query, *, timeout_ms: int = 5000, limit: int = 200) -> list[FailureGroup]:
     """The failure groups of ``query``'s records, largest first (at most ``limit``, 10 types each)."""
     _bounded(conn, timeout_ms)
+    _sort_in_memory(conn)
     store = query.store
     cond, params = where(Query(**{**query.__dict__, "group": None}))
     # Group by class and frame first (one regexp per row), then name each group by its id.
