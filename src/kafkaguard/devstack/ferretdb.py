@@ -9,6 +9,7 @@ authentication: the dev URL carries no password, so there is nothing secret to l
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -51,13 +52,27 @@ def ensure_ferretdb(run_dir: Path, *, version: str = FERRETDB_VERSION) -> Path:
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
-    env = {**os.environ, "GOBIN": str(staging), "CGO_ENABLED": "0"}
+    env = {**os.environ, "CGO_ENABLED": "0"}
     log = run_dir / "logs" / "ferretdb-build.log"
+    # `go install module@version` builds a binary that panics at start: the module zip lacks the
+    # generated build/version/version.txt. So: download the module, copy it, write that file, build.
+    source = staging / "src"
     try:
-        result = subprocess.run(
-            [go, "install", f"{FERRETDB_MODULE}@{version}"],
+        got = subprocess.run(
+            [go, "mod", "download", "-json", f"{FERRETDB_MODULE.rsplit('/cmd/', 1)[0]}@{version}"],
             env=env, capture_output=True, text=True, check=False, timeout=FERRETDB_BUILD_TIMEOUT,
         )  # fmt: skip
+        if got.returncode == 0:
+            shutil.copytree(json.loads(got.stdout)["Dir"], source)
+            for path in source.rglob("*"):
+                path.chmod(0o755 if path.is_dir() else 0o644)
+            (source / "build" / "version" / "version.txt").write_text(version + "\n")
+            result = subprocess.run(
+                [go, "build", "-o", str(staging / "ferretdb"), "./cmd/ferretdb"],
+                cwd=source, env=env, capture_output=True, text=True, check=False, timeout=FERRETDB_BUILD_TIMEOUT,
+            )  # fmt: skip
+        else:
+            result = got
     except subprocess.TimeoutExpired as exc:
         raise DevStackError(f"building FerretDB {version} took longer than {FERRETDB_BUILD_TIMEOUT:.0f} s") from exc
     built = staging / "ferretdb"
