@@ -13,9 +13,17 @@ from kafkaguard.testing import MemoryConsumerStore
 
 
 def make_store(request: pytest.FixtureRequest) -> Iterator[ConsumerStore]:
-    """``request.param``: ``fake`` or ``postgres`` (the real server, kafkaguard's migrations applied)."""
+    """``request.param``: ``fake``, ``postgres`` (the real server, kafkaguard's migrations applied)
+    or ``mongo`` (FerretDB, the store's indexes ensured)."""
     if request.param == "fake":
         yield MemoryConsumerStore()
+        return
+    if request.param == "mongo":
+        from kafkaguard.stores.mongo_consumer import MongoConsumerStore
+
+        store = MongoConsumerStore(request.getfixturevalue("mongo_database"))
+        store.ensure_indexes()
+        yield store
         return
     db = request.getfixturevalue("migrated_database")
     engine = sync_engine(db.server.url(), schema=db.schema, pool_size=2)

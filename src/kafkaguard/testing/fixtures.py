@@ -11,6 +11,8 @@ Load with ``pytest_plugins = ["kafkaguard.testing.fixtures"]`` in a ``conftest.p
 - ``mariadb`` (session): one MariaDB server for the session (the dev stack's with
   ``KAFKAGUARD_TEST_REUSE_STACK=1``); ``mariadb_database`` / ``migrated_mariadb_database``
   (function): a fresh database on it, dropped after.
+- ``ferretdb`` (session): a FerretDB server (MongoDB wire protocol); ``mongo_database``
+  (function): a pymongo ``Database`` of its own on it, dropped after.
 - ``store_database`` (function, parametrised ``postgresql`` | ``mariadb``): a migrated database of
   either kind with the same ``url`` / ``schema`` / ``dialect``, for suites that run on both.
 """
@@ -26,6 +28,7 @@ import psycopg
 import pytest
 
 from kafkaguard.db import migrate
+from kafkaguard.devstack.ferretdb import FerretDbServer
 from kafkaguard.devstack.kafka import KafkaCluster
 from kafkaguard.devstack.mariadb import MariaDbServer
 from kafkaguard.devstack.postgres import PostgresServer
@@ -217,3 +220,24 @@ def store_database(request: pytest.FixtureRequest) -> TestDatabase | TestMariaDa
     name = "migrated_database" if request.param == "postgresql" else "migrated_mariadb_database"
     found: TestDatabase | TestMariaDatabase = request.getfixturevalue(name)
     return found
+
+
+@pytest.fixture(scope="session")
+def ferretdb() -> Iterator[FerretDbServer]:
+    """The session's FerretDB server (built with ``go install`` on first use)."""
+    with stacks.ferretdb_server() as server:
+        yield server
+
+
+@pytest.fixture
+def mongo_database(ferretdb: FerretDbServer) -> Iterator[Any]:
+    """A fresh database on the session's FerretDB (a pymongo ``Database`` made as
+    :func:`kafkaguard.stores.mongo_documents.connect` makes one), dropped after the test."""
+    from kafkaguard.stores.mongo_documents import connect
+
+    db = connect(ferretdb.url(f"t_{uuid.uuid4().hex[:12]}"))
+    try:
+        yield db
+    finally:
+        db.client.drop_database(db.name)
+        db.client.close()

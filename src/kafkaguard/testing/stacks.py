@@ -17,6 +17,7 @@ from kafkaguard.db.engine import dialect_name
 from kafkaguard.devstack import process
 from kafkaguard.devstack.connect import ConnectWorker, ensure_connect, wait_streaming
 from kafkaguard.devstack.connect_cluster import ConnectCluster
+from kafkaguard.devstack.ferretdb import FerretDbServer
 from kafkaguard.devstack.kafka import KafkaCluster
 from kafkaguard.devstack.mariadb import MariaDbServer
 from kafkaguard.devstack.postgres import PostgresServer
@@ -113,6 +114,24 @@ def session_mariadb() -> Iterator[MariaDbServer]:
             return
     with mariadb_server() as server:
         yield server
+
+
+@contextmanager
+def ferretdb_server() -> Iterator[FerretDbServer]:
+    """A dedicated FerretDB (MongoDB wire, SQLite backend) on free ports, built into the run
+    directory once; stopped and deleted afterwards (its files kept when it failed to start)."""
+    home = _fresh_dir("ferretdb")
+    port, debug_port = process.free_ports(2)
+    server = FerretDbServer(run_dir=default_run_dir(), home=home, port=port, debug_port=debug_port)
+    started = False
+    try:
+        server.start()
+        started = True
+        yield server
+    finally:
+        server.stop()
+        if started:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 @contextmanager
