@@ -1,4 +1,5 @@
-"""The publisher dead-letter store's contract: ``MemoryPublisherDeadLetters`` and the PostgreSQL adapter."""
+"""The publisher dead-letter store's contract: ``MemoryPublisherDeadLetters``, the PostgreSQL adapter
+and the MongoDB one (on FerretDB)."""
 
 from __future__ import annotations
 
@@ -46,10 +47,25 @@ class PostgresHarness:
             self.pg.add(session, event, topic="t", source=PublishSource.DIRECT, error=KafkaUnavailableError("down"))
 
 
-@pytest.fixture(params=["fake", "postgres"])
+class MongoHarness:
+    def __init__(self, db: Any) -> None:
+        from kafkaguard.stores.mongo_publisher_dead_letters import MongoPublisherDeadLetters
+
+        self.mongo = MongoPublisherDeadLetters(db)
+        self.mongo.ensure_indexes()
+        self.store: PublisherDeadLetterStore = self.mongo
+
+    def add(self, event: Event) -> None:
+        self.mongo.add(None, event, topic="t", source=PublishSource.DIRECT, error=KafkaUnavailableError("down"))
+
+
+@pytest.fixture(params=["fake", "postgres", "mongo"])
 def dead_letters(request: pytest.FixtureRequest) -> Iterator[Harness]:
     if request.param == "fake":
         yield FakeHarness()
+        return
+    if request.param == "mongo":
+        yield MongoHarness(request.getfixturevalue("mongo_database"))
         return
     db = request.getfixturevalue("migrated_database")
     harness = PostgresHarness(db.server.url(), db.schema)

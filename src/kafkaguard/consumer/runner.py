@@ -27,6 +27,7 @@ from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.signals import on_stop_signals
 from kafkaguard.stores.by_database import consumer_store_for
 from kafkaguard.stores.inbox import ConsumerStore
+from kafkaguard.stores.mongo_documents import is_mongo_url
 from kafkaguard.tracing import spans
 
 __all__ = ["build_worker", "load_registry", "run_until_signalled"]
@@ -74,6 +75,10 @@ def _database_store(settings: KafkaguardSettings, registry: HandlerRegistry) -> 
     """The consumer store of ``settings.database_url`` (an async engine too for ``async def`` handlers)."""
     if not settings.database_url:
         raise ConfigurationError("a database URL is needed (--url or KAFKAGUARD_DATABASE_URL)")
+    if is_mongo_url(settings.database_url):  # a document store: indexes instead of migrations
+        from kafkaguard.stores.mongo_consumer import MongoConsumerStore
+
+        return MongoConsumerStore.from_url(settings.database_url)
     engine = sync_engine(settings.database_url, schema=settings.db_schema, pool_size=2)
     require_engine_tables(engine, settings.db_schema, CONSUMER_TABLES, if_reachable=True)
     aengine = async_engine(settings.database_url, schema=settings.db_schema) if registry.has_async else None

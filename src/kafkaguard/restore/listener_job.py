@@ -142,8 +142,17 @@ class ListenerRestoreJob:
         handlers). Run it with :meth:`run_once` (the configured group by default)."""
         from kafkaguard.db.engine import sync_engine
         from kafkaguard.stores.by_database import consumer_store_for
+        from kafkaguard.stores.mongo_documents import is_mongo_url
 
         owned = None
+        if engine is None and is_mongo_url(settings.database_url):
+            from kafkaguard.stores.mongo_consumer import MongoConsumerStore
+
+            store = MongoConsumerStore.from_url(settings.database_url)
+            return cls(
+                store, registry, settings.consumer,
+                policy=settings.restore.policy, batch_size=settings.restore.batch_size, restored_by=restored_by,
+            )  # fmt: skip
         if engine is None:
             if not settings.database_url:
                 raise ConfigurationError("a database URL is needed (KAFKAGUARD_DATABASE_URL or database_url=...)")

@@ -114,24 +114,27 @@ class KeyLeases:
 
     def acquire(self, names: Sequence[str], owner: str) -> None:
         """Hold every lease of ``names`` for ``owner`` (in the given order; pass them sorted)."""
-        from pymongo.errors import DuplicateKeyError
-
         for name in names:
             deadline = time.monotonic() + self.wait
             pause = 0.005
-            while True:
-                now = self.clock()
-                free = {"_id": name, "$or": [{"owner": owner}, {"until": {"$lt": now}}]}
-                try:
-                    self.db[KEY_LOCKS].update_one(
-                        free, {"$set": {"owner": owner, "until": now + timedelta(seconds=self.lease)}}, upsert=True
-                    )
-                    break
-                except DuplicateKeyError:  # held by another owner whose lease has not run out
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"key lock {name!r} still held after {self.wait:.0f} s") from None
-                    time.sleep(pause)  # waiting for another process's lease: nothing to poll but the lease
-                    pause = min(pause * 2, 0.2)
+            while not self.try_acquire(name, owner):  # held by another owner whose lease has not run out
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"key lock {name!r} still held after {self.wait:.0f} s")
+                time.sleep(pause)  # another process's lease: polled with a growing pause, up to the deadline
+                pause = min(pause * 2, 0.2)
+
+    def try_acquire(self, name: str, owner: str) -> bool:
+        """Take the lease of ``name`` for ``owner`` if it is free or expired; False if another holds it."""
+        from pymongo.errors import DuplicateKeyError
+
+        now = self.clock()
+        free = {"_id": name, "$or": [{"owner": owner}, {"until": {"$lt": now}}]}
+        try:
+            until = now + timedelta(seconds=self.lease)
+            self.db[KEY_LOCKS].update_one(free, {"$set": {"owner": owner, "until": until}}, upsert=True)
+        except DuplicateKeyError:
+            return False
+        return True
 
     def release(self, names: Sequence[str], owner: str) -> None:
         """Give back ``owner``'s leases of ``names`` (a lease taken over after expiry is left alone)."""
