@@ -144,6 +144,10 @@ class MongoConsumerStore:
     module docstring for what it keeps without transactions). ``db`` is a pymongo ``Database``
     (:meth:`from_url` makes one); ``lease`` the key locks' lease in seconds."""
 
+    rolls_back_handler_writes = False
+    """A unit that fails leaves the handler's writes in place: the worker applies one event per unit
+    here (chunk mode's retry of a rolled-back chunk would run handlers twice)."""
+
     def __init__(self, db: Any, *, lease: float = 30.0, clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
         self.clock = clock
