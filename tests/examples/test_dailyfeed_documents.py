@@ -98,7 +98,10 @@ def test_activity_service_on_the_document_store_reconciles_with_nothing_lost_or_
     duplicates = sum(d["apply_count"] - 1 for d in stored.values())
     phantom = len(set(stored) - produced)
     still_open = db[LISTENER_DEAD_LETTERS].count_documents({"status": {"$ne": "restored"}})
-    print(f"\ndocument store reconciliation: produced {len(produced)} (+30 redelivered), applied {len(stored)}, "
-          f"dead-lettered {len(held)} events in {records} records, lost {lost}, duplicates {duplicates}, phantom {phantom}, open {still_open}")  # fmt: skip
+    print(
+        f"\ndocument store reconciliation: produced {len(produced)} (+30 redelivered), applied {len(stored)},"
+        f" dead-lettered {len(held)} events in {records} records, lost {lost}, duplicates {duplicates},"
+        f" phantom {phantom}, open {still_open}"
+    )
     assert (lost, duplicates, phantom, still_open) == (0, 0, 0, 0)
     assert {d["member_id"] for d in stored.values()} == set(range(1, 7))
