@@ -19,6 +19,9 @@ What an application uses, all from here:
 - builders: ``Publisher.from_settings(settings)``, ``Worker.from_settings(settings, registry)``,
   ``Relay.from_settings(settings)``, ``PublisherRestoreJob.from_settings(settings)``,
   ``ListenerRestoreJob.from_settings(settings, registry)``;
+- document stores (the ``mongo`` extra, pymongo): :class:`MongoConsumerStore` (consumer inbox and
+  listener dead letters) and :class:`MongoPublisherDeadLetters`; a ``mongodb://`` database URL
+  gives the builders the first;
 - events and handlers: :class:`Event`, :class:`HandlerRegistry` (typed handlers with ``model=``,
   per-handler ``retry=``), :class:`HandlerContext`, :class:`BatchContext`;
 - every error it can meet, all under :class:`KafkaguardError`.
@@ -96,6 +99,8 @@ if TYPE_CHECKING:
     from kafkaguard.restore.schedule import run_every
     from kafkaguard.restore.settings import PublisherStrategy, RestoreSettings
     from kafkaguard.settings import KafkaguardSettings, TopicSettings
+    from kafkaguard.stores.mongo_consumer import MongoConsumerStore
+    from kafkaguard.stores.mongo_publisher_dead_letters import MongoPublisherDeadLetters
     from kafkaguard.stores.outbox import add_event, add_event_async, add_events, add_events_async
 
 __version__ = "0.1.0"
@@ -127,6 +132,8 @@ __all__ = [
     "KafkaguardSettings",
     "KeyHeldError",
     "ListenerRestoreJob",
+    "MongoConsumerStore",
+    "MongoPublisherDeadLetters",
     "Outcome",
     "PayloadValidationError",
     "PortInUseError",
@@ -219,12 +226,15 @@ _LAZY: dict[str, str] = {
     "RestoreSettings": "kafkaguard.restore.settings",
     "KafkaguardSettings": "kafkaguard.settings",
     "TopicSettings": "kafkaguard.settings",
+    "MongoConsumerStore": "kafkaguard.stores.mongo_consumer",
+    "MongoPublisherDeadLetters": "kafkaguard.stores.mongo_publisher_dead_letters",
 }
 
 # Libraries that only the ``http`` and ``console`` extras install; a missing one gets a hint instead of a bare
 # ModuleNotFoundError.
 _HTTP_EXTRA = frozenset({"fastapi", "starlette", "uvicorn", "jinja2", "markupsafe"})
 _CONSOLE_NAMES = frozenset({"create_console_app"})
+_MONGO_EXTRA = frozenset({"pymongo", "bson"})  # the ``mongo`` extra (the document-store adapters)
 
 
 def __getattr__(name: str) -> Any:
@@ -235,8 +245,9 @@ def __getattr__(name: str) -> Any:
     try:
         value = getattr(importlib.import_module(module), name)
     except ModuleNotFoundError as exc:
-        if exc.name and exc.name.partition(".")[0] in _HTTP_EXTRA:
-            extra = "console" if name in _CONSOLE_NAMES else "http"
+        root = exc.name.partition(".")[0] if exc.name else ""
+        if root in _HTTP_EXTRA or root in _MONGO_EXTRA:
+            extra = "mongo" if root in _MONGO_EXTRA else "console" if name in _CONSOLE_NAMES else "http"
             raise ImportError(
                 f"kafkaguard.{name} needs {exc.name}, which is not installed: pip install 'kafkaguard[{extra}]'",
                 name=exc.name,

@@ -46,6 +46,7 @@ NON_SETTING_VARIABLES = frozenset(
         "KAFKAGUARD_TEST_REUSE_STACK",  # pytest fixtures reuse a running dev stack (kafkaguard.testing.stacks)
         "KAFKAGUARD_DEBUG",  # the CLI prints tracebacks (kafkaguard.cli.app)
         "KAFKAGUARD_FUZZ",  # `make fuzz`'s full hypothesis profile (tests/fuzz/profile.py)
+        "KAFKAGUARD_REJOIN_TRIES",  # kills per case in tests/integration/test_consumer_rejoin_time.py
     }
 )
 """``KAFKAGUARD_*`` variables that kafkaguard reads but that are not settings; every other one must be a setting."""

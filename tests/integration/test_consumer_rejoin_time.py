@@ -27,7 +27,8 @@ from tests.integration.consumer_helpers import scalar, spawn_cli_consumer, wait_
 
 pytestmark = pytest.mark.slow
 
-TRIES = int(os.environ.get("KAFKAGUARD_REJOIN_TRIES", "1"))
+TRIES_ENV = "KAFKAGUARD_REJOIN_TRIES"
+TRIES = int(os.environ.get(TRIES_ENV, "1"))
 BATCH = 20
 
 

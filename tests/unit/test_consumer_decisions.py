@@ -13,6 +13,7 @@ from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.errors import StoreUnavailableError
 from kafkaguard.policies.backoff import Fixed
 from kafkaguard.policies.retry import GiveUp, Retry, RetryPolicy
+from kafkaguard.testing import MemoryConsumerStore
 
 SETTINGS = ConsumerSettings(retry=RetryPolicy(max_attempts=3, backoff=Fixed(seconds=0.5)))
 
@@ -59,6 +60,7 @@ class FakeApplier:
         self.settings = ConsumerSettings(poll_timeout=0.01, store_backoff_max=0.05, batch_size=1)  # per-event path
         self.stop = threading.Event()
         self.group = "g"
+        self.store = MemoryConsumerStore()
         self.decide = decide
         self.down_at: int | None = None
         self.alive_after = 0

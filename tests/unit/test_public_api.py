@@ -32,6 +32,8 @@ PUBLIC = {
     "receiving_router", "install_exception_handlers",
     # the console extra
     "create_console_app", "ConsoleSettings",
+    # the mongo extra: document stores
+    "MongoConsumerStore", "MongoPublisherDeadLetters",
     # errors
     "KafkaguardError", "ConfigurationError", "EnvelopeError", "DecodeError", "DecodeReason", "DevStackError",
     "ToolMissingError", "PortInUseError", "StartTimeoutError", "PublishError", "KafkaUnavailableError",

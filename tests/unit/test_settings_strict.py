@@ -117,8 +117,9 @@ def test_the_variables_that_are_not_settings_are_accepted(monkeypatch: pytest.Mo
 def test_the_allow_list_holds_the_variables_kafkaguard_reads() -> None:
     from kafkaguard.cli.app import DEBUG_ENV
     from tests.fuzz.profile import FUZZ_ENV
+    from tests.integration.test_consumer_rejoin_time import TRIES_ENV
 
-    assert {CONFIG_ENV, RUN_DIR_ENV, REUSE_ENV, DEBUG_ENV, FUZZ_ENV} == NON_SETTING_VARIABLES
+    assert {CONFIG_ENV, RUN_DIR_ENV, REUSE_ENV, DEBUG_ENV, FUZZ_ENV, TRIES_ENV} == NON_SETTING_VARIABLES
 
 
 def test_every_setting_has_an_accepted_variable() -> None:

@@ -1,4 +1,5 @@
-"""``kafkaguard dev``: start, inspect, fault and stop the local Kafka + PostgreSQL (and/or MariaDB) stack."""
+"""``kafkaguard dev``: start, inspect, fault and stop the local Kafka + PostgreSQL (and/or MariaDB) stack,
+with FerretDB as its document store when asked."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from kafkaguard.cli.common import out
 from kafkaguard.cli.dev_debezium import debezium_app
 from kafkaguard.devstack.stack import (
     MARIADB,
+    MONGO,
     POSTGRES,
     SECURE_PORTS,
     DevStack,
@@ -57,6 +59,7 @@ class Database(StrEnum):
     postgres = "postgres"
     mariadb = "mariadb"
     both = "both"
+    mongo = "mongo"
 
 
 def _where(run_dir: Path | None, secure: bool) -> Path:
@@ -95,6 +98,17 @@ def up(
         ),
     ] = None,
     mariadb_port: Annotated[int | None, typer.Option(help="MariaDB port [default: 23306].")] = None,
+    mongo: Annotated[
+        bool,
+        typer.Option(
+            "--mongo",
+            help="Also run the document store: FerretDB (MongoDB wire protocol), built with `go install` on "
+            "first use [a saved stack that has it keeps it].",
+        ),
+    ] = False,
+    mongo_port: Annotated[
+        int | None, typer.Option(help="FerretDB port; its debug handler uses +1 [default: 27117].")
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each service to answer.")] = 120.0,
     secure: Secure = False,
     run_dir: RunDir = None,
@@ -105,11 +119,16 @@ def up(
         kafka=kafka_port or defaults.kafka,
         postgres=postgres_port or defaults.postgres,
         mariadb=mariadb_port or defaults.mariadb,
+        mongo=mongo_port or defaults.mongo,
     )
+    if database is Database.mongo:
+        raise ConfigurationError(
+            "--database names the SQL servers (postgres, mariadb or both); the document store is `--mongo`"
+        )
     databases = databases_for(database.value) if database is not None else None
     with _err.status("fetching Kafka's jars and starting the stack..."):
         stack = DevStack.create(
-            _where(run_dir, secure), brokers=brokers, ports=ports, secure=secure, databases=databases
+            _where(run_dir, secure), brokers=brokers, ports=ports, secure=secure, databases=databases, mongo=mongo
         )
         stack.up(timeout=timeout)
     _print_status(stack, as_json=False, show_secrets=False)
@@ -147,7 +166,17 @@ def psql_url(database_url: str, schema: str | None = None) -> str:
 
 def env_lines(info: dict[str, Any], schema: str | None = None, database: str | None = None) -> list[str]:
     """``export`` lines that point kafkaguard at the stack described by ``info`` (:meth:`DevStack.status`);
-    ``database`` (``postgres`` | ``mariadb``) picks the URL when the stack runs both (default: its first)."""
+    ``database`` (``postgres`` | ``mariadb`` | ``mongo``) picks the URL when the stack runs several
+    (default: its first SQL one)."""
+    if database == MONGO:
+        if "mongo_url" not in info:
+            raise ConfigurationError("this dev stack has no document store; start it with `kafkaguard dev up --mongo`")
+        return [
+            f"export {ENV_PREFIX}BOOTSTRAP_SERVERS={shlex.quote(str(info['bootstrap_servers']))}",
+            f"export {ENV_PREFIX}DATABASE_URL={shlex.quote(str(info['mongo_url']))}",
+            "# FerretDB (MongoDB wire): the consumer and `listener-restore` use the document store; "
+            "the relay needs a SQL URL",
+        ]
     url = str(info["mariadb_url"] if database == MARIADB else info["database_url"])
     if database == POSTGRES and info.get("databases", [POSTGRES])[0] != POSTGRES:
         raise ConfigurationError("this dev stack runs no PostgreSQL; start it with `kafkaguard dev up --database both`")
@@ -181,7 +210,8 @@ def env(
     database: Annotated[
         Database | None,
         typer.Option(
-            "--database", help="postgres or mariadb: whose URL, when the stack runs both [default: its first]."
+            "--database",
+            help="postgres, mariadb or mongo: whose URL, when the stack runs several [default: its first SQL one].",
         ),
     ] = None,
     secure: Secure = False,
@@ -200,11 +230,13 @@ def env(
     stack = _require_stack(run_dir, secure)
     info = stack.status()
     if database is Database.both:
-        raise ConfigurationError("dev env --database takes postgres or mariadb (one URL)")
+        raise ConfigurationError("dev env --database takes postgres, mariadb or mongo (one URL)")
     chosen = database.value if database is not None else None
     if chosen == MARIADB and stack.mariadb is None:
         raise ConfigurationError("this dev stack has no MariaDB; start it with `kafkaguard dev up --database mariadb`")
     if psql:
+        if chosen == MONGO:
+            raise ConfigurationError("--psql is for PostgreSQL; the document store's URL is `dev env --database mongo`")
         if chosen == MARIADB or (chosen is None and stack.databases[:1] == (MARIADB,)):
             raise ConfigurationError(
                 "--psql is for PostgreSQL; MariaDB's URL is in `kafkaguard dev env --database mariadb`"
@@ -307,6 +339,28 @@ def postgres_fault(
     _out.print(f"postgres: {action.value}")
 
 
+@dev_app.command("mongo")
+def mongo_fault(
+    action: Annotated[Fault, typer.Argument(help="stop | kill (-9) | restart")],
+    run_dir: RunDir = None,
+) -> None:
+    """Inject a fault into the document store (FerretDB); its data is kept."""
+    stack = _require_stack(run_dir)
+    server = stack.mongo
+    if server is None:
+        raise ConfigurationError("this dev stack has no document store; start it with `kafkaguard dev up --mongo`")
+    actions: dict[Fault, Callable[[], None]] = {
+        Fault.stop: server.stop,
+        Fault.kill: server.kill,
+        Fault.restart: server.restart,
+    }
+    if action not in actions:
+        raise ConfigurationError("the document store supports stop, kill and restart")
+    actions[action]()
+    stack.save()
+    _out.print(f"mongo: {action.value}")
+
+
 @dev_app.command("mariadb")
 def mariadb_fault(
     action: Annotated[Fault, typer.Argument(help="stop | kill (-9) | restart")],
@@ -350,6 +404,10 @@ def _print_status(stack: DevStack, *, as_json: bool, show_secrets: bool) -> None
         table.add_row("mariadb", my["address"], str(my["pid"]), "running" if my["running"] else "down", my["log"])
         if info["databases"][0] != MARIADB:
             _out.print(f"MariaDB URL:       [bold]{info['mariadb_url']}[/]", highlight=False)
+    if "mongo" in info:
+        mg = info["mongo"]
+        table.add_row("ferretdb", mg["address"], str(mg["pid"]), "running" if mg["running"] else "down", mg["log"])
+        _out.print(f"document store:    [bold]{info['mongo_url']}[/] (FerretDB)", highlight=False)
     _out.print(table)
     if stack.secure:
         _out.print(f"SASL_SSL (SCRAM-SHA-512): [bold]{info['sasl_ssl_bootstrap_servers']}[/]   "

@@ -124,7 +124,7 @@ class Worker:
         ``batch_size`` in one transaction each (:func:`apply_batch`), a chunk of one and every record
         a chunk could not take through the per-event path."""
         size = self.settings.batch_size
-        if not getattr(self.applier.store, "rolls_back_handler_writes", True):
+        if not self.applier.store.rolls_back_handler_writes:
             # A chunk that fails is rolled back and applied again: on a store that cannot undo the
             # handlers' writes (MongoDB) that would run them twice, so each event is its own unit.
             size = 1

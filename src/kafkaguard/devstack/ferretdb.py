@@ -172,3 +172,16 @@ class FerretDbServer:
         """Clean shutdown (SIGTERM); SQLite keeps every acknowledged write."""
         if self.pid is not None:
             process.terminate(self.pid, self._marker(), timeout=30, sig=signal.SIGTERM)
+        self.pid = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a process crash: what SQLite committed is in its files (the journal is replayed at start)."""
+        if self.pid is not None:
+            process.kill_hard(self.pid, self._marker())
+            process.reap(self.pid)
+            self.pid = None
+
+    def restart(self, *, timeout: float = 60.0) -> None:
+        """Stop (if running) and start again with the data kept."""
+        self.stop()
+        self.start(timeout=timeout)

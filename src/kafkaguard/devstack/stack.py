@@ -6,6 +6,10 @@ processes are left alone and dead ones are started again with their data kept.
 
 Which databases run is the stack's ``databases`` (:data:`DATABASES`): PostgreSQL alone by default,
 MariaDB alone, or both. ``up`` with more databases than a saved stack has adds them to it.
+
+A document store (FerretDB, MongoDB wire protocol: :mod:`kafkaguard.devstack.ferretdb`) runs beside
+them when asked (``dev up --mongo``); it never holds an outbox, so it is not one of ``databases``
+and never gives ``database_url``: its URL is ``mongo_url``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kafkaguard.devstack.ferretdb import FerretDbServer
 from kafkaguard.devstack.kafka import KafkaCluster, new_cluster_id
 from kafkaguard.devstack.mariadb import MariaDbServer
 from kafkaguard.devstack.postgres import PostgresServer
@@ -41,6 +46,7 @@ def default_run_dir() -> Path:
 
 POSTGRES = "postgres"
 MARIADB = "mariadb"
+MONGO = "mongo"
 DATABASES = (POSTGRES, MARIADB)
 """The dev stack's database servers, in the order they start (and the first one's URL is ``database_url``)."""
 
@@ -68,6 +74,8 @@ class StackPorts:
     kafka: int = 29092
     postgres: int = 25432
     mariadb: int = 23306
+    mongo: int = 27117
+    """FerretDB; its debug handler listens on ``mongo + 1``."""
 
     def sasl_ports(self, brokers: int) -> list[int]:
         return [self.kafka + 100 + i for i in range(brokers)]
@@ -91,7 +99,8 @@ class DevStack:
     """Kafka (1 or 3 KRaft nodes) and PostgreSQL 15 and/or MariaDB 10.11 under ``run_dir``.
 
     ``postgres`` is always described (its port is saved) but runs only when ``databases`` names it;
-    ``mariadb`` is None until a ``dev up --database mariadb|both`` adds it.
+    ``mariadb`` is None until a ``dev up --database mariadb|both`` adds it; ``mongo`` (FerretDB) is
+    None until a ``dev up --mongo`` adds it.
     """
 
     def __init__(
@@ -101,11 +110,13 @@ class DevStack:
         postgres: PostgresServer,
         mariadb: MariaDbServer | None = None,
         databases: tuple[str, ...] = (POSTGRES,),
+        mongo: FerretDbServer | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.kafka = kafka
         self.postgres = postgres
         self.mariadb = mariadb
+        self.mongo = mongo
         self.databases = tuple(d for d in DATABASES if d in databases)
         if MARIADB in self.databases and mariadb is None:
             raise ConfigurationError("a stack with MariaDB needs its server")
@@ -137,16 +148,20 @@ class DevStack:
         ports: StackPorts | None = None,
         secure: bool = False,
         databases: tuple[str, ...] | None = None,
+        mongo: bool = False,
     ) -> DevStack:
         """Describe a new stack (nothing is started); reuses the saved one when it exists.
 
         ``databases``: the servers to run (default: PostgreSQL for a new stack, the saved stack's
-        otherwise); naming one a saved stack lacks adds it.
+        otherwise); naming one a saved stack lacks adds it. ``mongo``: run FerretDB too (a saved
+        stack that has it keeps it).
         """
         if brokers not in (1, 3):
             raise ConfigurationError(f"--brokers must be 1 or 3, not {brokers}")
         if secure and databases is not None and MARIADB in databases:
             raise ConfigurationError("the secured stack has no MariaDB yet (its TLS is not set up); drop --secure")
+        if secure and mongo:
+            raise ConfigurationError("the secured stack has no document store (no TLS for FerretDB yet); drop --secure")
         ports = ports or (SECURE_PORTS if secure else StackPorts())
         existing = cls.load(run_dir)
         if existing is not None:
@@ -161,6 +176,8 @@ class DevStack:
                 )
             if databases is not None:
                 existing.add_databases(databases, ports)
+            if mongo and existing.mongo is None:
+                existing.mongo = _ferretdb(run_dir, ports.mongo)
             return existing
         kafka_ports, controller_ports = ports.broker_ports(brokers)
         material = _material(run_dir) if secure else None
@@ -174,7 +191,7 @@ class DevStack:
         postgres = PostgresServer(home=run_dir / "postgres", port=ports.postgres, tls=material)
         wanted = databases or (POSTGRES,)
         mariadb = MariaDbServer(home=run_dir / MARIADB, port=ports.mariadb) if MARIADB in wanted else None
-        return cls(run_dir, kafka, postgres, mariadb, wanted)
+        return cls(run_dir, kafka, postgres, mariadb, wanted, _ferretdb(run_dir, ports.mongo) if mongo else None)
 
     def add_databases(self, databases: tuple[str, ...], ports: StackPorts) -> None:
         """Run ``databases`` too: one the stack lacks gets its port from ``ports``; those it has keep theirs."""
@@ -210,7 +227,10 @@ class DevStack:
                 home=run_dir / MARIADB, port=int(state["mariadb_port"]), pid=state.get("mariadb_pid")
             )
         databases = tuple(state.get("databases", [POSTGRES]))  # a stack saved before MariaDB: PostgreSQL only
-        return cls(run_dir, kafka, postgres, mariadb, databases)
+        mongo = None
+        if state.get("mongo_port") is not None:
+            mongo = _ferretdb(run_dir, int(state["mongo_port"]), pid=state.get("mongo_pid"))
+        return cls(run_dir, kafka, postgres, mariadb, databases, mongo)
 
     def save(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -226,6 +246,8 @@ class DevStack:
             "databases": list(self.databases),
             "mariadb_port": self.mariadb.port if self.mariadb is not None else None,
             "mariadb_pid": self.mariadb.pid if self.mariadb is not None else None,
+            "mongo_port": self.mongo.port if self.mongo is not None else None,
+            "mongo_pid": self.mongo.pid if self.mongo is not None else None,
         }
         self.state_file.write_text(json.dumps(state, indent=2) + "\n")
 
@@ -236,6 +258,9 @@ class DevStack:
                 self.postgres.start(timeout=timeout)
             if self.mariadb is not None and MARIADB in self.databases:
                 self.mariadb.start(timeout=timeout)
+                self.save()
+            if self.mongo is not None:
+                self.mongo.start(timeout=timeout)
                 self.save()
             for node in self.kafka.nodes:
                 node.launch()
@@ -250,9 +275,11 @@ class DevStack:
         self.postgres.stop()
         if self.mariadb is not None:
             self.mariadb.stop()
+        if self.mongo is not None:
+            self.mongo.stop()
         self.save()
         if wipe:
-            for sub in ("kafka", "postgres", MARIADB, "secrets"):
+            for sub in ("kafka", "postgres", MARIADB, MONGO, "secrets"):
                 shutil.rmtree(self.run_dir / sub, ignore_errors=True)
             self.state_file.unlink(missing_ok=True)
 
@@ -283,6 +310,7 @@ class DevStack:
                 "log": str(self.postgres.log_file),
             },
             **self._mariadb_status(),
+            **self._mongo_status(),
             "run_dir": str(self.run_dir),
             "secure": self.secure,
             **(self._secure_status() if self.kafka.secure is not None else {}),
@@ -305,6 +333,21 @@ class DevStack:
                 "pid": self.mariadb.pid,
                 "running": self.mariadb.is_running(),
                 "log": str(self.mariadb.log_file),
+            },
+        }
+
+    def _mongo_status(self) -> dict[str, Any]:
+        if self.mongo is None:
+            return {}
+        running = self.mongo.is_running()  # first: it refreshes the pid of a server another process started
+        return {
+            "mongo_url": self.mongo.url(),
+            "mongo": {
+                "address": f"127.0.0.1:{self.mongo.port}",
+                "pid": self.mongo.pid,
+                "running": running,
+                "log": str(self.mongo.log_file),
+                "server": "FerretDB (MongoDB wire protocol)",
             },
         }
 
@@ -331,6 +374,11 @@ class DevStack:
             "denied_topic": DENIED_TOPIC,
             "unreadable_topic": UNREADABLE_TOPIC,
         }
+
+
+def _ferretdb(run_dir: Path, port: int, pid: int | None = None) -> FerretDbServer:
+    """The stack's FerretDB: its files in ``<run dir>/mongo``, the binary built into ``run_dir``."""
+    return FerretDbServer(run_dir=_jars_root(run_dir), home=run_dir / MONGO, port=port, debug_port=port + 1, pid=pid)
 
 
 def _material(run_dir: Path) -> Material:

@@ -154,6 +154,10 @@ class ConsumerStore(Protocol):
 
     dead_letters: ListenerDeadLetters
 
+    rolls_back_handler_writes: bool
+    """Whether a transaction that fails undoes the handler's writes too (SQL: yes; MongoDB: no, so
+    the worker applies one event per unit there: a failed chunk's retry would run handlers twice)."""
+
     def transaction(self) -> AbstractContextManager[ConsumerTx]:
         """Begin a transaction: committed when the block ends, rolled back when it raises."""
         ...

@@ -171,6 +171,8 @@ class MariaDbConsumerStore(EngineHealth):
     """:class:`ConsumerStore` on MariaDB: ``engine`` (its database); ``async_engine`` on the same
     database for ``async def`` handlers (needed only then)."""
 
+    rolls_back_handler_writes = True
+
     def __init__(self, engine: Engine, async_engine: AsyncEngine | None = None) -> None:
         self.engine = engine
         self.async_engine = async_engine

@@ -325,6 +325,8 @@ class PostgresConsumerStore(EngineHealth):
     """:class:`ConsumerStore` on PostgreSQL: ``engine`` (its schema); ``async_engine`` on the same
     database and schema for ``async def`` handlers (needed only then)."""
 
+    rolls_back_handler_writes = True
+
     def __init__(self, engine: Engine, async_engine: AsyncEngine | None = None) -> None:
         require_postgresql(engine, "the consumer's inbox store")
         self.engine = engine

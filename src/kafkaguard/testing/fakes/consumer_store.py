@@ -91,6 +91,8 @@ class MemoryConsumerStore:
     ``clock`` gives "now" (due times, timestamps); pass one to move time in tests.
     """
 
+    rolls_back_handler_writes = True
+
     def __init__(
         self, session_factory: Callable[[], Any] | None = None, *, clock: Callable[[], datetime] = _utcnow
     ) -> None:
