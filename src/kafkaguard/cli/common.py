@@ -32,6 +32,7 @@ from kafkaguard.logtext import short
 from kafkaguard.metrics import Metrics, serve_metrics
 from kafkaguard.restore.schedule import parse_interval
 from kafkaguard.settings import KafkaguardSettings
+from kafkaguard.stores.mongo_documents import is_mongo_url
 
 PIPED_WIDTH = 1000
 """Columns of the output when it is not a terminal (a pipe, a file): tables are not cut to 80
@@ -74,6 +75,12 @@ def engine_for(settings: KafkaguardSettings, *, tables: Sequence[str] = ()) -> E
     """
     if not settings.database_url:
         raise ConfigurationError("no database URL: pass --url or set KAFKAGUARD_DATABASE_URL")
+    if is_mongo_url(settings.database_url):
+        raise ConfigurationError(
+            "this command reads kafkaguard's SQL tables; a mongodb:// URL (the document store) is served by "
+            "`kafkaguard consume` and the Python API (ListenerRestoreJob / PublisherRestoreJob.from_settings): "
+            "see docs/operations/mongodb.md"
+        )
     engine = sync_engine(with_connect_timeout(settings.database_url), schema=settings.db_schema)
     if tables:
         require_engine_tables(engine, settings.db_schema, tables)

@@ -152,13 +152,15 @@ class Publisher:
         http_async_transport: Any = None,
         producer: Producer | None = None,
         topics: Topics | None = None,
+        dead_letters: PublisherDeadLetterWriter | None = None,
     ) -> Publisher:
         """A publisher of ``settings`` (default: ``KafkaguardSettings()``, from ``KAFKAGUARD_*`` and the
         TOML file): modes from ``settings.publish``, Kafka at ``settings.bootstrap_servers``, topics
         from ``settings.topics``. Kafka clients are made on first use of a mode that needs them.
 
         Publish with :meth:`publish` (a ``Session``) or :meth:`publish_async` (an ``AsyncSession``),
-        in the caller's transaction; :meth:`close` it at shutdown. Arguments as for the constructor.
+        in the caller's transaction; :meth:`close` it at shutdown. Arguments as for the constructor
+        (``dead_letters``: e.g. ``MongoPublisherDeadLetters.from_url(...)`` for dailyfeed's shape).
         """
         return cls(
             settings if settings is not None else KafkaguardSettings(),
@@ -167,6 +169,7 @@ class Publisher:
             http_async_transport=http_async_transport,
             producer=producer,
             topics=topics,
+            dead_letters=dead_letters,
         )
 
     def mode_for(self, event: Event) -> PublishMode:

@@ -106,7 +106,9 @@ class PublisherRestoreJob:
         cls, settings: KafkaguardSettings, engine: Engine | None = None, *, listener_engine: Engine | None = None
     ) -> PublisherRestoreJob:
         """The job of ``settings.restore`` over the publisher dead letters in ``engine`` (default: an
-        engine of ``settings.database_url`` and ``settings.db_schema``, disposed by :meth:`close`).
+        engine of ``settings.database_url`` and ``settings.db_schema``, disposed by :meth:`close`; a
+        ``mongodb://`` URL gives the document store's collection, and a handoff the consumer store
+        in the same database).
 
         ``republish`` gets a producer for ``settings.bootstrap_servers`` (acks within
         ``relay.delivery_timeout``) and creates a missing topic as ``settings.topics`` says;
@@ -114,16 +116,31 @@ class PublisherRestoreJob:
         Run it with :meth:`run_once`; :meth:`close` flushes the producer.
         """
         from kafkaguard.db.engine import sync_engine
+        from kafkaguard.stores.mongo_documents import is_mongo_url
         from kafkaguard.transports.kafka_delivery import DeliveryProducer
         from kafkaguard.transports.kafka_topics import TopicRegistry
 
         owned = None
-        if engine is None:
-            if not settings.database_url:
-                raise ConfigurationError("a database URL is needed (KAFKAGUARD_DATABASE_URL or database_url=...)")
-            engine = owned = sync_engine(settings.database_url, schema=settings.db_schema)
+        store: PublisherDeadLetterStore | Engine
+        listener_store: ConsumerStore | None = None
+        if engine is None and is_mongo_url(settings.database_url):
+            # The document store: the records in its collection; a handoff goes to the consumer
+            # store of the same database (the dailyfeed shape: both services' stores in one place).
+            from kafkaguard.stores.mongo_consumer import MongoConsumerStore
+            from kafkaguard.stores.mongo_publisher_dead_letters import MongoPublisherDeadLetters
+
+            store = MongoPublisherDeadLetters.from_url(settings.database_url)
+            if settings.restore.publisher_strategy is PublisherStrategy.HANDOFF and listener_engine is None:
+                listener_store = MongoConsumerStore(store.db)
+                listener_store.ensure_indexes()
+        else:
+            if engine is None:
+                if not settings.database_url:
+                    raise ConfigurationError("a database URL is needed (KAFKAGUARD_DATABASE_URL or database_url=...)")
+                engine = owned = sync_engine(settings.database_url, schema=settings.db_schema)
+            store = engine
         if settings.restore.publisher_strategy is not PublisherStrategy.REPUBLISH:
-            job = cls(engine, settings.restore, listener_engine=listener_engine)
+            job = cls(store, settings.restore, listener_engine=listener_engine, listener_store=listener_store)
         else:
             producer = DeliveryProducer(
                 settings.bootstrap_servers,
@@ -133,7 +150,7 @@ class PublisherRestoreJob:
             # Dead letters made while Kafka was down may name a topic that was never created.
             topics = TopicRegistry.from_settings(settings)
             job = cls(
-                engine, settings.restore, producer=producer, listener_engine=listener_engine, ensure_topic=topics.ensure
+                store, settings.restore, producer=producer, listener_engine=listener_engine, ensure_topic=topics.ensure
             )
         job._owned_engine = owned
         return job
