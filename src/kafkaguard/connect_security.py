@@ -3,7 +3,9 @@
 :func:`connect_security` turns the block into the Java client properties of a Connect worker: the
 worker's own clients (``security.protocol``, ``sasl.*``, ``ssl.*``), and the same under ``producer.``,
 ``consumer.`` and ``admin.`` (the source task's producer, sink consumers, topic creation).
-:func:`database_ssl` turns a libpq URL's TLS query parameters (``sslmode``, ``sslrootcert``,
+:func:`client_properties` gives one client's properties unprefixed (the MariaDB connector's
+schema-history producer and consumer take them under ``schema.history.internal.producer.`` and
+``.consumer.``). :func:`database_ssl` turns a libpq URL's TLS query parameters (``sslmode``, ``sslrootcert``,
 ``sslcert``, ``sslkey``) into the connector's ``database.ssl*`` properties.
 
 Guarantee: no secret value is inline. Secrets (``sasl.jaas.config``, ``ssl.key.password``, the
@@ -21,7 +23,7 @@ Kafka 4 also wants the OIDC token endpoint allowed with the JVM property
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -78,6 +80,22 @@ def connect_security(security: KafkaSecurity, *, secrets_file: Path, keystore_fi
     """
     if security.protocol == "PLAINTEXT":
         return ConnectSecurity()
+    found = client_properties(security, refer=lambda key: reference(secrets_file, key), keystore_file=keystore_file)
+    worker = dict(FILE_PROVIDER)
+    for prefix in CLIENT_PREFIXES:
+        worker.update({prefix + k: v for k, v in found.worker.items()})
+    return ConnectSecurity(worker, found.secrets, found.keystore)
+
+
+def client_properties(security: KafkaSecurity, *, refer: Callable[[str], str], keystore_file: Path) -> ConnectSecurity:
+    """One Java Kafka client's properties for ``security``, unprefixed, in :attr:`ConnectSecurity.worker`
+    (empty for PLAINTEXT); each secret's value is ``refer(<its key in secrets>)``, a config-provider
+    reference (:func:`reference`, :func:`secrets_reference`), and the secret itself is in
+    :attr:`ConnectSecurity.secrets` under that key. ``keystore_file``: the PEM keystore for mTLS
+    (:func:`keystore_pem`) as the worker sees it. Raises ConfigurationError.
+    """
+    if security.protocol == "PLAINTEXT":
+        return ConnectSecurity()
     client: dict[str, str] = {"security.protocol": security.protocol}
     secrets: dict[str, str] = {}
     mech = security.sasl_mechanism
@@ -103,7 +121,7 @@ def connect_security(security: KafkaSecurity, *, secrets_file: Path, keystore_fi
             options["password"] = security.secret("password") or ""
         body = " ".join(f"{k}={_jaas_quote(v)}" for k, v in options.items())
         secrets["sasl.jaas.config"] = f"{_LOGIN_MODULES[mech]} required {body};"
-        client["sasl.jaas.config"] = reference(secrets_file, "sasl.jaas.config")
+        client["sasl.jaas.config"] = refer("sasl.jaas.config")
     keystore: tuple[Path, Path] | None = None
     if security.protocol in ("SSL", "SASL_SSL"):
         client["ssl.endpoint.identification.algorithm"] = "https" if security.endpoint_identification == "https" else ""
@@ -117,11 +135,8 @@ def connect_security(security: KafkaSecurity, *, secrets_file: Path, keystore_fi
             key_password = security.secret("key_password")
             if key_password is not None:
                 secrets["ssl.key.password"] = key_password
-                client["ssl.key.password"] = reference(secrets_file, "ssl.key.password")
-    worker = dict(FILE_PROVIDER)
-    for prefix in CLIENT_PREFIXES:
-        worker.update({prefix + k: v for k, v in client.items()})
-    return ConnectSecurity(worker, secrets, keystore)
+                client["ssl.key.password"] = refer("ssl.key.password")
+    return ConnectSecurity(client, secrets, keystore)
 
 
 def keystore_pem(key: Path, certificate: Path) -> str:

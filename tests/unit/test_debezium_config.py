@@ -165,3 +165,76 @@ def test_on_mariadb_the_schema_names_the_database_and_the_replica_id_is_stable_a
 def test_the_mariadb_connector_without_bootstrap_servers_is_refused_in_one_line() -> None:
     with pytest.raises(ConfigurationError, match="schema history in Kafka"):
         connector_config(DebeziumOptions(database_url=MARIADB_URL))
+
+
+KAFKA_PASSWORD = "Kafka-S3cr3t-pw"
+
+
+def _secured(monkeypatch: pytest.MonkeyPatch, **extra: str | None) -> None:
+    """A SCRAM-over-TLS ``kafka_security`` block in the environment; ``extra`` changes (None: drops) a field."""
+    monkeypatch.setenv("KAFKAGUARD_BOOTSTRAP_SERVERS", "k1.internal:9094")
+    values: dict[str, str | None] = {
+        "PROTOCOL": "SASL_SSL", "SASL_MECHANISM": "SCRAM-SHA-512", "USERNAME": "relay",
+        "PASSWORD": KAFKA_PASSWORD, "CA_LOCATION": "/etc/kafka/ca.pem", **extra,
+    }  # fmt: skip
+    for name, value in values.items():
+        if value is not None:
+            monkeypatch.setenv(f"KAFKAGUARD_KAFKA_SECURITY__{name}", value)
+
+
+def _invoke(*args: str) -> Any:
+    return CliRunner().invoke(app, ["debezium", "config", *args], catch_exceptions=False)
+
+
+def test_on_a_secured_cluster_the_mariadb_schema_history_clients_get_the_security_with_references(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _secured(monkeypatch)
+    result = _invoke("--database-url", MARIADB_URL, "--password-file", "/etc/kg/db.properties")
+    assert result.exit_code == 0, result.output
+    assert KAFKA_PASSWORD not in result.output + result.stderr
+    assert_no_password(result.stdout)
+    config = json.loads(result.stdout)["config"]
+    for client in ("producer", "consumer"):
+        prefix = f"schema.history.internal.{client}."
+        assert config[prefix + "security.protocol"] == "SASL_SSL"
+        assert config[prefix + "sasl.mechanism"] == "SCRAM-SHA-512"
+        assert config[prefix + "sasl.jaas.config"] == "${file:/etc/kg/db.properties:sasl.jaas.config}"
+        assert config[prefix + "ssl.truststore.location"] == "/etc/kafka/ca.pem"
+    assert config["database.password"] == "${file:/etc/kg/db.properties:password}"
+    assert "sasl.jaas.config beside the password" in result.stderr  # what the workers' file must hold
+
+
+def test_strimzi_refers_the_schema_history_secrets_to_the_kubernetes_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    _secured(monkeypatch)
+    result = _invoke("--database-url", MARIADB_URL, "--format", "strimzi", "--secret", "dbz", "--namespace", "ns")
+    assert result.exit_code == 0, result.output
+    assert KAFKA_PASSWORD not in result.output + result.stderr
+    config = yaml.safe_load(result.stdout)["spec"]["config"]
+    assert config["schema.history.internal.consumer.sasl.jaas.config"] == "${secrets:ns/dbz:sasl.jaas.config}"
+
+
+def test_mtls_schema_history_clients_use_a_keystore_beside_the_password_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    _secured(monkeypatch, PROTOCOL="SSL", SASL_MECHANISM=None, USERNAME=None, PASSWORD=None,
+             CERTIFICATE_LOCATION="/etc/kg/relay.pem", KEY_LOCATION="/etc/kg/relay.key")  # fmt: skip
+    result = _invoke("--database-url", MARIADB_URL, "--password-file", "/etc/kg/db.properties")
+    assert result.exit_code == 0, result.output
+    config = json.loads(result.stdout)["config"]
+    assert config["schema.history.internal.producer.security.protocol"] == "SSL"
+    assert config["schema.history.internal.producer.ssl.keystore.location"] == "/etc/kg/keystore.pem"
+    assert config["schema.history.internal.producer.ssl.keystore.type"] == "PEM"
+    assert "PEM keystore /etc/kg/keystore.pem" in result.stderr
+
+
+def test_no_schema_history_security_on_postgresql_or_a_plaintext_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    _secured(monkeypatch)
+    postgres = json.loads(_invoke("--database-url", URL, "--schema", "orders").stdout)["config"]
+    assert not [k for k in postgres if k.startswith("schema.history.")]
+    for name in ("PROTOCOL", "SASL_MECHANISM", "USERNAME", "PASSWORD", "CA_LOCATION"):
+        monkeypatch.delenv(f"KAFKAGUARD_KAFKA_SECURITY__{name}")
+    plain = _invoke("--database-url", MARIADB_URL)
+    config = json.loads(plain.stdout)["config"]
+    assert not [
+        k for k in config if k.startswith(("schema.history.internal.producer.", "schema.history.internal.consumer."))
+    ]
+    assert plain.stderr == ""

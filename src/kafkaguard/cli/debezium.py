@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,9 +27,11 @@ from typing import Annotated, Any
 import typer
 
 from kafkaguard.cli.common import load_settings
-from kafkaguard.connect_security import reference, secrets_reference
+from kafkaguard.connect_security import client_properties, reference, secrets_reference
+from kafkaguard.db.engine import dialect_name
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.relay.debezium import DebeziumOptions, connector_config
+from kafkaguard.settings import KafkaguardSettings
 
 debezium_app = typer.Typer(
     help="Debezium on your Kafka Connect cluster: the connector configuration kafkaguard generates.",
@@ -129,6 +132,23 @@ def strimzi_yaml(resource: dict[str, Any], provider: Provider, *, password_file:
     return "\n".join([*head, "---", *_yaml_lines(resource)]) + "\n"
 
 
+def _history_client(
+    settings: KafkaguardSettings, *, refer: Callable[[str], str], keystore_file: Path
+) -> tuple[tuple[str, str], ...]:
+    """The MariaDB connector's schema-history client properties for ``settings.kafka_security`` (none
+    on PostgreSQL or a plaintext cluster); says on stderr which keys the worker's file or Secret must
+    hold (names only: the values are the caller's secrets)."""
+    if dialect_name(str(settings.database_url)) != "mariadb" or settings.kafka_security.protocol == "PLAINTEXT":
+        return ()
+    found = client_properties(settings.kafka_security, refer=refer, keystore_file=keystore_file)
+    needs = [f"the keys {', '.join(sorted(found.secrets))} beside the password"] if found.secrets else []
+    if found.keystore is not None:
+        needs.append(f"the PEM keystore {keystore_file} (the private key as PKCS#8, then the certificate)")
+    if needs:
+        typer.echo("schema history on a secured cluster: the workers need " + " and ".join(needs), err=True)
+    return tuple(found.worker.items())
+
+
 FormatOpt = Annotated[Format, typer.Option("--format", help="json: Connect's REST body; strimzi: a KafkaConnector.")]
 
 
@@ -151,16 +171,35 @@ def config(
     secret: Annotated[str, typer.Option(help="secrets provider: the Kubernetes Secret's name.")] = "kafkaguard-db",  # noqa: S107 - a name
     namespace: Annotated[str, typer.Option(help="strimzi: the namespace of the resource and Secret.")] = "kafka",
     cluster: Annotated[str, typer.Option(help="strimzi: the KafkaConnect resource (strimzi.io/cluster).")] = "connect",
+    keystore_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="MariaDB with mTLS: the PEM keystore (key, then certificate) on every worker for the "
+            "schema-history clients [default: keystore.pem beside --password-file]."
+        ),
+    ] = None,
 ) -> None:
     """Print the Debezium connector configuration for SCHEMA's outbox, the password a config-provider reference.
 
     PostgreSQL or MariaDB by the URL (on MariaDB SCHEMA is the database, the URL's by default).
     Topic pattern, partitions and replication come from the settings ([topics]), as for kafkaguard's relay.
+    On MariaDB with a secured kafka_security block, the schema history's producer and consumer get its
+    client properties, secrets as references to keys of the same file or Secret as the password.
     """
     settings = load_settings(database_url, schema)
     if not settings.database_url:
         raise ConfigurationError("no database URL: pass --database-url or set KAFKAGUARD_DATABASE_URL")
+    chosen = provider or (Provider.FILE if fmt is Format.JSON else Provider.SECRETS)
+    ref = password_reference(chosen, password_file=password_file, key=password_key, namespace=namespace, secret=secret)
+    history = _history_client(
+        settings,
+        refer=lambda key: password_reference(
+            chosen, password_file=password_file, key=key, namespace=namespace, secret=secret
+        ),
+        keystore_file=keystore_file or password_file.parent / "keystore.pem",
+    )
     opts = DebeziumOptions(
+        history_client=history,
         database_url=settings.database_url,
         schema=settings.db_schema or "public",
         topic_pattern=settings.topics.pattern,
@@ -169,8 +208,6 @@ def config(
         replication=settings.topics.replication,
         bootstrap=settings.bootstrap_servers,
     )
-    chosen = provider or (Provider.FILE if fmt is Format.JSON else Provider.SECRETS)
-    ref = password_reference(chosen, password_file=password_file, key=password_key, namespace=namespace, secret=secret)
     if fmt is Format.JSON:
         typer.echo(json.dumps(rest_body(opts, ref), indent=2))
         return

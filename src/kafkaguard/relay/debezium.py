@@ -58,6 +58,11 @@ class DebeziumOptions:
     server_id: int | None = None
     """MariaDB: the replica id the connector uses on the binlog (unique among the server's replicas);
     by default one derived from the schema, in 100000..2^31."""
+    history_client: tuple[tuple[str, str], ...] = ()
+    """MariaDB on a secured cluster: the schema-history clients' Java properties, unprefixed, secrets
+    as config-provider references (:func:`kafkaguard.connect_security.client_properties`); they are
+    set under ``schema.history.internal.producer.`` and ``.consumer.``, which is where the connector
+    reads them (the worker's own ``producer.*`` settings do not reach those clients)."""
 
     @property
     def slot(self) -> str:
@@ -196,6 +201,11 @@ def _mariadb_source(opts: DebeziumOptions, url: URL) -> dict[str, str]:
         "snapshot.locking.mode": "none",
         # DATETIME(6) as Connect's Timestamp: an ISO 8601 header the consumer parses (milliseconds).
         "time.precision.mode": "connect",
+        **{
+            f"schema.history.internal.{client}.{name}": value
+            for client in ("producer", "consumer")
+            for name, value in opts.history_client
+        },
     }
 
 
