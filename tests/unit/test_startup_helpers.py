@@ -106,6 +106,13 @@ def test_the_banner_names_the_database_without_its_password() -> None:
     assert "s3cret" not in database_target("postgresql://app:s3cret-pw@[bad", None)
 
 
+def test_on_mariadb_the_banner_names_the_database_the_schema_or_the_url_chooses() -> None:
+    url = "mysql+pymysql://kg:s3cret-pw@maria.internal/kafkaguard"
+    assert database_target(url, None) == "maria.internal:3306 as kg, database kafkaguard"
+    assert database_target(url, "public") == "maria.internal:3306 as kg, database kafkaguard"  # the CLI's default
+    assert database_target(url, "billing") == "maria.internal:3306 as kg, database billing"
+
+
 def test_a_consumer_metrics_registry_holds_no_relay_metrics() -> None:
     consumer = generate_latest(Metrics(parts=frozenset({"consumer"})).registry).decode()
     assert "kafkaguard_relay_publish_seconds" not in consumer and "kafkaguard_relay_event_age" not in consumer

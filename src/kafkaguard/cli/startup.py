@@ -48,7 +48,8 @@ def configure_logging(level: str, log_format: str | None = None) -> None:
 
 
 def database_target(url: str, schema: str | None) -> str:
-    """``host:port/db as user, schema s`` for ``url`` (never the password); ``(none)`` without a URL."""
+    """``host:port/db as user, schema s`` for ``url`` (never the password); ``(none)`` without a URL.
+    On MariaDB, where a schema is a database: ``host:port as user, database d``."""
     if not url:
         return "(none)"
     try:
@@ -56,6 +57,9 @@ def database_target(url: str, schema: str | None) -> str:
     except Exception:  # noqa: BLE001 - a bad URL is reported where it is used; the banner must not fail
         return "(a URL that cannot be parsed)"
     user = f" as {u.username}" if u.username else ""
+    if u.get_backend_name() in ("mysql", "mariadb"):  # a schema is a database there: name the one used
+        database = schema if schema and schema != "public" else u.database
+        return f"{u.host or 'localhost'}:{u.port or 3306}{user}, database {database or '(none)'}"
     where = f"{u.host or 'localhost'}:{u.port or 5432}/{u.database or ''}{user}"
     if schema is None:  # the URL may choose it: ?options=-csearch_path%3Dname
         options = u.query.get("options")
