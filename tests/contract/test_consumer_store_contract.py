@@ -18,7 +18,7 @@ from tests.contract.conftest_helpers import make_store
 G = "contract-group"
 
 
-@pytest.fixture(params=["fake", "postgres", "mongo"])
+@pytest.fixture(params=["fake", "postgres", "mariadb", "mongo"])
 def store(request: pytest.FixtureRequest) -> Iterator[ConsumerStore]:
     yield from make_store(request)
 

@@ -16,7 +16,7 @@ from kafkaguard.stores.restore_decision import RestoreDecision
 from tests.contract.conftest_helpers import make_store
 
 
-@pytest.fixture(params=["fake", "postgres", "mongo"])
+@pytest.fixture(params=["fake", "postgres", "mariadb", "mongo"])
 def store(request: pytest.FixtureRequest) -> Iterator[ConsumerStore]:
     yield from make_store(request)
 

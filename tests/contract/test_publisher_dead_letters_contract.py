@@ -1,5 +1,5 @@
-"""The publisher dead-letter store's contract: ``MemoryPublisherDeadLetters``, the PostgreSQL adapter
-and the MongoDB one (on FerretDB)."""
+"""The publisher dead-letter store's contract: ``MemoryPublisherDeadLetters``, the PostgreSQL and
+MariaDB adapters and the MongoDB one (on FerretDB)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from kafkaguard.errors import KafkaUnavailableError
 from kafkaguard.policies.backoff import Fixed
 from kafkaguard.policies.retry import RetryPolicy
 from kafkaguard.restore.outcome import after_failure, after_success
-from kafkaguard.stores.publisher_dead_letters import PostgresPublisherDeadLetters, PublisherDeadLetterStore
+from kafkaguard.stores.by_database import publisher_dead_letters_for
+from kafkaguard.stores.publisher_dead_letters import PublisherDeadLetterStore
 from kafkaguard.testing import MemoryPublisherDeadLetters
 
 
@@ -36,15 +37,17 @@ class FakeHarness:
         self.memory.add(None, event, topic="t", source=PublishSource.DIRECT, error=KafkaUnavailableError("down"))
 
 
-class PostgresHarness:
+class SqlHarness:
+    """The SQL adapter the URL's database gets (PostgreSQL or MariaDB), written in a Session."""
+
     def __init__(self, url: str, schema: str) -> None:
         self.engine = sync_engine(url, schema=schema)
-        self.pg = PostgresPublisherDeadLetters(self.engine)
-        self.store: PublisherDeadLetterStore = self.pg
+        self.sql = publisher_dead_letters_for(self.engine)
+        self.store: PublisherDeadLetterStore = self.sql
 
     def add(self, event: Event) -> None:
         with Session(self.engine) as session, session.begin():
-            self.pg.add(session, event, topic="t", source=PublishSource.DIRECT, error=KafkaUnavailableError("down"))
+            self.sql.add(session, event, topic="t", source=PublishSource.DIRECT, error=KafkaUnavailableError("down"))
 
 
 class MongoHarness:
@@ -59,7 +62,7 @@ class MongoHarness:
         self.mongo.add(None, event, topic="t", source=PublishSource.DIRECT, error=KafkaUnavailableError("down"))
 
 
-@pytest.fixture(params=["fake", "postgres", "mongo"])
+@pytest.fixture(params=["fake", "postgres", "mariadb", "mongo"])
 def dead_letters(request: pytest.FixtureRequest) -> Iterator[Harness]:
     if request.param == "fake":
         yield FakeHarness()
@@ -67,8 +70,12 @@ def dead_letters(request: pytest.FixtureRequest) -> Iterator[Harness]:
     if request.param == "mongo":
         yield MongoHarness(request.getfixturevalue("mongo_database"))
         return
-    db = request.getfixturevalue("migrated_database")
-    harness = PostgresHarness(db.server.url(), db.schema)
+    if request.param == "mariadb":
+        maria = request.getfixturevalue("migrated_mariadb_database")
+        harness = SqlHarness(maria.url, maria.schema)
+    else:
+        db = request.getfixturevalue("migrated_database")
+        harness = SqlHarness(db.server.url(), db.schema)
     try:
         yield harness
     finally:

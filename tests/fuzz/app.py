@@ -4,6 +4,8 @@
 ``jsonb``. A payload PostgreSQL refuses there (``\\u0000``, a lone surrogate, ``NaN``) makes the
 handler fail with a data exception (SQLSTATE class 22), which issue 13 says is permanent. A payload
 ``{"fail": "retriable"}`` raises a retriable error, ``{"fail": "permanent"}`` a permanent one.
+On MariaDB (the fuzz suite's second leg) the table is :data:`MARIADB_TABLE`: the payload a ``JSON``
+column (``LONGTEXT`` checked by ``json_valid``), the event id its text.
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ CREATE TABLE fuzz_effects (
 """
 
 
+MARIADB_TABLE = (
+    "CREATE TABLE fuzz_effects (id BIGINT AUTO_INCREMENT PRIMARY KEY, event_id CHAR(36) NOT NULL, "
+    "`key` LONGTEXT NOT NULL, type LONGTEXT NOT NULL, payload JSON NOT NULL, KEY ix_fuzz_event (event_id))"
+)
+
+
 class AskedToFailError(RuntimeError):
     """The payload asked the handler to fail (retriable by the default classifier)."""
 
@@ -44,10 +52,13 @@ def store_effect(event: Event, ctx: HandlerContext[Session]) -> None:
         raise AskedToFailError("the payload asked for a retriable failure")
     if fail == "permanent":
         raise ValueError("the payload asked for a permanent failure")
-    ctx.session.execute(
-        text("INSERT INTO fuzz_effects (event_id, key, type, payload) VALUES (:e, :k, :t, CAST(:p AS jsonb))"),
-        {"e": event.event_id, "k": event.key, "t": event.type, "p": json.dumps(event.payload)},
-    )
+    if ctx.session.get_bind().dialect.name == "postgresql":
+        sql = "INSERT INTO fuzz_effects (event_id, key, type, payload) VALUES (:e, :k, :t, CAST(:p AS jsonb))"
+        event_id: object = event.event_id
+    else:
+        sql = "INSERT INTO fuzz_effects (event_id, `key`, type, payload) VALUES (:e, :k, :t, :p)"
+        event_id = str(event.event_id)
+    ctx.session.execute(text(sql), {"e": event_id, "k": event.key, "t": event.type, "p": json.dumps(event.payload)})
 
 
 def create_tables(conninfo: str) -> None:

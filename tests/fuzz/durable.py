@@ -4,12 +4,15 @@ A message at ``(group, topic, partition, offset)`` has exactly one durable outco
 there (applied), nothing there but an inbox row of its event id elsewhere (duplicate), or one
 listener dead letter there (dead-lettered: ``pending``; parked: ``parked``) or one last-resort
 row there, keeping the raw key, value and headers byte for byte.
+
+The checks read through a :data:`Rows` function, so they run on PostgreSQL (a psycopg connection
+is taken as one) and on MariaDB (:func:`mariadb_rows`) alike.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,24 +46,51 @@ class Stored:
         return len(self.inbox) + len(self.dead_letters) + len(self.last_resort)
 
 
-def stored_at(conn: psycopg.Connection[Any], group: str, topic: str, partition: int, offset: int) -> Stored:
+Rows = Callable[[str, Mapping[str, Any]], list[tuple[Any, ...]]]
+"""Runs one query (``%(name)s`` parameters, ``"quoted"`` identifiers) and returns its rows."""
+
+Db = psycopg.Connection[Any] | Rows
+"""Where the checks read: a psycopg connection (PostgreSQL) or a :data:`Rows` function."""
+
+
+def mariadb_rows(conn: Any) -> Rows:
+    """:data:`Rows` over a PyMySQL connection: identifiers in backticks, UUIDs as their text (CHAR(36))."""
+
+    def run(sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        values = {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in params.items()}
+        with conn.cursor() as cur:
+            cur.execute(sql.replace('"', "`"), values)
+            return [tuple(r) for r in cur.fetchall()]
+
+    return run
+
+
+def _rows(db: Db) -> Rows:
+    if isinstance(db, psycopg.Connection):
+        conn = db
+        return lambda sql, params: [tuple(r) for r in conn.execute(sql, params).fetchall()]  # type: ignore[arg-type]
+    return db
+
+
+def stored_at(db: Db, group: str, topic: str, partition: int, offset: int) -> Stored:
+    rows = _rows(db)
     where = {"g": group, "t": topic, "p": partition, "o": offset}
-    inbox = conn.execute(
+    inbox = rows(
         'SELECT event_id FROM kafka_inbox WHERE consumer_group = %(g)s AND topic = %(t)s AND "partition" = %(p)s'
         ' AND "offset" = %(o)s',
         where,
-    ).fetchall()
-    dead = conn.execute(
+    )
+    dead = rows(
         "SELECT raw_key, raw_value, raw_headers, status, reason, attempts, error_class FROM kafka_listener_dead_letters"
         ' WHERE consumer_group = %(g)s AND topic = %(t)s AND "partition" = %(p)s AND "offset" = %(o)s',
         where,
-    ).fetchall()
-    last = conn.execute(
+    )
+    last = rows(
         "SELECT raw_key, raw_value, raw_headers, error, status FROM kafkaguard_last_resort WHERE store = 'listener'"
         ' AND consumer_group = %(g)s AND topic = %(t)s AND "partition" = %(p)s AND "offset" = %(o)s',
         where,
-    ).fetchall()
-    return Stored(list(inbox), list(dead), list(last))
+    )
+    return Stored(inbox, dead, last)
 
 
 def event_id_of(headers: Sequence[tuple[str, bytes | None]]) -> uuid.UUID | None:
@@ -94,7 +124,7 @@ def _same_raw(row: tuple[Any, ...], sent: Message, where: str, *, unreadable_nam
 
 
 def check(
-    conn: psycopg.Connection[Any],
+    conn: Db,
     group: str,
     where: tuple[str, int, int],
     sent: Message,
@@ -127,10 +157,11 @@ def check(
         assert stored.count == 0, f"{label}: a duplicate, but rows were stored at its position: {stored}"
         event_id = event_id_of(sent.headers)
         assert event_id is not None, f"{label}: a duplicate without a readable event id"
-        found = conn.execute(
-            "SELECT count(*) FROM kafka_inbox WHERE consumer_group = %s AND event_id = %s", (group, event_id)
-        ).fetchone()
-        assert found is not None and found[0] == 1, f"{label}: a duplicate of {event_id}, which has no inbox row"
+        found = _rows(conn)(
+            "SELECT count(*) FROM kafka_inbox WHERE consumer_group = %(g)s AND event_id = %(e)s",
+            {"g": group, "e": event_id},
+        )
+        assert found[0][0] == 1, f"{label}: a duplicate of {event_id}, which has no inbox row"
         return "duplicate"
     assert stored.count == 1 and not stored.inbox, f"{label}: {outcome.value}, but stored {stored}"
     unreadable = not sent.names_are_utf8
@@ -152,7 +183,7 @@ def check(
     return "last_resort"
 
 
-def applied_once(conn: psycopg.Connection[Any], event_id: uuid.UUID) -> int:
+def applied_once(conn: Db, event_id: uuid.UUID) -> int:
     """How many times the fuzz handler applied ``event_id`` (rows in ``fuzz_effects``)."""
-    row = conn.execute("SELECT count(*) FROM fuzz_effects WHERE event_id = %s", (event_id,)).fetchone()
-    return int(row[0]) if row else 0
+    found = _rows(conn)("SELECT count(*) FROM fuzz_effects WHERE event_id = %(e)s", {"e": event_id})
+    return int(found[0][0])

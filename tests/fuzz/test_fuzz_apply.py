@@ -1,4 +1,5 @@
-"""Fuzz the consumer's apply path against the real PostgreSQL (issue 13, Deliver 7a).
+"""Fuzz the consumer's apply path against the real PostgreSQL and MariaDB (issue 13, Deliver 7a;
+issue 18: the same property on the second database).
 
 Records are built directly (any key, value and header bytes) and run through
 ``Applier.process`` (per-event mode) or a :class:`Worker` over a :class:`MemorySource` (batch mode).
@@ -18,16 +19,16 @@ from typing import Any
 import psycopg
 import pytest
 from hypothesis import example, given
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from kafkaguard.consumer import Applier, MemorySource, Outcome, Record, Worker
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.db.engine import sync_engine
 from kafkaguard.policies.backoff import Exponential
 from kafkaguard.policies.retry import RetryPolicy
-from kafkaguard.testing.fixtures import TestDatabase
+from kafkaguard.testing.fixtures import TestDatabase, TestMariaDatabase
 from tests.fuzz import app
-from tests.fuzz.durable import APPLIED, CONFLICT, DUPLICATE, applied_once, check
+from tests.fuzz.durable import APPLIED, CONFLICT, DUPLICATE, Db, applied_once, check, mariadb_rows
 from tests.fuzz.logcheck import LogLines
 from tests.fuzz.planned import ISSUE_13_MESSAGES, Planned, realise
 from tests.fuzz.profile import fuzz_settings, pick
@@ -42,27 +43,40 @@ TOPIC = "fuzz.apply"
 @dataclass(repr=False)
 class ApplyEnv(Fixture):
     engine: Engine
-    conn: psycopg.Connection[Any]
+    conn: Db  # where the checks read (durable.py)
     group: str
     offsets: Iterator[int]  # every record of the test gets its own position
 
     def reset(self) -> None:
         """Forget earlier examples' outcomes (blocked keys, seen event ids): each example starts alike."""
-        with self.conn.transaction():
+        with self.engine.begin() as conn:
             for table in ("kafka_inbox", "kafka_listener_dead_letters", "kafkaguard_last_resort", "fuzz_effects"):
-                self.conn.execute(f"DELETE FROM {table}")
+                conn.execute(text(f"DELETE FROM {table}"))
 
     def settings(self, **kw: Any) -> ConsumerSettings:
         return ConsumerSettings(group_id=self.group, retry=FAST_RETRY, max_payload_bytes=LIMITS.max_payload, **kw)
 
 
-@pytest.fixture
-def env(migrated_database: TestDatabase) -> Iterator[ApplyEnv]:
-    db = migrated_database
+@pytest.fixture(params=["postgresql", "mariadb"])
+def env(request: pytest.FixtureRequest) -> Iterator[ApplyEnv]:
+    group = f"fuzz-{uuid.uuid4().hex[:8]}"
+    if request.param == "mariadb":
+        maria: TestMariaDatabase = request.getfixturevalue("migrated_mariadb_database")
+        engine = sync_engine(maria.url, schema=maria.schema, pool_size=2)
+        with engine.begin() as conn:
+            conn.execute(text(app.MARIADB_TABLE))
+        raw = maria.connect()
+        try:
+            yield ApplyEnv(engine, mariadb_rows(raw), group, itertools.count())
+        finally:
+            raw.close()
+            engine.dispose()
+        return
+    db: TestDatabase = request.getfixturevalue("migrated_database")
     app.create_tables(db.conninfo)
     engine = sync_engine(db.server.url(), schema=db.schema, pool_size=2)
-    with psycopg.connect(db.conninfo, autocommit=True) as conn:
-        yield ApplyEnv(engine, conn, f"fuzz-{uuid.uuid4().hex[:8]}", itertools.count())
+    with psycopg.connect(db.conninfo, autocommit=True) as pg:
+        yield ApplyEnv(engine, pg, group, itertools.count())
     engine.dispose()
 
 

@@ -17,6 +17,7 @@ from kafkaguard.console.auth import Guard
 from kafkaguard.console.context import Console, templates
 from kafkaguard.console.jobs import Jobs
 from kafkaguard.consumer.registry import HandlerRegistry
+from kafkaguard.db.engine import require_postgresql
 from kafkaguard.settings import KafkaguardSettings
 
 
@@ -28,8 +29,11 @@ def create_console_app(
     ``settings``: ``[console]`` (token, redaction, edit-and-retry) and what retry needs (Kafka for
     republishing, ``[restore]``'s policy and strategy); ``registry``: the handlers of the listener
     records' consumer groups (without it, listener records can be read and discarded, not retried).
-    Raises :class:`~kafkaguard.errors.ConfigurationError` if the token file cannot be read.
+    Raises :class:`~kafkaguard.errors.ConfigurationError` if the token file cannot be read, or if
+    ``engine`` is not on PostgreSQL (the console's queries are PostgreSQL's so far; on MariaDB the
+    ``kafkaguard dead-letters`` commands do the same work).
     """
+    require_postgresql(engine, "the operator console (on MariaDB: `kafkaguard dead-letters`)")
     console = Console(settings, engine, registry, Guard(settings.console.token()), templates(), Jobs())
     app = FastAPI(title="kafkaguard console", docs_url=None, redoc_url=None, openapi_url=None)
     app.middleware("http")(_security_headers)

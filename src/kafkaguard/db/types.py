@@ -8,7 +8,8 @@ The tables of :mod:`kafkaguard.db.tables` are declared once; on MariaDB (SQLAlch
   would write 32 hex digits without them, which Debezium's router and kafkaguard's SQL would not match);
 - :func:`json_type`: ``jsonb`` / ``JSON``;
 - :func:`utc_type`: ``timestamptz`` / ``DATETIME(6)`` holding UTC: an aware value is written as its UTC
-  wall time and read back as an aware UTC value, so both databases give the same ``datetime``.
+  wall time and read back as an aware UTC value, so both databases give the same ``datetime``;
+  :class:`utc_now` is the time now to compare them with.
 
 On PostgreSQL the types are exactly the ones declared before (``with_variant`` changes MariaDB only),
 so the PostgreSQL paths bind and read as they always did.
@@ -23,6 +24,9 @@ from typing import Any
 from sqlalchemy import DateTime, Dialect
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 MARIADB_DIALECTS = ("mysql", "mariadb")
@@ -71,3 +75,23 @@ def json_type() -> TypeEngine[Any]:
 def utc_type() -> TypeEngine[datetime]:
     """``timestamptz`` on PostgreSQL, ``DATETIME(6)`` UTC on MariaDB (:class:`MariaDbUtc`)."""
     return DateTime(timezone=True).with_variant(MariaDbUtc(), *MARIADB_DIALECTS)
+
+
+class utc_now(FunctionElement[datetime]):
+    """The database's time now with microseconds, for comparisons with :func:`utc_type` columns:
+    ``now()`` on PostgreSQL, ``UTC_TIMESTAMP(6)`` on MariaDB (whose ``NOW()`` has whole seconds and
+    the session's zone, so a record due this second would wait for the next one)."""
+
+    type = DateTime(timezone=True)
+    inherit_cache = True
+
+
+@compiles(utc_now)
+def _utc_now_default(element: utc_now, compiler: SQLCompiler, **kw: Any) -> str:
+    return "now()"
+
+
+@compiles(utc_now, "mysql")
+@compiles(utc_now, "mariadb")
+def _utc_now_mariadb(element: utc_now, compiler: SQLCompiler, **kw: Any) -> str:
+    return "UTC_TIMESTAMP(6)"

@@ -4,6 +4,12 @@ reset for replay, discard.
 Every query is parameterised (values never enter SQL text); the two table names come from a
 closed enum. Changes an operator makes (replay, discard) are appended to the record's history
 so that the audit trail survives.
+
+The same queries run on PostgreSQL and MariaDB: lists are expanding ``IN`` parameters, the
+``offset`` column is quoted by the connection's dialect, and the two statements that differ (the
+time now, appending to the JSON history) come from :func:`_dialect_sql`. A change locks its rows
+with ``FOR UPDATE SKIP LOCKED`` first and then updates those ids, because MariaDB has no ``UPDATE
+... RETURNING``; a record another operator or a restore run holds is left to them.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Row, text
+from sqlalchemy import BindParameter, Connection, Row, TextClause, bindparam, text
 
 from kafkaguard.db import columns as C
 from kafkaguard.db.history import history_entry
@@ -53,8 +59,10 @@ class Filters:
     ids: tuple[int, ...] = ()
     consumer_group: str | None = None
 
-    def where(self, store: Store) -> tuple[str, dict[str, Any]]:
-        """SQL condition and bind parameters for these filters."""
+    def where(self, store: Store, conn: Connection) -> tuple[str, dict[str, Any]]:
+        """SQL condition and bind parameters for these filters (column names quoted as ``conn``'s
+        dialect needs: ``key`` is reserved on MariaDB)."""
+        quote = conn.dialect.identifier_preparer.quote
         clauses: list[str] = []
         params: dict[str, Any] = {}
         pairs: list[tuple[str, Any]] = [
@@ -67,7 +75,7 @@ class Filters:
             pairs.append(("consumer_group", self.consumer_group))
         for column, value in pairs:
             if value is not None:
-                clauses.append(f"{column} = :{column}")
+                clauses.append(f"{quote(column)} = :{column}")
                 params[column] = value
         if self.since is not None:
             clauses.append("created_at >= :since")
@@ -76,24 +84,46 @@ class Filters:
             clauses.append("created_at < :until")
             params["until"] = self.until
         if self.ids:
-            clauses.append("id = ANY(:ids)")
+            clauses.append("id IN :ids")
             params["ids"] = list(self.ids)
         return (" AND ".join(clauses) or "TRUE"), params
 
 
-def _summary_columns(store: Store) -> str:
-    extra = 'consumer_group, topic, partition, "offset", reason' if store is Store.LISTENER else "topic, source"
+def _query(sql: str, params: dict[str, Any]) -> TextClause:
+    """``sql`` with every list parameter expanding (``IN :name`` becomes one bind per element on
+    both dialects; an empty list matches nothing)."""
+    lists: list[BindParameter[Any]] = [
+        bindparam(name, expanding=True) for name, value in params.items() if isinstance(value, list)
+    ]
+    return text(sql).bindparams(*lists) if lists else text(sql)
+
+
+def _dialect_sql(conn: Connection) -> tuple[str, str]:
+    """``(now, history + :entry)`` in ``conn``'s dialect: the UTC time now, with microseconds, and the
+    record's JSON history with the entries in the ``entry`` parameter appended."""
+    if conn.dialect.name in ("mysql", "mariadb"):
+        return "UTC_TIMESTAMP(6)", "JSON_MERGE_PRESERVE(history, :entry)"
+    return "now()", "history || CAST(:entry AS jsonb)"
+
+
+def _summary_columns(store: Store, conn: Connection) -> str:
+    quote = conn.dialect.identifier_preparer.quote  # offset (both), key and partition (MariaDB) are reserved
+    extra = (
+        f"consumer_group, topic, {quote('partition')}, {quote('offset')}, reason"
+        if store is Store.LISTENER
+        else "topic, source"
+    )
     return (
-        "id, status, type, key, event_id, attempts, next_attempt_at, created_at, "
+        f"id, status, type, {quote('key')}, event_id, attempts, next_attempt_at, created_at, "
         f"{store.error_class_column} AS error_class, {store.error_message_column} AS error_message, {extra}"
     )
 
 
 def list_records(conn: Connection, store: Store, filters: Filters, *, limit: int = 100) -> list[dict[str, Any]]:
     """Records matching ``filters``, oldest first, at most ``limit``."""
-    where, params = filters.where(store)
-    sql = f"SELECT {_summary_columns(store)} FROM {store.table} WHERE {where} ORDER BY id LIMIT :limit"  # noqa: S608
-    return [dict(r._mapping) for r in conn.execute(text(sql), {**params, "limit": limit})]
+    where, params = filters.where(store, conn)
+    sql = f"SELECT {_summary_columns(store, conn)} FROM {store.table} WHERE {where} ORDER BY id LIMIT :limit"  # noqa: S608
+    return [dict(r._mapping) for r in conn.execute(_query(sql, params), {**params, "limit": limit})]
 
 
 def show_record(conn: Connection, store: Store, record_id: int) -> dict[str, Any] | None:
@@ -110,17 +140,17 @@ def show_record(conn: Connection, store: Store, record_id: int) -> dict[str, Any
 
 def stats(conn: Connection, store: Store, filters: Filters) -> list[dict[str, Any]]:
     """Counts grouped by status and error class (largest first)."""
-    where, params = filters.where(store)
+    where, params = filters.where(store, conn)
     sql = (
         f"SELECT status, coalesce({store.error_class_column}, '-') AS error_class, count(*) AS count, "  # noqa: S608
         f"min(created_at) AS oldest FROM {store.table} WHERE {where} "
         "GROUP BY 1, 2 ORDER BY count DESC, 1, 2"
     )
-    return [dict(r._mapping) for r in conn.execute(text(sql), params)]
+    return [dict(r._mapping) for r in conn.execute(_query(sql, params), params)]
 
 
 def history_json(what: str, **fields: Any) -> str:
-    """One history entry as a JSON list (to append with ``history || CAST(:entry AS jsonb)``)."""
+    """One history entry as a JSON list (to append to a record's history, :func:`_dialect_sql`)."""
     return json.dumps([history_entry(what, **fields)], default=str)
 
 
@@ -130,16 +160,12 @@ def reset_to_pending(conn: Connection, store: Store, filters: Filters, *, limit:
     Only records whose status is ``pending`` or ``failed`` are reset; ``parked`` ones follow
     their key's head. Returns the ids reset, in id order.
     """
-    where, params = filters.where(store)
-    sql = (
-        f"UPDATE {store.table} SET status = 'pending', attempts = 0, next_attempt_at = now(), "  # noqa: S608
-        "updated_at = now(), history = history || CAST(:entry AS jsonb) "
-        f"WHERE id IN (SELECT id FROM {store.table} WHERE {where} AND status IN ('pending', 'failed') "
-        "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED) RETURNING id"
-    )
-    entry = history_json("replay", by=by)
-    ids = [int(r[0]) for r in conn.execute(text(sql), {**params, "limit": limit, "entry": entry})]
-    return sorted(ids)
+    now, appended = _dialect_sql(conn)
+    return _change(
+        conn, store, filters, limit=limit, only="status IN ('pending', 'failed')",
+        change=f"status = 'pending', attempts = 0, next_attempt_at = {now}, updated_at = {now}, history = {appended}",
+        entry=history_json("replay", by=by),
+    )  # fmt: skip
 
 
 def discard(
@@ -147,15 +173,30 @@ def discard(
 ) -> list[int]:
     """Mark matching records ``discarded`` (kept for audit; no longer processed nor blocking);
     ``reason``, when given, is kept in the history entry."""
-    where, params = filters.where(store)
-    sql = (
-        f"UPDATE {store.table} SET status = 'discarded', updated_at = now(), "  # noqa: S608
-        "history = history || CAST(:entry AS jsonb) "
-        f"WHERE id IN (SELECT id FROM {store.table} WHERE {where} AND status <> 'discarded' "
-        "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED) RETURNING id"
+    now, appended = _dialect_sql(conn)
+    return _change(
+        conn, store, filters, limit=limit, only="status <> 'discarded'",
+        change=f"status = 'discarded', updated_at = {now}, history = {appended}",
+        entry=history_json("discard", by=by, reason=reason),
+    )  # fmt: skip
+
+
+def _change(
+    conn: Connection, store: Store, filters: Filters, *, limit: int, only: str, change: str, entry: str
+) -> list[int]:
+    """Lock up to ``limit`` records matching ``filters`` and ``only`` (skipping those another
+    transaction holds), apply ``change`` to them with ``entry`` appended to their history, and
+    return their ids in id order."""
+    where, params = filters.where(store, conn)
+    pick = (
+        f"SELECT id FROM {store.table} WHERE {where} AND {only} "  # noqa: S608 - enum table, fixed clauses
+        "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
     )
-    entry = history_json("discard", by=by, reason=reason)
-    return sorted(int(r[0]) for r in conn.execute(text(sql), {**params, "limit": limit, "entry": entry}))
+    ids = sorted(int(r[0]) for r in conn.execute(_query(pick, params), {**params, "limit": limit}))
+    if ids:
+        update = f"UPDATE {store.table} SET {change} WHERE id IN :ids"  # noqa: S608 - enum table, fixed clauses
+        conn.execute(_query(update, {"ids": ids}), {"ids": ids, "entry": entry})
+    return ids
 
 
 def replay_candidates(
@@ -163,19 +204,22 @@ def replay_candidates(
 ) -> list[Row[Any]]:
     """Rows ``(id, status, key, type, consumer_group)`` matching ``filters`` with one of ``statuses``,
     oldest first, at most ``limit`` (``consumer_group`` is NULL for the publisher store). Reads only."""
-    where, params = filters.where(store)
+    where, params = filters.where(store, conn)
     group = "consumer_group" if store is Store.LISTENER else "NULL"
+    key = conn.dialect.identifier_preparer.quote("key")
     sql = (
-        f"SELECT id, status, key, type, {group} AS consumer_group FROM {store.table} "  # noqa: S608 - enum table
-        f"WHERE {where} AND status = ANY(:statuses) ORDER BY id LIMIT :limit"
+        f"SELECT id, status, {key}, type, {group} AS consumer_group FROM {store.table} "  # noqa: S608 - enum table
+        f"WHERE {where} AND status IN :statuses ORDER BY id LIMIT :limit"
     )
-    return list(conn.execute(text(sql), {**params, "statuses": list(statuses), "limit": limit}))
+    values = {**params, "statuses": list(statuses), "limit": limit}
+    return list(conn.execute(_query(sql, values), values))
 
 
 def statuses_of(conn: Connection, store: Store, ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
     """``id → (status, error class)`` of those of ``ids`` that exist."""
-    sql = f"SELECT id, status, {store.error_class_column} FROM {store.table} WHERE id = ANY(:ids)"  # noqa: S608
-    return {int(r[0]): (str(r[1]), r[2]) for r in conn.execute(text(sql), {"ids": list(ids)})}
+    sql = f"SELECT id, status, {store.error_class_column} FROM {store.table} WHERE id IN :ids"  # noqa: S608
+    values = {"ids": list(ids)}
+    return {int(r[0]): (str(r[1]), r[2]) for r in conn.execute(_query(sql, values), values)}
 
 
 def open_listener_count(conn: Connection, group: str, keys: Sequence[str]) -> int:
@@ -184,9 +228,10 @@ def open_listener_count(conn: Connection, group: str, keys: Sequence[str]) -> in
         return 0
     sql = (
         f"SELECT count(*) FROM {C.LISTENER_DEAD_LETTERS} "  # noqa: S608 - constant table name
-        "WHERE consumer_group = :g AND key = ANY(:keys) AND status = ANY(:open)"
+        f"WHERE consumer_group = :g AND {conn.dialect.identifier_preparer.quote('key')} IN :keys AND status IN :open"
     )
-    return int(conn.execute(text(sql), {"g": group, "keys": list(keys), "open": list(C.OPEN_STATUSES)}).scalar_one())
+    values = {"g": group, "keys": list(keys), "open": list(C.OPEN_STATUSES)}
+    return int(conn.execute(_query(sql, values), values).scalar_one())
 
 
 def listener_group_exists(conn: Connection, group: str) -> bool:

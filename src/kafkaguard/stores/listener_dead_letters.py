@@ -38,6 +38,7 @@ from kafkaguard.db.columns import OPEN_STATUSES, DeadLetterStatus
 from kafkaguard.db.engine import require_postgresql
 from kafkaguard.db.safe_text import pg_json
 from kafkaguard.db.tables import listener_dead_letters as DL
+from kafkaguard.db.types import utc_now
 from kafkaguard.stores.restore_decision import RestoreDecision
 
 
@@ -143,6 +144,10 @@ def open_of_key(group: str, key: str) -> Select[Any]:
         .where(DL.c.consumer_group == group, DL.c.key == key, DL.c.status.in_(OPEN_STATUSES))
         .order_by(DL.c.id)
         .with_for_update()
+        # MariaDB: a locking read locks every row it scans, and on a small table InnoDB prefers a
+        # full scan, so one key's restore would block every other key's; the key index keeps it to one.
+        .with_hint(DL, "FORCE INDEX (ix_listener_dl_key)", "mysql")
+        .with_hint(DL, "FORCE INDEX (ix_listener_dl_key)", "mariadb")
     )
 
 
@@ -162,7 +167,7 @@ def _append_history(entry: dict[str, Any]) -> Any:
 
 def mark(dead_letter_id: int, change: RestoreDecision) -> Update:
     """Store ``change`` on record ``dead_letter_id``: status, attempts, next try, error, history."""
-    values = {**change.listener_columns(func.now()), "history": _append_history(change.history_entry)}
+    values = {**change.listener_columns(utc_now()), "history": _append_history(change.history_entry)}
     return update(DL).where(DL.c.id == dead_letter_id).values(**values)
 
 
@@ -181,7 +186,7 @@ def due_keys_query(*, limit: int, group: str | None) -> Select[Any]:
     return (
         select(head.c.consumer_group, head.c.key)
         .join(DL, DL.c.id == head.c.head_id)
-        .where(DL.c.status == DeadLetterStatus.PENDING.value, DL.c.next_attempt_at <= func.now())
+        .where(DL.c.status == DeadLetterStatus.PENDING.value, DL.c.next_attempt_at <= utc_now())
         .order_by(head.c.head_id)
         .limit(limit)
     )

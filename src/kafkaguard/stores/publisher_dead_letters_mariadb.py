@@ -15,6 +15,7 @@ read back as aware UTC values, so the restore job compares them with its clock a
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -45,8 +46,11 @@ RECORD_COLUMNS = (
     " schema_version, source, status, attempts, next_attempt_at, last_error_class, last_error_message,"
     " created_at, updated_at"
 )
+# FORCE INDEX: on a small table InnoDB prefers a full scan, and a locking read locks every row it
+# scans, so a run holding one key would block every other key's run (up to the lock wait timeout).
 KEY_RECORDS_SQL = f"""
-SELECT {RECORD_COLUMNS} FROM {_T} WHERE `key` = :key AND status IN ('pending', 'failed') ORDER BY id FOR UPDATE
+SELECT {RECORD_COLUMNS} FROM {_T} FORCE INDEX (ix_publisher_dl_key)
+WHERE `key` = :key AND status IN ('pending', 'failed') ORDER BY id FOR UPDATE
 """  # noqa: S608
 KEYLESS_RECORD_SQL = f"""
 SELECT {RECORD_COLUMNS} FROM {_T} WHERE id = :id AND `key` IS NULL AND status = 'pending' FOR UPDATE SKIP LOCKED
@@ -73,11 +77,14 @@ def utc_naive(value: datetime | None) -> datetime | None:
 
 
 def utc_record(row: Any) -> dict[str, Any]:
-    """A record read back: its ``DATETIME(6)`` values made aware (UTC), the event id as text."""
+    """A record read back as the other stores give it: its ``DATETIME(6)`` values made aware (UTC),
+    the event id (``CHAR(36)``) a :class:`uuid.UUID`."""
     record = dict(row)
     for name, value in record.items():
         if isinstance(value, datetime) and value.tzinfo is None:
             record[name] = value.replace(tzinfo=UTC)
+    if isinstance(record.get("event_id"), str):
+        record["event_id"] = uuid.UUID(record["event_id"])
     return record
 
 
