@@ -185,7 +185,9 @@ def start_metrics(
     if port is None:
         return None
     metrics = Metrics(parts=frozenset(parts))
-    serve_metrics(metrics, port, addr=addr, engine=sync_engine(database_url, schema=schema, pool_size=1))
+    # The database gauges read kafkaguard's SQL tables; a document store has the counters only.
+    engine = None if is_mongo_url(database_url) else sync_engine(database_url, schema=schema, pool_size=1)
+    serve_metrics(metrics, port, addr=addr, engine=engine)
     err.print(f"metrics on http://{addr}:{port}/metrics", highlight=False, markup=False)
     return metrics
 

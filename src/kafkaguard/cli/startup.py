@@ -27,6 +27,7 @@ from kafkaguard.db.login import MARIADB_LOGIN_REFUSALS, check_login, mariadb_log
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.log_json import LogFormat
 from kafkaguard.log_json import configure as configure_log_output
+from kafkaguard.stores.mongo_documents import is_mongo_url
 from kafkaguard.transports.kafka_probe import wait_for_kafka as kafka_ready
 
 log = logging.getLogger("kafkaguard.startup")
@@ -47,11 +48,21 @@ def configure_logging(level: str, log_format: str | None = None) -> None:
     configure_log_output(level, fmt, LOG_FORMAT)
 
 
+def database_label(url: str) -> str:
+    """What ``url`` names, for the banners: ``PostgreSQL``, ``MariaDB`` or ``MongoDB`` (a document store)."""
+    if is_mongo_url(url):
+        return "MongoDB"
+    return "MariaDB" if url and is_mariadb(url) else "PostgreSQL"
+
+
 def database_target(url: str, schema: str | None) -> str:
     """``host:port/db as user, schema s`` for ``url`` (never the password); ``(none)`` without a URL.
     On MariaDB, where a schema is a database: ``host:port as user, database d``."""
     if not url:
         return "(none)"
+    if is_mongo_url(url):  # host:port/database, without the credentials or options
+        rest = url.split("://", 1)[1].rsplit("@", 1)[-1]
+        return rest.split("?", 1)[0]
     try:
         u = make_url(url)
     except Exception:  # noqa: BLE001 - a bad URL is reported where it is used; the banner must not fail
@@ -81,7 +92,7 @@ def announce(
     """Log once which Kafka, database, group and topics ``what`` (``relay``, ``consumer``, ...) uses."""
     parts = [f"Kafka {bootstrap}"]
     if database_url or schema:
-        parts.append(f"PostgreSQL {database_target(database_url, schema)}")
+        parts.append(f"{database_label(database_url)} {database_target(database_url, schema)}")
     if group is not None:
         parts.append(f"group {group}")
     if topics:
@@ -105,12 +116,12 @@ def preflight(
 
     Raises :class:`~kafkaguard.errors.AuthenticationError` when PostgreSQL or Kafka refuses the credentials.
     """
-    if database_url:
+    if database_url and not is_mongo_url(database_url):  # a document store is pinged when its store is built
         unreachable = _check_database_login(database_url, schema)
         if unreachable is not None:
             log.warning(
                 "%s at %s cannot be reached now (%s); the %s starts and retries",
-                "MariaDB" if is_mariadb(database_url) else "PostgreSQL",
+                database_label(database_url),
                 database_target(database_url, schema),
                 unreachable,
                 what,

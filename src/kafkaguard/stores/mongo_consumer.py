@@ -56,6 +56,7 @@ from kafkaguard.stores.mongo_documents import (
     connect,
     is_connection_failure,
     next_id,
+    require_answer,
     utcnow,
 )
 from kafkaguard.stores.restore_decision import RestoreDecision
@@ -156,8 +157,10 @@ class MongoConsumerStore:
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MongoConsumerStore:
-        """The store of ``mongodb://host:port/<database>``, its indexes ensured."""
+        """The store of ``mongodb://host:port/<database>``, its indexes ensured; raises
+        :class:`~kafkaguard.errors.StoreUnavailableError` if the server does not answer."""
         store = cls(connect(url), **options)
+        require_answer(store.db)  # one line naming the server, not pymongo's topology dump
         store.ensure_indexes()
         return store
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kafkaguard.errors import ConfigurationError
+from kafkaguard.errors import ConfigurationError, StoreUnavailableError
 
 INBOX = "kafka_inbox"
 LISTENER_DEAD_LETTERS = "kafka_listener_dead_letters"
@@ -42,20 +42,41 @@ def connect(url: str) -> Any:
     UUIDs stored in the standard representation and aware datetimes. Needs the ``mongo`` extra."""
     try:
         import pymongo
+        from pymongo.errors import ConfigurationError as PyMongoConfigurationError
         from pymongo.errors import InvalidURI
         from pymongo.uri_parser import parse_uri
     except ImportError as exc:  # pragma: no cover - the extra is part of dev
         raise ConfigurationError("a mongodb:// URL needs pymongo: pip install 'kafkaguard[mongo]'") from exc
     try:
         name = parse_uri(url).get("database")
-    except (InvalidURI, ValueError) as exc:  # say which setting is wrong
+    except (InvalidURI, PyMongoConfigurationError, ValueError) as exc:  # say which setting is wrong
         raise ConfigurationError(f"not a usable MongoDB URL: {exc}") from None
     if not name:
         raise ConfigurationError("a mongodb:// URL needs its database: mongodb://host:port/<database>")
-    client: Any = pymongo.MongoClient(
-        url, uuidRepresentation="standard", tz_aware=True, serverSelectionTimeoutMS=SERVER_SELECTION_MS
-    )
+    try:
+        client: Any = pymongo.MongoClient(
+            url, uuidRepresentation="standard", tz_aware=True, serverSelectionTimeoutMS=SERVER_SELECTION_MS
+        )
+    except PyMongoConfigurationError as exc:  # an unknown or bad option: pymongo's message names it, not the URL
+        raise ConfigurationError(f"not a usable MongoDB URL: {exc}") from None
     return client[name]
+
+
+def require_answer(db: Any) -> None:
+    """Raise :class:`StoreUnavailableError` in one line (server address and database, never the
+    URL's credentials) unless ``db``'s server answers a ``ping`` within the selection timeout."""
+    from pymongo.errors import ConnectionFailure
+
+    try:
+        db.client.admin.command("ping")
+    except ConnectionFailure as exc:
+        servers = sorted(db.client.topology_description.server_descriptions())
+        nodes = ", ".join(f"{host}:{port}" for host, port in servers)
+        raise StoreUnavailableError(
+            f"the document store {nodes or '(no address)'}/{db.name} does not answer within "
+            f"{SERVER_SELECTION_MS / 1000:.0f} s ({type(exc).__name__}); is it running? "
+            "(the dev one: `kafkaguard dev up --mongo`)"
+        ) from None
 
 
 def is_mongo_url(url: str | None) -> bool:

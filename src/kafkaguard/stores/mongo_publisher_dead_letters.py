@@ -28,7 +28,15 @@ from typing import Any
 
 from kafkaguard.db.columns import DeadLetterStatus, PublishSource
 from kafkaguard.envelope import Event
-from kafkaguard.stores.mongo_documents import PUBLISHER_DEAD_LETTERS, Document, KeyLeases, connect, next_id, utcnow
+from kafkaguard.stores.mongo_documents import (
+    PUBLISHER_DEAD_LETTERS,
+    Document,
+    KeyLeases,
+    connect,
+    next_id,
+    require_answer,
+    utcnow,
+)
 from kafkaguard.stores.publisher_dead_letters import dead_letter_values, outcome_params
 from kafkaguard.stores.restore_decision import RestoreDecision
 
@@ -76,8 +84,10 @@ class MongoPublisherDeadLetters:
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MongoPublisherDeadLetters:
-        """The store of ``mongodb://host:port/<database>``, its indexes ensured."""
+        """The store of ``mongodb://host:port/<database>``, its indexes ensured; raises
+        :class:`~kafkaguard.errors.StoreUnavailableError` if the server does not answer."""
         store = cls(connect(url), **options)
+        require_answer(store.db)  # one line naming the server, not pymongo's topology dump
         store.ensure_indexes()
         return store
 
