@@ -197,11 +197,22 @@ def insert_rows(table: Table, events: list[Event], ctx: BatchContext[Any]) -> No
     ctx.session.execute(insert(table), [row_of(e) for e in events])
 
 
-def registry_for(table: Table, *, batch: bool = True, asynchronous: bool = False) -> HandlerRegistry:
+def registry_for(
+    table: Table, *, batch: bool = True, asynchronous: bool = False, driver: bool = False
+) -> HandlerRegistry:
     """A registry whose one handler inserts events into ``table`` in the inbox transaction:
     a batch handler (one executemany per run) or, with ``batch=False``, one INSERT per event —
-    an ``async def`` one on the AsyncSession (``ctx.session``) with ``asynchronous=True``."""
+    an ``async def`` one on the AsyncSession (``ctx.session``) with ``asynchronous=True``, or on the
+    driver's connection (``ctx.connection``: the raw loops' very statement) with ``driver=True``."""
     registry = HandlerRegistry()
+    if driver:
+        sql = f"INSERT INTO {table.name} (event_id, key, payload) VALUES (%s, %s, %s)"  # noqa: S608 - bench table
+
+        def apply_on_connection(event: Event, ctx: HandlerContext[Any]) -> None:
+            ctx.connection.execute(sql, (str(event.event_id), event.key, json.dumps(event.payload)))
+
+        registry.register(EVENT_TYPE, apply_on_connection)
+        return registry
     # Built once: the per-event handlers run the same one-row INSERT as the raw loops, with the row
     # as parameters (``insert(table).values(**row)`` built per event costs SQLAlchemy a new construct
     # and cache key each time — a handler-side cost, measured in bench/RESULTS.md).
@@ -230,6 +241,7 @@ def kafkaguard_consume(
     batch_size: int | None,
     batch_handler: bool = False,
     asynchronous: bool = False,
+    driver: bool = False,
 ) -> float:
     """Events/s of kafkaguard's Worker (inbox dedupe) applying ``count`` events.
 
@@ -262,7 +274,7 @@ def kafkaguard_consume(
             last[0] = time.perf_counter()
             worker.stop()
 
-    registry = registry_for(table, batch=batch_handler, asynchronous=asynchronous)
+    registry = registry_for(table, batch=batch_handler, asynchronous=asynchronous, driver=driver)
     worker = Worker.from_settings(settings, registry, on_outcome=on_outcome, source=source)  # type: ignore[arg-type]
     try:
         worker.run()
@@ -287,7 +299,9 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("raw_chunk", "raw, tx per polled chunk, INSERT each", "raw_chunk"),
     ("raw_batch", "raw, tx per polled chunk, executemany", "raw_batch"),
     ("kg_default", "kafkaguard default, per-event handler", "raw_chunk"),
+    ("kg_default_conn", "kafkaguard default, per-event handler on ctx.connection", "raw_chunk"),
     ("kg_tx", "kafkaguard batch_size=1, per-event handler", "raw_tx"),
+    ("kg_tx_conn", "kafkaguard batch_size=1, per-event handler on ctx.connection", "raw_tx"),
     ("kg_batch", f"kafkaguard batch_size={BATCH}, batch handler", "raw_batch"),
     ("kg_async_default", "kafkaguard default, async per-event handler", "raw_chunk"),
     ("kg_async_tx", "kafkaguard batch_size=1, async per-event", "raw_tx"),
@@ -296,7 +310,9 @@ BASELINES = {"raw_tx": "raw tx/event", "raw_chunk": "raw chunk-commit", "raw_bat
 TODAY_DEFAULT = 398.0  # issue 16: events/s of the default consumer (batch_size=1) before it
 TARGETS: dict[str, tuple[float, float]] = {  # key: (× its raw baseline, events/s at least)
     "kg_default": (0.7, 10 * TODAY_DEFAULT),
+    "kg_default_conn": (0.7, 10 * TODAY_DEFAULT),
     "kg_tx": (0.7, 0.0),
+    "kg_tx_conn": (0.7, 0.0),
     "kg_batch": (0.8, 0.0),
 }
 
@@ -315,8 +331,10 @@ def run(stack: Stack, *, events: int, rounds: int, profile: str) -> Report:
     variants: dict[str, Callable[[], float]] = {
         "raw_tx": lambda: raw_consume(db, bs, tp, events, mode="tx"),
         "kg_tx": lambda: kafkaguard_consume(db, bs, tp, events, batch_size=1),
+        "kg_tx_conn": lambda: kafkaguard_consume(db, bs, tp, events, batch_size=1, driver=True),
         "raw_chunk": lambda: raw_consume(db, bs, tp, events, mode="chunk"),
         "kg_default": lambda: kafkaguard_consume(db, bs, tp, events, batch_size=None),
+        "kg_default_conn": lambda: kafkaguard_consume(db, bs, tp, events, batch_size=None, driver=True),
         "raw_batch": lambda: raw_consume(db, bs, tp, events, mode="batch"),
         "kg_batch": lambda: kafkaguard_consume(db, bs, tp, events, batch_size=BATCH, batch_handler=True),
         "kg_async_default": lambda: kafkaguard_consume(db, bs, tp, events, batch_size=None, asynchronous=True),
@@ -348,7 +366,8 @@ def run(stack: Stack, *, events: int, rounds: int, profile: str) -> Report:
         f"batch_size=1 {med['kg_async_tx'] / med['kg_tx']:.2f} ×"
     )
     report.notes.append(
-        "per-event handler = one INSERT per event on ctx.session; batch handler = one executemany per run; "
+        "per-event handler = one INSERT per event on ctx.session (SQLAlchemy), or on ctx.connection (psycopg, "
+        "the raw loops' statement); batch handler = one executemany per run; "
         "async rows: the same handler as `async def` on the AsyncSession (the engine Worker.from_settings builds)"
     )
     report.data = {

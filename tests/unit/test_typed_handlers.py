@@ -221,3 +221,19 @@ def test_an_event_takes_a_model_as_its_payload() -> None:
     assert e.payload == GOOD  # by alias, JSON-ready: what the typed handler validates back
     assert SignedUp.model_validate(e.payload) == model
     assert e.payload_bytes() == b'{"user_id":7,"emailAddress":"a@b"}'
+
+
+def test_ctx_connection_is_for_sync_handlers_on_a_sql_store_and_says_so_otherwise() -> None:
+    from sqlalchemy import create_engine as sa_engine
+    from sqlalchemy.orm import Session as SaSession
+
+    from kafkaguard import ConfigurationError, Event, HandlerContext
+
+    event = Event(type="t", key="k", payload={})
+    with pytest.raises(ConfigurationError, match="async handlers and document stores use ctx.session"):
+        _ = HandlerContext(session=object(), consumer_group="g", event=event).connection
+    with SaSession(sa_engine("sqlite://")) as session:
+        raw = HandlerContext(session=session, consumer_group="g", event=event).connection
+        raw.execute("CREATE TABLE seen (id TEXT)")  # the driver's own connection (sqlite3 here)
+        raw.execute("INSERT INTO seen VALUES (?)", ("a",))
+        assert session.connection().exec_driver_sql("SELECT count(*) FROM seen").scalar_one() == 1  # same transaction
