@@ -30,6 +30,7 @@ from kafkaguard.devstack import process
 from kafkaguard.devstack.mariadb import MariaDbServer
 from kafkaguard.devstack.postgres import PostgresServer
 from kafkaguard.testing.stacks import mariadb_server, scratch_root
+from tests.integration.sockets import listening
 
 HEAD = "0005_outbox_traceparent"
 KAFKAGUARD = [sys.executable, "-m", "kafkaguard"]
@@ -74,20 +75,8 @@ def ddl(server: MariaDbServer, database: str) -> dict[str, str]:
     }
 
 
-def _listening(port: int) -> list[str]:
-    """Local addresses (hex, as /proc/net/tcp* writes them) of the sockets listening on ``port``."""
-    found = []
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(name).read_text().splitlines()[1:]:
-            fields = line.split()
-            address, hex_port = fields[1].rsplit(":", 1)
-            if fields[3] == "0A" and int(hex_port, 16) == port:
-                found.append(address)
-    return found
-
-
 def test_server_listens_on_loopback_only_with_a_row_binlog(server: MariaDbServer) -> None:
-    assert _listening(server.port) == ["0100007F"]  # 127.0.0.1, nothing on :: or 0.0.0.0
+    assert listening(server.port) == ["0100007F"]  # 127.0.0.1, nothing on :: or 0.0.0.0
     [(fmt, image, log_bin, bind, server_id, version, collation, zone)] = query(
         server,
         "SELECT @@binlog_format, @@binlog_row_image, @@log_bin, @@bind_address, @@server_id, @@version,"
@@ -271,7 +260,7 @@ def test_dev_up_database_mariadb_status_env_fault_both_down() -> None:
         assert json.loads(_cli(["dev", "status", "--json"], run_dir).stdout)["mariadb"]["pid"] == pid
         env = _cli(["dev", "env", "--database", "mariadb"], run_dir).stdout
         assert f"export KAFKAGUARD_DATABASE_URL={info['mariadb_url']}" in env.replace("'", "")
-        assert _listening(my_port) == ["0100007F"]
+        assert listening(my_port) == ["0100007F"]
         _cli(["dev", "mariadb", "kill"], run_dir)
         assert json.loads(_cli(["dev", "status", "--json"], run_dir).stdout)["mariadb"]["running"] is False
         pg_port = process.free_ports(1)[0]

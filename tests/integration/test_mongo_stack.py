@@ -16,6 +16,7 @@ import pytest
 
 from kafkaguard.devstack import process
 from kafkaguard.testing.stacks import scratch_root
+from tests.integration.sockets import listening
 
 KAFKAGUARD = [sys.executable, "-m", "kafkaguard"]
 
@@ -32,18 +33,6 @@ def _cli(args: list[str], run_dir: Path, *, check: bool = True) -> subprocess.Co
 def _status(run_dir: Path) -> dict[str, object]:
     info: dict[str, object] = json.loads(_cli(["dev", "status", "--json"], run_dir).stdout)
     return info
-
-
-def _listening(port: int) -> list[str]:
-    """Local addresses (hex, as /proc/net/tcp* writes them) of the sockets listening on ``port``."""
-    found = []
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(name).read_text().splitlines()[1:]:
-            fields = line.split()
-            address, hex_port = fields[1].rsplit(":", 1)
-            if fields[3] == "0A" and int(hex_port, 16) == port:
-                found.append(address)
-    return found
 
 
 def _free_pair() -> int:
@@ -72,7 +61,7 @@ def test_dev_up_mongo_status_env_kill_keeps_data_and_down() -> None:
         assert mongo["address"] == f"127.0.0.1:{mongo_port}" and mongo["running"] is True
         assert info["mongo_url"] == f"mongodb://127.0.0.1:{mongo_port}/kafkaguard"
         assert info["databases"] == ["postgres"] and str(info["database_url"]).startswith("postgresql+psycopg://")
-        assert _listening(mongo_port) == ["0100007F"] and _listening(mongo_port + 1) == ["0100007F"]
+        assert listening(mongo_port) == ["0100007F"] and listening(mongo_port + 1) == ["0100007F"]
         _cli(up, run_dir)  # idempotent: the same server
         assert _status(run_dir)["mongo"] == mongo
 

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import typer
 from rich.console import Console
@@ -339,6 +339,30 @@ def postgres_fault(
     _out.print(f"postgres: {action.value}")
 
 
+class _Restartable(Protocol):
+    def stop(self) -> None: ...
+    def kill(self) -> None: ...
+    def restart(self, *, timeout: float = 60.0) -> None: ...
+
+
+def _server_fault(
+    stack: DevStack, server: _Restartable | None, action: Fault, *, name: str, label: str, add: str
+) -> None:
+    """Stop, kill -9 or restart one of the stack's servers (``add``: the flag that starts a missing one)."""
+    if server is None:
+        raise ConfigurationError(f"this dev stack has no {label}; start it with `kafkaguard dev up {add}`")
+    actions: dict[Fault, Callable[[], None]] = {
+        Fault.stop: server.stop,
+        Fault.kill: server.kill,
+        Fault.restart: server.restart,
+    }
+    if action not in actions:
+        raise ConfigurationError(f"{label} supports stop, kill and restart")
+    actions[action]()
+    stack.save()
+    _out.print(f"{name}: {action.value}")
+
+
 @dev_app.command("mongo")
 def mongo_fault(
     action: Annotated[Fault, typer.Argument(help="stop | kill (-9) | restart")],
@@ -346,19 +370,7 @@ def mongo_fault(
 ) -> None:
     """Inject a fault into the document store (FerretDB); its data is kept."""
     stack = _require_stack(run_dir)
-    server = stack.mongo
-    if server is None:
-        raise ConfigurationError("this dev stack has no document store; start it with `kafkaguard dev up --mongo`")
-    actions: dict[Fault, Callable[[], None]] = {
-        Fault.stop: server.stop,
-        Fault.kill: server.kill,
-        Fault.restart: server.restart,
-    }
-    if action not in actions:
-        raise ConfigurationError("the document store supports stop, kill and restart")
-    actions[action]()
-    stack.save()
-    _out.print(f"mongo: {action.value}")
+    _server_fault(stack, stack.mongo, action, name="mongo", label="document store", add="--mongo")
 
 
 @dev_app.command("mariadb")
@@ -368,19 +380,7 @@ def mariadb_fault(
 ) -> None:
     """Inject a fault into MariaDB; its data is kept."""
     stack = _require_stack(run_dir)
-    server = stack.mariadb
-    if server is None:
-        raise ConfigurationError("this dev stack has no MariaDB; start it with `kafkaguard dev up --database mariadb`")
-    actions: dict[Fault, Callable[[], None]] = {
-        Fault.stop: server.stop,
-        Fault.kill: server.kill,
-        Fault.restart: server.restart,
-    }
-    if action not in actions:
-        raise ConfigurationError("MariaDB supports stop, kill and restart")
-    actions[action]()
-    stack.save()
-    _out.print(f"mariadb: {action.value}")
+    _server_fault(stack, stack.mariadb, action, name="mariadb", label="MariaDB", add="--database mariadb")
 
 
 def _print_status(stack: DevStack, *, as_json: bool, show_secrets: bool) -> None:
