@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import generate_latest
 
 from kafkaguard.cli.dev import env_lines, psql_url
-from kafkaguard.cli.startup import database_target
+from kafkaguard.cli.startup import database_label, database_target
 from kafkaguard.consumer.assignment_wait import AssignmentWait
 from kafkaguard.db.login import login_refused, refused_reason
 from kafkaguard.metrics.registry import Metrics
@@ -132,3 +134,37 @@ def test_dev_env_prints_export_lines_and_a_psql_url() -> None:
         "# psql 'postgresql://u:p w@127.0.0.1:25432/kg?options=-csearch_path%3Dsignup'",
     ]
     assert psql_url("postgresql+asyncpg://u:p@h:1/d?sslmode=require") == "postgresql://u:p@h:1/d?sslmode=require"
+
+
+_PART = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-._~%@:/?#=&[]", max_size=12)
+SECRET = "ZQSECRETXK"
+"""A password in capitals: every generated part and every word the banner adds is lowercase, so a
+capital letter in ``database_target``'s text (but its fixed "a URL that cannot be parsed") is a piece
+of the password."""
+
+
+@given(
+    scheme=st.sampled_from(["postgresql", "postgresql+psycopg", "mysql+pymysql", "mariadb", "mongodb", "mongodb+srv",
+                            "bogus", ""]),
+    user=_PART, cut=st.text(alphabet="/?#:@%", max_size=2), host=_PART, port=_PART, db=_PART, query=_PART,
+    schema=st.one_of(st.none(), _PART),
+)  # fmt: skip
+def test_the_banner_helpers_are_total_and_never_show_the_password(
+    scheme: str, user: str, cut: str, host: str, port: str, db: str, query: str, schema: str | None
+) -> None:
+    url = f"{scheme}://{user}:{SECRET[:4]}{cut}{SECRET[4:]}@{host}:{port}/{db}?{query}"  # cut: split it
+    shown = database_target(url, schema).replace("(a URL that cannot be parsed)", "")
+    assert shown == shown.lower(), f"{shown!r} shows part of the password of {url!r}"
+    assert database_label(url) in ("PostgreSQL", "MariaDB", "MongoDB", "database")
+
+
+@given(st.text(max_size=80), st.one_of(st.none(), st.text(max_size=20)))
+def test_the_banner_helpers_take_any_text(url: str, schema: str | None) -> None:
+    assert isinstance(database_label(url), str) and isinstance(database_target(url, schema), str)
+
+
+def test_a_mongodb_banner_is_host_and_database_only() -> None:
+    url = "mongodb://reader:ZQSECRETXK@db1.internal:27017/activity?authSource=admin"
+    assert database_target(url, None) == "db1.internal:27017/activity"
+    assert database_label(url) == "MongoDB" and database_label("mysql+pymysql://h/d") == "MariaDB"
+    assert database_label("not a url") == "database"

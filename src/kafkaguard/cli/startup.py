@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from kafkaguard.db.engine import is_mariadb, libpq_conninfo, mariadb_connect_kwargs
+from kafkaguard.db.engine import MARIADB_BACKENDS, is_mariadb, libpq_conninfo, mariadb_connect_kwargs
 from kafkaguard.db.login import MARIADB_LOGIN_REFUSALS, check_login, mariadb_login_refused
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.log_json import LogFormat
@@ -49,10 +49,14 @@ def configure_logging(level: str, log_format: str | None = None) -> None:
 
 
 def database_label(url: str) -> str:
-    """What ``url`` names, for the banners: ``PostgreSQL``, ``MariaDB`` or ``MongoDB`` (a document store)."""
+    """What ``url`` names, for the banners: ``PostgreSQL``, ``MariaDB`` or ``MongoDB`` (a document
+    store); ``database`` for a URL that cannot be parsed (reported where it is used: a banner never fails)."""
     if is_mongo_url(url):
         return "MongoDB"
-    return "MariaDB" if url and is_mariadb(url) else "PostgreSQL"
+    try:
+        return "MariaDB" if url and is_mariadb(url) else "PostgreSQL"
+    except ConfigurationError:
+        return "database"
 
 
 def database_target(url: str, schema: str | None) -> str:
@@ -60,21 +64,30 @@ def database_target(url: str, schema: str | None) -> str:
     On MariaDB, where a schema is a database: ``host:port as user, database d``."""
     if not url:
         return "(none)"
-    if is_mongo_url(url):  # host:port/database, without the credentials or options
-        rest = url.split("://", 1)[1].rsplit("@", 1)[-1]
-        return rest.split("?", 1)[0]
+    # host:port/database: what follows the last "@", which the credentials never do (an "@" in the
+    # options shows less of the address, never the password)
+    if is_mongo_url(url):
+        where = url.split("://", 1)[-1].rpartition("@")[2]
+        return where.split("?", 1)[0]
+    unparsed = "(a URL that cannot be parsed)"
     try:
         u = make_url(url)
+        port = u.port  # a port that is not a number fails here
     except Exception:  # noqa: BLE001 - a bad URL is reported where it is used; the banner must not fail
-        return "(a URL that cannot be parsed)"
+        return unparsed
+    # Credentials the parser could not split off (a "/" in the user name: no user found although the
+    # URL has an "@"; an "@" in the password: the rest lands in the host) would show the password in
+    # the host, database or options: such a URL is not shown at all.
+    if ("@" in url and u.username is None) or any("@" in part for part in (u.host or "", u.database or "")):
+        return unparsed
     user = f" as {u.username}" if u.username else ""
-    if u.get_backend_name() in ("mysql", "mariadb"):  # a schema is a database there: name the one used
+    if u.get_backend_name() in MARIADB_BACKENDS:  # a schema is a database there: name the one used
         database = schema if schema and schema != "public" else u.database
-        return f"{u.host or 'localhost'}:{u.port or 3306}{user}, database {database or '(none)'}"
-    where = f"{u.host or 'localhost'}:{u.port or 5432}/{u.database or ''}{user}"
+        return f"{u.host or 'localhost'}:{port or 3306}{user}, database {database or '(none)'}"
+    where = f"{u.host or 'localhost'}:{port or 5432}/{u.database or ''}{user}"
     if schema is None:  # the URL may choose it: ?options=-csearch_path%3Dname
         options = u.query.get("options")
-        found = re.search(r"search_path=([^\s,]+)", options if isinstance(options, str) else "")
+        found = re.search(r"search_path=([^\s,@]+)", options if isinstance(options, str) else "")
         schema = found.group(1) if found else None
     return f"{where}, schema {schema or '(search_path)'}"
 
