@@ -190,14 +190,13 @@ def config(
     if not settings.database_url:
         raise ConfigurationError("no database URL: pass --database-url or set KAFKAGUARD_DATABASE_URL")
     chosen = provider or (Provider.FILE if fmt is Format.JSON else Provider.SECRETS)
-    ref = password_reference(chosen, password_file=password_file, key=password_key, namespace=namespace, secret=secret)
-    history = _history_client(
-        settings,
-        refer=lambda key: password_reference(
-            chosen, password_file=password_file, key=key, namespace=namespace, secret=secret
-        ),
-        keystore_file=keystore_file or password_file.parent / "keystore.pem",
-    )
+
+    def refer(key: str) -> str:  # a secret's reference: a key of the same file or Secret as the password
+        return password_reference(chosen, password_file=password_file, key=key, namespace=namespace, secret=secret)
+
+    ref = refer(password_key)
+    keystore = keystore_file or password_file.parent / "keystore.pem"
+    history = _history_client(settings, refer=refer, keystore_file=keystore)
     opts = DebeziumOptions(
         history_client=history,
         database_url=settings.database_url,
