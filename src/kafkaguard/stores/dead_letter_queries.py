@@ -25,6 +25,7 @@ from sqlalchemy import BindParameter, Connection, Row, TextClause, bindparam, te
 
 from kafkaguard.db import columns as C
 from kafkaguard.db.history import history_entry
+from kafkaguard.db.types import MARIADB_DIALECTS, utc_now
 
 
 class Store(StrEnum):
@@ -99,11 +100,13 @@ def _query(sql: str, params: dict[str, Any]) -> TextClause:
 
 
 def _dialect_sql(conn: Connection) -> tuple[str, str]:
-    """``(now, history + :entry)`` in ``conn``'s dialect: the UTC time now, with microseconds, and the
-    record's JSON history with the entries in the ``entry`` parameter appended."""
-    if conn.dialect.name in ("mysql", "mariadb"):
-        return "UTC_TIMESTAMP(6)", "JSON_MERGE_PRESERVE(history, :entry)"
-    return "now()", "history || CAST(:entry AS jsonb)"
+    """``(now, history + :entry)`` in ``conn``'s dialect: the UTC time now, with microseconds
+    (:class:`~kafkaguard.db.types.utc_now`), and the record's JSON history with the entries in the
+    ``entry`` parameter appended."""
+    now = str(utc_now().compile(dialect=conn.dialect))
+    if conn.dialect.name in MARIADB_DIALECTS:
+        return now, "JSON_MERGE_PRESERVE(history, :entry)"
+    return now, "history || CAST(:entry AS jsonb)"
 
 
 def _summary_columns(store: Store, conn: Connection) -> str:
