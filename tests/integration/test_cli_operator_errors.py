@@ -5,6 +5,11 @@ Against the real PostgreSQL: a closed port, a wrong password, a schema without k
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from kafkaguard.testing.fixtures import TestDatabase
@@ -94,3 +99,25 @@ def test_debug_prints_the_traceback(migrated_database: TestDatabase) -> None:
     assert result.returncode == 1
     assert "Traceback (most recent call last)" in result.stderr
     assert result.stderr.splitlines()[-1].startswith("error: cannot reach the database at 127.0.0.1:")
+
+
+def test_the_kafkaguard_script_finds_the_users_module_in_the_working_folder(
+    migrated_database: TestDatabase, tmp_path: Path
+) -> None:
+    """As the README runs it: the installed `kafkaguard` script (not `python -m`), no PYTHONPATH, in
+    the folder that holds the handlers' package."""
+    (tmp_path / "myhandlers").mkdir()
+    (tmp_path / "myhandlers" / "__init__.py").write_text("")
+    (tmp_path / "myhandlers" / "welcome.py").write_text(
+        "from kafkaguard import HandlerRegistry\nregistry = HandlerRegistry()\n"
+    )
+    script = Path(sys.executable).parent / "kafkaguard"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("KAFKAGUARD_")}
+    args = ["restore", "listener", "--app", "myhandlers.welcome:registry", "--once", *db_args(migrated_database)]
+    done = subprocess.run([str(script), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "no open listener dead letters" in done.stdout + done.stderr
+    other = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    other.mkdir()
+    elsewhere = subprocess.run([str(script), *args], cwd=other, env=env, capture_output=True, text=True, timeout=120)
+    assert elsewhere.returncode != 0 and "cannot import 'myhandlers.welcome'" in elsewhere.stderr  # the folder counts

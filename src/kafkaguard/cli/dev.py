@@ -174,8 +174,8 @@ def env_lines(info: dict[str, Any], schema: str | None = None, database: str | N
         return [
             f"export {ENV_PREFIX}BOOTSTRAP_SERVERS={shlex.quote(str(info['bootstrap_servers']))}",
             f"export {ENV_PREFIX}DATABASE_URL={shlex.quote(str(info['mongo_url']))}",
-            "# FerretDB (MongoDB wire): the consumer and `listener-restore` use the document store; "
-            "the relay needs a SQL URL",
+            "# FerretDB (MongoDB wire): `kafkaguard consume` and the restore jobs' Python API use the document "
+            "store; the relay and the operator commands need a SQL URL",
         ]
     url = str(info["mariadb_url"] if database == MARIADB else info["database_url"])
     if database == POSTGRES and info.get("databases", [POSTGRES])[0] != POSTGRES:

@@ -45,6 +45,8 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import os
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -335,6 +337,7 @@ class HandlerRegistry:
 def load_registry(spec: str | None, *, option: str = "--app") -> HandlerRegistry:
     """Import ``module:attribute`` and return the HandlerRegistry it names (or its ``.registry``).
 
+    The module is looked up in the working folder first, then on the path.
     Raises :class:`ConfigurationError` when ``spec`` is missing or malformed, the module cannot be
     imported (or fails while importing), or the attribute is not a registry.
     """
@@ -343,6 +346,11 @@ def load_registry(spec: str | None, *, option: str = "--app") -> HandlerRegistry
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise ConfigurationError(f"expected module:attribute for {option}, got {spec!r} (e.g. myapp.handlers:registry)")
+    # The `kafkaguard` script's path starts at its own folder, not the working one: put the working
+    # folder first, as `python -m kafkaguard` has it (and uvicorn and gunicorn do for their targets),
+    # so `kafkaguard consume myapp.handlers:registry` finds `myapp` where the user stands.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
