@@ -7,9 +7,13 @@ import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from kafkaguard.connect_security import (
     FILE_PROVIDER,
+    client_properties,
     connect_security,
     database_ssl,
     keystore_pem,
@@ -162,3 +166,37 @@ def test_worker_files_hold_no_secret_inline(tmp_path: Path, tls: dict[str, Path]
     assert json.loads(worker.connector_file.read_text())["config"]["database.sslmode"] == "require"
     for path in (worker.secrets_file, worker.keystore_file, worker.connector_file):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def _jaas_value(line: str, name: str) -> str:
+    """``name="..."`` of a JAAS line, unescaped as Java's JAAS parser reads it."""
+    import re
+
+    found = re.search(name + r'="((?:[^"\\]|\\.)*)"', line)
+    assert found is not None, line
+    return re.sub(r"\\(.)", r"\1", found.group(1))
+
+
+@given(user=st.text(min_size=1, max_size=30), secret=st.text(max_size=30))
+def test_any_sasl_credentials_reach_the_schema_history_only_as_references(user: str, secret: str) -> None:
+    """The MariaDB connector's schema-history clients on a secured cluster: whatever the user name
+    and password (quotes, backslashes, newlines, any Unicode), the configuration holds references
+    only, and the JAAS line in the secrets gives both back exactly."""
+    password = f"⟦{secret}⟧"  # brackets no generated configuration value contains otherwise
+    try:
+        sec = KafkaSecurity(protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512", username=user, password=password)  # type: ignore[arg-type]
+    except ValidationError:
+        assume(False)  # the settings refuse it in one line before any configuration is made
+    found = client_properties(sec, refer=lambda key: reference(Path("/etc/kg/db.properties"), key),
+                              keystore_file=Path("/etc/kg/keystore.pem"))  # fmt: skip
+    opts = DebeziumOptions(
+        "mysql+pymysql://kg@maria:3306/orders", bootstrap="k:9093", history_client=tuple(found.worker.items())
+    )
+    config = connector_config(opts, password_reference=reference(Path("/etc/kg/db.properties"), "password"))
+    assert password not in json.dumps(config, ensure_ascii=False)
+    for client in ("producer", "consumer"):
+        assert config["config"][f"schema.history.internal.{client}.sasl.jaas.config"] == (
+            "${file:/etc/kg/db.properties:sasl.jaas.config}"
+        )
+    line = found.secrets["sasl.jaas.config"]
+    assert (_jaas_value(line, "username"), _jaas_value(line, "password")) == (user, password)
