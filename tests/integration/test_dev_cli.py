@@ -1,10 +1,10 @@
 """`kafkaguard dev` end to end: idempotent up/down, status, and a plain client (kcat) on the broker."""
 
+import functools
 import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,18 +12,9 @@ import pytest
 
 from kafkaguard.devstack import process
 from kafkaguard.testing.stacks import scratch_root
+from tests.integration.dev_stack_helpers import run_dev
 
-KAFKAGUARD = [sys.executable, "-m", "kafkaguard"]
-
-
-def run(
-    args: list[str], run_dir: Path, *, check: bool = True, timeout: float = 240
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KAFKAGUARD_RUN_DIR": str(run_dir), "COLUMNS": "200"}
-    result = subprocess.run([*KAFKAGUARD, *args], env=env, capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        pytest.fail(f"kafkaguard {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
+run = functools.partial(run_dev, timeout=240)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from kafkaguard.devstack import process
 from kafkaguard.devstack.mariadb import MariaDbServer
 from kafkaguard.devstack.postgres import PostgresServer
 from kafkaguard.testing.stacks import mariadb_server, scratch_root
-from tests.integration.sockets import listening
+from tests.integration.dev_stack_helpers import listening, run_dev
 
 HEAD = "0005_outbox_traceparent"
 KAFKAGUARD = [sys.executable, "-m", "kafkaguard"]
@@ -231,14 +231,6 @@ def test_cli_db_upgrade_on_a_mariadb_url(server: MariaDbServer, mydb: str) -> No
     assert query(server, "SELECT version_num FROM alembic_version", database=mydb) == [(HEAD,)]
 
 
-def _cli(args: list[str], run_dir: Path, *, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KAFKAGUARD_RUN_DIR": str(run_dir), "COLUMNS": "200"}
-    result = subprocess.run([*KAFKAGUARD, *args], env=env, capture_output=True, text=True, timeout=300)
-    if check and result.returncode != 0:
-        pytest.fail(f"kafkaguard {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
 def test_dev_up_database_mariadb_status_env_fault_both_down() -> None:
     run_dir = scratch_root() / f"cli-mariadb-{os.getpid()}"
     run_dir.mkdir(exist_ok=True)
@@ -248,32 +240,32 @@ def test_dev_up_database_mariadb_status_env_fault_both_down() -> None:
     my_port = process.free_ports(1)[0]
     try:
         up = ["dev", "up", "--database", "mariadb", "--kafka-port", str(kafka_port), "--mariadb-port", str(my_port)]
-        _cli(up, run_dir)
-        info = json.loads(_cli(["dev", "status", "--json"], run_dir).stdout)
+        run_dev(up, run_dir)
+        info = json.loads(run_dev(["dev", "status", "--json"], run_dir).stdout)
         assert info["databases"] == ["mariadb"]
         assert info["mariadb"]["address"] == f"127.0.0.1:{my_port}" and info["mariadb"]["running"] is True
         assert info["database_url"] == info["mariadb_url"]
         assert info["database_url"].startswith("mysql+pymysql://kafkaguard:")
         assert info["postgres"]["running"] is False and not (run_dir / "postgres").exists()
         pid = info["mariadb"]["pid"]
-        _cli(up, run_dir)  # idempotent: the same server
-        assert json.loads(_cli(["dev", "status", "--json"], run_dir).stdout)["mariadb"]["pid"] == pid
-        env = _cli(["dev", "env", "--database", "mariadb"], run_dir).stdout
+        run_dev(up, run_dir)  # idempotent: the same server
+        assert json.loads(run_dev(["dev", "status", "--json"], run_dir).stdout)["mariadb"]["pid"] == pid
+        env = run_dev(["dev", "env", "--database", "mariadb"], run_dir).stdout
         assert f"export KAFKAGUARD_DATABASE_URL={info['mariadb_url']}" in env.replace("'", "")
         assert listening(my_port) == ["0100007F"]
-        _cli(["dev", "mariadb", "kill"], run_dir)
-        assert json.loads(_cli(["dev", "status", "--json"], run_dir).stdout)["mariadb"]["running"] is False
+        run_dev(["dev", "mariadb", "kill"], run_dir)
+        assert json.loads(run_dev(["dev", "status", "--json"], run_dir).stdout)["mariadb"]["running"] is False
         pg_port = process.free_ports(1)[0]
-        _cli(["dev", "up", "--database", "postgres", "--postgres-port", str(pg_port)], run_dir)  # adds PostgreSQL
-        both = json.loads(_cli(["dev", "status", "--json"], run_dir).stdout)
+        run_dev(["dev", "up", "--database", "postgres", "--postgres-port", str(pg_port)], run_dir)  # adds PostgreSQL
+        both = json.loads(run_dev(["dev", "status", "--json"], run_dir).stdout)
         assert both["databases"] == ["postgres", "mariadb"]
         assert both["postgres"]["running"] is True and both["mariadb"]["running"] is True  # killed one restarted
         assert both["mariadb_url"] == info["mariadb_url"]  # same data folder, same password
         assert both["database_url"].startswith("postgresql+psycopg://") and f":{pg_port}/" in both["database_url"]
         pid = both["mariadb"]["pid"]
-        _cli(["dev", "down"], run_dir)
+        run_dev(["dev", "down"], run_dir)
         assert not process.pid_matches(pid, "mariadbd")
-        assert json.loads(_cli(["dev", "status", "--json"], run_dir).stdout)["mariadb"]["running"] is False
+        assert json.loads(run_dev(["dev", "status", "--json"], run_dir).stdout)["mariadb"]["running"] is False
     finally:
-        _cli(["dev", "down", "--wipe"], run_dir, check=False)
+        run_dev(["dev", "down", "--wipe"], run_dir, check=False)
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -8,26 +8,20 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pymongo
-import pytest
 
 from kafkaguard.devstack import process
 from kafkaguard.testing.stacks import scratch_root
-from tests.integration.sockets import listening
+from tests.integration.dev_stack_helpers import listening, run_dev
 
-KAFKAGUARD = [sys.executable, "-m", "kafkaguard"]
+BUILD_TIMEOUT = 1900.0
+"""A first ``--mongo`` builds FerretDB (minutes with a cold Go cache): the build's own limit applies."""
 
 
 def _cli(args: list[str], run_dir: Path, *, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KAFKAGUARD_RUN_DIR": str(run_dir), "COLUMNS": "200"}
-    # A first `--mongo` builds FerretDB (minutes with a cold Go cache): the build's own limit applies.
-    result = subprocess.run([*KAFKAGUARD, *args], env=env, capture_output=True, text=True, timeout=1900)
-    if check and result.returncode != 0:
-        pytest.fail(f"kafkaguard {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
+    return run_dev(args, run_dir, check=check, timeout=BUILD_TIMEOUT)
 
 
 def _status(run_dir: Path) -> dict[str, object]:
