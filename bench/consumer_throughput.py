@@ -13,6 +13,16 @@ Raw baselines (one per mode of kafkaguard's, same offsets handling):
   baseline of the default mode (issue 16 item 1: many events per transaction, a statement each);
 - raw, batched: one ``executemany`` and one transaction per polled chunk — the baseline of batch mode.
 
+Two more raw loops write what kafkaguard writes besides the effect, with no Python of kafkaguard's:
+the floor of its guarantees on this database, to tell the data's cost from the code's.
+
+- raw, tx per event + kafkaguard's writes: per event one transaction calling kafkaguard's own
+  ``kafkaguard_begin_event`` statement (key lock, dedupe, blocked check, inbox row: one round trip),
+  then the INSERT of the effect;
+- raw, batched + kafkaguard's writes: per polled chunk one statement locking the chunk's keys
+  (sorted), one statement inserting the inbox rows (an array per column), the effects as one
+  ``executemany``, one transaction.
+
 kafkaguard's ``Worker`` (built by :meth:`Worker.from_settings`, as ``kafkaguard consume`` does; key
 lock, inbox dedupe, blocked check and the handler's insert in the inbox transaction):
 
@@ -31,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import json
 import time
 import uuid
@@ -47,9 +58,10 @@ from kafkaguard.consumer.records import Record
 from kafkaguard.consumer.registry import BatchContext, HandlerContext, HandlerRegistry
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.consumer.worker import Worker
+from kafkaguard.db.columns import OPEN_STATUSES
 from kafkaguard.envelope import Event
 from kafkaguard.settings import KafkaguardSettings
-from kafkaguard.stores.inbox_postgres import PostgresConsumerStore
+from kafkaguard.stores.inbox_postgres import BEGIN_EVENT_SQL, PostgresConsumerStore
 from kafkaguard.transports.kafka_config import consumer_config, producer_config
 
 EVENT_TYPE = "bench.changed"
@@ -102,7 +114,13 @@ def _header(headers: list[tuple[str, bytes]] | None, name: str) -> str:
     raise KeyError(name)
 
 
-RAW_MODES = ("tx", "chunk", "batch")
+RAW_MODES = ("tx", "chunk", "batch", "tx_inbox", "batch_inbox")
+RAW_LOCK_KEYS = "SELECT count(pg_advisory_xact_lock(hashtext(%s), hashtext(k))) FROM unnest(%s::text[]) AS k"
+RAW_INBOX_BATCH = (  # one statement for the chunk's rows, one array per column
+    'INSERT INTO kafka_inbox (consumer_group, event_id, type, key, topic, partition, "offset", content_hash)'
+    " SELECT %s, * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::int[], %s::bigint[], %s::bytea[])"
+    " ON CONFLICT DO NOTHING"
+)
 
 
 def poll_chunk(consumer: Consumer, timeout: float = 0.5) -> list[Any]:
@@ -126,15 +144,17 @@ def raw_consume(db: BenchDb, bootstrap: str, topic: str, count: int, *, mode: st
 
     ``mode``: ``"tx"`` one INSERT and one transaction per event; ``"chunk"`` one INSERT per event,
     one transaction per polled chunk (≤ 500); ``"batch"`` one ``executemany`` and one transaction
-    per polled chunk (:func:`poll_chunk`). Offsets are committed (synchronously) after each chunk in
-    every mode.
+    per polled chunk (:func:`poll_chunk`); ``"tx_inbox"`` and ``"batch_inbox"``: ``"tx"`` and
+    ``"batch"`` plus kafkaguard's writes (key locks and inbox rows, see the module docstring).
+    Offsets are committed (synchronously) after each chunk in every mode.
     """
     if mode not in RAW_MODES:
         raise ValueError(f"mode must be one of {RAW_MODES}")
     table = f"raw_{uuid.uuid4().hex[:6]}"
     db.execute(APPLIED_DDL.format(name=table))
     sql = f"INSERT INTO {table} (event_id, key, payload) VALUES (%s, %s, %s)"  # noqa: S608
-    consumer = Consumer(consumer_config(bootstrap, f"raw-{uuid.uuid4().hex[:8]}", client_security()))
+    group = f"raw-{uuid.uuid4().hex[:8]}"
+    consumer = Consumer(consumer_config(bootstrap, group, client_security()))
     consumer.subscribe([topic])
     done = 0
     started: float | None = None
@@ -151,6 +171,14 @@ def raw_consume(db: BenchDb, bootstrap: str, topic: str, count: int, *, mode: st
             if mode == "batch":
                 with conn.transaction(), conn.cursor() as cur:
                     cur.executemany(sql, rows)
+            elif mode == "batch_inbox":
+                _raw_batch_inbox(conn, sql, group, msgs, rows)
+            elif mode == "tx_inbox":
+                for m, r in zip(msgs, rows, strict=True):
+                    with conn.transaction():
+                        found = conn.execute(BEGIN_EVENT_SQL, _begin_params(group, m, r)).fetchone()
+                        if found is not None and found[0] == 0:  # new, key not blocked
+                            conn.execute(sql, r)
             elif mode == "chunk":
                 with conn.transaction():
                     for r in rows:
@@ -165,9 +193,30 @@ def raw_consume(db: BenchDb, bootstrap: str, topic: str, count: int, *, mode: st
     elapsed = time.perf_counter() - (started or time.perf_counter())
     consumer.close()
     stored = db.scalar(f"SELECT count(*) FROM {table}")  # noqa: S608
-    if stored != count:
-        raise RuntimeError(f"raw consumer stored {stored} of {count}")
+    inboxed = db.scalar("SELECT count(*) FROM kafka_inbox WHERE consumer_group = %s", (group,))
+    if stored != count or inboxed != (count if mode.endswith("_inbox") else 0):
+        raise RuntimeError(f"raw consumer ({mode}) stored {stored}, inbox {inboxed}, of {count}")
     return count / elapsed
+
+
+def _inbox_values(group: str, m: Any, r: tuple[str, str, str]) -> tuple[Any, ...]:
+    """The inbox row of message ``m`` (bench row ``r``); the content hash of its value bytes."""
+    return (group, r[0], EVENT_TYPE, r[1], m.topic(), m.partition(), m.offset(), hashlib.sha256(m.value()).digest())
+
+
+def _begin_params(group: str, m: Any, r: tuple[str, str, str]) -> tuple[Any, ...]:
+    """:data:`BEGIN_EVENT_SQL`'s parameters for message ``m``: its key lock, blocked check and inbox row."""
+    _g, event_id, type_, key, topic, partition, offset, digest = _inbox_values(group, m, r)
+    return (group, key, True, list(OPEN_STATUSES), event_id, type_, topic, partition, offset, digest)
+
+
+def _raw_batch_inbox(conn: Any, sql: str, group: str, msgs: list[Any], rows: list[tuple[str, str, str]]) -> None:
+    """One chunk of the ``batch_inbox`` raw loop: key locks, inbox rows and effects, one transaction."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(RAW_LOCK_KEYS, (group, sorted({r[1] for r in rows})))
+        inbox = [_inbox_values(group, m, r)[1:] for m, r in zip(msgs, rows, strict=True)]
+        cur.execute(RAW_INBOX_BATCH, (group, *(list(column) for column in zip(*inbox, strict=True))))
+        cur.executemany(sql, rows)
 
 
 class _TimedSource:
@@ -298,6 +347,8 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("raw_tx", "raw confluent-kafka + psycopg, tx per event", "raw_tx"),
     ("raw_chunk", "raw, tx per polled chunk, INSERT each", "raw_chunk"),
     ("raw_batch", "raw, tx per polled chunk, executemany", "raw_batch"),
+    ("raw_tx_inbox", "raw, tx per event + kafkaguard's writes (begin_event)", "raw_tx"),
+    ("raw_batch_inbox", "raw, batched + kafkaguard's writes (key locks, inbox rows)", "raw_batch"),
     ("kg_default", "kafkaguard default, per-event handler", "raw_chunk"),
     ("kg_default_conn", "kafkaguard default, per-event handler on ctx.connection", "raw_chunk"),
     ("kg_tx", "kafkaguard batch_size=1, per-event handler", "raw_tx"),
@@ -336,6 +387,8 @@ def run(stack: Stack, *, events: int, rounds: int, profile: str) -> Report:
         "kg_default": lambda: kafkaguard_consume(db, bs, tp, events, batch_size=None),
         "kg_default_conn": lambda: kafkaguard_consume(db, bs, tp, events, batch_size=None, driver=True),
         "raw_batch": lambda: raw_consume(db, bs, tp, events, mode="batch"),
+        "raw_tx_inbox": lambda: raw_consume(db, bs, tp, events, mode="tx_inbox"),
+        "raw_batch_inbox": lambda: raw_consume(db, bs, tp, events, mode="batch_inbox"),
         "kg_batch": lambda: kafkaguard_consume(db, bs, tp, events, batch_size=BATCH, batch_handler=True),
         "kg_async_default": lambda: kafkaguard_consume(db, bs, tp, events, batch_size=None, asynchronous=True),
         "kg_async_tx": lambda: kafkaguard_consume(db, bs, tp, events, batch_size=1, asynchronous=True),
@@ -365,6 +418,14 @@ def run(stack: Stack, *, events: int, rounds: int, profile: str) -> Report:
         f"async / sync: default {med['kg_async_default'] / med['kg_default']:.2f} ×, "
         f"batch_size=1 {med['kg_async_tx'] / med['kg_tx']:.2f} ×"
     )
+    floor = {"kg_tx": "raw_tx_inbox", "kg_tx_conn": "raw_tx_inbox", "kg_batch": "raw_batch_inbox"}
+    vs_floor = {k: med[k] / med[f] for k, f in floor.items()}
+    report.notes.append(
+        "against the raw loops that write what kafkaguard writes (the floor of its guarantees here): "
+        + ", ".join(f"{k} {v:.2f} ×" for k, v in vs_floor.items())
+        + f"; the floors themselves: tx/event {ratios['raw_tx_inbox']:.2f} × raw tx/event, "
+        f"batched {ratios['raw_batch_inbox']:.2f} × raw batched"
+    )
     report.notes.append(
         "per-event handler = one INSERT per event on ctx.session (SQLAlchemy), or on ctx.connection (psycopg, "
         "the raw loops' statement); batch handler = one executemany per run; "
@@ -377,6 +438,7 @@ def run(stack: Stack, *, events: int, rounds: int, profile: str) -> Report:
         "samples": samples,
         "median": med,
         "ratios": ratios,
+        "vs_floor": vs_floor,
         "default_vs_today": med["kg_default"] / TODAY_DEFAULT,
         "async_vs_sync_default": med["kg_async_default"] / med["kg_default"],
         "async_vs_sync_tx": med["kg_async_tx"] / med["kg_tx"],
