@@ -44,6 +44,9 @@ def test_every_part_runs_at_quick_sizes(tmp_path: Path) -> None:
     for key, value in consumer["median"].items():
         assert _positive(value), (key, consumer["median"])
         assert _positive(consumer["ratios"][key]), (key, consumer["ratios"])
+    # Each kafkaguard mode against the raw loop writing the same rows (the floor of its guarantees).
+    assert set(consumer["vs_floor"]) == {"kg_tx", "kg_tx_conn", "kg_batch"}
+    assert all(_positive(v) for v in consumer["vs_floor"].values()), consumer["vs_floor"]
 
     latency = results["latency"].data["rates"]
     assert [r["offered"] for r in latency if r["consumer"] == "default"] == list(bench_run.QUICK.latency_rates)
