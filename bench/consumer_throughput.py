@@ -58,10 +58,9 @@ from kafkaguard.consumer.records import Record
 from kafkaguard.consumer.registry import BatchContext, HandlerContext, HandlerRegistry
 from kafkaguard.consumer.settings import ConsumerSettings
 from kafkaguard.consumer.worker import Worker
-from kafkaguard.db.columns import OPEN_STATUSES
 from kafkaguard.envelope import Event
 from kafkaguard.settings import KafkaguardSettings
-from kafkaguard.stores.inbox_postgres import BEGIN_EVENT_SQL, PostgresConsumerStore
+from kafkaguard.stores.inbox_postgres import BEGIN_EVENT_SQL, PostgresConsumerStore, begin_event_params
 from kafkaguard.transports.kafka_config import consumer_config, producer_config
 
 EVENT_TYPE = "bench.changed"
@@ -176,7 +175,8 @@ def raw_consume(db: BenchDb, bootstrap: str, topic: str, count: int, *, mode: st
             elif mode == "tx_inbox":
                 for m, r in zip(msgs, rows, strict=True):
                     with conn.transaction():
-                        found = conn.execute(BEGIN_EVENT_SQL, _begin_params(group, m, r)).fetchone()
+                        params = begin_event_params(group, r[1], _inbox_row(m, r), check_blocked=True)
+                        found = conn.execute(BEGIN_EVENT_SQL, params).fetchone()
                         if found is not None and found[0] == 0:  # new, key not blocked
                             conn.execute(sql, r)
             elif mode == "chunk":
@@ -199,23 +199,23 @@ def raw_consume(db: BenchDb, bootstrap: str, topic: str, count: int, *, mode: st
     return count / elapsed
 
 
-def _inbox_values(group: str, m: Any, r: tuple[str, str, str]) -> tuple[Any, ...]:
+_INBOX_COLUMNS = ("event_id", "type", "key", "topic", "partition", "offset", "content_hash")  # RAW_INBOX_BATCH's
+
+
+def _inbox_row(m: Any, r: tuple[str, str, str]) -> dict[str, Any]:
     """The inbox row of message ``m`` (bench row ``r``); the content hash of its value bytes."""
-    return (group, r[0], EVENT_TYPE, r[1], m.topic(), m.partition(), m.offset(), hashlib.sha256(m.value()).digest())
-
-
-def _begin_params(group: str, m: Any, r: tuple[str, str, str]) -> tuple[Any, ...]:
-    """:data:`BEGIN_EVENT_SQL`'s parameters for message ``m``: its key lock, blocked check and inbox row."""
-    _g, event_id, type_, key, topic, partition, offset, digest = _inbox_values(group, m, r)
-    return (group, key, True, list(OPEN_STATUSES), event_id, type_, topic, partition, offset, digest)
+    return {
+        "event_id": r[0], "type": EVENT_TYPE, "key": r[1], "topic": m.topic(), "partition": m.partition(),
+        "offset": m.offset(), "content_hash": hashlib.sha256(m.value()).digest(),
+    }  # fmt: skip
 
 
 def _raw_batch_inbox(conn: Any, sql: str, group: str, msgs: list[Any], rows: list[tuple[str, str, str]]) -> None:
     """One chunk of the ``batch_inbox`` raw loop: key locks, inbox rows and effects, one transaction."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(RAW_LOCK_KEYS, (group, sorted({r[1] for r in rows})))
-        inbox = [_inbox_values(group, m, r)[1:] for m, r in zip(msgs, rows, strict=True)]
-        cur.execute(RAW_INBOX_BATCH, (group, *(list(column) for column in zip(*inbox, strict=True))))
+        inbox = [_inbox_row(m, r) for m, r in zip(msgs, rows, strict=True)]
+        cur.execute(RAW_INBOX_BATCH, (group, *([row[c] for row in inbox] for c in _INBOX_COLUMNS)))
         cur.executemany(sql, rows)
 
 

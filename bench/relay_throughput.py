@@ -148,10 +148,11 @@ def _shared(owners: list[int], count: int) -> bool:
     return len(owners) == count and sum(owners) == 64 and max(owners) <= -(-64 // count)
 
 
-# The relay variants: key -> (label, relay commands, --processes of each). "relay1" is the default
-# deployment (one `kafkaguard relay`); "relay2" two separate commands; "relay_p<N>" one command with
-# `--processes N` (relay.processes), the configuration the docs recommend on a multi-core host.
-RELAYS: dict[str, tuple[str, int, int, int | None]] = {  # key: (label, commands, --processes, relay.batch_size)
+# The relay variants: key -> (label, relay commands, --processes of each, relay.batch_size or None for
+# the default). "relay1" is the default deployment (one `kafkaguard relay`); "relay2" two separate
+# commands; "relay_p<N>" one command with `--processes N` (relay.processes), the configuration the
+# docs recommend on a multi-core host.
+RELAYS: dict[str, tuple[str, int, int, int | None]] = {
     "relay1": ("kafkaguard relay, 1 instance (default settings)", 1, 1, None),
     "relay2": ("kafkaguard relay, 2 instances (two commands)", 2, 1, None),
     "relay_p2": ("kafkaguard relay --processes 2 (one command)", 1, 2, None),
