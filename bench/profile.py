@@ -4,6 +4,10 @@
 ``py-spy record`` samples it (all threads, native frames off); prints the top frames by own time
 and by inclusive time, and writes the collapsed stacks to ``reports/bench/profile-relay.txt``.
 
+``python -m bench.profile relay-cpu [--rows N] [--relay-batch B ...] [--rounds R]``: the CPU of each process
+group (relay, PostgreSQL, Kafka, the rest) while one relay drains, from ``/proc`` (:mod:`bench.cpu_split`).
+``relay-phases`` (same options): an in-process relay's wall time per step of its rounds.
+
 ``python -m bench.profile consumer [--events N] [--batch-size B] [--per-event]``: the same for kafkaguard's
 consumer worker (run as ``python -m kafkaguard consume`` with the bench handler registry).
 """
@@ -11,6 +15,7 @@ consumer worker (run as ``python -m kafkaguard consume`` with the bench handler 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import consumer_throughput as ct
+from bench import cpu_split
 from bench.common import (
     REPORT_DIR,
     BenchDb,
@@ -131,6 +137,36 @@ def profile_relay(stack: Stack, rows: int) -> dict[str, list[tuple[str, float]]]
     return print_summary("relay", out)
 
 
+def profile_relay_cpu(stack: Stack, rows: int, batch_size: int) -> dict[str, float]:
+    """One relay (``relay.batch_size`` = ``batch_size``) drains ``rows``; print each process group's CPU."""
+    db: BenchDb = new_schema(stack, "pc")
+    aggregate = f"pc{uuid.uuid4().hex[:8]}"
+    new_topic(stack, aggregate)
+    log = REPORT_DIR / "logs" / f"profile-relay-cpu-{db.schema}.log"
+    proc = start_relay(db, stack.bootstrap, log, name="cpu", KAFKAGUARD_RELAY__BATCH_SIZE=str(batch_size))
+    try:
+        wait_until(lambda: shard_owners(db) == [64], 60, "the relay owning its shards")
+        prefill(db, rows, aggregate=aggregate)
+        before = cpu_split.snapshot()
+        started = time.monotonic()
+        wait_until(outbox_empty(db), 600, "the relay to drain the outbox")
+        elapsed = time.monotonic() - started
+        after = cpu_split.snapshot()
+        shares = cpu_split.split(before, after, elapsed, proc.pid)
+        top = cpu_split.busiest(before, after, elapsed)
+    finally:
+        stop(proc)
+    cores = os.cpu_count() or 1
+    console.print(
+        f"relay batch {batch_size}: {rows:,} rows in {elapsed:.1f} s ({rows / elapsed:,.0f} rows/s); CPU, share of one"
+        f" core: relay {shares['relay']:.0%}, PostgreSQL {shares['postgres']:.0%}, Kafka {shares['kafka']:.0%},"
+        f" other {shares['other']:.0%}; box {shares['box']:.0%} of {cores * 100}% (stolen by the host:"
+        f" {shares['steal']:.0%})"
+    )
+    console.print("  busiest: " + ", ".join(f"{name} {share:.0%}" for name, share in top))
+    return {"rows_per_s": rows / elapsed, **shares}
+
+
 def profile_consumer(
     stack: Stack, events: int, batch_size: int, *, per_event: bool = False
 ) -> dict[str, list[tuple[str, float]]]:
@@ -157,6 +193,67 @@ def profile_consumer(
         stop(proc)
     console.print(f"consumer (batch {batch_size}) applied {events:,} under py-spy in ~{elapsed:.1f} s")
     return print_summary(f"consumer batch_size={batch_size}", out)
+
+
+def relay_phases(stack: Stack, rows: int, batch_size: int) -> dict[str, float]:
+    """In-process relay draining ``rows``: wall time of each step of its rounds, per batch and as a share.
+
+    The steps run one after another on the relay's thread (claim the next batch; hand it to the
+    producer; wait for the previous batch's acks; settle it), so their shares add up to about the
+    drain's wall time; what is left is the round's own bookkeeping and the idle wait at the end.
+    """
+    from kafkaguard.relay import worker
+
+    spent: Counter[str] = Counter()
+    calls: Counter[str] = Counter()
+
+    def timed(name: str, fn: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - began
+                calls[name] += 1
+
+        return run
+
+    db = new_schema(stack, "ph")
+    aggregate = f"ph{uuid.uuid4().hex[:8]}"
+    new_topic(stack, aggregate)
+    relay = Relay.for_database(
+        conninfo=db.conninfo,
+        bootstrap=stack.bootstrap,
+        settings=RelaySettings(batch_size=batch_size),
+        topics=TopicRegistry(stack.bootstrap),
+        for_aggregate=topic_for,
+    )
+    originals = (worker.start_publish, worker.finish_publish)
+    relay.outbox.claim = timed("claim", relay.outbox.claim)  # type: ignore[method-assign]
+    relay.outbox.settle = timed("settle (commit)", relay.outbox.settle)  # type: ignore[method-assign]
+    worker.start_publish = timed("produce (row -> message)", worker.start_publish)
+    worker.finish_publish = timed("wait for acks", worker.finish_publish)
+    halt = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(halt,))
+    try:
+        thread.start()
+        wait_until(lambda: len(relay.held_shards) == 64, 60, "the relay owning its shards")
+        prefill(db, rows, aggregate=aggregate)
+        spent.clear()
+        calls.clear()
+        started = time.perf_counter()
+        wait_until(outbox_empty(db), 900, "the relay to drain the outbox")
+        elapsed = time.perf_counter() - started
+    finally:
+        halt.set()
+        thread.join(60)
+        worker.start_publish, worker.finish_publish = originals
+    rate = rows / elapsed
+    console.print(f"relay batch {batch_size} in-process: {rows:,} rows in {elapsed:.1f} s ({rate:,.0f} rows/s)")
+    for name, seconds in spent.most_common():
+        per = seconds / max(calls[name], 1) * 1000
+        console.print(f"  {seconds / elapsed:6.1%}  {name}: {per:.2f} ms per batch ({calls[name]} batches)")
+    return {name: seconds / elapsed for name, seconds in spent.items()}
 
 
 def _claim_before_fix(
@@ -204,17 +301,28 @@ def claim_ab(stack: Stack, rows: int, rounds: int) -> dict[str, list[float]]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("what", choices=["relay", "consumer", "claim-ab"])
+    parser.add_argument("what", choices=["relay", "relay-cpu", "relay-phases", "consumer", "claim-ab"])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch-size", type=int, default=500, help="the consumer's batch_size (500: its default)")
+    parser.add_argument(
+        "--relay-batch", type=int, nargs="+", default=[500, 2000], help="relay-cpu, relay-phases: batch sizes"
+    )
     parser.add_argument("--per-event", action="store_true", help="the per-event handler instead of the batch one")
     args = parser.parse_args(argv)
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
     with bench_stack() as stack:
         if args.what == "relay":
             profile_relay(stack, args.rows)
+        elif args.what == "relay-cpu":
+            for _ in range(args.rounds):
+                for size in args.relay_batch:
+                    profile_relay_cpu(stack, args.rows, size)
+        elif args.what == "relay-phases":
+            for _ in range(args.rounds):
+                for size in args.relay_batch:
+                    relay_phases(stack, args.rows, size)
         elif args.what == "claim-ab":
             samples = claim_ab(stack, args.rows, args.rounds)
             console.print({k: [round(x) for x in v] for k, v in samples.items()})
