@@ -24,7 +24,9 @@ What an application uses, all from here:
   gives the builders the first;
 - events and handlers: :class:`Event`, :class:`HandlerRegistry` (typed handlers with ``model=``,
   per-handler ``retry=``), :class:`HandlerContext`, :class:`BatchContext`;
-- every error it can meet, all under :class:`KafkaguardError`.
+- every error it can meet, all under :class:`KafkaguardError`;
+- :func:`tune_gc`: the garbage-collector setting the worker commands apply, for a process that
+  embeds a component.
 
 ``kafkaguard.testing`` is public too: pytest fixtures with the real Kafka and PostgreSQL
 (``kafkaguard.testing.fixtures``) and the helpers in its ``__all__``.
@@ -81,6 +83,7 @@ if TYPE_CHECKING:
     from kafkaguard.policies.backoff import Exponential, Fixed, Schedule
     from kafkaguard.policies.classify import ErrorClassifier
     from kafkaguard.policies.retry import RetryPolicy
+    from kafkaguard.process_gc import tune_gc
     from kafkaguard.publisher.facade import Publisher, PublishOutcome
     from kafkaguard.publisher.settings import PublishMode, PublishSettings
     from kafkaguard.relay.settings import RelayKind, RelaySettings
@@ -177,6 +180,7 @@ __all__ = [
     "retry_dead_letter",
     "retry_dead_letter_async",
     "run_every",
+    "tune_gc",
 ]
 
 # Public name -> the module it is imported from on first use (keep the TYPE_CHECKING block in step).
@@ -222,6 +226,7 @@ _LAZY: dict[str, str] = {
     "PublisherRestoreJob": "kafkaguard.restore.publisher_job",
     "RunReport": "kafkaguard.restore.report",
     "run_every": "kafkaguard.restore.schedule",
+    "tune_gc": "kafkaguard.process_gc",
     "PublisherStrategy": "kafkaguard.restore.settings",
     "RestoreSettings": "kafkaguard.restore.settings",
     "KafkaguardSettings": "kafkaguard.settings",

@@ -40,6 +40,7 @@ from kafkaguard.errors import ConfigurationError
 from kafkaguard.kafka_security import KafkaSecurity
 from kafkaguard.log_json import LogFormat
 from kafkaguard.masking import mask
+from kafkaguard.process_gc import DEFAULT_GC_THRESHOLD
 from kafkaguard.publisher.settings import PublishSettings
 from kafkaguard.relay.settings import RelaySettings
 from kafkaguard.restore.settings import RestoreSettings
@@ -103,6 +104,12 @@ class KafkaguardSettings(BaseSettings):
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     metrics_port: int | None = Field(default=None, description="serve Prometheus /metrics on 127.0.0.1:<port>")
     log_format: LogFormat = Field(default=LogFormat.TEXT, description="worker commands' log lines: text or json")
+    gc_threshold: int = Field(
+        default=DEFAULT_GC_THRESHOLD,
+        ge=0,
+        description="worker commands (relay, consume, forward): net allocations between young garbage "
+        "collections, startup's objects frozen out of them (Python's default: 700); 0 leaves Python's collector alone",
+    )
 
     def __init__(self, **values: Any) -> None:
         arguments = {k: v for k, v in values.items() if not k.startswith("_")}  # _env_file & co. are options

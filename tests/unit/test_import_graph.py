@@ -44,8 +44,8 @@ SETTINGS_MODELS = frozenset(
 
 # Lower number = lower layer; a node may import its own layer and the ones below, never above.
 PURE = ("envelope", "errors", "headers", "ids", "logtext", "masking", "raw_headers", "policies", "topics",
-        "signals", "settings_schema", "settings_sources", "process_memory", "http_signing", "kafka_security",
-        "connect_security", "tracing", "log_json")  # fmt: skip
+        "signals", "settings_schema", "settings_sources", "process_memory", "process_gc", "http_signing",
+        "kafka_security", "connect_security", "tracing", "log_json")  # fmt: skip
 LAYERS: dict[str, int] = {
     **dict.fromkeys(PURE, 0),  # data, decisions, names, text helpers
     "settings": 1,  # KafkaguardSettings: the component settings assembled, read from the environment

@@ -108,6 +108,6 @@ def consume(
             worker.on_tick = lag_reporter(metrics, cs.group_id, lag)
     end_tracing = start_tracing(settings.tracing, "consume")
     try:
-        run_until_signalled(worker)
+        run_until_signalled(worker, gc_threshold=settings.gc_threshold)
     finally:
         end_tracing()

@@ -12,6 +12,7 @@ from kafkaguard.cli.common import BootstrapAliasOpt, BootstrapOpt, LogFormatOpt,
 from kafkaguard.cli.startup import announce, configure_logging, preflight
 from kafkaguard.consumer.transactional import TransactionalForwarder, Transform
 from kafkaguard.errors import ConfigurationError
+from kafkaguard.process_gc import tune_gc
 from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.signals import on_stop_signals
 
@@ -55,5 +56,6 @@ def forward(
         batch_size=batch_size, classifier=settings.consumer.classifier,
         consumer_overrides=settings.kafka_consumer_overrides(), producer_overrides=settings.kafka_producer_overrides(),
     )  # fmt: skip
+    tune_gc(settings.gc_threshold)
     forwarder.run(stop)
     err.print(f"forwarder stopped: {forwarder.stats}")

@@ -26,6 +26,7 @@ from kafkaguard.cli.common import (
 from kafkaguard.cli.startup import announce, configure_logging, preflight
 from kafkaguard.errors import ConfigurationError
 from kafkaguard.metrics.relay_hook import relay_metrics
+from kafkaguard.process_gc import tune_gc
 from kafkaguard.relay.processes import run_processes
 from kafkaguard.relay.settings import RelayKind
 from kafkaguard.relay.worker import Relay
@@ -98,7 +99,9 @@ def relay(
         metrics = start_metrics(port, metrics_addr, database_url, db_schema, parts=("relay",))
         end_tracing = start_tracing(settings.tracing, "relay")
         try:
-            Relay.from_settings(resolved, name=name, hook=relay_metrics(metrics)).run(stop)
+            relay_instance = Relay.from_settings(resolved, name=name, hook=relay_metrics(metrics))
+            tune_gc(settings.gc_threshold)  # after startup: its objects are frozen out of collections
+            relay_instance.run(stop)
         finally:
             end_tracing()
         return
@@ -126,6 +129,8 @@ def _relay_process(
     metrics = start_metrics(port, metrics_addr, settings.database_url or "", settings.db_schema, parts=("relay",))
     end_tracing = start_tracing(settings.tracing, "relay")
     try:
-        Relay.from_settings(settings, name=f"{name}-{index}", hook=relay_metrics(metrics)).run(stop)
+        relay_instance = Relay.from_settings(settings, name=f"{name}-{index}", hook=relay_metrics(metrics))
+        tune_gc(settings.gc_threshold)
+        relay_instance.run(stop)
     finally:
         end_tracing()

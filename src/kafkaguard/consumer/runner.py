@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from kafkaguard.consumer.worker import Worker
 from kafkaguard.db.engine import async_engine, sync_engine
 from kafkaguard.db.readiness import CONSUMER_TABLES, require_engine_tables
 from kafkaguard.errors import ConfigurationError
+from kafkaguard.process_gc import DEFAULT_GC_THRESHOLD, tune_gc
 from kafkaguard.process_memory import FreedMemoryTrimmer
 from kafkaguard.settings import KafkaguardSettings
 from kafkaguard.signals import on_stop_signals
@@ -85,19 +85,20 @@ def _database_store(settings: KafkaguardSettings, registry: HandlerRegistry) -> 
     return consumer_store_for(engine, aengine)
 
 
-def run_until_signalled(worker: Worker) -> None:
+def run_until_signalled(worker: Worker, *, gc_threshold: int = DEFAULT_GC_THRESHOLD) -> None:
     """Run ``worker`` in this thread; SIGTERM and SIGINT stop it gracefully (commit, leave the group).
 
-    The process is the worker's own, so it first moves every object alive now (imported modules,
-    SQLAlchemy's and pydantic's structures: ~130,000 objects) out of the garbage collector's reach
-    with ``gc.freeze()``: they live as long as the process, and re-scanning them in every full
-    collection cost 10-15 % of batch mode's time. Objects created later are collected as usual.
+    The process is the worker's own, so it first tunes the garbage collector
+    (:func:`~kafkaguard.process_gc.tune_gc` with ``gc_threshold``, the ``gc_threshold`` setting):
+    every object alive now (imported modules, SQLAlchemy's and pydantic's structures: ~130,000
+    objects) is frozen out of its reach, since re-scanning them in every full collection cost 10-15 %
+    of batch mode's time, and young collections come every ``gc_threshold`` allocations, not 700.
+    Objects created later are collected as usual. ``gc_threshold`` 0 leaves the collector alone.
 
     It also gives freed C-heap memory back to the OS once a second (:mod:`kafkaguard.process_memory`):
     without it a worker working off a large backlog held ~50 MB more than with a small one.
     """
-    gc.collect()
-    gc.freeze()
+    tune_gc(gc_threshold)
 
     trim = FreedMemoryTrimmer()
     tick = worker.on_tick
