@@ -3,6 +3,8 @@ pooled connection only after it rested (:func:`kafkaguard.db.engine.ping_when_id
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 
 from kafkaguard.consumer.apply import Applier
@@ -44,3 +46,36 @@ def test_a_connection_lost_between_events_costs_no_attempt_and_no_dead_letter(mi
     with psycopg.connect(db.conninfo) as conn:
         assert conn.execute("SELECT seq FROM effects ORDER BY id").fetchall() == [(0,), (1,)]
         assert conn.execute("SELECT count(*) FROM kafka_listener_dead_letters").fetchone() == (0,)
+
+
+def test_async_engines_test_a_rested_connection_at_checkout_and_replace_a_dead_one(
+    migrated_database: TestDatabase,
+) -> None:
+    import asyncio
+
+    from sqlalchemy import text
+
+    from kafkaguard.db.engine import async_engine
+
+    db = migrated_database
+    for driver in ("postgresql+psycopg", "postgresql+asyncpg"):
+        engine = async_engine(db.server.url(driver=driver), schema=db.schema, pool_size=1)
+        assert engine.sync_engine.pool._pre_ping is False
+        ping_when_idle(engine.sync_engine, idle=0.0)  # as if every checkout came after a rest
+
+        async def backend_pid(e: Any = engine) -> int:
+            async with e.connect() as conn:
+                return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+        async def scenario() -> tuple[int, int]:
+            first = await backend_pid()
+            with psycopg.connect(db.conninfo, autocommit=True) as admin:
+                # with a timeout: returns once the backend is gone, so the checkout cannot race its exit
+                assert admin.execute("SELECT pg_terminate_backend(%s, 5000)", (first,)).fetchone() == (True,)
+            return first, await backend_pid()  # the test at checkout found it dead: a new connection
+
+        try:
+            first, second = asyncio.run(scenario())
+        finally:
+            asyncio.run(engine.dispose())
+        assert first != second, driver
