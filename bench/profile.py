@@ -202,8 +202,10 @@ def relay_phases(stack: Stack, rows: int, batch_size: int) -> dict[str, float]:
     producer; wait for the previous batch's acks; settle it), so their shares add up to about the
     drain's wall time; what is left is the round's own bookkeeping and the idle wait at the end.
     """
+    from kafkaguard.process_gc import tune_gc
     from kafkaguard.relay import worker
 
+    tune_gc()  # as `kafkaguard relay` does before its loop
     spent: Counter[str] = Counter()
     calls: Counter[str] = Counter()
 
