@@ -12,7 +12,6 @@ near 100 % is the bottleneck if its work is serial; a box near 100 % x cores is 
 from __future__ import annotations
 
 import os
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +83,7 @@ def deltas(before: Snapshot, after: Snapshot) -> dict[tuple[int, str], float]:
 def split(before: Snapshot, after: Snapshot, seconds: float, relay_pid: int) -> dict[str, float]:
     """Each group's CPU over ``seconds`` as a share of one core, plus ``box`` and ``steal`` (all cores)."""
     parents = {pid: proc.parent for (pid, _), proc in after.procs.items()}
-    spent: Counter[str] = Counter()
+    spent: dict[str, float] = dict.fromkeys(GROUPS, 0.0)
     for (pid, comm), cpu in deltas(before, after).items():
         spent[_group(pid, comm, parents, relay_pid)] += cpu
     shares = {name: spent[name] / seconds for name in GROUPS}

@@ -195,6 +195,21 @@ def profile_consumer(
     return print_summary(f"consumer batch_size={batch_size}", out)
 
 
+def in_process_relay(stack: Stack, prefix: str, settings: RelaySettings) -> tuple[BenchDb, str, Relay]:
+    """A fresh schema, a fresh aggregate type with its topic, and a relay of them in this process."""
+    db = new_schema(stack, prefix)
+    aggregate = f"{prefix}{uuid.uuid4().hex[:8]}"
+    new_topic(stack, aggregate)
+    relay = Relay.for_database(
+        conninfo=db.conninfo,
+        bootstrap=stack.bootstrap,
+        settings=settings,
+        topics=TopicRegistry(stack.bootstrap),
+        for_aggregate=topic_for,
+    )
+    return db, aggregate, relay
+
+
 def relay_phases(stack: Stack, rows: int, batch_size: int) -> dict[str, float]:
     """In-process relay draining ``rows``: wall time of each step of its rounds, per batch and as a share.
 
@@ -220,16 +235,7 @@ def relay_phases(stack: Stack, rows: int, batch_size: int) -> dict[str, float]:
 
         return run
 
-    db = new_schema(stack, "ph")
-    aggregate = f"ph{uuid.uuid4().hex[:8]}"
-    new_topic(stack, aggregate)
-    relay = Relay.for_database(
-        conninfo=db.conninfo,
-        bootstrap=stack.bootstrap,
-        settings=RelaySettings(batch_size=batch_size),
-        topics=TopicRegistry(stack.bootstrap),
-        for_aggregate=topic_for,
-    )
+    db, aggregate, relay = in_process_relay(stack, "ph", RelaySettings(batch_size=batch_size))
     originals = (worker.start_publish, worker.finish_publish)
     relay.outbox.claim = timed("claim", relay.outbox.claim)  # type: ignore[method-assign]
     relay.outbox.settle = timed("settle (commit)", relay.outbox.settle)  # type: ignore[method-assign]
@@ -275,16 +281,7 @@ def claim_ab(stack: Stack, rows: int, rounds: int) -> dict[str, list[float]]:
         for arm in ("before", "after"):
             relay_store.claim = _claim_before_fix if arm == "before" else fixed  # type: ignore[assignment]
             try:
-                db = new_schema(stack, "ab")
-                aggregate = f"ab{uuid.uuid4().hex[:8]}"
-                new_topic(stack, aggregate)
-                relay = Relay.for_database(
-                    conninfo=db.conninfo,
-                    bootstrap=stack.bootstrap,
-                    settings=RelaySettings(),
-                    topics=TopicRegistry(stack.bootstrap),
-                    for_aggregate=topic_for,
-                )
+                db, aggregate, relay = in_process_relay(stack, "ab", RelaySettings())
                 halt = threading.Event()
                 thread = threading.Thread(target=relay.run, args=(halt,))
                 thread.start()
