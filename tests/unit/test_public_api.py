@@ -26,6 +26,8 @@ PUBLIC = {
     "restore_key", "retry_dead_letter", "restore_key_async", "retry_dead_letter_async", "PublisherRestoreJob",
     "ListenerRestoreJob",
     "RunReport", "run_every",
+    # a worker process's garbage collector, as the worker commands set it
+    "tune_gc",
     # engines that find kafkaguard's tables in db_schema
     "create_engine", "create_async_engine",
     # the http extra
