@@ -21,8 +21,9 @@ GROUPS = ("relay", "postgres", "kafka", "other")
 
 @dataclass(frozen=True)
 class Process:
-    comm: str
+    comm: str  # may change while it runs (a kernel worker names its current work item)
     parent: int
+    started: int  # clock ticks after boot: with the pid, who it is (a pid is reused, a comm renamed)
     seconds: float  # user + system CPU so far, all threads
 
 
@@ -30,7 +31,7 @@ class Process:
 class Snapshot:
     """Every process's CPU seconds, and the box's busy and stolen seconds (all cores), at one instant."""
 
-    procs: dict[tuple[int, str], Process]
+    procs: dict[tuple[int, int], Process]  # (pid, started) -> the process
     box_busy: float
     steal: float
 
@@ -43,15 +44,16 @@ def _process(pid: str) -> Process | None:
     # comm is in parentheses and may hold spaces and ')': the fields start after the last ')'.
     comm = text[text.index("(") + 1 : text.rindex(")")]
     fields = text[text.rindex(")") + 2 :].split()
-    return Process(comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS)
+    # fields[0] is field 3 of proc(5): ppid 4, utime 14, stime 15, starttime 22
+    return Process(comm, int(fields[1]), int(fields[19]), (int(fields[11]) + int(fields[12])) / TICKS)
 
 
 def snapshot() -> Snapshot:
     """The CPU counters of every process and of the box now."""
-    procs: dict[tuple[int, str], Process] = {}
+    procs: dict[tuple[int, int], Process] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit() and (found := _process(entry)) is not None:
-            procs[(int(entry), found.comm)] = found
+            procs[(int(entry), found.started)] = found
     first = Path("/proc/stat").read_text().splitlines()[0].split()[1:9]
     # user nice system idle iowait irq softirq steal: busy is neither idle nor stolen (steal: this
     # VM's vCPU waited for a host CPU).
@@ -72,7 +74,7 @@ def _group(pid: int, comm: str, parents: dict[int, int], relay_pid: int) -> str:
     return "kafka" if comm == "java" else "other"
 
 
-def deltas(before: Snapshot, after: Snapshot) -> dict[tuple[int, str], float]:
+def deltas(before: Snapshot, after: Snapshot) -> dict[tuple[int, int], float]:
     """CPU seconds each process still alive at ``after`` spent since ``before`` (new ones: all of it)."""
     return {
         key: proc.seconds - (before.procs[key].seconds if key in before.procs else 0.0)
@@ -84,8 +86,8 @@ def split(before: Snapshot, after: Snapshot, seconds: float, relay_pid: int) -> 
     """Each group's CPU over ``seconds`` as a share of one core, plus ``box`` and ``steal`` (all cores)."""
     parents = {pid: proc.parent for (pid, _), proc in after.procs.items()}
     spent: dict[str, float] = dict.fromkeys(GROUPS, 0.0)
-    for (pid, comm), cpu in deltas(before, after).items():
-        spent[_group(pid, comm, parents, relay_pid)] += cpu
+    for key, cpu in deltas(before, after).items():
+        spent[_group(key[0], after.procs[key].comm, parents, relay_pid)] += cpu
     shares = {name: spent[name] / seconds for name in GROUPS}
     shares["box"] = (after.box_busy - before.box_busy) / seconds
     shares["steal"] = (after.steal - before.steal) / seconds
@@ -95,4 +97,4 @@ def split(before: Snapshot, after: Snapshot, seconds: float, relay_pid: int) -> 
 def busiest(before: Snapshot, after: Snapshot, seconds: float, top: int = 6) -> list[tuple[str, float]]:
     """The ``top`` processes by CPU over ``seconds``: ("comm[pid]", share of one core)."""
     ranked = sorted(deltas(before, after).items(), key=lambda item: -item[1])[:top]
-    return [(f"{comm}[{pid}]", cpu / seconds) for (pid, comm), cpu in ranked]
+    return [(f"{after.procs[key].comm}[{key[0]}]", cpu / seconds) for key, cpu in ranked]

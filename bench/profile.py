@@ -44,6 +44,7 @@ from bench.common import (
     stop,
     wait_until,
 )
+from kafkaguard.process_gc import tune_gc
 from kafkaguard.relay.rows import OutboxRow
 from kafkaguard.relay.settings import RelaySettings
 from kafkaguard.relay.worker import Relay
@@ -116,10 +117,16 @@ def print_summary(title: str, collapsed: Path) -> dict[str, list[tuple[str, floa
     return {"own": own, "inclusive": incl}
 
 
-def profile_relay(stack: Stack, rows: int) -> dict[str, list[tuple[str, float]]]:
-    db: BenchDb = new_schema(stack, "pr")
-    aggregate = f"pr{uuid.uuid4().hex[:8]}"
+def fresh_outbox(stack: Stack, prefix: str) -> tuple[BenchDb, str]:
+    """A fresh schema with kafkaguard's tables, and a fresh aggregate type whose topic exists."""
+    db = new_schema(stack, prefix)
+    aggregate = f"{prefix}{uuid.uuid4().hex[:8]}"
     new_topic(stack, aggregate)
+    return db, aggregate
+
+
+def profile_relay(stack: Stack, rows: int) -> dict[str, list[tuple[str, float]]]:
+    db, aggregate = fresh_outbox(stack, "pr")
     proc = start_relay(db, stack.bootstrap, REPORT_DIR / "logs" / f"profile-relay-{db.schema}.log", name="profiled")
     out = REPORT_DIR / "profile-relay.txt"
     try:
@@ -139,9 +146,7 @@ def profile_relay(stack: Stack, rows: int) -> dict[str, list[tuple[str, float]]]
 
 def profile_relay_cpu(stack: Stack, rows: int, batch_size: int) -> dict[str, float]:
     """One relay (``relay.batch_size`` = ``batch_size``) drains ``rows``; print each process group's CPU."""
-    db: BenchDb = new_schema(stack, "pc")
-    aggregate = f"pc{uuid.uuid4().hex[:8]}"
-    new_topic(stack, aggregate)
+    db, aggregate = fresh_outbox(stack, "pc")
     log = REPORT_DIR / "logs" / f"profile-relay-cpu-{db.schema}.log"
     proc = start_relay(db, stack.bootstrap, log, name="cpu", KAFKAGUARD_RELAY__BATCH_SIZE=str(batch_size))
     try:
@@ -196,10 +201,8 @@ def profile_consumer(
 
 
 def in_process_relay(stack: Stack, prefix: str, settings: RelaySettings) -> tuple[BenchDb, str, Relay]:
-    """A fresh schema, a fresh aggregate type with its topic, and a relay of them in this process."""
-    db = new_schema(stack, prefix)
-    aggregate = f"{prefix}{uuid.uuid4().hex[:8]}"
-    new_topic(stack, aggregate)
+    """:func:`fresh_outbox`, and a relay of it in this process."""
+    db, aggregate = fresh_outbox(stack, prefix)
     relay = Relay.for_database(
         conninfo=db.conninfo,
         bootstrap=stack.bootstrap,
@@ -216,11 +219,10 @@ def relay_phases(stack: Stack, rows: int, batch_size: int) -> dict[str, float]:
     The steps run one after another on the relay's thread (claim the next batch; hand it to the
     producer; wait for the previous batch's acks; settle it), so their shares add up to about the
     drain's wall time; what is left is the round's own bookkeeping and the idle wait at the end.
+    ``main`` tunes the collector first, as ``kafkaguard relay`` does before its loop.
     """
-    from kafkaguard.process_gc import tune_gc
     from kafkaguard.relay import worker
 
-    tune_gc()  # as `kafkaguard relay` does before its loop
     spent: Counter[str] = Counter()
     calls: Counter[str] = Counter()
 
@@ -314,14 +316,13 @@ def main(argv: list[str] | None = None) -> None:
     with bench_stack() as stack:
         if args.what == "relay":
             profile_relay(stack, args.rows)
-        elif args.what == "relay-cpu":
-            for _ in range(args.rounds):
+        elif args.what in ("relay-cpu", "relay-phases"):
+            if args.what == "relay-phases":
+                tune_gc()  # once, as `kafkaguard relay` does before its loop
+            measure = profile_relay_cpu if args.what == "relay-cpu" else relay_phases
+            for _ in range(args.rounds):  # interleaved: every batch size once per round
                 for size in args.relay_batch:
-                    profile_relay_cpu(stack, args.rows, size)
-        elif args.what == "relay-phases":
-            for _ in range(args.rounds):
-                for size in args.relay_batch:
-                    relay_phases(stack, args.rows, size)
+                    measure(stack, args.rows, size)
         elif args.what == "claim-ab":
             samples = claim_ab(stack, args.rows, args.rounds)
             console.print({k: [round(x) for x in v] for k, v in samples.items()})

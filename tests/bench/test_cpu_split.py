@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from bench import cpu_split
 
@@ -36,3 +37,21 @@ def test_groups_by_ancestry_then_by_name() -> None:
     assert cpu_split._group(20, "postgres", parents, relay_pid=10) == "postgres"
     assert cpu_split._group(30, "java", parents, relay_pid=10) == "kafka"
     assert cpu_split._group(31, "kworker/0:1", parents, relay_pid=10) == "other"
+
+
+def test_a_renamed_process_counts_its_delta_and_a_reused_pid_counts_as_new() -> None:
+    def snap(*procs: cpu_split.Process, pid: int = 7) -> cpu_split.Snapshot:
+        return cpu_split.Snapshot({(pid + i, p.started): p for i, p in enumerate(procs)}, 0.0, 0.0)
+
+    before = snap(cpu_split.Process("kworker/0:1-events", 2, started=50, seconds=100.0))
+    renamed = snap(cpu_split.Process("kworker/0:1-mm_percpu_wq", 2, started=50, seconds=100.5))
+    assert cpu_split.deltas(before, renamed) == {(7, 50): 0.5}  # a kernel worker's name follows its work
+    reused = snap(cpu_split.Process("python", 1, started=90, seconds=0.25))
+    assert cpu_split.deltas(before, reused) == {(7, 90): 0.25}  # same pid, a new process: all of its CPU
+
+
+def test_a_snapshot_knows_a_process_by_pid_and_start_time_not_by_its_name() -> None:
+    shot = cpu_split.snapshot()
+    stat = Path(f"/proc/{os.getpid()}/stat").read_text()
+    started = int(stat[stat.rindex(")") + 2 :].split()[19])  # field 22 of proc(5), starttime
+    assert [key for key in shot.procs if key[0] == os.getpid()] == [(os.getpid(), started)]
