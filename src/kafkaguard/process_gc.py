@@ -23,13 +23,18 @@ import gc
 DEFAULT_GC_THRESHOLD = 50_000
 """Net container allocations between two young-generation collections (Python's default: 700)."""
 
+GC_THRESHOLD_MAX = 2**31 - 1
+"""The largest threshold ``gc.set_threshold`` takes (a C int; above it raises ``OverflowError``)."""
+
 
 def tune_gc(threshold: int = DEFAULT_GC_THRESHOLD) -> bool:
     """Collect once, freeze what is alive (startup's objects leave every later collection), then
     collect the young generation every ``threshold`` net allocations. ``threshold`` 0: change
     nothing. Return whether anything was changed. Call it after startup, from the main thread."""
-    if threshold < 0:
-        raise ValueError(f"gc threshold must be 0 (leave Python's collector alone) or positive, not {threshold}")
+    if not 0 <= threshold <= GC_THRESHOLD_MAX:
+        raise ValueError(
+            f"gc threshold must be 0 (leave Python's collector alone) to {GC_THRESHOLD_MAX:,}, not {threshold}"
+        )
     if threshold == 0:
         return False
     gc.collect()  # startup's own garbage is freed, not frozen for the process's life

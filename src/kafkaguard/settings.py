@@ -40,7 +40,7 @@ from kafkaguard.errors import ConfigurationError
 from kafkaguard.kafka_security import KafkaSecurity
 from kafkaguard.log_json import LogFormat
 from kafkaguard.masking import mask
-from kafkaguard.process_gc import DEFAULT_GC_THRESHOLD
+from kafkaguard.process_gc import DEFAULT_GC_THRESHOLD, GC_THRESHOLD_MAX
 from kafkaguard.publisher.settings import PublishSettings
 from kafkaguard.relay.settings import RelaySettings
 from kafkaguard.restore.settings import RestoreSettings
@@ -107,6 +107,7 @@ class KafkaguardSettings(BaseSettings):
     gc_threshold: int = Field(
         default=DEFAULT_GC_THRESHOLD,
         ge=0,
+        le=GC_THRESHOLD_MAX,
         description="worker commands (relay, consume, forward): net allocations between young garbage "
         "collections, startup's objects frozen out of them (Python's default: 700); 0 leaves Python's collector alone",
     )
